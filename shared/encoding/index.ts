@@ -1,0 +1,84 @@
+// Byte encodings and RFC 8785 canonical JSON shared by every part of the core.
+// Web-standard only: runs unchanged on workerd and Node.
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
+import canonicalize from "canonicalize";
+
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
+
+export const utf8 = (s: string): Uint8Array => utf8Encoder.encode(s);
+export const fromUtf8 = (b: Uint8Array): string => utf8Decoder.decode(b);
+
+export const toHex = (b: Uint8Array): string => bytesToHex(b);
+export function fromHex(s: string): Uint8Array {
+  if (!/^(?:[0-9a-fA-F]{2})*$/.test(s)) throw new TypeError("invalid hex");
+  return hexToBytes(s);
+}
+
+const B64URL = /^[A-Za-z0-9_-]*$/;
+const B64STD = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+export function toBase64(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i += 0x8000) {
+    s += String.fromCharCode(...b.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+}
+
+/** Strict standard base64 (padded); rejects anything else. */
+export function fromBase64(s: string): Uint8Array {
+  if (!B64STD.test(s)) throw new TypeError("invalid base64");
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+export const toBase64Url = (b: Uint8Array): string =>
+  toBase64(b).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
+/** Strict unpadded base64url (RFC 4648 §5); rejects padding, other alphabets and non-canonical tails. */
+export function fromBase64Url(s: string): Uint8Array {
+  if (!B64URL.test(s) || s.length % 4 === 1) throw new TypeError("invalid base64url");
+  const std = s.replace(/-/g, "+").replace(/_/g, "/");
+  const out = fromBase64(std + "=".repeat((4 - (std.length % 4)) % 4));
+  // Non-canonical encodings (unused low bits set) would let two strings name one value.
+  if (toBase64Url(out) !== s) throw new TypeError("non-canonical base64url");
+  return out;
+}
+
+/** RFC 8785 (JCS) canonical JSON. Throws on values JSON cannot represent. */
+export function canonicalJson(value: unknown): string {
+  const s = canonicalize(value);
+  if (typeof s !== "string") throw new TypeError("value has no canonical JSON form");
+  return s;
+}
+
+export const canonicalBytes = (value: unknown): Uint8Array => utf8(canonicalJson(value));
+
+export const sha256Bytes = (data: Uint8Array | string): Uint8Array =>
+  sha256(typeof data === "string" ? utf8(data) : data);
+
+export const sha256Hex = (data: Uint8Array | string): string => toHex(sha256Bytes(data));
+
+/** Constant-time comparison for MACs, digests and tokens. */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
+}
+
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
