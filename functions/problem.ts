@@ -1,0 +1,64 @@
+// RFC 9457 problem details with stable `type` URIs: clients switch on the type suffix.
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+export const problemTypeBase = "https://sigil.dev/errors/";
+
+export type ProblemType =
+  | "auth-required"
+  | "key-unknown"
+  | "signature-invalid"
+  | "replay"
+  | "forbidden"
+  | "validation"
+  | "invalid-json"
+  | "body-too-large"
+  | "unsupported-media-type"
+  | "not-found"
+  | "method-not-allowed"
+  | "policy-invalid"
+  | "policy-denied"
+  | "pin-conflict"
+  | "conflict"
+  | "unavailable"
+  | "internal";
+
+export interface FieldError {
+  path: string;
+  message: string;
+  line?: number;
+  column?: number;
+}
+
+export class Problem extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly type: ProblemType,
+    readonly title: string,
+    readonly detail?: string,
+    readonly errors?: ReadonlyArray<FieldError | Record<string, unknown>>,
+    readonly extra?: Record<string, unknown>,
+  ) {
+    super(detail ?? title);
+    this.name = "Problem";
+  }
+}
+
+export function problemResponse(c: Context, p: Problem): Response {
+  const body: Record<string, unknown> = {
+    type: problemTypeBase + p.type,
+    title: p.title,
+    status: p.status,
+    ...(p.detail !== undefined ? { detail: p.detail } : {}),
+    ...(p.errors ? { errors: p.errors } : {}),
+    ...(p.extra ?? {}),
+  };
+  const requestId = c.get("requestId" as never) as string | undefined;
+  if (requestId) body.instance = `urn:sigil:request:${requestId}`;
+  return c.newResponse(JSON.stringify(body), p.status, {
+    "content-type": "application/problem+json",
+  });
+}
+
+export const notFound = (what: string) =>
+  new Problem(404, "not-found", "Not found", `${what} was not found`);

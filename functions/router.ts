@@ -1,0 +1,27 @@
+// Every route module builds on this, so request validation fails the same way everywhere:
+// 400 problem+json with field-level `errors`.
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { validationProblem } from "./middleware/errors";
+import { problemResponse } from "./problem";
+
+export type AppEnv = {
+  Variables: {
+    requestId: string;
+    keyid?: string;
+    role?: string;
+    subject?: string;
+  };
+};
+
+export function router() {
+  return new OpenAPIHono<AppEnv>({
+    defaultHook: (result, c) => {
+      if (!result.success) {
+        return problemResponse(
+          c,
+          validationProblem(result.error, result.target === "json" ? "body" : result.target),
+        );
+      }
+    },
+  });
+}

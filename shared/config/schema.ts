@@ -1,0 +1,145 @@
+// One schema for every setting. Defaults are the secure ones (ARCHITECTURE.md invariant 2):
+// strict enforcement, gVisor as the default tier, no network, no silent TOFU pinning.
+import { z } from "zod";
+
+const MiB = 1024 * 1024;
+
+const jwk = z
+  .object({ kty: z.literal("OKP"), crv: z.literal("Ed25519"), x: z.string(), kid: z.string() })
+  .loose();
+
+export const securitySchema = z.strictObject({
+  // "ring" is the security model's Rust provider; here it names the same native (OpenSSL via
+  // Web Crypto) provider as "webcrypto". "noble" forces the pure-JS reference implementation.
+  crypto_provider: z.enum(["webcrypto", "ring", "noble"]).default("webcrypto"),
+  signature_algorithm: z.enum(["ed25519"]).default("ed25519"),
+  encryption_algorithm: z.enum(["chacha20_poly1305", "aes_256_gcm"]).default("chacha20_poly1305"),
+  key_store_type: z.enum(["software", "hsm"]).default("software"),
+  key_rotation_interval_days: z.number().int().min(1).max(3650).default(90),
+  hsm_enabled: z.boolean().default(false),
+  hsm_config_path: z.string().min(1).optional(),
+  // Sigil never runs without its audit trail (invariant 3), so `false` is refused, not ignored.
+  audit_enabled: z
+    .boolean()
+    .default(true)
+    .refine((v) => v, "audit cannot be disabled: every security-relevant operation is audited"),
+  audit_storage_path: z.string().min(1).default("./.sigil/audit"),
+  audit_retention_days: z.number().int().min(1).max(36500).default(2555),
+  audit_compression: z.boolean().default(false),
+  default_sandbox_tier: z.enum(["docker", "gvisor"]).default("gvisor"),
+  sandbox_escape_detection: z.boolean().default(true),
+  resource_limit_enforcement: z.enum(["strict", "permissive"]).default("strict"),
+  tls_min_version: z.enum(["1.2", "1.3"]).default("1.3"),
+  certificate_pinning: z.boolean().default(false),
+  network_isolation: z.boolean().default(true),
+  policy_enforcement_mode: z.enum(["strict", "permissive"]).default("strict"),
+  policy_violation_action: z.enum(["deny", "deny_and_alert", "alert"]).default("deny_and_alert"),
+  emergency_override_enabled: z.boolean().default(false),
+});
+
+export const tofuSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  key_verification_required: z.boolean().default(true),
+  trust_on_first_use_timeout_hours: z.number().min(0).max(8760).default(24),
+  automatic_key_pinning: z.boolean().default(false),
+});
+
+export const serverSchema = z.strictObject({
+  port: z.number().int().min(0).max(65535).default(8787),
+  host: z.string().min(1).default("127.0.0.1"),
+  data_dir: z.string().min(1).default("./.sigil"),
+  body_limit_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * MiB)
+    .default(MiB),
+  log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export const authSchema = z.strictObject({
+  clock_skew_seconds: z.number().int().min(1).max(3600).default(300),
+  admin_keys: z.array(jwk).default([]),
+});
+
+export const redisSchema = z.strictObject({
+  url: z
+    .string()
+    .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+    .default("redis://127.0.0.1:6379"),
+  prefix: z.string().min(1).max(64).default("sigil"),
+});
+
+export const policySchema = z.strictObject({
+  classification_levels: z
+    .array(z.string().min(1))
+    .min(2)
+    .refine((l) => new Set(l).size === l.length, "levels must be distinct")
+    .default(["public", "internal", "confidential", "secret", "top_secret"]),
+  cache_size: z.number().int().min(0).max(1_000_000).default(10_000),
+});
+
+export const riskSchema = z
+  .strictObject({
+    medium_threshold: z.number().gt(0).lt(1).default(0.3),
+    high_threshold: z.number().gt(0).lt(1).default(0.7),
+  })
+  .refine((r) => r.medium_threshold < r.high_threshold, {
+    message: "medium_threshold must be below high_threshold",
+    path: ["medium_threshold"],
+  });
+
+export const auditSchema = z.strictObject({
+  chain: z
+    .string()
+    .regex(/^[a-z0-9_-]{1,64}$/)
+    .default("default"),
+  origin: z.string().min(1).default("sigil.local/audit"),
+});
+
+export const sandboxSchema = z
+  .strictObject({
+    images: z.array(z.string().min(1)).default(["sigil/busybox:1", "sigil/python:1"]),
+    default_timeout_ms: z.number().int().min(100).max(3_600_000).default(30_000),
+    max_timeout_ms: z.number().int().min(100).max(3_600_000).default(300_000),
+    memory_mb: z.number().int().min(16).max(65_536).default(512),
+    cpus: z.number().gt(0).max(64).default(0.5),
+    pids: z.number().int().min(8).max(32_768).default(128),
+    output_bytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * MiB)
+      .default(MiB),
+    cap_add: z.array(z.string().regex(/^[A-Z_]+$/)).default([]),
+    runsc_platform: z.enum(["systrap", "ptrace"]).default("systrap"),
+    warm_pool_size: z.number().int().min(0).max(32).default(2),
+    concurrency: z.number().int().min(1).max(64).default(2),
+    queue: z.string().min(1).default("sigil-jobs"),
+    gateway_url: z.url().optional(),
+    api_url: z.url().default("http://127.0.0.1:8787"),
+  })
+  .refine((s) => s.default_timeout_ms <= s.max_timeout_ms, {
+    message: "default_timeout_ms must not exceed max_timeout_ms",
+    path: ["default_timeout_ms"],
+  });
+
+export const configSchema = z
+  .strictObject({
+    server: serverSchema.default(serverSchema.parse({})),
+    auth: authSchema.default(authSchema.parse({})),
+    redis: redisSchema.default(redisSchema.parse({})),
+    security: securitySchema.default(securitySchema.parse({})),
+    tofu: tofuSchema.default(tofuSchema.parse({})),
+    policy: policySchema.default(policySchema.parse({})),
+    risk: riskSchema.default(riskSchema.parse({})),
+    audit: auditSchema.default(auditSchema.parse({})),
+    sandbox: sandboxSchema.default(sandboxSchema.parse({})),
+  })
+  .refine((c) => !c.security.hsm_enabled || c.security.hsm_config_path !== undefined, {
+    message: "hsm_enabled = true needs hsm_config_path",
+    path: ["security", "hsm_config_path"],
+  });
+
+export type SigilConfig = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

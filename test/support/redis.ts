@@ -1,0 +1,24 @@
+// Real Redis for tests (started by infra/setup.sh). Each test file gets its own key prefix
+// so files can run in parallel against one server.
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+
+export const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
+export function testPrefix(name: string): string {
+  return `sigiltest:${name}:${randomUUID().slice(0, 8)}:`;
+}
+
+export function connectRedis(): Redis {
+  return new Redis(redisUrl, { maxRetriesPerRequest: 3, lazyConnect: false });
+}
+
+/** Deletes every key under a prefix (SCAN, never KEYS). */
+export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== "0");
+}

@@ -1,0 +1,13 @@
+// External test vectors live beside the checkout (../shared/vectors), in CI as here.
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const vectorsDir = resolve(repoRoot, "..", "shared", "vectors");
+
+export const vectorPath = (...parts: string[]): string => join(vectorsDir, ...parts);
+
+export function readVectorJson<T = unknown>(...parts: string[]): T {
+  return JSON.parse(readFileSync(vectorPath(...parts), "utf8")) as T;
+}
