@@ -1,0 +1,389 @@
+// The Sigil HTTP client. Every /v1 call is signed afresh per attempt (new nonce and created),
+// so a retry is never a replay. Web-standard only: runs in Node 20, workerd and browsers.
+import { toBase64Url, utf8 } from "../shared/encoding";
+import { type Signer, signRequest } from "../shared/httpsig";
+import { errorFromResponse, SigilError } from "./errors";
+import { signerFromSecretKey } from "./signer";
+import { readServerSentEvents, type ServerSentEvent } from "./sse";
+import type * as T from "./types";
+
+export type FetchLike = (input: Request | string | URL, init?: RequestInit) => Promise<Response>;
+
+export interface SigilOptions {
+  baseUrl: string;
+  /** keyid for signatures; defaults to signer.kid. */
+  keyId?: string;
+  /** Either a Signer, or a raw 32-byte Ed25519 seed. Omit both for the public routes only. */
+  signer?: Signer;
+  secretKey?: Uint8Array;
+  fetch?: FetchLike;
+  /** Per attempt, until the response body is read. Default 30 s. */
+  timeoutMs?: number;
+  /** Extra attempts for idempotent calls (GET/PUT/DELETE) on network errors, timeouts, 502/503/504. Default 2. */
+  retries?: number;
+  /** First backoff delay; doubles per attempt, with jitter, capped at 5 s. Default 200 ms. */
+  retryBaseMs?: number;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+type Method = "GET" | "POST" | "PUT" | "DELETE";
+type Query = Record<string, string | number | boolean | undefined>;
+
+interface RequestSpec {
+  method: Method;
+  path: string;
+  query?: Query | undefined;
+  json?: unknown;
+  text?: string;
+  accept?: string;
+  signed?: boolean;
+  call?: CallOptions | undefined;
+}
+
+const RETRY_STATUS = new Set([502, 503, 504]);
+const IDEMPOTENT = new Set<Method>(["GET", "PUT", "DELETE"]);
+const enc = encodeURIComponent;
+
+export class Sigil {
+  readonly baseUrl: string;
+  readonly #keyId: string | undefined;
+  readonly #signer: Promise<Signer> | undefined;
+  readonly #fetch: FetchLike;
+  readonly #timeoutMs: number;
+  readonly #retries: number;
+  readonly #retryBaseMs: number;
+
+  constructor(opts: SigilOptions) {
+    this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
+    new URL(this.baseUrl); // throws early on a bad base URL
+    if (opts.signer && opts.secretKey) throw new TypeError("pass signer or secretKey, not both");
+    this.#keyId = opts.keyId ?? opts.signer?.kid;
+    if (opts.secretKey && !this.#keyId) throw new TypeError("keyId is required with secretKey");
+    if (opts.signer) this.#signer = Promise.resolve(opts.signer);
+    else if (opts.secretKey) {
+      this.#signer = signerFromSecretKey(opts.secretKey, this.#keyId!);
+      this.#signer.catch(() => undefined); // surfaced on first use, not as an unhandled rejection
+    }
+    this.#fetch = opts.fetch ?? ((input, init) => fetch(input, init));
+    this.#timeoutMs = opts.timeoutMs ?? 30_000;
+    this.#retries = Math.max(0, opts.retries ?? 2);
+    this.#retryBaseMs = opts.retryBaseMs ?? 200;
+  }
+
+  // ---- unauthenticated ----
+
+  health(call?: CallOptions): Promise<T.HealthResponse> {
+    return this.#json({ method: "GET", path: "/health", signed: false, call });
+  }
+  wellKnownKeys(call?: CallOptions): Promise<T.JwkSet> {
+    return this.#json({ method: "GET", path: "/.well-known/sigil/keys", signed: false, call });
+  }
+  openapi(call?: CallOptions): Promise<Record<string, unknown>> {
+    return this.#json({ method: "GET", path: "/openapi.json", signed: false, call });
+  }
+
+  // ---- keys ----
+
+  readonly keys = {
+    create: (body: T.CreateKeyRequest, call?: CallOptions): Promise<T.KidResponse> =>
+      this.#json({ method: "POST", path: "/v1/keys", json: body, call }),
+    rotate: (
+      kid: string,
+      body: { publicKey: T.PublicKeyInput },
+      call?: CallOptions,
+    ): Promise<T.KidResponse> =>
+      this.#json({ method: "POST", path: `/v1/keys/${enc(kid)}/rotate`, json: body, call }),
+    revoke: (kid: string, call?: CallOptions): Promise<T.KeyRecord> =>
+      this.#json({ method: "DELETE", path: `/v1/keys/${enc(kid)}`, call }),
+    get: (kid: string, call?: CallOptions): Promise<T.KeyRecord> =>
+      this.#json({ method: "GET", path: `/v1/keys/${enc(kid)}`, call }),
+  };
+
+  // ---- policies ----
+
+  readonly policies = {
+    put: (name: string, source: string, call?: CallOptions): Promise<T.PolicyVersionInfo> =>
+      this.#json({ method: "PUT", path: `/v1/policies/${enc(name)}`, text: source, call }),
+    list: (call?: CallOptions): Promise<Record<string, unknown>> =>
+      this.#json({ method: "GET", path: "/v1/policies", call }),
+    get: (name: string, call?: CallOptions): Promise<T.PolicyDocument> =>
+      this.#json({ method: "GET", path: `/v1/policies/${enc(name)}`, call }),
+    versions: (name: string, call?: CallOptions): Promise<Record<string, unknown>> =>
+      this.#json({ method: "GET", path: `/v1/policies/${enc(name)}/versions`, call }),
+    rollback: (name: string, version: number, call?: CallOptions): Promise<T.PolicyVersionInfo> =>
+      this.#json({
+        method: "POST",
+        path: `/v1/policies/${enc(name)}/rollback`,
+        json: { version },
+        call,
+      }),
+    delete: (name: string, call?: CallOptions): Promise<Record<string, unknown>> =>
+      this.#json({ method: "DELETE", path: `/v1/policies/${enc(name)}`, call }),
+  };
+
+  // ---- evaluation ----
+
+  evaluate(req: T.EvaluateRequest, call?: CallOptions): Promise<T.EvaluateResponse> {
+    return this.#json({ method: "POST", path: "/v1/evaluate", json: req, call });
+  }
+  async evaluateBatch(
+    requests: T.EvaluateRequest[],
+    call?: CallOptions,
+  ): Promise<T.EvaluateResponse[]> {
+    const res = await this.#json<{ results: T.EvaluateResponse[] }>({
+      method: "POST",
+      path: "/v1/evaluate/batch",
+      json: { requests },
+      call,
+    });
+    return res.results;
+  }
+
+  // ---- signatures ----
+
+  readonly signatures = {
+    verify: (
+      req: T.VerifySignatureRequest,
+      call?: CallOptions,
+    ): Promise<T.VerifySignatureResponse> =>
+      this.#json({ method: "POST", path: "/v1/signatures/verify", json: req, call }),
+    /** Signs with the caller's service-held key; `message` bytes are sent base64url. */
+    sign: (message: Uint8Array | string, call?: CallOptions): Promise<T.SignResponse> =>
+      this.#json({
+        method: "POST",
+        path: "/v1/sign",
+        json: { message: toBase64Url(typeof message === "string" ? utf8(message) : message) },
+        call,
+      }),
+  };
+
+  // ---- audit ----
+
+  readonly audit = {
+    append: (event: T.AuditEventInput, call?: CallOptions): Promise<T.AuditAppendResponse> =>
+      this.#json({ method: "POST", path: "/v1/audit/events", json: event, call }),
+    list: (
+      q: { from?: number; limit?: number } = {},
+      call?: CallOptions,
+    ): Promise<T.AuditEventPage> =>
+      this.#json({ method: "GET", path: "/v1/audit/events", query: q, call }),
+    get: (index: number, call?: CallOptions): Promise<T.AuditEvent> =>
+      this.#json({ method: "GET", path: `/v1/audit/events/${index}`, call }),
+    verify: (
+      q: { from?: number; to?: number } = {},
+      call?: CallOptions,
+    ): Promise<T.AuditVerifyResponse> =>
+      this.#json({ method: "GET", path: "/v1/audit/verify", query: q, call }),
+    checkpoint: (call?: CallOptions): Promise<T.AuditCheckpoint> =>
+      this.#json({ method: "GET", path: "/v1/audit/checkpoint", call }),
+    inclusionProof: (
+      q: { index: number; treeSize?: number },
+      call?: CallOptions,
+    ): Promise<T.AuditProof> =>
+      this.#json({ method: "GET", path: "/v1/audit/proofs/inclusion", query: q, call }),
+    consistencyProof: (
+      q: { from: number; to?: number },
+      call?: CallOptions,
+    ): Promise<T.AuditProof> =>
+      this.#json({ method: "GET", path: "/v1/audit/proofs/consistency", query: q, call }),
+    /** The raw NDJSON export: kept as text so it can be verified offline byte for byte. */
+    export: async (q: { from?: number; to?: number } = {}, call?: CallOptions): Promise<string> => {
+      const res = await this.#send({
+        method: "GET",
+        path: "/v1/audit/export",
+        query: q,
+        accept: "application/x-ndjson",
+        call,
+      });
+      return res.text;
+    },
+  };
+
+  // ---- risk and tools ----
+
+  readonly risk = {
+    assess: (req: T.RiskAssessRequest, call?: CallOptions): Promise<T.RiskAssessResponse> =>
+      this.#json({ method: "POST", path: "/v1/risk/assess", json: req, call }),
+  };
+
+  readonly tools = {
+    verify: (req: T.ToolVerifyRequest, call?: CallOptions): Promise<T.ToolVerifyResponse> =>
+      this.#json({ method: "POST", path: "/v1/tools/verify", json: req, call }),
+    putPin: (domain: string, pin: T.ToolPinRequest, call?: CallOptions): Promise<T.ToolPin> =>
+      this.#json({ method: "PUT", path: `/v1/tools/pins/${enc(domain)}`, json: pin, call }),
+    getPin: (domain: string, call?: CallOptions): Promise<T.ToolPin> =>
+      this.#json({ method: "GET", path: `/v1/tools/pins/${enc(domain)}`, call }),
+    deletePin: (domain: string, call?: CallOptions): Promise<T.ToolPin> =>
+      this.#json({ method: "DELETE", path: `/v1/tools/pins/${enc(domain)}`, call }),
+    review: (schema: unknown, call?: CallOptions): Promise<T.ToolReviewResponse> =>
+      this.#json({ method: "POST", path: "/v1/tools/review", json: { schema }, call }),
+  };
+
+  // ---- jobs ----
+
+  readonly jobs = {
+    submit: (spec: T.JobSpec, call?: CallOptions): Promise<T.JobAccepted> =>
+      this.#json({ method: "POST", path: "/v1/jobs", json: spec, call }),
+    get: (id: string, call?: CallOptions): Promise<T.JobRecord> =>
+      this.#json({ method: "GET", path: `/v1/jobs/${enc(id)}`, call }),
+    /** Long-polls; the client timeout is extended by the server-side wait. */
+    wait: (id: string, waitMs = 30_000, call?: CallOptions): Promise<T.JobRecord> =>
+      this.#json({
+        method: "GET",
+        path: `/v1/jobs/${enc(id)}/wait`,
+        query: { timeoutMs: waitMs },
+        call: { ...call, timeoutMs: (call?.timeoutMs ?? this.#timeoutMs) + waitMs },
+      }),
+    /** Server-sent events until the server ends the stream; `break` or the signal stops it. */
+    events: (id: string, call?: CallOptions): AsyncIterable<ServerSentEvent> =>
+      this.#events(id, call),
+    reportResult: (
+      id: string,
+      report: T.JobResultReport,
+      call?: CallOptions,
+    ): Promise<Record<string, unknown>> =>
+      this.#json({ method: "POST", path: `/v1/jobs/${enc(id)}/result`, json: report, call }),
+  };
+
+  async *#events(id: string, call?: CallOptions): AsyncGenerator<ServerSentEvent, void, undefined> {
+    const res = await this.#send({
+      method: "GET",
+      path: `/v1/jobs/${enc(id)}/events`,
+      accept: "text/event-stream",
+      call,
+      stream: true,
+    });
+    if (!res.response.body) throw SigilError.client("invalid-response", "event stream has no body");
+    yield* readServerSentEvents(res.response.body);
+  }
+
+  // ---- transport ----
+
+  async #json<R>(spec: RequestSpec): Promise<R> {
+    const { text, response } = await this.#send(spec);
+    if (response.status === 204 || text === "") return {} as R;
+    try {
+      return JSON.parse(text) as R;
+    } catch (e) {
+      throw SigilError.client(
+        "invalid-response",
+        `response to ${spec.method} ${spec.path} is not JSON`,
+        e,
+      );
+    }
+  }
+
+  async #send(
+    spec: RequestSpec & { stream?: boolean },
+  ): Promise<{ response: Response; text: string }> {
+    const url = new URL(this.baseUrl + spec.path);
+    for (const [k, v] of Object.entries(spec.query ?? {})) {
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    }
+    const body = spec.json !== undefined ? JSON.stringify(spec.json) : spec.text;
+    const contentType =
+      spec.json !== undefined
+        ? "application/json"
+        : spec.text !== undefined
+          ? "text/plain; charset=utf-8"
+          : undefined;
+    const retries = IDEMPOTENT.has(spec.method) ? this.#retries : 0;
+    const timeoutMs = spec.call?.timeoutMs ?? this.#timeoutMs;
+
+    for (let attempt = 0; ; attempt++) {
+      const headers: Record<string, string> = { accept: spec.accept ?? "application/json" };
+      if (contentType) headers["content-type"] = contentType;
+      if (spec.signed !== false)
+        Object.assign(headers, await this.#sign(spec.method, url, headers, body));
+
+      const timeout = new AbortController();
+      const timer = setTimeout(() => timeout.abort(), timeoutMs);
+      const signal = spec.call?.signal
+        ? AbortSignal.any([spec.call.signal, timeout.signal])
+        : timeout.signal;
+      let retryable: SigilError;
+      let retryAfterMs: number | undefined;
+      try {
+        const init: RequestInit = { method: spec.method, headers, signal };
+        if (body !== undefined) init.body = body;
+        const response = await this.#fetch(url.toString(), init);
+        if (response.ok) {
+          if (spec.stream) {
+            clearTimeout(timer); // the stream lives as long as the caller reads it
+            return { response, text: "" };
+          }
+          return { response, text: await response.text() };
+        }
+        const err = await errorFromResponse(response);
+        if (!RETRY_STATUS.has(response.status)) throw err;
+        retryable = err;
+        retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
+      } catch (e) {
+        if (e instanceof SigilError) {
+          if (!RETRY_STATUS.has(e.status)) throw e;
+          retryable = e;
+        } else if (spec.call?.signal?.aborted) {
+          throw SigilError.client("aborted", `${spec.method} ${spec.path} was aborted`, e);
+        } else if (timeout.signal.aborted) {
+          retryable = SigilError.client(
+            "timeout",
+            `${spec.method} ${spec.path} timed out after ${timeoutMs} ms`,
+            e,
+          );
+        } else {
+          retryable = SigilError.client(
+            "network",
+            `${spec.method} ${spec.path} failed: ${String(e)}`,
+            e,
+          );
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+      if (attempt >= retries) throw retryable;
+      await sleep(backoff(this.#retryBaseMs, attempt, retryAfterMs), spec.call?.signal);
+    }
+  }
+
+  async #sign(method: Method, url: URL, headers: Record<string, string>, body: string | undefined) {
+    if (!this.#signer || !this.#keyId) {
+      throw SigilError.client("no-key", "this client has no signing key; /v1 routes need one");
+    }
+    const signer = await this.#signer;
+    // signRequest adds content-digest for bodies and picks a fresh nonce and `created`.
+    return signRequest({ method, url, headers, body }, signer, { keyid: this.#keyId });
+  }
+}
+
+function parseRetryAfter(v: string | null): number | undefined {
+  if (v === null) return undefined;
+  const s = Number(v);
+  return Number.isFinite(s) && s >= 0 ? s * 1000 : undefined;
+}
+
+function backoff(baseMs: number, attempt: number, retryAfterMs: number | undefined): number {
+  const exp = Math.min(5_000, baseMs * 2 ** attempt);
+  const jittered = exp / 2 + Math.random() * (exp / 2);
+  return Math.min(5_000, Math.max(jittered, retryAfterMs ?? 0));
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted)
+      return reject(SigilError.client("aborted", "aborted during retry backoff"));
+    const t = setTimeout(done, ms);
+    function done() {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }
+    function onAbort() {
+      clearTimeout(t);
+      reject(SigilError.client("aborted", "aborted during retry backoff"));
+    }
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

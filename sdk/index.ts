@@ -1,0 +1,8 @@
+// Sigil client SDK (Web-standard). Node-only helpers live in ./node.
+
+export type { Signer } from "../shared/httpsig";
+export { type CallOptions, type FetchLike, Sigil, type SigilOptions } from "./client";
+export { type ClientErrorCode, type Problem, ProblemSchema, SigilError } from "./errors";
+export { signerFromSecretKey } from "./signer";
+export { readServerSentEvents, type ServerSentEvent } from "./sse";
+export type * from "./types";
