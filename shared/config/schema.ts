@@ -59,6 +59,8 @@ export const serverSchema = z.strictObject({
 
 export const authSchema = z.strictObject({
   clock_skew_seconds: z.number().int().min(1).max(3600).default(300),
+  // The host[:port] values clients sign as @authority; empty accepts any (set it in production).
+  allowed_authorities: z.array(z.string().min(1)).default([]),
   admin_keys: z.array(jwk).default([]),
 });
 

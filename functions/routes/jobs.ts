@@ -1,0 +1,664 @@
+// Jobs (HTTP-API.md): submit (policy → risk tier → signed envelope → audit → queue), read, wait,
+// server-sent events, and the worker's signed result report. Every side effect is injected.
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { streamSSE } from "hono/streaming";
+import { v7 as uuidv7 } from "uuid";
+import type { SigilConfig } from "../../shared/config";
+import { verifyEd25519 } from "../../shared/crypto";
+import type { JobRecord, JobsBackend } from "../../shared/jobs/backend";
+import {
+  type EnvelopeSigner,
+  envelopeHash as hashEnvelope,
+  type JobEnvelope,
+  signEnvelope,
+} from "../../shared/jobs/envelope";
+import { type ResultBody, signedResultSchema, verifyResult } from "../../shared/jobs/result";
+import { jobRequestSchema, specFromRequest } from "../../shared/jobs/schema";
+import { selectTier, type Tier } from "../../shared/risk";
+import { requireRole } from "../middleware/roles";
+import { problemResponses } from "../openapi";
+import { Problem } from "../problem";
+import { type AppEnv, router } from "../router";
+
+/** Same shape as POST /v1/audit/events. */
+export interface JobAuditEvent {
+  eventType: string;
+  agentId?: string;
+  details: Record<string, unknown>;
+}
+
+export interface JobPolicyRequest {
+  action: "execute";
+  resource: "sandbox";
+  context: Record<string, string | number | boolean | null | Record<string, unknown>>;
+}
+
+/** The subset of the policy engine's Decision this route acts on. */
+export interface JobPolicyDecision {
+  decision: "allow" | "deny" | "allow_with_conditions" | "require_approval";
+  /** false only in permissive mode: the decision is reported, not enforced. */
+  enforced?: boolean;
+  reason?: string;
+  conditions?: { name: string; value?: string | number | boolean | null }[];
+  decisionId?: string;
+}
+
+export interface Caller {
+  keyid: string;
+  role: string;
+  subject: string | null;
+}
+
+export interface JobsRouteDeps {
+  config: Pick<SigilConfig, "sandbox" | "security" | "risk">;
+  backend: JobsBackend;
+  /** The functions' service key: signs envelopes. */
+  serviceSigner: EnvelopeSigner;
+  /** Policy evaluation of `execute` on `sandbox`; a rejection fails the submit closed (503). */
+  evaluate: (req: JobPolicyRequest, caller: Caller) => Promise<JobPolicyDecision>;
+  /** Appends an audit event; resolves once durable. A rejection fails the step closed (503). */
+  audit: (event: JobAuditEvent) => Promise<void>;
+  /** The public key of an active `worker` key, or undefined. */
+  workerKey: (kid: string) => Promise<Uint8Array | undefined>;
+  verify?: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => Promise<boolean>;
+  newJobId?: () => string;
+  now?: () => number;
+  /** How long an envelope stays runnable after submit (queue wait + retries). Default 1 h. */
+  envelopeTtlMs?: number;
+  /** Longest single SSE connection. Default 10 min. */
+  maxStreamMs?: number;
+}
+
+/** Policy conditions this route can enforce; any other condition fails closed. */
+const TIER_CONDITIONS = new Set(["sandbox_tier", "min_tier"]);
+
+const jobIdParam = z.object({
+  id: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,128}$/)
+    .openapi({ param: { name: "id", in: "path" } }),
+});
+
+const tierSchema = z.enum(["docker", "gvisor"]);
+const statusSchema = z.enum([
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "timeout",
+  "oom",
+  "killed",
+  "rejected",
+  "error",
+]);
+
+const acceptedSchema = z.object({
+  jobId: z.string(),
+  tier: tierSchema,
+  riskScore: z.number().nullable(),
+  status: z.literal("queued"),
+});
+
+const jobViewSchema = z
+  .object({
+    jobId: z.string(),
+    status: statusSchema,
+    tier: tierSchema,
+    image: z.string(),
+    riskScore: z.number().nullable(),
+    attempts: z.number().int(),
+    createdAt: z.string(),
+    startedAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+    reason: z.string().optional(),
+    result: z
+      .object({
+        status: statusSchema,
+        exitCode: z.number().nullable(),
+        signal: z.string().nullable(),
+        stdout: z.string(),
+        stderr: z.string(),
+        truncated: z.boolean(),
+        durationMs: z.number(),
+        workerId: z.string(),
+        resultHash: z.string(),
+        signature: z.string(),
+        kid: z.string(),
+        /** The exact body the signature covers (RFC 8785 canonical JSON of it). */
+        signed: z.record(z.string(), z.unknown()),
+      })
+      .optional(),
+  })
+  .openapi("Job");
+
+const startedReport = z.strictObject({
+  type: z.literal("started"),
+  attempt: z.number().int().min(1).max(1000),
+  workerId: z.string().min(1).max(128),
+  envelopeHash: z.string().regex(/^[0-9a-f]{64}$/),
+});
+const resultReport = z.strictObject({
+  type: z.literal("result"),
+  attempt: z.number().int().min(1).max(1000),
+  signed: signedResultSchema,
+  stdout: z.string(),
+  stderr: z.string(),
+});
+const reportSchema = z.discriminatedUnion("type", [startedReport, resultReport]);
+
+const reportAnswer = z.object({
+  outcome: z.enum(["started", "duplicate", "finished", "stored", "recorded"]),
+  /** For `started` reports: whether the worker may run the job. */
+  proceed: z.boolean().optional(),
+  status: statusSchema.optional(),
+});
+
+function view(r: JobRecord): z.infer<typeof jobViewSchema> {
+  const out: z.infer<typeof jobViewSchema> = {
+    jobId: r.jobId,
+    status: r.status,
+    tier: r.tier,
+    image: r.image,
+    riskScore: r.riskScore,
+    attempts: r.attempts,
+    createdAt: r.createdAt,
+    startedAt: r.startedAt,
+    finishedAt: r.finishedAt,
+  };
+  if (r.reason) out.reason = r.reason;
+  if (r.result) {
+    const s = r.result.result;
+    out.result = {
+      status: s.status,
+      exitCode: s.exitCode,
+      signal: s.signal,
+      stdout: r.result.stdout,
+      stderr: r.result.stderr,
+      truncated: s.truncated,
+      durationMs: s.durationMs,
+      workerId: s.workerId,
+      resultHash: r.result.resultHash,
+      signature: r.result.signature,
+      kid: r.result.kid,
+      signed: { ...s },
+    };
+  }
+  return out;
+}
+
+const unavailable = (what: string, e: unknown) =>
+  new Problem(
+    503,
+    "unavailable",
+    "Service unavailable",
+    `${what} failed: ${e instanceof Error ? e.message : String(e)}`,
+  );
+
+function caller(c: Context<AppEnv>): Caller {
+  return {
+    keyid: c.get("keyid") ?? "",
+    role: c.get("role") ?? "",
+    subject: c.get("subject") ?? null,
+  };
+}
+
+/** Agents see their own jobs; admins and auditors see all. Others' jobs are a 404, not a 403. */
+function visible(r: JobRecord, who: Caller): boolean {
+  if (who.role === "admin" || who.role === "auditor") return true;
+  return r.submitterKid === who.keyid || (r.subject !== null && r.subject === who.subject);
+}
+
+const getRoute = createRoute({
+  method: "get",
+  path: "/v1/jobs/{id}",
+  tags: ["jobs"],
+  summary: "A job's status and signed result",
+  middleware: [requireRole("agent", "admin", "auditor")] as const,
+  request: { params: jobIdParam },
+  responses: {
+    200: { description: "job", content: { "application/json": { schema: jobViewSchema } } },
+    ...problemResponses(400, 401, 403, 404, 503),
+  },
+});
+
+const waitRoute = createRoute({
+  method: "get",
+  path: "/v1/jobs/{id}/wait",
+  tags: ["jobs"],
+  summary: "Long-poll until the job is finished (or timeoutMs passes)",
+  middleware: [requireRole("agent", "admin", "auditor")] as const,
+  request: {
+    params: jobIdParam,
+    query: z.object({ timeoutMs: z.coerce.number().int().min(0).max(120_000).default(30_000) }),
+  },
+  responses: {
+    200: { description: "job", content: { "application/json": { schema: jobViewSchema } } },
+    ...problemResponses(400, 401, 403, 404, 503),
+  },
+});
+
+const eventsRoute = createRoute({
+  method: "get",
+  path: "/v1/jobs/{id}/events",
+  tags: ["jobs"],
+  summary: "Server-sent events: queued, started, output, finished",
+  middleware: [requireRole("agent", "admin", "auditor")] as const,
+  request: { params: jobIdParam },
+  responses: {
+    200: {
+      description: "text/event-stream",
+      content: { "text/event-stream": { schema: z.string() } },
+    },
+    ...problemResponses(400, 401, 403, 404, 503),
+  },
+});
+
+const resultRoute = createRoute({
+  method: "post",
+  path: "/v1/jobs/{id}/result",
+  tags: ["jobs"],
+  summary: "A worker reports a job start or its signed result",
+  middleware: [requireRole("worker")] as const,
+  request: {
+    params: jobIdParam,
+    body: { required: true, content: { "application/json": { schema: reportSchema } } },
+  },
+  responses: {
+    200: { description: "recorded", content: { "application/json": { schema: reportAnswer } } },
+    ...problemResponses(400, 401, 403, 404, 409, 503),
+  },
+});
+
+function submitRoute(schema: ReturnType<typeof jobRequestSchema>) {
+  return createRoute({
+    method: "post",
+    path: "/v1/jobs",
+    tags: ["jobs"],
+    summary: "Submit a job to run in a sandbox",
+    middleware: [requireRole("agent")] as const,
+    request: {
+      body: {
+        required: true,
+        content: { "application/json": { schema } },
+      },
+    },
+    responses: {
+      202: { description: "queued", content: { "application/json": { schema: acceptedSchema } } },
+      ...problemResponses(400, 401, 403, 503),
+    },
+  });
+}
+
+export function jobsRoutes(deps: JobsRouteDeps) {
+  const cfg = deps.config;
+  const requestSchema = jobRequestSchema(cfg.sandbox);
+  const thresholds = { medium: cfg.risk.medium_threshold, high: cfg.risk.high_threshold };
+  const defaultTier = cfg.security.default_sandbox_tier;
+  const verify = deps.verify ?? verifyEd25519;
+  const now = deps.now ?? Date.now;
+  const newJobId = deps.newJobId ?? (() => uuidv7());
+  const ttl = deps.envelopeTtlMs ?? 3600_000;
+  const maxStreamMs = deps.maxStreamMs ?? 600_000;
+
+  async function audit(e: JobAuditEvent): Promise<void> {
+    try {
+      await deps.audit(e);
+    } catch (err) {
+      throw unavailable("audit append", err);
+    }
+  }
+
+  async function load(id: string, who: Caller): Promise<JobRecord> {
+    let r: JobRecord | null;
+    try {
+      r = await deps.backend.get(id);
+    } catch (e) {
+      throw unavailable("job store", e);
+    }
+    if (!r || !visible(r, who))
+      throw new Problem(404, "not-found", "Not found", `job ${id} was not found`);
+    return r;
+  }
+
+  return router()
+    .openapi(submitRoute(requestSchema), async (c) => {
+      const who = caller(c);
+      const req = c.req.valid("json");
+      if (req.network.allow.length > 0) {
+        // SANDBOX.md: the egress proxy is "later"; until it exists no job gets a network.
+        throw new Problem(
+          400,
+          "validation",
+          "Network access is not available",
+          "sandboxes run with no network; the egress allow-list (SANDBOX.md) is not implemented yet, so jobs asking for network are refused",
+          [
+            {
+              path: "network.allow",
+              message: "must be empty: sandbox network egress is not available",
+            },
+          ],
+        );
+      }
+      const spec = specFromRequest(req);
+      const base = selectTier(req.risk, { defaultTier, thresholds });
+      const jobId = newJobId();
+
+      let decision: JobPolicyDecision;
+      try {
+        decision = await deps.evaluate(
+          {
+            action: "execute",
+            resource: "sandbox",
+            context: {
+              jobId,
+              image: spec.image,
+              tier: base.tier,
+              riskScore: base.assessment?.score ?? null,
+              riskLevel: base.assessment?.level ?? null,
+              kind: spec.command ? "command" : "code",
+              language: spec.language ?? null,
+              timeoutMs: spec.timeoutMs,
+              memoryMb: spec.limits.memoryMb,
+              cpus: spec.limits.cpus,
+              pids: spec.limits.pids,
+              files: Object.keys(spec.files ?? {}).length,
+              network: false,
+              agent: { kid: who.keyid, subject: who.subject },
+            },
+          },
+          who,
+        );
+      } catch (e) {
+        throw unavailable("policy evaluation", e);
+      }
+      const decisionId = decision.decisionId ?? uuidv7();
+      let policyMinimum: Tier | undefined;
+      let denial: string | undefined;
+      if (decision.decision === "deny" || decision.decision === "require_approval") {
+        // No approval workflow for jobs: an approval requirement denies (fail closed).
+        if (decision.enforced !== false)
+          denial = decision.reason ?? `policy decided ${decision.decision}`;
+      } else if (decision.decision === "allow_with_conditions") {
+        for (const cond of decision.conditions ?? []) {
+          if (
+            TIER_CONDITIONS.has(cond.name) &&
+            (cond.value === "docker" || cond.value === "gvisor")
+          )
+            policyMinimum = policyMinimum
+              ? cond.value === "gvisor"
+                ? "gvisor"
+                : policyMinimum
+              : cond.value;
+          else denial = `policy condition ${cond.name} cannot be enforced on a sandbox job`;
+        }
+      }
+      if (denial !== undefined) {
+        await audit({
+          eventType: "job.denied",
+          agentId: who.keyid,
+          details: {
+            jobId,
+            decisionId,
+            decision: decision.decision,
+            reason: denial,
+            image: spec.image,
+          },
+        });
+        throw new Problem(403, "policy-denied", "Denied by policy", denial, undefined, {
+          decisionId,
+        });
+      }
+
+      const { tier, assessment } = selectTier(req.risk, {
+        defaultTier,
+        thresholds,
+        ...(policyMinimum ? { policyMinimum } : {}),
+      });
+      const created = now();
+      const envelope: JobEnvelope = {
+        type: "sigil.job-envelope.v1",
+        jobId,
+        submitter: { kid: who.keyid, subject: who.subject },
+        spec,
+        image: spec.image,
+        tier,
+        risk: req.risk ?? null,
+        riskScore: assessment?.score ?? null,
+        riskLevel: assessment?.level ?? null,
+        policyMinimumTier: policyMinimum ?? null,
+        policyDecisionId: decisionId,
+        createdAt: new Date(created).toISOString(),
+        expiresAt: new Date(created + ttl).toISOString(),
+      };
+      const signed = await signEnvelope(envelope, deps.serviceSigner);
+      const hash = hashEnvelope(envelope);
+      await audit({
+        eventType: "job.submitted",
+        agentId: who.keyid,
+        details: {
+          jobId,
+          envelopeHash: hash,
+          image: spec.image,
+          tier,
+          riskScore: envelope.riskScore,
+          decisionId,
+          serviceKid: signed.kid,
+        },
+      });
+      try {
+        await deps.backend.submit(signed, hash);
+      } catch (e) {
+        throw unavailable("enqueue", e);
+      }
+      return c.json({ jobId, tier, riskScore: envelope.riskScore, status: "queued" as const }, 202);
+    })
+    .openapi(getRoute, async (c) => {
+      const r = await load(c.req.valid("param").id, caller(c));
+      return c.json(view(r), 200);
+    })
+    .openapi(waitRoute, async (c) => {
+      const { id } = c.req.valid("param");
+      const { timeoutMs } = c.req.valid("query");
+      await load(id, caller(c));
+      let r: JobRecord | null;
+      try {
+        r = await deps.backend.wait(id, timeoutMs, c.req.raw.signal);
+      } catch (e) {
+        throw unavailable("job store", e);
+      }
+      if (!r) throw new Problem(404, "not-found", "Not found", `job ${id} was not found`);
+      return c.json(view(r), 200);
+    })
+    .openapi(eventsRoute, async (c) => {
+      const { id } = c.req.valid("param");
+      await load(id, caller(c));
+      const lastId = c.req.header("last-event-id");
+      const start = /^\d+-\d+$/.test(lastId ?? "") ? lastId : undefined;
+      return streamSSE(c, async (stream) => {
+        const abort = new AbortController();
+        stream.onAbort(() => abort.abort());
+        const deadline = Date.now() + maxStreamMs;
+        let after = start;
+        while (!abort.signal.aborted && Date.now() < deadline) {
+          const events = await deps.backend.events(id, after, 15_000, abort.signal);
+          if (events.length === 0) {
+            await stream.write(": keep-alive\n\n");
+            continue;
+          }
+          for (const e of events) {
+            await stream.writeSSE({ id: e.id, event: e.type, data: JSON.stringify(e.data) });
+            after = e.id;
+            if (e.type === "finished") return;
+          }
+        }
+      }) as never;
+    })
+    .openapi(resultRoute, async (c) => {
+      const { id } = c.req.valid("param");
+      const report = c.req.valid("json");
+      const who = caller(c);
+      let record: JobRecord | null;
+      try {
+        record = await deps.backend.get(id);
+      } catch (e) {
+        throw unavailable("job store", e);
+      }
+
+      if (report.type === "started") {
+        if (!record) throw new Problem(404, "not-found", "Not found", `job ${id} was not found`);
+        if (record.envelopeHash !== report.envelopeHash)
+          throw new Problem(
+            409,
+            "conflict",
+            "Envelope mismatch",
+            "the started job is not the envelope the service signed",
+          );
+        if (record.status !== "queued" && record.status !== "running")
+          return c.json(
+            { outcome: "finished" as const, proceed: false, status: record.status },
+            200,
+          );
+        if (report.attempt <= record.attempts)
+          return c.json(
+            { outcome: "duplicate" as const, proceed: true, status: record.status },
+            200,
+          );
+        // Audit before the state change: a retried report may audit twice, never zero times.
+        await audit({
+          eventType: "job.started",
+          agentId: who.keyid,
+          details: {
+            jobId: id,
+            attempt: report.attempt,
+            retry: report.attempt > 1,
+            workerId: report.workerId,
+            envelopeHash: report.envelopeHash,
+          },
+        });
+        let out: Awaited<ReturnType<JobsBackend["markStarted"]>>;
+        try {
+          out = await deps.backend.markStarted(id, {
+            attempt: report.attempt,
+            workerId: report.workerId,
+            workerKid: who.keyid,
+            at: new Date(now()).toISOString(),
+          });
+        } catch (e) {
+          throw unavailable("job store", e);
+        }
+        if (out.outcome === "missing")
+          throw new Problem(404, "not-found", "Not found", `job ${id} was not found`);
+        return c.json(
+          { outcome: out.outcome, proceed: out.outcome !== "finished", status: out.record.status },
+          200,
+        );
+      }
+
+      // A result: it must be signed by the very worker key that authenticated this request.
+      const signed = report.signed;
+      if (signed.kid !== who.keyid)
+        throw new Problem(
+          403,
+          "forbidden",
+          "Forbidden",
+          "a worker reports only results it signed itself",
+        );
+      let publicKey: Uint8Array | undefined;
+      try {
+        publicKey = await deps.workerKey(signed.kid);
+      } catch (e) {
+        throw unavailable("key registry", e);
+      }
+      if (!publicKey)
+        throw new Problem(403, "forbidden", "Forbidden", `worker key ${signed.kid} is not active`);
+      const verdict = await verifyResult(signed, publicKey, verify, {
+        jobId: id,
+        ...(record
+          ? {
+              envelope: {
+                envelopeHash: record.envelopeHash,
+                image: record.image,
+                tier: record.tier,
+              },
+            }
+          : {}),
+        output: { stdout: report.stdout, stderr: report.stderr },
+      });
+      if (!verdict.ok) {
+        await audit({
+          eventType: "job.result_rejected",
+          agentId: who.keyid,
+          details: { jobId: id, reason: verdict.reason, detail: verdict.detail },
+        });
+        if (
+          verdict.reason === "malformed" ||
+          verdict.reason === "bad-signature" ||
+          verdict.reason === "output-mismatch"
+        )
+          throw new Problem(400, "validation", "Invalid result", verdict.detail, [
+            { path: "signed", message: `${verdict.reason}: ${verdict.detail}` },
+          ]);
+        throw new Problem(409, "conflict", "Result does not match the job", verdict.detail);
+      }
+      const result: ResultBody = verdict.result;
+      const details = {
+        jobId: id,
+        status: result.status,
+        reason: result.reason,
+        exitCode: result.exitCode,
+        resultHash: verdict.resultHash,
+        envelopeHash: result.envelopeHash,
+        workerId: result.workerId,
+        attempt: report.attempt,
+      };
+      if (!record) {
+        // Only a rejection may name a job the service never created: a forged envelope that a
+        // worker refused. Nothing to store; the audit trail is its record.
+        if (result.status !== "rejected")
+          throw new Problem(404, "not-found", "Not found", `job ${id} was not found`);
+        await audit({
+          eventType: "job.rejected",
+          agentId: who.keyid,
+          details: { ...details, unknownJob: true },
+        });
+        return c.json({ outcome: "recorded" as const, status: "rejected" as const }, 200);
+      }
+      if (record.result) {
+        if (record.result.resultHash === verdict.resultHash)
+          return c.json({ outcome: "duplicate" as const, status: record.status }, 200);
+        await audit({ eventType: "job.result_conflict", agentId: who.keyid, details });
+        throw new Problem(
+          409,
+          "conflict",
+          "Job already finished",
+          `job ${id} already has a different result`,
+        );
+      }
+      await audit({
+        eventType: result.status === "rejected" ? "job.rejected" : "job.completed",
+        agentId: who.keyid,
+        details,
+      });
+      let out: Awaited<ReturnType<JobsBackend["finish"]>>;
+      try {
+        out = await deps.backend.finish(id, {
+          ...signed,
+          stdout: report.stdout,
+          stderr: report.stderr,
+        });
+      } catch (e) {
+        throw unavailable("job store", e);
+      }
+      if (out.outcome === "missing")
+        throw new Problem(404, "not-found", "Not found", `job ${id} was not found`);
+      if (out.outcome === "conflict")
+        throw new Problem(
+          409,
+          "conflict",
+          "Job already finished",
+          `job ${id} already has a different result`,
+        );
+      return c.json({ outcome: out.outcome, status: out.record.status }, 200);
+    });
+}
