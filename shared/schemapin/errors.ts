@@ -1,0 +1,28 @@
+// SchemaPin's error vocabulary (the reference SDKs' codes) plus a typed error that carries one.
+export const SCHEMAPIN_ERROR_CODES = [
+  "signature_invalid",
+  "key_not_found",
+  "key_revoked",
+  "key_pin_mismatch",
+  "discovery_fetch_failed",
+  "discovery_invalid",
+  "domain_mismatch",
+  "schema_canonicalization_failed",
+  "canonicalization_unsupported",
+  // SDK v1.4 bundle code: a signed trust bundle past (or with an unparseable) expires_at.
+  "bundle_expired",
+] as const;
+
+export type SchemaPinErrorCode = (typeof SCHEMAPIN_ERROR_CODES)[number];
+
+export class SchemaPinError extends Error {
+  override readonly name = "SchemaPinError";
+  constructor(
+    readonly code: SchemaPinErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const isSchemaPinError = (e: unknown): e is SchemaPinError => e instanceof SchemaPinError;
