@@ -1,0 +1,34 @@
+// The policy engine (POLICY-LANGUAGE.md): parse → compile to closures → evaluate, with a
+// versioned store, a decision cache and a canonical formatter.
+export type * from "./ast";
+export { METHODS } from "./ast";
+export { type CompiledDocument, compileDocument } from "./compile";
+export {
+  type DecisionCacheOptions,
+  type ErrorItem,
+  PolicyEngine,
+  type PolicyEngineOptions,
+  PolicyNameError,
+  type PolicySummary,
+  type PutResult,
+  type RollbackResult,
+} from "./engine";
+export { DEFAULT_LIMITS, type Diagnostic, PolicyError, type PolicyLimits } from "./errors";
+export {
+  buildPolicySet,
+  EVAL_BUDGET,
+  type NamedDocument,
+  PolicySet,
+  type PolicySetOptions,
+  policySetVersion,
+} from "./evaluate";
+export { format, formatDocument, formatExpr } from "./format";
+export { KEYWORDS, parse } from "./parser";
+export * from "./schema";
+export {
+  assertPolicyName,
+  MemoryPolicyStore,
+  type NewVersion,
+  type PolicySnapshot,
+  type PolicyStorePort,
+} from "./store";
