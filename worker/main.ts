@@ -1,62 +1,59 @@
-// A worker node: `npm run worker`. Checks its prerequisites, then consumes sandbox jobs.
-// (Until the job consumer lands, it checks and waits.)
+// A worker node: `npm run worker`. Loads its key, checks its prerequisites (fails fast with clear
+// messages), removes orphans, then consumes sandbox jobs until SIGTERM.
 
-import { readFileSync } from "node:fs";
-import Docker from "dockerode";
-import { Redis } from "ioredis";
-import { ConfigError, loadConfig } from "../shared/config";
+import { loadNodeConfig } from "../functions/node/config";
+import { ConfigError } from "../shared/config";
+import { PreflightError, startWorkerNode } from "./jobs/node";
+import { loadSandboxDriver } from "./jobs/sandbox-loader";
 
-function config() {
-  try {
-    const path = process.env.SIGIL_CONFIG;
-    return loadConfig({
-      env: process.env,
-      ...(path ? { toml: { path, text: readFileSync(path, "utf8") } } : {}),
-    });
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(e.message);
-      process.exit(78);
-    }
-    throw e;
+const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
+  (level === "error" ? console.error : console.log)(
+    JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }),
+  );
+const log = {
+  info: (m: string, f?: Record<string, unknown>) => line("info", m, f),
+  warn: (m: string, f?: Record<string, unknown>) => line("warn", m, f),
+  error: (m: string, f?: Record<string, unknown>) => line("error", m, f),
+};
+
+let config: ReturnType<typeof loadNodeConfig>;
+try {
+  config = loadNodeConfig();
+} catch (e) {
+  if (e instanceof ConfigError) {
+    console.error(e.message);
+    process.exit(78);
   }
+  throw e;
 }
 
-const cfg = config();
-const problems: string[] = [];
-const redis = new Redis(cfg.redis.url, { maxRetriesPerRequest: null, lazyConnect: true });
+const graceMs = Number(process.env.SIGIL_WORKER_GRACE_MS ?? "") || 30_000;
+let driverPreflight: (() => Promise<string[]>) | undefined;
 try {
-  await redis.connect();
-  await redis.ping();
+  const node = await startWorkerNode({
+    config,
+    env: process.env,
+    log,
+    driver: async (workerId) => {
+      const loaded = await loadSandboxDriver(workerId, { config });
+      driverPreflight = loaded.preflight;
+      return loaded.driver;
+    },
+    preflight: [async () => (driverPreflight ? driverPreflight() : [])],
+  });
+  const stop = (signal: string) => {
+    log.info("stopping: no new jobs, finishing running ones", { signal, graceMs });
+    node.stop(graceMs).then(
+      () => process.exit(0),
+      (e) => {
+        log.error("shutdown failed", { err: String(e) });
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
 } catch (e) {
-  problems.push(`redis at ${cfg.redis.url} unreachable: ${(e as Error).message}`);
-}
-const docker = new Docker();
-try {
-  const info = (await docker.info()) as { Runtimes?: Record<string, unknown> };
-  if (!info.Runtimes?.runsc)
-    problems.push("runsc is not registered with dockerd; run infra/docker.sh");
-  const tags = new Set((await docker.listImages()).flatMap((i) => i.RepoTags ?? []));
-  for (const image of cfg.sandbox.images)
-    if (!tags.has(image)) problems.push(`image ${image} missing; run infra/images.sh`);
-} catch (e) {
-  problems.push(`dockerd unreachable: ${(e as Error).message}; run infra/docker.sh`);
-}
-if (problems.length > 0) {
-  console.error(`[sigil worker] cannot start:\n  - ${problems.join("\n  - ")}`);
+  console.error(`[sigil worker] ${e instanceof PreflightError ? e.message : (e as Error).message}`);
   process.exit(1);
 }
-console.log(
-  JSON.stringify({
-    time: new Date().toISOString(),
-    level: "info",
-    msg: "worker ready, waiting for jobs",
-  }),
-);
-const stop = () => {
-  redis.disconnect();
-  process.exit(0);
-};
-process.on("SIGTERM", stop);
-process.on("SIGINT", stop);
-setInterval(() => {}, 1 << 30);

@@ -1,0 +1,336 @@
+// JobsBackend on Redis + BullMQ: the record is a hash, its feed a stream (both under the job's hash
+// tag), and the queue a BullMQ Queue whose job id is the jobId (a repeated add is a no-op).
+import { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import type {
+  FinishOutcome,
+  JobEvent,
+  JobEventType,
+  JobRecord,
+  JobsBackend,
+  StartInfo,
+  StartOutcome,
+  StoredResult,
+} from "../../../shared/jobs/backend";
+import type { SignedEnvelope } from "../../../shared/jobs/envelope";
+import { isTerminal, type JobStatus } from "../../../shared/jobs/result";
+import { CREATE, FINISH, START } from "./scripts";
+
+export interface RedisJobsOptions {
+  /** Commands (not blocking); shared is fine. */
+  redis: Redis;
+  /** Key namespace, config.redis.prefix ("sigil"). BullMQ keys go under "{<prefix>}". */
+  prefix: string;
+  /** config.sandbox.queue */
+  queueName: string;
+  /** How long a record and its feed are kept after the last change. Default 7 days. */
+  retentionMs?: number;
+  /** Most concurrent blocking waits (SSE, long-poll) before new ones get 503. Default 512. */
+  maxWaiters?: number;
+  /** Bytes of stdout/stderr per `output` event. Default 16 KiB. */
+  outputChunkBytes?: number;
+}
+
+/** Queue job payload: only the signed envelope; everything else the worker must distrust. */
+export interface QueuedJob {
+  envelope: SignedEnvelope;
+}
+
+export class WaitersExhaustedError extends Error {
+  override readonly name = "WaitersExhaustedError";
+}
+
+const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
+const MAX_EVENTS = "10000";
+
+export const queuePrefix = (prefix: string) => `{${prefix}}`;
+
+/** BullMQ defaults for sandbox jobs: retries with backoff for infrastructure errors; completed
+ * jobs kept by age/count (removeOnComplete: true races waitUntilFinished). */
+export const jobQueueOptions = {
+  attempts: 3,
+  backoff: { type: "exponential", delay: 1000 },
+  removeOnComplete: { age: 24 * 3600, count: 10_000 },
+  removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+} as const;
+
+type BaseFields = Pick<
+  JobRecord,
+  | "jobId"
+  | "tier"
+  | "image"
+  | "riskScore"
+  | "submitterKid"
+  | "subject"
+  | "envelopeHash"
+  | "policyDecisionId"
+  | "createdAt"
+  | "expiresAt"
+>;
+
+export class RedisJobsBackend implements JobsBackend {
+  readonly queue: Queue<QueuedJob>;
+  readonly #redis: Redis;
+  readonly #prefix: string;
+  readonly #retentionMs: number;
+  readonly #maxWaiters: number;
+  readonly #chunk: number;
+  #waiters = 0;
+
+  constructor(opts: RedisJobsOptions) {
+    this.#redis = opts.redis;
+    this.#prefix = opts.prefix;
+    this.#retentionMs = opts.retentionMs ?? 7 * 24 * 3600 * 1000;
+    this.#maxWaiters = opts.maxWaiters ?? 512;
+    this.#chunk = opts.outputChunkBytes ?? 16 * 1024;
+    this.queue = new Queue<QueuedJob>(opts.queueName, {
+      connection: opts.redis,
+      prefix: queuePrefix(opts.prefix),
+      defaultJobOptions: jobQueueOptions,
+    });
+  }
+
+  #keys(jobId: string): [string, string] {
+    if (!JOB_ID.test(jobId)) throw new RangeError("invalid job id");
+    const rec = `${this.#prefix}:job:{${jobId}}`;
+    return [rec, `${rec}:ev`];
+  }
+
+  async submit(signed: SignedEnvelope, envelopeHash: string): Promise<JobRecord> {
+    const e = signed.envelope;
+    const [rec, ev] = this.#keys(e.jobId);
+    const base: BaseFields = {
+      jobId: e.jobId,
+      tier: e.tier,
+      image: e.image,
+      riskScore: e.riskScore,
+      submitterKid: e.submitter.kid,
+      subject: e.submitter.subject,
+      envelopeHash,
+      policyDecisionId: e.policyDecisionId,
+      createdAt: e.createdAt,
+      expiresAt: e.expiresAt,
+    };
+    const queued = JSON.stringify({ jobId: e.jobId, tier: e.tier, riskScore: e.riskScore });
+    await this.#redis.eval(
+      CREATE,
+      2,
+      rec,
+      ev,
+      JSON.stringify(base),
+      new Date().toISOString(),
+      queued,
+      String(this.#retentionMs),
+      MAX_EVENTS,
+    );
+    // Record first, then queue: a worker never sees a job without a record. A failed add leaves a
+    // queued record that a retried submit (same jobId) completes; the add itself is idempotent.
+    await this.queue.add("run", { envelope: signed }, { jobId: e.jobId });
+    const r = await this.get(e.jobId);
+    if (!r) throw new Error("job record vanished after create");
+    return r;
+  }
+
+  async get(jobId: string): Promise<JobRecord | null> {
+    if (!JOB_ID.test(jobId)) return null;
+    const [rec] = this.#keys(jobId);
+    const h = await this.#redis.hgetall(rec);
+    if (!h.base) return null;
+    return toRecord(h);
+  }
+
+  async markStarted(jobId: string, info: StartInfo): Promise<StartOutcome> {
+    const [rec, ev] = this.#keys(jobId);
+    const data = JSON.stringify({ attempt: info.attempt, workerId: info.workerId, at: info.at });
+    const out = (await this.#redis.eval(
+      START,
+      2,
+      rec,
+      ev,
+      String(info.attempt),
+      info.workerId,
+      info.workerKid,
+      info.at,
+      data,
+      MAX_EVENTS,
+    )) as string;
+    if (out === "missing") return { outcome: "missing" };
+    const record = await this.get(jobId);
+    if (!record) return { outcome: "missing" };
+    return { outcome: out as "started" | "duplicate" | "finished", record };
+  }
+
+  async finish(jobId: string, r: StoredResult): Promise<FinishOutcome> {
+    const events: string[] = [];
+    for (const [stream, text] of [
+      ["stdout", r.stdout],
+      ["stderr", r.stderr],
+    ] as const) {
+      for (let i = 0; i < text.length; i += this.#chunk) {
+        events.push("output", JSON.stringify({ stream, data: text.slice(i, i + this.#chunk) }));
+      }
+    }
+    events.push("finished", JSON.stringify(finishedData(r)));
+    return this.#finish(jobId, [
+      r.resultHash,
+      r.result.status,
+      JSON.stringify(r),
+      r.result.finishedAt,
+      r.result.reason ?? "",
+      ...events,
+    ]);
+  }
+
+  async fail(jobId: string, status: "error" | "rejected", reason: string): Promise<FinishOutcome> {
+    const at = new Date().toISOString();
+    return this.#finish(jobId, [
+      "",
+      status,
+      "",
+      at,
+      reason,
+      "finished",
+      JSON.stringify({ status, reason }),
+    ]);
+  }
+
+  async #finish(jobId: string, args: string[]): Promise<FinishOutcome> {
+    const [rec, ev] = this.#keys(jobId);
+    const [hash, status, json, at, reason, ...events] = args as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      ...string[],
+    ];
+    const out = (await this.#redis.eval(
+      FINISH,
+      2,
+      rec,
+      ev,
+      hash,
+      status,
+      json,
+      at,
+      reason,
+      String(this.#retentionMs),
+      MAX_EVENTS,
+      ...events,
+    )) as string;
+    if (out === "missing") return { outcome: "missing" };
+    const record = await this.get(jobId);
+    if (!record) return { outcome: "missing" };
+    return { outcome: out as "stored" | "duplicate" | "conflict", record };
+  }
+
+  async events(
+    jobId: string,
+    after: string | undefined,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<JobEvent[]> {
+    const [, ev] = this.#keys(jobId);
+    const from = after === undefined ? "-" : `(${after}`;
+    if (after !== undefined && !/^\d+-\d+$/.test(after)) throw new RangeError("invalid event id");
+    const now = await this.#redis.xrange(ev, from, "+", "COUNT", 1000);
+    if (now.length > 0 || timeoutMs <= 0) return now.map(toEvent);
+    return this.#block(ev, after ?? "0-0", timeoutMs, signal);
+  }
+
+  /** XREAD BLOCK on its own connection (a blocked connection serves nobody else). */
+  async #block(
+    stream: string,
+    after: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<JobEvent[]> {
+    if (signal?.aborted) return [];
+    if (this.#waiters >= this.#maxWaiters)
+      throw new WaitersExhaustedError("too many concurrent waits");
+    this.#waiters++;
+    const conn = this.#redis.duplicate({ maxRetriesPerRequest: 1, lazyConnect: false });
+    const onAbort = () => conn.disconnect();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const res = (await conn.xread(
+        "COUNT",
+        1000,
+        "BLOCK",
+        Math.max(1, Math.ceil(timeoutMs)),
+        "STREAMS",
+        stream,
+        after,
+      )) as [string, [string, string[]][]][] | null;
+      return res?.[0]?.[1].map(toEvent) ?? [];
+    } catch (e) {
+      if (signal?.aborted) return [];
+      throw e;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      this.#waiters--;
+      conn.disconnect();
+    }
+  }
+
+  async wait(jobId: string, timeoutMs: number, signal?: AbortSignal): Promise<JobRecord | null> {
+    const [, ev] = this.#keys(jobId);
+    const deadline = Date.now() + timeoutMs;
+    // Read the feed position before the record: a finish after this point shows up in XREAD.
+    let last = (await this.#redis.xrevrange(ev, "+", "-", "COUNT", 1))[0]?.[0] ?? "0-0";
+    let record = await this.get(jobId);
+    while (record && !isTerminal(record.status) && !signal?.aborted) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      const events = await this.#block(ev, last, left, signal);
+      if (events.length === 0) break;
+      last = events[events.length - 1]!.id;
+      if (events.some((e) => e.type === "finished")) record = await this.get(jobId);
+    }
+    return record;
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+}
+
+function finishedData(r: StoredResult): Record<string, unknown> {
+  return {
+    status: r.result.status,
+    exitCode: r.result.exitCode,
+    signal: r.result.signal,
+    truncated: r.result.truncated,
+    durationMs: r.result.durationMs,
+    resultHash: r.resultHash,
+    workerId: r.result.workerId,
+  };
+}
+
+function toEvent([id, fields]: [string, string[]]): JobEvent {
+  const f: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+  let data: Record<string, unknown> = {};
+  try {
+    data = JSON.parse(f.data ?? "{}") as Record<string, unknown>;
+  } catch {
+    data = {};
+  }
+  return { id, type: (f.type ?? "output") as JobEventType, data };
+}
+
+function toRecord(h: Record<string, string>): JobRecord {
+  const base = JSON.parse(h.base!) as BaseFields;
+  return {
+    ...base,
+    status: (h.status ?? "queued") as JobStatus,
+    updatedAt: h.updatedAt ?? base.createdAt,
+    startedAt: h.startedAt ?? null,
+    finishedAt: h.finishedAt ?? null,
+    attempts: Number(h.attempts ?? "0"),
+    workerId: h.workerId ?? null,
+    workerKid: h.workerKid ?? null,
+    reason: h.reason ?? null,
+    result: h.result ? (JSON.parse(h.result) as StoredResult) : null,
+  };
+}

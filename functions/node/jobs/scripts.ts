@@ -1,0 +1,52 @@
+// Lua for the job record: each state change and its feed event happen in one atomic step, so the
+// record and the SSE feed never disagree, and "finish once" holds across API nodes.
+// KEYS[1] = record hash, KEYS[2] = event stream (same hash tag, so one cluster slot).
+
+const TERMINAL = `local terminal = {succeeded=true, failed=true, timeout=true, oom=true, killed=true, rejected=true, error=true}`;
+
+/** ARGV: base JSON, now, queued event data, ttl ms, max events. → 1 created, 0 existed. */
+export const CREATE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'base', ARGV[1], 'status', 'queued', 'attempts', '0', 'updatedAt', ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'type', 'queued', 'data', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1`;
+
+/** ARGV: attempt, workerId, workerKid, at, started event data, max events. */
+export const START = `
+${TERMINAL}
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+local st = redis.call('HGET', KEYS[1], 'status')
+if terminal[st] then return 'finished' end
+local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
+if tonumber(ARGV[1]) <= attempts then return 'duplicate' end
+redis.call('HSET', KEYS[1], 'status', 'running', 'attempts', ARGV[1], 'workerId', ARGV[2],
+  'workerKid', ARGV[3], 'lastStartedAt', ARGV[4], 'updatedAt', ARGV[4])
+redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[4])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'type', 'started', 'data', ARGV[5])
+return 'started'`;
+
+/**
+ * ARGV: resultHash ("" for none), status, result JSON ("" for none), at, reason, ttl ms,
+ * max events, then (type, data) pairs to append. → stored | duplicate | conflict | missing.
+ */
+export const FINISH = `
+${TERMINAL}
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+local st = redis.call('HGET', KEYS[1], 'status')
+if terminal[st] then
+  local prev = redis.call('HGET', KEYS[1], 'resultHash') or ''
+  if ARGV[1] ~= '' and prev == ARGV[1] then return 'duplicate' end
+  if ARGV[1] == '' and prev == '' and st == ARGV[2] then return 'duplicate' end
+  return 'conflict'
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'resultHash', ARGV[1], 'result', ARGV[3]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[5]) end
+for i = 8, #ARGV, 2 do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'type', ARGV[i], 'data', ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+return 'stored'`;

@@ -1,0 +1,50 @@
+// Sandbox jobs: request schema, signed envelope, signed result, and the jobs port.
+export type {
+  FinishOutcome,
+  JobEvent,
+  JobEventType,
+  JobRecord,
+  JobsBackend,
+  StartInfo,
+  StartOutcome,
+  StoredResult,
+} from "./backend";
+export {
+  ENVELOPE_TYPE,
+  type EnvelopeRejection,
+  type EnvelopeSigner,
+  type EnvelopeVerdict,
+  type EnvelopeVerifyOptions,
+  envelopeHash,
+  type JobEnvelope,
+  type SignedEnvelope,
+  signEnvelope,
+  signedEnvelopeSchema,
+  verifyEnvelope,
+} from "./envelope";
+export {
+  isTerminal,
+  type JobStatus,
+  outputHash,
+  type ResultBody,
+  type ResultExpectation,
+  type ResultRejection,
+  type ResultVerdict,
+  resultBodySchema,
+  resultHash,
+  type SignedResult,
+  signedResultSchema,
+  signResult,
+  TERMINAL_STATUSES,
+  type TerminalStatus,
+  verifyResult,
+} from "./result";
+export {
+  JOB_BOUNDS,
+  type JobRequest,
+  type JobSpec,
+  jobRequestSchema,
+  jobSpecSchema,
+  type SandboxSettings,
+  specFromRequest,
+} from "./schema";

@@ -1,0 +1,127 @@
+// kill -9 of a worker process mid-job: the job ends in a recorded state (here: a recorded retry on
+// the next worker), never silently lost, never run twice without a record; orphans are removed.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Docker from "dockerode";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { publicJwk } from "../../shared/crypto";
+import { loadOrCreateWorkerKey } from "../../worker/jobs/keys";
+import { repoRoot } from "../support/vectors";
+import { type Harness, startHarness } from "./support/harness";
+
+let h: Harness;
+let dir: string;
+const procs: ChildProcess[] = [];
+const WORKER_ID = `crash-${process.pid}`;
+
+function spawnWorker(): ChildProcess {
+  // node itself (not the tsx wrapper, which forks): the SIGKILL must hit the process running jobs.
+  const p = spawn(process.execPath, ["--import", "tsx", "test/jobs/support/worker-proc.ts"], {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      SIGIL_DATA_DIR: dir,
+      SIGIL_REDIS_PREFIX: h.prefix,
+      SIGIL_SANDBOX_QUEUE: h.config.sandbox.queue,
+      SIGIL_API_URL: h.baseUrl,
+      SIGIL_SERVICE_KEYS: JSON.stringify([publicJwk(h.service.publicKey)]),
+      SIGIL_WORKER_ID: WORKER_ID,
+      SIGIL_WORKER_LOCK_MS: "2000",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  procs.push(p);
+  return p;
+}
+
+function ready(p: ChildProcess): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    p.stdout!.on("data", (b: Buffer) => {
+      out += b.toString();
+      if (out.includes("worker ready")) resolve();
+    });
+    p.stderr!.on("data", (b: Buffer) => {
+      out += b.toString();
+    });
+    p.once("exit", (code) => reject(new Error(`worker exited ${code}: ${out}`)));
+  });
+}
+
+async function until<T>(f: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error("condition not reached in time");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+beforeAll(async () => {
+  h = await startHarness("crash");
+  dir = await mkdtemp(join(tmpdir(), "sigil-crash-"));
+  const key = await loadOrCreateWorkerKey(join(dir, "worker"));
+  await h.addKey("worker", WORKER_ID, key.signer);
+});
+
+afterAll(async () => {
+  for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+  await h?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+it("a worker killed mid-job: the job is a recorded retry on the next worker, orphans removed", async () => {
+  const agent = h.client(await h.addKey("agent", "agent-crash"));
+  const first = spawnWorker();
+  await ready(first);
+  const { jobId } = await agent.jobs.submit({
+    image: "sigil/busybox:1",
+    command: ["sh", "-c", "sleep 3; echo done"],
+    risk: {
+      dataSensitivity: 0,
+      codeTrustLevel: 1,
+      networkAccess: 0,
+      filesystemAccess: 0,
+      externalApis: 0,
+    },
+  } as never);
+  await until(
+    async () => ((await h.backend.get(jobId))?.status === "running" ? true : undefined),
+    30_000,
+  );
+  const docker = new Docker();
+  const labelled = () =>
+    docker.listContainers({ all: true, filters: { label: [`sigil.worker=${WORKER_ID}`] } });
+  await until(async () => ((await labelled()).length > 0 ? true : undefined), 10_000);
+  first.kill("SIGKILL");
+  await new Promise((r) => first.once("exit", r));
+  expect((await labelled()).length).toBeGreaterThan(0); // the orphan the crash left behind
+
+  const second = spawnWorker();
+  await ready(second);
+  const done = await agent.jobs.wait(jobId, 60_000);
+  expect(done.status).toBe("succeeded");
+  expect(done.result?.stdout).toBe("done\n");
+  expect(done.attempts).toBe(2);
+  const started = h.audits.filter(
+    (a) => a.eventType === "job.started" && a.details.jobId === jobId,
+  );
+  expect(started.map((a) => [a.details.attempt, a.details.retry])).toEqual([
+    [1, false],
+    [2, true],
+  ]);
+  expect(h.audits.some((a) => a.eventType === "job.stalled" && a.details.jobId === jobId)).toBe(
+    true,
+  );
+  expect(
+    h.audits.filter((a) => a.eventType === "job.completed" && a.details.jobId === jobId),
+  ).toHaveLength(1);
+  // The orphan from the first worker is gone (cleaned at start), and nothing is left running.
+  await until(async () => ((await labelled()).length === 0 ? true : undefined), 10_000);
+
+  second.kill("SIGTERM");
+  expect(await new Promise((r) => second.once("exit", r))).toBe(0);
+});

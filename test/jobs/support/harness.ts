@@ -1,0 +1,149 @@
+// Test fixture: the jobs routes on a small Hono app behind the real RFC 9421 middleware (an
+// in-memory key table stands in for the key registry until createApp wires it), on a real port,
+// with Redis + BullMQ behind it. Audit events are collected in memory.
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import type { Redis } from "ioredis";
+import { type AuthKey, authenticate } from "../../../functions/middleware/auth";
+import { onError } from "../../../functions/middleware/errors";
+import type { Role } from "../../../functions/middleware/roles";
+import { startReconciler } from "../../../functions/node/jobs/reconcile";
+import { RedisJobsBackend } from "../../../functions/node/jobs/redis-backend";
+import { router } from "../../../functions/router";
+import {
+  type JobAuditEvent,
+  type JobPolicyDecision,
+  type JobPolicyRequest,
+  jobsRoutes,
+} from "../../../functions/routes/jobs";
+import { Sigil } from "../../../sdk";
+import { loadConfig, type SigilConfig } from "../../../shared/config";
+import {
+  createSigner,
+  generateEd25519KeyPair,
+  publicJwk,
+  type Signer,
+  verifyEd25519,
+} from "../../../shared/crypto";
+import { MemoryReplayCache } from "../../../shared/httpsig";
+import { connectRedis, dropPrefix, testPrefix } from "../../support/redis";
+
+export interface Harness {
+  config: SigilConfig;
+  redis: Redis;
+  prefix: string;
+  backend: RedisJobsBackend;
+  baseUrl: string;
+  service: Signer;
+  audits: JobAuditEvent[];
+  policy: { next?: JobPolicyDecision; seen: JobPolicyRequest[] };
+  keys: Map<string, AuthKey>;
+  addKey(role: Role, subject: string, signer?: Signer): Promise<Signer>;
+  client(signer: Signer): Sigil;
+  close(): Promise<void>;
+}
+
+export async function newSigner(): Promise<Signer> {
+  return createSigner((await generateEd25519KeyPair()).secretKey);
+}
+
+export async function startHarness(
+  name: string,
+  overrides: Record<string, string> = {},
+): Promise<Harness> {
+  const prefix = testPrefix(name).replace(/:$/, "").replace(/:/g, "-");
+  const config = loadConfig({
+    env: { SIGIL_REDIS_PREFIX: prefix, SIGIL_SANDBOX_QUEUE: `jobs-${name}`, ...overrides },
+  });
+  const redis = connectRedis();
+  const backend = new RedisJobsBackend({ redis, prefix, queueName: config.sandbox.queue });
+  const service = await newSigner();
+  const audits: JobAuditEvent[] = [];
+  const policy: Harness["policy"] = { seen: [] };
+  const keys = new Map<string, AuthKey>();
+
+  const app = router();
+  app.use(
+    "/v1/*",
+    authenticate({
+      resolveKey: async (kid) => keys.get(kid) ?? { status: "unknown" },
+      verify: verifyEd25519,
+      replay: new MemoryReplayCache(),
+      maxSkewSeconds: 300,
+      onRejected: async (f) => {
+        audits.push({ eventType: "auth.failed", details: { ...f } });
+      },
+    }),
+  );
+  app.route(
+    "/",
+    jobsRoutes({
+      config,
+      backend,
+      serviceSigner: service,
+      evaluate: async (req) => {
+        policy.seen.push(req);
+        return (
+          policy.next ?? {
+            decision: "allow",
+            enforced: true,
+            decisionId: `d-${policy.seen.length}`,
+          }
+        );
+      },
+      audit: async (e) => {
+        audits.push(e);
+      },
+      workerKey: async (kid) => {
+        const k = keys.get(kid);
+        return k && k.role === "worker" ? k.publicKey : undefined;
+      },
+    }),
+  );
+  app.get("/.well-known/sigil/keys", (c) =>
+    c.json({ keys: [publicJwk(service.publicKey, { status: "active" })] }),
+  );
+  app.onError(onError({ debug() {}, info() {}, warn() {}, error() {} } as never));
+
+  const reconciler = startReconciler({
+    redis,
+    prefix,
+    queueName: config.sandbox.queue,
+    backend,
+    audit: async (e) => {
+      audits.push(e);
+    },
+  });
+  await reconciler.ready();
+
+  const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
+  await new Promise<void>((r) => server.once("listening", () => r()));
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    config,
+    redis,
+    prefix,
+    backend,
+    baseUrl,
+    service,
+    audits,
+    policy,
+    keys,
+    async addKey(role, subject, signer) {
+      const s = signer ?? (await newSigner());
+      keys.set(s.kid, { status: "active", kid: s.kid, publicKey: s.publicKey, role, subject });
+      return s;
+    },
+    client: (signer) => new Sigil({ baseUrl, signer, retries: 0 }),
+    async close() {
+      await new Promise<void>((r) => server.close(() => r()));
+      await reconciler.close();
+      await backend.queue.obliterate({ force: true }).catch(() => undefined);
+      await backend.close();
+      await dropPrefix(redis, `${prefix}:`);
+      await dropPrefix(redis, `{${prefix}}`);
+      redis.disconnect();
+    },
+  };
+}

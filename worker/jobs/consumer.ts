@@ -1,0 +1,336 @@
+// The job consumer: verify the envelope before anything, record the start with the API, run in the
+// sandbox, sign the result, persist it, report it. Retries re-send the signed result, never re-run;
+// a re-run after a crash happens only as a new, recorded attempt (BullMQ attemptsStarted).
+import { type Job, Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Signer } from "../../shared/crypto";
+import { canonicalJson, sha256Hex } from "../../shared/encoding";
+import { type EnvelopeVerifyOptions, verifyEnvelope } from "../../shared/jobs/envelope";
+import {
+  outputHash,
+  type ResultBody,
+  signResult,
+  type TerminalStatus,
+} from "../../shared/jobs/result";
+import type { Tier } from "../../shared/risk";
+import type { SandboxDriver, SandboxRunResult } from "./driver";
+import type { Outbox, PendingReport, ResultReport } from "./outbox";
+
+export interface StartedReport {
+  type: "started";
+  attempt: number;
+  workerId: string;
+  envelopeHash: string;
+}
+
+/** The API side of reporting. Transient failures reject; `refused` means a definite 4xx. */
+export interface Reporter {
+  started(jobId: string, r: StartedReport): Promise<{ proceed: boolean }>;
+  result(jobId: string, r: ResultReport): Promise<"accepted" | "refused">;
+}
+
+export interface WorkerLog {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface ConsumerOptions {
+  /** BullMQ connection; must have maxRetriesPerRequest: null. */
+  connection: Redis;
+  queueName: string;
+  /** BullMQ prefix, "{<redis.prefix>}". */
+  queuePrefix: string;
+  concurrency: number;
+  workerId: string;
+  signer: Signer;
+  driver: SandboxDriver;
+  reporter: Reporter;
+  outbox: Outbox;
+  envelope: Omit<EnvelopeVerifyOptions, "now">;
+  log: WorkerLog;
+  /** Lock TTL; renewed at half of it while a job runs. Default 30 s. */
+  lockDurationMs?: number;
+  /** Stalls (lost locks, i.e. crashed workers) before a job fails instead of re-running. Default 1. */
+  maxStalledCount?: number;
+  /** Delay between re-sends of unacknowledged results. Default 2 s, doubling to 60 s. */
+  redeliverBaseMs?: number;
+}
+
+export interface Consumer {
+  readonly worker: Worker;
+  /** Re-sends every result waiting in the outbox once. */
+  flushOutbox(): Promise<void>;
+  /** Stop taking jobs; let running ones finish up to graceMs; then force-close. */
+  close(graceMs: number): Promise<void>;
+}
+
+interface QueuedData {
+  envelope?: unknown;
+}
+
+const ZERO_HASH = "0".repeat(64);
+const EMPTY_HASH = outputHash("");
+
+export function startConsumer(o: ConsumerOptions): Consumer {
+  const lockDuration = o.lockDurationMs ?? 30_000;
+  const pendingDelivery = new Set<string>();
+  let closing = false;
+  let timer: NodeJS.Timeout | undefined;
+  const retryDelay = new Map<string, number>();
+
+  async function deliver(p: PendingReport): Promise<boolean> {
+    try {
+      const out = await o.reporter.result(p.jobId, p.report);
+      if (out === "refused") {
+        o.log.error("the API refused a signed result; kept in outbox/dead", { jobId: p.jobId });
+        await o.outbox.bury(p.jobId);
+      } else {
+        await o.outbox.ack(p.jobId);
+      }
+      retryDelay.delete(p.jobId);
+      return true;
+    } catch (e) {
+      o.log.warn("result report failed; will re-send the signed result", {
+        jobId: p.jobId,
+        err: (e as Error).message,
+      });
+      return false;
+    }
+  }
+
+  async function flushOutbox(): Promise<void> {
+    for (const id of await o.outbox.list()) {
+      if (pendingDelivery.has(id)) continue;
+      const p = await o.outbox.get(id);
+      if (!p) continue;
+      pendingDelivery.add(id);
+      try {
+        await deliver(p);
+      } finally {
+        pendingDelivery.delete(id);
+      }
+    }
+  }
+
+  function scheduleFlush(): void {
+    if (closing || timer) return;
+    const base = o.redeliverBaseMs ?? 2000;
+    const next = Math.min(60_000, Math.max(base, ...retryDelay.values()));
+    timer = setTimeout(async () => {
+      timer = undefined;
+      await flushOutbox().catch((e) => o.log.error("outbox flush failed", { err: String(e) }));
+      const left = await o.outbox.list().catch(() => []);
+      for (const id of left) retryDelay.set(id, Math.min(60_000, (retryDelay.get(id) ?? base) * 2));
+      if (left.length > 0) scheduleFlush();
+    }, next);
+    timer.unref();
+  }
+
+  /** Sign, persist (before any send), then report. */
+  async function finishWith(
+    jobId: string,
+    attempt: number,
+    body: ResultBody,
+    run?: SandboxRunResult,
+  ) {
+    const signed = await signResult(body, o.signer);
+    const p: PendingReport = {
+      jobId,
+      report: {
+        type: "result",
+        attempt,
+        signed,
+        stdout: run?.stdout ?? "",
+        stderr: run?.stderr ?? "",
+      },
+    };
+    await o.outbox.put(p);
+    pendingDelivery.add(jobId);
+    try {
+      if (!(await deliver(p))) scheduleFlush();
+    } finally {
+      pendingDelivery.delete(jobId);
+    }
+    return { status: body.status, resultHash: signed.resultHash };
+  }
+
+  async function process(job: Job<QueuedData>) {
+    const jobId = job.id ?? "";
+    const attempt = Math.max(1, job.attemptsStarted);
+    // A result already signed for this job (crash after signing): re-send it, do not run again.
+    const pending = await o.outbox.get(jobId).catch(() => undefined);
+    if (pending) {
+      o.log.info("re-sending a stored result instead of re-running", { jobId, attempt });
+      if (!(await deliver(pending))) scheduleFlush();
+      return { status: "redelivered" };
+    }
+
+    const raw = job.data?.envelope;
+    const verdict = await verifyEnvelope(raw, { ...o.envelope, now: Date.now() });
+    const now = new Date().toISOString();
+    if (!verdict.ok || verdict.envelope.jobId !== jobId) {
+      const reason = verdict.ok
+        ? `malformed: envelope is for job ${verdict.envelope.jobId}, queue job is ${jobId}`
+        : `${verdict.reason}: ${verdict.detail}`;
+      o.log.warn("envelope rejected; nothing runs", { jobId, reason });
+      const claimed = (raw as { envelope?: { image?: unknown; tier?: unknown } } | undefined)
+        ?.envelope;
+      const hash = verdict.ok ? verdict.envelopeHash : (verdict.envelopeHash ?? hashOf(raw));
+      return finishWith(jobId, attempt, {
+        jobId,
+        envelopeHash: hash,
+        image:
+          typeof claimed?.image === "string" && claimed.image.length > 0
+            ? claimed.image.slice(0, 256)
+            : "unknown",
+        tier: claimed?.tier === "docker" ? "docker" : "gvisor",
+        runtime: null,
+        status: "rejected",
+        reason: reason.slice(0, 2048),
+        exitCode: null,
+        signal: null,
+        stdoutHash: EMPTY_HASH,
+        stderrHash: EMPTY_HASH,
+        truncated: false,
+        durationMs: 0,
+        startedAt: now,
+        finishedAt: now,
+        workerId: o.workerId,
+      });
+    }
+
+    const env = verdict.envelope;
+    // Record the attempt before running: no run without a record, and a finished job is not re-run.
+    const ack = await o.reporter.started(jobId, {
+      type: "started",
+      attempt,
+      workerId: o.workerId,
+      envelopeHash: verdict.envelopeHash,
+    });
+    if (!ack.proceed) {
+      o.log.info("job already finished; not running it again", { jobId, attempt });
+      return { status: "already-finished" };
+    }
+
+    let run: SandboxRunResult;
+    try {
+      run = await o.driver.runJob({
+        jobId,
+        image: env.image,
+        tier: env.tier,
+        ...(env.spec.command ? { command: env.spec.command } : {}),
+        ...(env.spec.code !== undefined ? { code: env.spec.code } : {}),
+        ...(env.spec.language ? { language: env.spec.language } : {}),
+        ...(env.spec.files ? { files: env.spec.files } : {}),
+        ...(env.spec.stdin !== undefined ? { stdin: env.spec.stdin } : {}),
+        ...(env.spec.env ? { env: env.spec.env } : {}),
+        timeoutMs: env.spec.timeoutMs,
+        limits: env.spec.limits,
+      });
+    } catch (e) {
+      run = errorRun(env.tier, (e as Error).message);
+    }
+    const maxAttempts = job.opts.attempts ?? 1;
+    if (run.status === "error" && job.attemptsMade + 1 < maxAttempts) {
+      // Infrastructure failure: the queue retries with backoff (a recorded new attempt).
+      throw new Error(`sandbox error: ${run.error ?? run.stderr.slice(0, 200)}`);
+    }
+    const status: TerminalStatus = run.status;
+    return finishWith(
+      jobId,
+      attempt,
+      {
+        jobId,
+        envelopeHash: verdict.envelopeHash,
+        image: env.image,
+        tier: env.tier,
+        runtime: run.runtime,
+        status,
+        reason:
+          run.status === "error"
+            ? (run.error ?? "sandbox infrastructure error").slice(0, 2048)
+            : null,
+        exitCode: run.exitCode,
+        signal: run.signal ?? null,
+        stdoutHash: outputHash(run.stdout),
+        stderrHash: outputHash(run.stderr),
+        truncated: run.truncated,
+        durationMs: Math.max(0, Math.round(run.durationMs)),
+        startedAt: run.startedAt,
+        finishedAt: run.finishedAt,
+        workerId: o.workerId,
+      },
+      run,
+    );
+  }
+
+  const worker = new Worker<QueuedData>(o.queueName, process, {
+    connection: o.connection,
+    prefix: o.queuePrefix,
+    concurrency: o.concurrency,
+    lockDuration,
+    stalledInterval: lockDuration,
+    maxStalledCount: o.maxStalledCount ?? 1,
+    autorun: true,
+  });
+  worker.on("failed", (job, err) =>
+    o.log.warn("job attempt failed", {
+      jobId: job?.id,
+      attempt: job?.attemptsStarted,
+      err: err.message,
+    }),
+  );
+  worker.on("error", (err) => o.log.error("queue error", { err: err.message }));
+  // Results a previous run signed but could not deliver.
+  void flushOutbox()
+    .then(async () => {
+      if ((await o.outbox.list()).length > 0) scheduleFlush();
+    })
+    .catch((e) => o.log.error("outbox flush failed", { err: String(e) }));
+
+  return {
+    worker,
+    flushOutbox,
+    async close(graceMs: number) {
+      closing = true;
+      if (timer) clearTimeout(timer);
+      let t: NodeJS.Timeout | undefined;
+      const graceful = worker.close().then(() => true);
+      const expired = new Promise<boolean>((r) => {
+        t = setTimeout(() => r(false), graceMs);
+      });
+      const clean = await Promise.race([graceful, expired]);
+      clearTimeout(t);
+      // Past the grace period the job stays unfinished in the queue: its lock lapses and it is a
+      // recorded retry on the next worker, never a silent loss.
+      if (!clean) await worker.close(true);
+      await flushOutbox().catch(() => undefined);
+    },
+  };
+}
+
+function hashOf(raw: unknown): string {
+  try {
+    return sha256Hex(canonicalJson(raw));
+  } catch {
+    return ZERO_HASH;
+  }
+}
+
+function errorRun(tier: Tier, message: string): SandboxRunResult {
+  const now = new Date().toISOString();
+  return {
+    status: "error",
+    exitCode: null,
+    signal: null,
+    stdout: "",
+    stderr: "",
+    truncated: false,
+    durationMs: 0,
+    startedAt: now,
+    finishedAt: now,
+    runtime: tier === "docker" ? "runc" : "runsc",
+    error: message,
+  };
+}

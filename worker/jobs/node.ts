@@ -1,0 +1,163 @@
+// A worker node's lifecycle (SANDBOX.md): key, preflight, orphan cleanup, consume, graceful stop.
+// The sandbox driver is passed in, so the same lifecycle runs with worker/sandbox in production.
+import { hostname } from "node:os";
+import { join, resolve } from "node:path";
+import Docker from "dockerode";
+import { Redis } from "ioredis";
+import { Sigil } from "../../sdk";
+import type { SigilConfig } from "../../shared/config";
+import { verifyEd25519 } from "../../shared/crypto";
+import { type Consumer, startConsumer, type WorkerLog } from "./consumer";
+import type { SandboxDriver } from "./driver";
+import { loadOrCreateWorkerKey, serviceKeyResolver } from "./keys";
+import { Outbox } from "./outbox";
+import { apiReporter } from "./reporter";
+
+export interface WorkerNodeOptions {
+  config: SigilConfig;
+  env: NodeJS.ProcessEnv;
+  driver: (workerId: string) => SandboxDriver | Promise<SandboxDriver>;
+  /** Extra checks (the driver's own preflight); each returns problems, [] when fine. */
+  preflight?: (() => Promise<string[]>)[];
+  log: WorkerLog;
+}
+
+export interface WorkerNode {
+  workerId: string;
+  kid: string;
+  consumer: Consumer;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export class PreflightError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`cannot start:\n  - ${problems.join("\n  - ")}`);
+    this.name = "PreflightError";
+  }
+}
+
+/** Redis, dockerd, runtimes and images: what a node needs before it takes a job. */
+export async function basePreflight(config: SigilConfig, redis: Redis): Promise<string[]> {
+  const problems: string[] = [];
+  try {
+    await redis.ping();
+  } catch (e) {
+    problems.push(`redis at ${config.redis.url} unreachable: ${(e as Error).message}`);
+  }
+  const docker = new Docker();
+  try {
+    const info = (await docker.info()) as { Runtimes?: Record<string, unknown> };
+    if (!info.Runtimes?.runc) problems.push("runc is not registered with dockerd");
+    if (!info.Runtimes?.runsc)
+      problems.push("runsc (gVisor) is not registered with dockerd; run infra/docker.sh");
+    const tags = new Set((await docker.listImages()).flatMap((i) => i.RepoTags ?? []));
+    for (const image of config.sandbox.images)
+      if (!tags.has(image)) problems.push(`image ${image} is missing; run infra/images.sh`);
+  } catch (e) {
+    problems.push(`dockerd unreachable: ${(e as Error).message}; run infra/docker.sh`);
+  }
+  return problems;
+}
+
+export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode> {
+  const { config, env, log } = o;
+  const dir = resolve(config.server.data_dir, "worker");
+  const key = await loadOrCreateWorkerKey(dir);
+  if (key.created)
+    log.info("created the worker key; register it with role worker (POST /v1/keys)", {
+      kid: key.signer.kid,
+      publicJwk: join(dir, "worker-key.pub.jwk"),
+    });
+  const workerId = env.SIGIL_WORKER_ID || `${hostname()}-${key.signer.kid.slice(0, 8)}`;
+
+  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: null, lazyConnect: true });
+  redis.on("error", (e) => log.warn("redis connection error", { err: e.message }));
+  const problems: string[] = [];
+  try {
+    await redis.connect();
+  } catch {
+    // reported by the preflight ping below
+  }
+  // Loaded first so its own preflight can run with the node's checks; it starts nothing yet.
+  const driver = await o.driver(workerId);
+  problems.push(...(await basePreflight(config, redis)));
+  for (const check of o.preflight ?? []) problems.push(...(await check()));
+  const staticKeys = env.SIGIL_SERVICE_KEYS ? parseKeys(env.SIGIL_SERVICE_KEYS, problems) : [];
+  if (problems.length > 0) {
+    redis.disconnect();
+    await driver.shutdown().catch(() => undefined);
+    throw new PreflightError(problems);
+  }
+
+  const removed = await driver.cleanupOrphans(workerId);
+  log.info("removed containers left by an earlier run", { workerId, removed });
+
+  const client = new Sigil({
+    baseUrl: config.sandbox.api_url,
+    signer: key.signer,
+    timeoutMs: 15_000,
+  });
+  const outbox = new Outbox(join(dir, "outbox"));
+  await outbox.init();
+  const lockMs = Number(env.SIGIL_WORKER_LOCK_MS ?? "") || 30_000;
+  const consumer = startConsumer({
+    connection: redis,
+    queueName: config.sandbox.queue,
+    queuePrefix: `{${config.redis.prefix}}`,
+    concurrency: config.sandbox.concurrency,
+    workerId,
+    signer: key.signer,
+    driver,
+    reporter: apiReporter(client),
+    outbox,
+    envelope: {
+      serviceKey: serviceKeyResolver({
+        staticKeys,
+        ...(env.SIGIL_SERVICE_KEYS ? {} : { fetchJwks: () => client.wellKnownKeys() }),
+      }),
+      verify: verifyEd25519,
+      sandbox: config.sandbox,
+      defaultTier: config.security.default_sandbox_tier,
+      thresholds: { medium: config.risk.medium_threshold, high: config.risk.high_threshold },
+    },
+    log,
+    lockDurationMs: lockMs,
+  });
+  await consumer.worker.waitUntilReady();
+  log.info("worker ready, consuming jobs", {
+    workerId,
+    kid: key.signer.kid,
+    queue: config.sandbox.queue,
+    concurrency: config.sandbox.concurrency,
+  });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    workerId,
+    kid: key.signer.kid,
+    consumer,
+    stop(graceMs = 30_000) {
+      stopping ??= (async () => {
+        await consumer.close(graceMs);
+        await driver
+          .shutdown()
+          .catch((e) => log.error("driver shutdown failed", { err: String(e) }));
+        await redis.quit().catch(() => redis.disconnect());
+      })();
+      return stopping;
+    },
+  };
+}
+
+function parseKeys(raw: string, problems: string[]): unknown[] {
+  try {
+    const v = JSON.parse(raw) as unknown;
+    if (Array.isArray(v)) return v;
+    if (v && typeof v === "object" && Array.isArray((v as { keys?: unknown }).keys))
+      return (v as { keys: unknown[] }).keys;
+  } catch {
+    // fall through
+  }
+  problems.push("SIGIL_SERVICE_KEYS must be a JSON array of Ed25519 JWKs (or a JWK Set)");
+  return [];
+}

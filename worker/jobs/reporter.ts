@@ -1,0 +1,31 @@
+// Reports to the API with RFC 9421-signed requests (the sdk's Sigil client, role `worker`).
+import { type Sigil, SigilError } from "../../sdk";
+import type { Reporter, StartedReport } from "./consumer";
+import type { ResultReport } from "./outbox";
+
+/** 4xx other than these is a definite refusal; 408/425/429 and 5xx are worth retrying. */
+const TRANSIENT_4XX = new Set([408, 425, 429]);
+
+export function apiReporter(client: Sigil): Reporter {
+  return {
+    async started(jobId: string, r: StartedReport) {
+      const res = (await client.jobs.reportResult(jobId, { ...r })) as { proceed?: unknown };
+      return { proceed: res.proceed === true };
+    },
+    async result(jobId: string, r: ResultReport) {
+      try {
+        await client.jobs.reportResult(jobId, { ...r });
+        return "accepted";
+      } catch (e) {
+        if (
+          e instanceof SigilError &&
+          e.status >= 400 &&
+          e.status < 500 &&
+          !TRANSIENT_4XX.has(e.status)
+        )
+          return "refused";
+        throw e;
+      }
+    },
+  };
+}
