@@ -1,42 +1,178 @@
 // createApp(deps): composition only. Every capability is a route module; every side effect
 // comes in through deps, so the same app runs on workerd (Durable Objects) and on Node (Redis).
+import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
+import type { AuditService } from "../shared/audit";
 import type { SigilConfig } from "../shared/config";
+import { type Signer, verifyEd25519 } from "../shared/crypto";
+import type { ReplayCache } from "../shared/httpsig";
+import type { JobsBackend } from "../shared/jobs";
+import { type KeyManager, type KeyRegistry, usableForNewRequest } from "../shared/keys";
+import type { PolicyEngine } from "../shared/policy";
+import type { ToolVerificationService } from "../shared/schemapin";
+import type { AuditFn } from "./audit-sink";
+import { type AuthKey, authenticate, jsonGuard } from "./middleware/auth";
 import { notFoundHandler, onError } from "./middleware/errors";
 import { type Logger, requestLog } from "./middleware/logger";
+import type { Role } from "./middleware/roles";
 import { Problem, problemResponse } from "./problem";
-import { router } from "./router";
+import { type AppEnv, router } from "./router";
+import { auditProblem, auditRoutes } from "./routes/audit";
+import { docsRoutes } from "./routes/docs";
 import { type HealthCheck, healthRoutes } from "./routes/health";
+import { jobsRoutes } from "./routes/jobs";
+import { keyRoutes, wellKnownRoutes } from "./routes/keys";
+import { decisionAudit, policyRoutes } from "./routes/policies";
+import { riskRoutes } from "./routes/risk";
+import { toolRoutes } from "./routes/tools";
 
 export interface AppDeps {
   config: SigilConfig;
   log: Logger;
   health: HealthCheck[];
+  now?: () => number;
+  /** Client, worker and service public keys with roles and status. */
+  keys: KeyRegistry;
+  /** Generates and holds service-side private keys (service-held agent keys). */
+  keyManager: KeyManager;
+  replay: ReplayCache;
+  /** The functions' own key: signs job envelopes (the audit log signs with it too). */
+  serviceSigner: Signer;
+  audit: AuditService;
+  policies: PolicyEngine;
+  tools: ToolVerificationService;
+  /** Node: BullMQ + Redis records; edge: forwards to the Node gateway. Absent: no /v1/jobs. */
+  jobs?: JobsBackend;
+}
+
+const ROLES = new Set<string>(["admin", "agent", "worker", "auditor"]);
+
+function limitFor(config: SigilConfig): MiddlewareHandler<AppEnv> {
+  const problem = (limit: number) =>
+    new Problem(413, "body-too-large", "Request body too large", `the limit is ${limit} bytes`);
+  const general = config.server.body_limit_bytes;
+  // A worker's result report carries stdout and stderr, each up to the output cap.
+  const results = Math.max(general, 2 * config.sandbox.output_bytes + 256 * 1024);
+  const generalLimit = bodyLimit({
+    maxSize: general,
+    onError: (c) => problemResponse(c, problem(general)),
+  });
+  const resultLimit = bodyLimit({
+    maxSize: results,
+    onError: (c) => problemResponse(c, problem(results)),
+  });
+  return (c, next) =>
+    (/^\/v1\/jobs\/[^/]+\/result$/.test(c.req.path) ? resultLimit : generalLimit)(c, next);
 }
 
 export function createApp(deps: AppDeps) {
+  const { config, log, keys, audit } = deps;
+  const now = deps.now ?? Date.now;
+
+  const appendAudit: AuditFn = (e) => audit.append(e).catch(auditProblem);
+
   const app = router();
   app.use("*", requestId());
-  app.use("*", requestLog(deps.log));
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: deps.config.server.body_limit_bytes,
-      onError: (c) =>
-        problemResponse(
-          c,
-          new Problem(
-            413,
-            "body-too-large",
-            "Request body too large",
-            `the limit is ${deps.config.server.body_limit_bytes} bytes`,
-          ),
-        ),
-    }),
-  );
+  app.use("*", requestLog(log));
 
   app.route("/", healthRoutes(deps.health));
+  app.route("/", wellKnownRoutes(keys));
+
+  app.use("/v1/*", limitFor(config));
+  app.use(
+    "/v1/*",
+    authenticate({
+      resolveKey: async (kid) => {
+        const r = await keys.get(kid);
+        if (!r) return { status: "unknown" };
+        if (!ROLES.has(r.role))
+          return { status: "revoked", reason: `a ${r.role} key cannot sign requests` };
+        if (!usableForNewRequest(r, now())) {
+          return {
+            status: "revoked",
+            reason: `key is ${r.status === "active" ? "outside its validity window" : r.status}`,
+          };
+        }
+        const key: AuthKey = {
+          status: "active",
+          publicKey: r.publicKey,
+          kid: r.kid,
+          role: r.role as Role,
+          subject: r.subject,
+        };
+        return key;
+      },
+      verify: verifyEd25519,
+      replay: deps.replay,
+      maxSkewSeconds: config.auth.clock_skew_seconds,
+      allowedAuthorities: config.auth.allowed_authorities,
+      now,
+      onRejected: async (f) => {
+        await appendAudit({
+          eventType: "auth.failed",
+          agentId: f.keyid ?? "anonymous",
+          details: {
+            code: f.code,
+            detail: f.detail,
+            method: f.method,
+            path: f.path,
+            requestId: f.requestId,
+          },
+        });
+      },
+    }),
+  );
+  app.use("/v1/*", jsonGuard());
+
+  app.route("/", keyRoutes({ registry: keys, manager: deps.keyManager, audit: appendAudit, now }));
+  app.route("/", policyRoutes({ policies: deps.policies, audit: appendAudit }));
+  app.route("/", auditRoutes(audit));
+  app.route(
+    "/",
+    riskRoutes({ medium: config.risk.medium_threshold, high: config.risk.high_threshold }),
+  );
+  app.route("/", toolRoutes({ tools: deps.tools, audit: appendAudit }));
+  if (deps.jobs) {
+    app.route(
+      "/",
+      jobsRoutes({
+        config,
+        backend: deps.jobs,
+        serviceSigner: deps.serviceSigner,
+        evaluate: async (req, caller) => {
+          await deps.policies.reload();
+          const d = deps.policies.evaluate({
+            action: req.action,
+            resource: req.resource,
+            context: req.context as never,
+          });
+          await appendAudit(
+            decisionAudit(
+              caller.subject ?? caller.keyid,
+              { ...req, context: req.context as never },
+              d,
+            ),
+          );
+          return d as never;
+        },
+        audit: async (e) => {
+          await appendAudit({
+            eventType: e.eventType,
+            agentId: e.agentId ?? "system",
+            details: e.details,
+          });
+        },
+        workerKey: async (kid) => {
+          const r = await keys.get(kid);
+          return r && r.role === "worker" && usableForNewRequest(r, now())
+            ? r.publicKey
+            : undefined;
+        },
+        now,
+      }),
+    );
+  }
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
@@ -44,10 +180,16 @@ export function createApp(deps: AppDeps) {
       title: "Sigil API",
       version: "1",
       description:
-        "Zero-trust security layer for AI agents. /v1 requests are signed with RFC 9421 (Ed25519).",
+        "Zero-trust security layer for AI agents. Every /v1 request is signed with RFC 9421 HTTP Message Signatures (Ed25519), covering @method, @authority, @path (@query) and content-digest, with created and nonce.",
     },
   });
-  app.onError(onError(deps.log));
+  app.route(
+    "/",
+    docsRoutes(() =>
+      app.getOpenAPI31Document({ openapi: "3.1.0", info: { title: "Sigil API", version: "1" } }),
+    ),
+  );
+  app.onError(onError(log));
   app.notFound(notFoundHandler);
   return app;
 }

@@ -3,30 +3,51 @@ import { serve } from "@hono/node-server";
 import { Redis } from "ioredis";
 import { createApp } from "../app";
 import { jsonLogger } from "../middleware/logger";
+import { composeNode } from "./compose";
 import { loadNodeConfigOrExit } from "./config";
 import { dockerChecks, redisChecks } from "./health";
 
 const config = loadNodeConfigOrExit();
 const log = jsonLogger(config.server.log_level);
-const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 2, enableOfflineQueue: false });
+const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 2 });
 redis.on("error", (e) => log.warn("redis connection error", { err: e.message }));
 
-const app = createApp({ config, log, health: [...redisChecks(redis), ...dockerChecks(config)] });
+let deps: Awaited<ReturnType<typeof composeNode>>;
+try {
+  deps = await composeNode({
+    config,
+    redis,
+    log,
+    health: [...redisChecks(redis), ...dockerChecks(config)],
+  });
+} catch (e) {
+  console.error(`[sigil api] cannot start: ${(e as Error).message}`);
+  process.exit(1);
+}
+const app = createApp(deps);
 
 const server = serve(
   { fetch: app.fetch, port: config.server.port, hostname: config.server.host },
   (info) => {
     log.info("sigil api listening", { url: `http://${config.server.host}:${info.port}` });
+    if (deps.adminKeyPath)
+      log.info("local admin key (use it with the SDK's devAdminClient)", {
+        path: deps.adminKeyPath,
+      });
   },
 );
 
+let closing = false;
 function shutdown(signal: string) {
+  if (closing) return;
+  closing = true;
   log.info("shutting down", { signal });
-  server.close(() => {
+  setTimeout(() => process.exit(0), 10_000).unref();
+  server.close(async () => {
+    await deps.close().catch(() => {});
     redis.disconnect();
     process.exit(0);
   });
-  setTimeout(() => process.exit(0), 5000).unref();
 }
 process.on("SIGTERM", () => shutdown("SIGTERM"));
 process.on("SIGINT", () => shutdown("SIGINT"));

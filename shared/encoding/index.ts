@@ -82,3 +82,26 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/**
+ * Whether `value` is plain JSON (finite numbers, strings, booleans, null, arrays, plain objects)
+ * no deeper than `maxDepth`. Iterative, so hostile nesting cannot overflow the stack.
+ */
+export function isJsonValue(value: unknown, maxDepth = 64): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (depth > maxDepth) return false;
+    if (v === null || typeof v === "string" || typeof v === "boolean") continue;
+    if (typeof v === "number") {
+      if (!Number.isFinite(v)) return false;
+    } else if (Array.isArray(v)) {
+      for (const x of v) stack.push([x, depth + 1]);
+    } else if (typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
+      for (const x of Object.values(v)) stack.push([x, depth + 1]);
+    } else {
+      return false;
+    }
+  }
+  return true;
+}

@@ -30,7 +30,16 @@ function checkJsonBounds(value: unknown): string | null {
     const [v, depth] = stack.pop()!;
     if (++nodes > CONTEXT_LIMITS.maxNodes) return `more than ${CONTEXT_LIMITS.maxNodes} values`;
     if (depth > CONTEXT_LIMITS.maxDepth) return `nested deeper than ${CONTEXT_LIMITS.maxDepth}`;
-    if (typeof v === "string") {
+    if (typeof v === "number") {
+      if (!Number.isFinite(v)) return "numbers must be finite";
+    } else if (
+      typeof v === "undefined" ||
+      typeof v === "function" ||
+      typeof v === "bigint" ||
+      typeof v === "symbol"
+    ) {
+      return `${typeof v} is not a JSON value`;
+    } else if (typeof v === "string") {
       if (v.length > CONTEXT_LIMITS.maxStringLength)
         return `string longer than ${CONTEXT_LIMITS.maxStringLength}`;
     } else if (Array.isArray(v)) {
@@ -54,7 +63,11 @@ export const JsonObjectSchema: z.ZodType<JsonObject> = z
     const problem = checkJsonBounds(v);
     if (problem) ctx.addIssue({ code: "custom", message: `context too large: ${problem}` });
   })
-  .pipe(z.record(z.string(), z.json())) as unknown as z.ZodType<JsonObject>;
+  // Values were checked to be JSON by the walk above; a recursive z.json() here would also send
+  // the OpenAPI generator into infinite recursion.
+  .pipe(
+    z.record(z.string(), z.unknown()).meta({ description: "JSON object (bounded size and depth)" }),
+  ) as unknown as z.ZodType<JsonObject>;
 
 export const EvaluationRequestSchema = z
   .object({

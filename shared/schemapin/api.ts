@@ -1,6 +1,7 @@
 // Input schemas for the tool endpoints (the lead mounts them on routes). Sizes are bounded so
 // canonicalization and review cost stay small whatever a client sends.
 import { z } from "zod";
+import { isJsonValue } from "../encoding";
 import { MAX_PEM_LENGTH } from "./keys";
 import { MAX_SIGNATURE_B64 } from "./signatures";
 
@@ -20,7 +21,10 @@ function jsonDepth(v: unknown, depth = 0): number {
 
 /** A tool schema: a JSON object, at most 64 KiB serialized and 32 levels deep. */
 export const toolSchemaSchema = z
-  .record(z.string(), z.json())
+  .record(z.string(), z.unknown())
+  .refine((v) => isJsonValue(v, TOOL_SCHEMA_MAX_DEPTH + 1), {
+    message: "schema must be plain JSON",
+  })
   .refine((v) => jsonDepth(v) <= TOOL_SCHEMA_MAX_DEPTH, {
     message: `schema nests deeper than ${TOOL_SCHEMA_MAX_DEPTH}`,
   })

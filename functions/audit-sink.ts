@@ -1,0 +1,31 @@
+// How routes record things: one `audit()` call per security-relevant event, and security events
+// (incident response input) as `security.event` entries with a severity.
+export interface AuditInput {
+  eventType: string;
+  agentId: string;
+  details: Record<string, unknown>;
+}
+
+export interface AuditReceipt {
+  eventId: string;
+  index: number;
+}
+
+export type AuditFn = (event: AuditInput) => Promise<AuditReceipt>;
+
+export type Severity = "info" | "low" | "medium" | "high" | "critical";
+
+export function securityEvent(
+  audit: AuditFn,
+  agentId: string,
+  category: string,
+  severity: Severity,
+  description: string,
+  details: Record<string, unknown> = {},
+): Promise<AuditReceipt> {
+  return audit({
+    eventType: "security.event",
+    agentId,
+    details: { category, severity, description, ...details },
+  });
+}

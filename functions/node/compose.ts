@@ -1,0 +1,241 @@
+// Composition root for Node: Redis-backed ports, the service key (encrypted at rest in the data
+// directory), the admin bootstrap, and everything createApp needs.
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { Redis } from "ioredis";
+import { v7 as uuidv7 } from "uuid";
+import { AuditService } from "../../shared/audit";
+import type { SigilConfig } from "../../shared/config";
+import {
+  ed25519Kid,
+  generateEd25519KeyPair,
+  publicJwk,
+  publicKeyFromJwk,
+  verifyEd25519,
+} from "../../shared/crypto";
+import { fromBase64Url, toBase64Url } from "../../shared/encoding";
+import { KeyManager, type KeyRegistry, SoftwareKeyProvider, validAt } from "../../shared/keys";
+import { PolicyEngine } from "../../shared/policy";
+import { HttpDiscoveryResolver, ToolVerificationService } from "../../shared/schemapin";
+import type { AppDeps } from "../app";
+import type { Logger } from "../middleware/logger";
+import type { HealthCheck } from "../routes/health";
+import { type Reconciler, startReconciler } from "./jobs/reconcile";
+import { RedisJobsBackend } from "./jobs/redis-backend";
+import { openRedisAuditLog, type RedisAuditLog } from "./stores/audit-redis";
+import { FileSecretStore } from "./stores/key-files";
+import { RedisKeyRegistry } from "./stores/keys-redis";
+import { RedisPinStore } from "./stores/pins-redis";
+import { RedisPolicyStore } from "./stores/policy-redis";
+import { RedisReplayCache } from "./stores/replay-redis";
+
+export const SERVICE_SUBJECT = "sigil";
+
+export interface NodeDeps extends AppDeps {
+  close(): Promise<void>;
+  adminKeyPath?: string;
+}
+
+export interface ComposeOptions {
+  config: SigilConfig;
+  redis: Redis;
+  log: Logger;
+  health: HealthCheck[];
+  env?: NodeJS.ProcessEnv;
+  /** Tests: accept localhost/IP SchemaPin domains mapped to local servers. */
+  discovery?: ConstructorParameters<typeof HttpDiscoveryResolver>[0];
+  /** Tests: cheaper scrypt for key files. */
+  scrypt?: { N: number; r: number; p: number };
+  /** Start the BullMQ stalled-job reconciler (the API process should; tests may not). */
+  reconcile?: boolean;
+}
+
+/**
+ * The secret that encrypts private keys at rest: SIGIL_KEY_PASSPHRASE, else a random one created
+ * once in the data directory (0600). Production should set the passphrase (or use an HSM provider)
+ * so the key files alone are useless.
+ */
+async function keySecret(dataDir: string, env: NodeJS.ProcessEnv): Promise<string> {
+  if (env.SIGIL_KEY_PASSPHRASE) return env.SIGIL_KEY_PASSPHRASE;
+  const path = join(dataDir, "master.secret");
+  try {
+    return (await readFile(path, "utf8")).trim();
+  } catch {
+    const secret = randomBytes(32).toString("base64url");
+    await writeFile(path, `${secret}\n`, { mode: 0o600, flag: "wx" }).catch(
+      async (e: NodeJS.ErrnoException) => {
+        if (e.code !== "EEXIST") throw e;
+      },
+    );
+    return (await readFile(path, "utf8")).trim();
+  }
+}
+
+/** Registers configured admin keys; with none, creates a local dev admin key in the data dir. */
+async function bootstrapAdmins(
+  config: SigilConfig,
+  registry: KeyRegistry,
+  dataDir: string,
+  log: Logger,
+): Promise<string | undefined> {
+  const register = async (publicKey: Uint8Array, subject: string) => {
+    const existing = await registry.get(ed25519Kid(publicKey));
+    if (!existing)
+      await registry.register({ role: "admin", subject, publicKey, createdAt: Date.now() });
+  };
+  if (config.auth.admin_keys.length > 0) {
+    for (const jwk of config.auth.admin_keys) {
+      const pk = publicKeyFromJwk(jwk);
+      if (ed25519Kid(pk) !== jwk.kid) {
+        throw new Error(
+          `SIGIL_ADMIN_KEYS: kid ${jwk.kid} is not the RFC 7638 thumbprint of its key (${ed25519Kid(pk)})`,
+        );
+      }
+      await register(pk, `admin:${jwk.kid.slice(0, 8)}`);
+    }
+    return undefined;
+  }
+  const path = join(dataDir, "admin-key.json");
+  let file: { kid: string; secretKey: string; publicJwk: { x: string } };
+  try {
+    file = JSON.parse(await readFile(path, "utf8"));
+  } catch {
+    const kp = await generateEd25519KeyPair();
+    const kid = ed25519Kid(kp.publicKey);
+    file = {
+      kid,
+      secretKey: toBase64Url(kp.secretKey),
+      publicJwk: publicJwk(kp.publicKey, { kid }),
+    };
+    await writeFile(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, flag: "wx" });
+    log.info("generated a local admin key (no SIGIL_ADMIN_KEYS configured)", { path });
+  }
+  await chmod(path, 0o600);
+  await register(fromBase64Url(file.publicJwk.x), "admin:local");
+  return path;
+}
+
+export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
+  const { config, redis, log } = opts;
+  const env = opts.env ?? process.env;
+  if (config.security.hsm_enabled || config.security.key_store_type === "hsm") {
+    throw new Error(
+      "hsm_enabled / key_store_type = hsm: no PKCS#11 KeyProvider ships in this build; refusing to fall back to software keys",
+    );
+  }
+  const dataDir = resolve(config.server.data_dir);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const prefix = `${config.redis.prefix}:`;
+
+  const keys = new RedisKeyRegistry(redis, `${prefix}keys:`);
+  const provider = new SoftwareKeyProvider({
+    secret: await keySecret(dataDir, env),
+    store: new FileSecretStore(join(dataDir, "keys")),
+    ...(opts.scrypt ? { scrypt: opts.scrypt } : {}),
+  });
+  const keyManager = new KeyManager({
+    registry: keys,
+    provider,
+    rotationIntervalDays: config.security.key_rotation_interval_days,
+  });
+
+  // The service key: one per deployment, held by this data directory's provider.
+  const held = new Set(await provider.listKeys());
+  const services = (await keys.list("service")).filter(
+    (r) => r.status === "active" && r.subject === SERVICE_SUBJECT,
+  );
+  let service = services.find((r) => held.has(r.kid));
+  if (!service) {
+    if (services.length > 0) {
+      log.warn(
+        "the registered service key's private half is not in this data directory; creating a new one",
+        {
+          registered: services.map((r) => r.kid),
+          dataDir,
+        },
+      );
+    }
+    service = (await keyManager.createKey({ role: "service", subject: SERVICE_SUBJECT })).record;
+    log.info("created the service signing key", { kid: service.kid });
+  }
+  const serviceSigner = await keyManager.signer(service.kid);
+  const adminKeyPath = await bootstrapAdmins(config, keys, dataDir, log);
+
+  const auditLog: RedisAuditLog = await openRedisAuditLog({
+    redis,
+    keyPrefix: `${prefix}audit:`,
+    chain: config.audit.chain,
+    signer: serviceSigner,
+  });
+  const audit = new AuditService({
+    log: auditLog,
+    signer: serviceSigner,
+    verify: verifyEd25519,
+    origin: config.audit.origin,
+    keys: async (kid, timestamp) => {
+      const r = await keys.get(kid);
+      return r ? { publicKey: r.publicKey, validAt: validAt(r, Date.parse(timestamp)) } : undefined;
+    },
+  });
+
+  const policies = await PolicyEngine.create({
+    store: new RedisPolicyStore(redis, `${prefix}policy:`),
+    config: {
+      mode: config.security.policy_enforcement_mode,
+      classificationLevels: config.policy.classification_levels,
+    },
+    cache: config.policy.cache_size > 0 ? { max: config.policy.cache_size } : false,
+    decisionId: uuidv7,
+  });
+
+  const tools = new ToolVerificationService({
+    pins: new RedisPinStore(redis, `${prefix}pins:`),
+    resolver: new HttpDiscoveryResolver(opts.discovery ?? {}),
+    tofu: config.tofu,
+    ...(opts.discovery?.allowLocal ? { allowLocalDomains: true } : {}),
+  });
+
+  const jobs = new RedisJobsBackend({
+    redis,
+    prefix: config.redis.prefix,
+    queueName: config.sandbox.queue,
+  });
+  let reconciler: Reconciler | undefined;
+  if (opts.reconcile !== false) {
+    reconciler = startReconciler({
+      redis,
+      prefix: config.redis.prefix,
+      queueName: config.sandbox.queue,
+      backend: jobs,
+      audit: async (e) => {
+        await audit.append({
+          eventType: e.eventType,
+          agentId: e.agentId ?? "system",
+          details: e.details,
+        });
+      },
+      onError: (e) => log.warn("job reconciler error", { err: e.message }),
+    });
+  }
+
+  return {
+    config,
+    log,
+    health: opts.health,
+    keys,
+    keyManager,
+    replay: new RedisReplayCache(redis, { prefix }),
+    serviceSigner,
+    audit,
+    policies,
+    tools,
+    jobs,
+    ...(adminKeyPath ? { adminKeyPath } : {}),
+    async close() {
+      await reconciler?.close?.();
+      await (jobs as { close?: () => Promise<void> }).close?.();
+      await auditLog.close();
+    },
+  };
+}

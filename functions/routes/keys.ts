@@ -1,0 +1,338 @@
+// Key registry (admin), signature verification and service-held signing (HTTP-API.md "Keys",
+// "Signatures"), and the public JWK Set under /.well-known/sigil/keys.
+import { createRoute, z } from "@hono/zod-openapi";
+import { publicJwk, publicKeyFromJwk, verifyEd25519 } from "../../shared/crypto";
+import { fromBase64Url, toBase64Url } from "../../shared/encoding";
+import {
+  type KeyManager,
+  type KeyRecord,
+  type KeyRegistry,
+  KeyRegistryError,
+  keyAuditEvent,
+} from "../../shared/keys";
+import type { AuditFn } from "../audit-sink";
+import { requireRole } from "../middleware/roles";
+import { problemResponses } from "../openapi";
+import { notFound, Problem } from "../problem";
+import { router } from "../router";
+
+const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
+const b64url = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[A-Za-z0-9_-]*$/, "must be base64url");
+const kidParam = z.object({ kid: z.string().min(1).max(128) });
+const publicKeyInput = z.union([
+  b64url(64).describe("raw Ed25519 public key, base64url"),
+  z.object({ kty: z.literal("OKP"), crv: z.literal("Ed25519"), x: z.string() }).loose(),
+]);
+
+const keyView = z.object({
+  kid: z.string(),
+  role: z.string(),
+  subject: z.string(),
+  status: z.enum(["active", "rotated", "revoked"]),
+  publicJwk: z.record(z.string(), z.unknown()),
+  createdAt: z.string(),
+  notBefore: z.string(),
+  expiresAt: z.string().optional(),
+  rotatedAt: z.string().optional(),
+  revokedAt: z.string().optional(),
+  rotatedTo: z.string().optional(),
+  rotatedFrom: z.string().optional(),
+});
+
+const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+
+export function viewKey(r: KeyRecord) {
+  return {
+    kid: r.kid,
+    role: r.role,
+    subject: r.subject,
+    status: r.status,
+    publicJwk: publicJwk(r.publicKey, { kid: r.kid }) as Record<string, unknown>,
+    createdAt: iso(r.createdAt)!,
+    notBefore: iso(r.notBefore)!,
+    ...(r.expiresAt !== undefined ? { expiresAt: iso(r.expiresAt) } : {}),
+    ...(r.rotatedAt !== undefined ? { rotatedAt: iso(r.rotatedAt) } : {}),
+    ...(r.revokedAt !== undefined ? { revokedAt: iso(r.revokedAt) } : {}),
+    ...(r.rotatedTo !== undefined ? { rotatedTo: r.rotatedTo } : {}),
+    ...(r.rotatedFrom !== undefined ? { rotatedFrom: r.rotatedFrom } : {}),
+  };
+}
+
+function decodePublicKey(input: z.infer<typeof publicKeyInput>): Uint8Array {
+  try {
+    const pk = typeof input === "string" ? fromBase64Url(input) : publicKeyFromJwk(input);
+    if (pk.length !== 32) throw new Error("an Ed25519 public key is 32 bytes");
+    return pk;
+  } catch (e) {
+    throw new Problem(400, "validation", "Invalid public key", (e as Error).message, [
+      { path: "publicKey", message: (e as Error).message },
+    ]);
+  }
+}
+
+function registryProblem(e: unknown): never {
+  if (e instanceof KeyRegistryError) {
+    if (e.code === "not_found") throw new Problem(404, "not-found", "Not found", e.message);
+    if (e.code === "exists" || e.code === "conflict")
+      throw new Problem(409, "conflict", "Conflict", e.message);
+    throw new Problem(400, "validation", "Key operation refused", e.message);
+  }
+  throw e;
+}
+
+const createKeyRoute = createRoute({
+  method: "post",
+  path: "/v1/keys",
+  tags: ["keys"],
+  summary: "Register a client's Ed25519 public key with a role",
+  middleware: [requireRole("admin")] as const,
+  request: {
+    body: {
+      required: true,
+      ...json(
+        z.strictObject({
+          role: z.enum(["admin", "agent", "worker", "auditor"]),
+          subject: z.string().min(1).max(200),
+          publicKey: publicKeyInput,
+        }),
+      ),
+    },
+  },
+  responses: {
+    201: { description: "registered", ...json(keyView) },
+    ...problemResponses(400, 401, 403, 409),
+  },
+});
+const rotateRoute = createRoute({
+  method: "post",
+  path: "/v1/keys/{kid}/rotate",
+  tags: ["keys"],
+  summary: "Replace a key; the old one verifies old signatures but no new requests",
+  middleware: [requireRole("admin")] as const,
+  request: {
+    params: kidParam,
+    body: { required: true, ...json(z.strictObject({ publicKey: publicKeyInput })) },
+  },
+  responses: {
+    201: { description: "the new key", ...json(keyView) },
+    ...problemResponses(400, 401, 403, 404, 409),
+  },
+});
+const revokeRoute = createRoute({
+  method: "delete",
+  path: "/v1/keys/{kid}",
+  tags: ["keys"],
+  summary: "Revoke a key: requests signed with it fail from now on",
+  middleware: [requireRole("admin")] as const,
+  request: { params: kidParam },
+  responses: {
+    200: { description: "revoked", ...json(keyView) },
+    ...problemResponses(400, 401, 403, 404),
+  },
+});
+const getKeyRoute = createRoute({
+  method: "get",
+  path: "/v1/keys/{kid}",
+  tags: ["keys"],
+  summary: "A key's record",
+  middleware: [requireRole("admin", "auditor")] as const,
+  request: { params: kidParam },
+  responses: { 200: { description: "key", ...json(keyView) }, ...problemResponses(401, 403, 404) },
+});
+const verifyRoute = createRoute({
+  method: "post",
+  path: "/v1/signatures/verify",
+  tags: ["signatures"],
+  summary: "Verify an Ed25519 signature by public key or registered kid",
+  middleware: [requireRole("agent", "admin", "auditor")] as const,
+  request: {
+    body: {
+      required: true,
+      ...json(
+        z
+          .strictObject({
+            publicKey: publicKeyInput.optional(),
+            kid: z.string().min(1).max(128).optional(),
+            message: b64url(1_400_000),
+            signature: b64url(100),
+            algorithm: z.literal("ed25519").optional(),
+          })
+          .refine((b) => (b.publicKey === undefined) !== (b.kid === undefined), {
+            message: "give exactly one of publicKey or kid",
+            path: ["publicKey"],
+          }),
+      ),
+    },
+  },
+  responses: {
+    200: {
+      description: "result (an invalid signature is still 200)",
+      ...json(
+        z.object({
+          valid: z.boolean(),
+          kid: z.string().optional(),
+          keyStatus: z.string().optional(),
+        }),
+      ),
+    },
+    ...problemResponses(400, 401, 403),
+  },
+});
+const signRoute = createRoute({
+  method: "post",
+  path: "/v1/sign",
+  tags: ["signatures"],
+  summary: "Sign with the calling agent's service-held key (created on first use)",
+  middleware: [requireRole("agent")] as const,
+  request: { body: { required: true, ...json(z.strictObject({ message: b64url(1_400_000) })) } },
+  responses: {
+    200: {
+      description: "signature",
+      ...json(z.object({ signature: z.string(), kid: z.string() })),
+    },
+    ...problemResponses(400, 401, 403),
+  },
+});
+
+export interface KeyRouteDeps {
+  registry: KeyRegistry;
+  manager: KeyManager;
+  audit: AuditFn;
+  now: () => number;
+}
+
+/** Service-held agent keys live under their own subject so they never shadow a client's key. */
+export const heldSubject = (subject: string) => `held:${subject}`;
+
+export function keyRoutes({ registry, manager, audit, now }: KeyRouteDeps) {
+  const who = (s: string | undefined) => s ?? "admin";
+  return router()
+    .openapi(createKeyRoute, async (c) => {
+      const { role, subject, publicKey } = c.req.valid("json");
+      const change = await manager
+        .registerExternalKey({ role, subject, publicKey: decodePublicKey(publicKey) })
+        .catch(registryProblem);
+      await audit({
+        eventType: "key.created",
+        agentId: who(c.get("subject")),
+        details: { ...change.event },
+      });
+      return c.json(viewKey(change.record), 201);
+    })
+    .openapi(rotateRoute, async (c) => {
+      const { kid } = c.req.valid("param");
+      const pk = decodePublicKey(c.req.valid("json").publicKey);
+      const record = await registry.rotate(kid, pk, now()).catch(registryProblem);
+      await audit({
+        eventType: "key.rotated",
+        agentId: who(c.get("subject")),
+        details: { ...keyAuditEvent("key.rotated", record) },
+      });
+      return c.json(viewKey(record), 201);
+    })
+    .openapi(revokeRoute, async (c) => {
+      const { kid } = c.req.valid("param");
+      const record = await registry
+        .revoke(kid, now(), { reason: `revoked by ${who(c.get("subject"))}` })
+        .catch(registryProblem);
+      await audit({
+        eventType: "key.revoked",
+        agentId: who(c.get("subject")),
+        details: { ...keyAuditEvent("key.revoked", record) },
+      });
+      return c.json(viewKey(record), 200);
+    })
+    .openapi(getKeyRoute, async (c) => {
+      const r = await registry.get(c.req.valid("param").kid);
+      if (!r) throw notFound(`key ${c.req.valid("param").kid}`);
+      return c.json(viewKey(r), 200);
+    })
+    .openapi(verifyRoute, async (c) => {
+      const b = c.req.valid("json");
+      let message: Uint8Array;
+      let signature: Uint8Array;
+      try {
+        message = fromBase64Url(b.message);
+        signature = fromBase64Url(b.signature);
+      } catch (e) {
+        throw new Problem(400, "validation", "Invalid encoding", (e as Error).message);
+      }
+      let result: { valid: boolean; kid?: string; keyStatus?: string };
+      if (b.kid !== undefined) {
+        const r = await registry.get(b.kid);
+        if (!r) {
+          result = { valid: false, kid: b.kid, keyStatus: "unknown" };
+        } else {
+          const ok = await verifyEd25519(r.publicKey, message, signature);
+          // A revoked key proves nothing any more: its holder may not be who signed.
+          result = { valid: ok && r.status !== "revoked", kid: r.kid, keyStatus: r.status };
+        }
+      } else {
+        result = { valid: await verifyEd25519(decodePublicKey(b.publicKey!), message, signature) };
+      }
+      await audit({
+        eventType: "signature.verified",
+        agentId: c.get("subject") ?? "unknown",
+        details: { ...result, messageBytes: message.length },
+      });
+      return c.json(result, 200);
+    })
+    .openapi(signRoute, async (c) => {
+      const subject = heldSubject(c.get("subject") ?? "unknown");
+      let record = await manager.currentKey("agent", subject);
+      if (!record) {
+        const change = await manager.createKey({ role: "agent", subject });
+        record = change.record;
+        await audit({
+          eventType: "key.created",
+          agentId: subject,
+          details: { ...change.event, heldByService: true },
+        });
+      }
+      const message = fromBase64Url(c.req.valid("json").message);
+      const signer = await manager.signer(record.kid);
+      const signature = toBase64Url(await signer.sign(message));
+      await audit({
+        eventType: "signature.created",
+        agentId: subject,
+        details: { kid: record.kid, messageBytes: message.length },
+      });
+      return c.json({ signature, kid: record.kid }, 200);
+    });
+}
+
+/** GET /.well-known/sigil/keys: service and worker public keys, with status and validity window. */
+export function wellKnownRoutes(registry: KeyRegistry) {
+  const route = createRoute({
+    method: "get",
+    path: "/.well-known/sigil/keys",
+    tags: ["keys"],
+    summary: "The service's public keys as a JWK Set (RFC 8037), unauthenticated",
+    responses: {
+      200: {
+        description: "JWK Set",
+        ...json(z.object({ keys: z.array(z.record(z.string(), z.unknown())) })),
+      },
+    },
+  });
+  return router().openapi(route, async (c) => {
+    const records = [...(await registry.list("service")), ...(await registry.list("worker"))];
+    const keys = records.map((r) => ({
+      ...publicJwk(r.publicKey, { kid: r.kid }),
+      use: "sig",
+      alg: "EdDSA",
+      role: r.role,
+      subject: r.subject,
+      status: r.status,
+      nbf: Math.floor(r.notBefore / 1000),
+      ...(r.expiresAt !== undefined ? { exp: Math.floor(r.expiresAt / 1000) } : {}),
+      ...(r.revokedAt !== undefined ? { revoked_at: Math.floor(r.revokedAt / 1000) } : {}),
+    }));
+    c.header("cache-control", "public, max-age=60");
+    return c.json({ keys }, 200);
+  });
+}

@@ -1,0 +1,286 @@
+// Policy documents (versioned) and evaluation (POLICY-LANGUAGE.md, HTTP-API.md).
+import { createRoute, z } from "@hono/zod-openapi";
+import { canonicalJson, sha256Hex } from "../../shared/encoding";
+import {
+  type Decision,
+  DecisionSchema,
+  EvaluationBatchSchema,
+  type EvaluationRequest,
+  EvaluationRequestSchema,
+  type PolicyEngine,
+  PolicyNameSchema,
+  PolicyRecordSchema,
+  PolicyVersionInfoSchema,
+  PutPolicyResultSchema,
+  RollbackSchema,
+} from "../../shared/policy";
+import type { AuditFn } from "../audit-sink";
+import { requireRole } from "../middleware/roles";
+import { problemResponses } from "../openapi";
+import { notFound, Problem } from "../problem";
+import { router } from "../router";
+
+const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
+const nameParam = z.object({ name: PolicyNameSchema });
+const MAX_POLICY_BYTES = 1024 * 1024;
+
+const putRoute = createRoute({
+  method: "put",
+  path: "/v1/policies/{name}",
+  tags: ["policies"],
+  summary: "Register or update a policy document (text/plain); atomic, versioned",
+  middleware: [requireRole("admin")] as const,
+  request: {
+    params: nameParam,
+    body: { required: true, content: { "text/plain": { schema: z.string() } } },
+  },
+  responses: {
+    200: {
+      description: "identical to the current version; nothing changed",
+      ...json(PutPolicyResultSchema),
+    },
+    201: { description: "new version is current", ...json(PutPolicyResultSchema) },
+    ...problemResponses(400, 401, 403, 413),
+  },
+});
+const listRoute = createRoute({
+  method: "get",
+  path: "/v1/policies",
+  tags: ["policies"],
+  summary: "List policy documents",
+  middleware: [requireRole("admin", "auditor")] as const,
+  responses: {
+    200: {
+      description: "documents",
+      ...json(
+        z.object({
+          policies: z.array(z.record(z.string(), z.unknown())),
+          policySetVersion: z.string(),
+        }),
+      ),
+    },
+    ...problemResponses(401, 403),
+  },
+});
+const getRoute = createRoute({
+  method: "get",
+  path: "/v1/policies/{name}",
+  tags: ["policies"],
+  summary: "Current source and version of a document",
+  middleware: [requireRole("admin", "auditor")] as const,
+  request: { params: nameParam },
+  responses: {
+    200: { description: "document", ...json(PolicyRecordSchema) },
+    ...problemResponses(401, 403, 404),
+  },
+});
+const versionsRoute = createRoute({
+  method: "get",
+  path: "/v1/policies/{name}/versions",
+  tags: ["policies"],
+  summary: "Every stored version of a document",
+  middleware: [requireRole("admin", "auditor")] as const,
+  request: { params: nameParam },
+  responses: {
+    200: {
+      description: "versions",
+      ...json(z.object({ name: z.string(), versions: z.array(PolicyVersionInfoSchema) })),
+    },
+    ...problemResponses(401, 403, 404),
+  },
+});
+const rollbackRoute = createRoute({
+  method: "post",
+  path: "/v1/policies/{name}/rollback",
+  tags: ["policies"],
+  summary: "Make an earlier version current",
+  middleware: [requireRole("admin")] as const,
+  request: { params: nameParam, body: { required: true, ...json(RollbackSchema) } },
+  responses: {
+    200: { description: "now current", ...json(PolicyRecordSchema) },
+    ...problemResponses(400, 401, 403, 404),
+  },
+});
+const deleteRoute = createRoute({
+  method: "delete",
+  path: "/v1/policies/{name}",
+  tags: ["policies"],
+  summary: "Deactivate a document (its history is kept)",
+  middleware: [requireRole("admin")] as const,
+  request: { params: nameParam },
+  responses: {
+    200: {
+      description: "deactivated",
+      ...json(z.object({ name: z.string(), deleted: z.literal(true) })),
+    },
+    ...problemResponses(401, 403, 404),
+  },
+});
+const evaluateRoute = createRoute({
+  method: "post",
+  path: "/v1/evaluate",
+  tags: ["evaluate"],
+  summary: "May this agent do X? A decision is data: a deny is still 200",
+  middleware: [requireRole("agent")] as const,
+  request: { body: { required: true, ...json(EvaluationRequestSchema) } },
+  responses: {
+    200: { description: "decision", ...json(DecisionSchema) },
+    ...problemResponses(400, 401, 403, 503),
+  },
+});
+const batchRoute = createRoute({
+  method: "post",
+  path: "/v1/evaluate/batch",
+  tags: ["evaluate"],
+  summary: "Evaluate up to 1000 requests against one policy-set version, results in order",
+  middleware: [requireRole("agent")] as const,
+  request: { body: { required: true, ...json(EvaluationBatchSchema) } },
+  responses: {
+    200: { description: "decisions", ...json(z.object({ results: z.array(DecisionSchema) })) },
+    ...problemResponses(400, 401, 403, 503),
+  },
+});
+
+export interface PolicyRouteDeps {
+  policies: PolicyEngine;
+  audit: AuditFn;
+}
+
+/** Sees other nodes' writes before deciding; a store outage is a 503, never a stale allow. */
+async function fresh(engine: PolicyEngine): Promise<void> {
+  await engine.reload().catch((e: unknown) => {
+    throw new Problem(503, "unavailable", "Policy store unavailable", (e as Error).message);
+  });
+}
+
+export function decisionAudit(agentId: string, req: EvaluationRequest, d: Decision) {
+  return {
+    // A deny is a policy violation; both are policy decisions (AUDIT.md event types).
+    eventType: d.decision === "deny" ? "policy.violation" : "policy.decision",
+    agentId,
+    details: {
+      decisionId: d.decisionId,
+      action: req.action,
+      resource: req.resource ?? null,
+      tags: req.tags ?? [],
+      // The context may hold personal data; the trail keeps its hash, which still proves what was asked.
+      contextSha256: sha256Hex(canonicalJson(req.context ?? {})),
+      decision: d.decision,
+      enforced: d.enforced,
+      reason: d.reason ?? null,
+      matched: d.matched,
+      policySetVersion: d.policySetVersion,
+    },
+  };
+}
+
+export function policyRoutes({ policies, audit }: PolicyRouteDeps) {
+  return router()
+    .openapi(putRoute, async (c) => {
+      const { name } = c.req.valid("param");
+      const source = await c.req.text();
+      if (source.length > MAX_POLICY_BYTES) {
+        throw new Problem(
+          413,
+          "body-too-large",
+          "Policy too large",
+          `documents are limited to ${MAX_POLICY_BYTES} bytes`,
+        );
+      }
+      const r = await policies.put(name, source);
+      if (!r.ok) {
+        await audit({
+          eventType: "policy.rejected",
+          agentId: c.get("subject") ?? "admin",
+          details: { name, errors: r.errors },
+        });
+        throw new Problem(
+          400,
+          "policy-invalid",
+          "Policy document is invalid",
+          `${r.errors.length} error(s); nothing changed`,
+          r.errors,
+        );
+      }
+      await audit({
+        eventType: "policy.updated",
+        agentId: c.get("subject") ?? "admin",
+        details: {
+          name,
+          version: r.version,
+          sha256: r.sha256,
+          unchanged: r.unchanged,
+          policySetVersion: policies.policySetVersion,
+        },
+      });
+      return c.json(
+        { name: r.name, version: r.version, sha256: r.sha256 },
+        r.unchanged ? 200 : 201,
+      );
+    })
+    .openapi(listRoute, async (c) => {
+      await fresh(policies);
+      const list = await policies.list();
+      return c.json(
+        {
+          policies: list as unknown as Record<string, unknown>[],
+          policySetVersion: policies.policySetVersion,
+        },
+        200,
+      );
+    })
+    .openapi(getRoute, async (c) => {
+      const { name } = c.req.valid("param");
+      const rec = await policies.get(name);
+      if (!rec) throw notFound(`policy ${name}`);
+      return c.json(rec, 200);
+    })
+    .openapi(versionsRoute, async (c) => {
+      const { name } = c.req.valid("param");
+      const versions = await policies.versions(name);
+      if (versions.length === 0) throw notFound(`policy ${name}`);
+      return c.json({ name, versions }, 200);
+    })
+    .openapi(rollbackRoute, async (c) => {
+      const { name } = c.req.valid("param");
+      const { version } = c.req.valid("json");
+      const r = await policies.rollback(name, version);
+      if (!r.ok) throw notFound(`version ${version} of policy ${name}`);
+      await audit({
+        eventType: "policy.rolled_back",
+        agentId: c.get("subject") ?? "admin",
+        details: {
+          name,
+          version,
+          sha256: r.record.sha256,
+          policySetVersion: policies.policySetVersion,
+        },
+      });
+      return c.json(r.record, 200);
+    })
+    .openapi(deleteRoute, async (c) => {
+      const { name } = c.req.valid("param");
+      if (!(await policies.delete(name))) throw notFound(`policy ${name}`);
+      await audit({
+        eventType: "policy.deleted",
+        agentId: c.get("subject") ?? "admin",
+        details: { name, policySetVersion: policies.policySetVersion },
+      });
+      return c.json({ name, deleted: true as const }, 200);
+    })
+    .openapi(evaluateRoute, async (c) => {
+      const req = c.req.valid("json");
+      await fresh(policies);
+      const d = policies.evaluate(req);
+      await audit(decisionAudit(c.get("subject") ?? "unknown", req, d));
+      return c.json(d, 200);
+    })
+    .openapi(batchRoute, async (c) => {
+      const { requests } = c.req.valid("json");
+      await fresh(policies);
+      const results = policies.evaluateBatch(requests);
+      const who = c.get("subject") ?? "unknown";
+      await Promise.all(results.map((d, i) => audit(decisionAudit(who, requests[i]!, d))));
+      return c.json({ results }, 200);
+    });
+}

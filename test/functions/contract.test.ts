@@ -1,0 +1,526 @@
+// One HTTP contract (HTTP-API.md) run against the Node app and the edge app alike: every route's
+// success and error cases, the authentication attacks, and malformed bodies.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Sigil, SigilError } from "../../sdk";
+import { fromBase64, sha256Bytes, toBase64Url, utf8 } from "../../shared/encoding";
+import { signRequest } from "../../shared/httpsig";
+import { newKey, startTarget, type Target, type TestKey, targetNames } from "../support/targets";
+
+const SECURE_DATA_ACCESS = `policy secure_data_access {
+    allow: read(sensitive_data) if (
+        user.clearance >= "secret" &&
+        user.need_to_know.contains(data.classification) &&
+        session.mfa_verified == true
+    )
+    deny: export(data) if data.contains_pii == true
+}`;
+
+const readReq = (clearance: string) => ({
+  action: "read",
+  resource: "sensitive_data",
+  context: {
+    user: { clearance, need_to_know: ["medical"] },
+    data: { classification: "medical" },
+    session: { mfa_verified: true },
+  },
+});
+
+async function problemOf(p: Promise<unknown>): Promise<SigilError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof SigilError) return e;
+    throw e;
+  }
+  throw new Error("expected a problem response");
+}
+const typeOf = (e: SigilError) => e.type?.split("/").pop();
+
+describe.each(targetNames)("HTTP contract on %s", (targetName) => {
+  let t: Target;
+  let admin: Sigil;
+  let agentKey: TestKey;
+  let agent: Sigil;
+  let auditorKey: TestKey;
+  let auditor: Sigil;
+
+  /** A hand-made request: sign with `key` (or not), then optionally tamper before sending. */
+  async function raw(
+    method: string,
+    path: string,
+    opts: {
+      key?: TestKey;
+      body?: string;
+      contentType?: string;
+      sign?: Partial<Parameters<typeof signRequest>[2]>;
+      tamper?: (h: Headers) => { body?: string } | undefined;
+    } = {},
+  ) {
+    const url = `${t.url}${path}`;
+    const headers = new Headers();
+    if (opts.body !== undefined)
+      headers.set("content-type", opts.contentType ?? "application/json");
+    if (opts.key) {
+      const sig = await signRequest(
+        { method, url, headers, body: opts.body ?? null },
+        opts.key.signer,
+        {
+          keyid: opts.key.kid,
+          ...opts.sign,
+        },
+      );
+      for (const [k, v] of Object.entries(sig)) if (v) headers.set(k, v);
+    }
+    let body = opts.body;
+    const changed = opts.tamper?.(headers);
+    if (changed?.body !== undefined) body = changed.body;
+    const r = await fetch(url, { method, headers, ...(body !== undefined ? { body } : {}) });
+    const text = await r.text();
+    return {
+      status: r.status,
+      type: r.headers.get("content-type"),
+      json: text ? JSON.parse(text) : null,
+    };
+  }
+
+  beforeAll(async () => {
+    t = await startTarget(targetName);
+    admin = t.client(t.admin);
+    agentKey = await newKey();
+    auditorKey = await newKey();
+    await admin.keys.create({
+      role: "agent",
+      subject: "agent-007",
+      publicKey: toBase64Url(agentKey.publicKey),
+    });
+    await admin.keys.create({
+      role: "auditor",
+      subject: "auditor-1",
+      publicKey: toBase64Url(auditorKey.publicKey),
+    });
+    agent = t.client(agentKey);
+    auditor = t.client(auditorKey);
+  }, 120_000);
+  afterAll(async () => t?.stop());
+
+  describe("public routes", () => {
+    it("GET /health", async () => {
+      const r = await fetch(`${t.url}/health`);
+      expect(r.status).toBe(200);
+      expect(((await r.json()) as { status: string }).status).toBe("ok");
+    });
+    it("GET /openapi.json lists every route, generated from the schemas", async () => {
+      const doc = (await (await fetch(`${t.url}/openapi.json`)).json()) as {
+        paths: Record<string, unknown>;
+      };
+      for (const p of [
+        "/v1/keys",
+        "/v1/keys/{kid}/rotate",
+        "/v1/policies/{name}",
+        "/v1/evaluate",
+        "/v1/evaluate/batch",
+        "/v1/signatures/verify",
+        "/v1/sign",
+        "/v1/audit/events",
+        "/v1/audit/verify",
+        "/v1/audit/checkpoint",
+        "/v1/audit/proofs/inclusion",
+        "/v1/audit/proofs/consistency",
+        "/v1/audit/export",
+        "/v1/risk/assess",
+        "/v1/tools/verify",
+        "/v1/tools/pins/{domain}",
+        "/v1/tools/review",
+        "/.well-known/sigil/keys",
+      ]) {
+        expect(doc.paths, p).toHaveProperty([p]);
+      }
+    });
+    it("GET /docs is an HTML reference", async () => {
+      const r = await fetch(`${t.url}/docs`);
+      expect(r.status).toBe(200);
+      expect(r.headers.get("content-type")).toMatch(/text\/html/);
+      expect(await r.text()).toContain("/v1/evaluate");
+    });
+    it("GET /.well-known/sigil/keys publishes the service key with status and validity", async () => {
+      const { keys } = await admin.wellKnownKeys();
+      const service = keys.find((k) => k.role === "service");
+      expect(service).toMatchObject({ kty: "OKP", crv: "Ed25519", status: "active", alg: "EdDSA" });
+      expect(typeof service!.nbf).toBe("number");
+    });
+    it("unknown routes are problem+json 404", async () => {
+      const r = await raw("GET", "/nope");
+      expect(r.status).toBe(404);
+      expect(r.type).toBe("application/problem+json");
+      expect(r.json.type).toMatch(/\/not-found$/);
+    });
+  });
+
+  describe("authentication attacks → 401/403 and an audit event", () => {
+    const cases: Array<
+      [string, () => Promise<{ status: number; json: { type: string } }>, number, string]
+    > = [
+      ["no signature", () => raw("POST", "/v1/risk/assess", { body: "{}" }), 401, "auth-required"],
+      [
+        "unknown key",
+        async () => raw("GET", "/v1/audit/checkpoint", { key: await newKey() }),
+        401,
+        "key-unknown",
+      ],
+      [
+        "wrong key for the keyid",
+        async () => {
+          const other = await newKey();
+          return raw("GET", "/v1/audit/checkpoint", { key: { ...other, kid: agentKey.kid } });
+        },
+        401,
+        "signature-invalid",
+      ],
+      [
+        "body changed after signing",
+        () =>
+          raw("POST", "/v1/evaluate", {
+            key: agentKey,
+            body: JSON.stringify(readReq("secret")),
+            tamper: () => ({ body: JSON.stringify(readReq("top_secret")) }),
+          }),
+        401,
+        "signature-invalid",
+      ],
+      [
+        "content-digest not covered",
+        () =>
+          raw("POST", "/v1/evaluate", {
+            key: agentKey,
+            body: JSON.stringify(readReq("secret")),
+            sign: { components: ["@method", "@authority", "@path"] },
+          }),
+        401,
+        "auth-required",
+      ],
+      [
+        "created too old",
+        () =>
+          raw("GET", "/v1/audit/checkpoint", {
+            key: agentKey,
+            sign: { created: Math.floor(Date.now() / 1000) - 3600 },
+          }),
+        401,
+        "replay",
+      ],
+      [
+        "created in the future",
+        () =>
+          raw("GET", "/v1/audit/checkpoint", {
+            key: agentKey,
+            sign: { created: Math.floor(Date.now() / 1000) + 3600 },
+          }),
+        401,
+        "replay",
+      ],
+      [
+        "wrong role",
+        () => raw("POST", "/v1/keys", { key: agentKey, body: "{}" }),
+        403,
+        "forbidden",
+      ],
+    ];
+    it.each(cases)("%s", async (_name, run, status, type) => {
+      const before = (await admin.audit.checkpoint()).treeSize;
+      const r = await run();
+      expect(r.status).toBe(status);
+      expect(r.json.type).toMatch(new RegExp(`/${type}$`));
+      if (status === 401) {
+        const { events } = await auditor.audit.list({ from: before, limit: 100 });
+        expect(
+          events.some(
+            (e) => e.eventType === "auth.failed" && (e.details as { code: string }).code === type,
+          ),
+        ).toBe(true);
+      }
+    });
+
+    it("a replayed nonce is refused the second time", async () => {
+      const key = agentKey;
+      const url = `${t.url}/v1/audit/checkpoint`;
+      const sig = await signRequest({ method: "GET", url }, key.signer, {
+        keyid: key.kid,
+        nonce: "fixed-nonce-1234567890",
+      });
+      const h = new Headers(sig as Record<string, string>);
+      expect((await fetch(url, { headers: h })).status).toBe(200);
+      const again = await fetch(url, { headers: h });
+      expect(again.status).toBe(401);
+      expect(((await again.json()) as { type: string }).type).toMatch(/\/replay$/);
+    });
+
+    it("a revoked key fails from then on; a rotated key is replaced", async () => {
+      const k = await newKey();
+      const { kid } = await admin.keys.create({
+        role: "agent",
+        subject: "temp",
+        publicKey: toBase64Url(k.publicKey),
+      });
+      const c = t.client(k);
+      await c.audit.checkpoint();
+      const k2 = await newKey();
+      const rotated = await admin.keys.rotate(kid, { publicKey: toBase64Url(k2.publicKey) });
+      expect(rotated.kid).toBe(k2.kid);
+      expect(typeOf(await problemOf(c.audit.checkpoint()))).toBe("key-unknown");
+      await t.client(k2).audit.checkpoint();
+      expect((await admin.keys.get(kid)).status).toBe("rotated");
+      await admin.keys.revoke(k2.kid);
+      expect(typeOf(await problemOf(t.client(k2).audit.checkpoint()))).toBe("key-unknown");
+    });
+  });
+
+  describe("keys", () => {
+    it("register, get, duplicate → 409, bad key → 400, unknown → 404", async () => {
+      const k = await newKey();
+      const created = await admin.keys.create({
+        role: "agent",
+        subject: "a2",
+        publicKey: toBase64Url(k.publicKey),
+      });
+      expect(created.kid).toBe(k.kid);
+      expect(await admin.keys.get(k.kid)).toMatchObject({
+        role: "agent",
+        subject: "a2",
+        status: "active",
+      });
+      const dup = await problemOf(
+        admin.keys.create({ role: "agent", subject: "a2", publicKey: toBase64Url(k.publicKey) }),
+      );
+      expect(dup.status).toBe(409);
+      const bad = await problemOf(
+        admin.keys.create({ role: "agent", subject: "x", publicKey: "AAAA" }),
+      );
+      expect(bad.status).toBe(400);
+      expect((await problemOf(admin.keys.get("nope"))).status).toBe(404);
+    });
+  });
+
+  describe("policies and evaluation", () => {
+    it("PUT → 201 with version and sha256; a parse error → 400 policy-invalid, nothing changes", async () => {
+      const put = await admin.policies.put("secure", SECURE_DATA_ACCESS);
+      expect(put).toMatchObject({ name: "secure", version: 1 });
+      expect(put.sha256).toMatch(/^[0-9a-f]{64}$/);
+      const bad = await problemOf(admin.policies.put("secure", "policy broken { allow: }"));
+      expect(bad.status).toBe(400);
+      expect(typeOf(bad)).toBe("policy-invalid");
+      expect(bad.errors?.[0]).toMatchObject({ line: 1 });
+      expect((await admin.policies.get("secure")).version).toBe(1);
+    });
+
+    it("evaluate: allow, deny, default deny — a deny is still 200 and every decision is audited", async () => {
+      await admin.policies.put("secure", SECURE_DATA_ACCESS);
+      const allow = await agent.evaluate(readReq("secret"));
+      expect(allow).toMatchObject({ decision: "allow", enforced: true });
+      expect(allow.matched[0]).toMatchObject({ policy: "secure_data_access" });
+      expect(allow.decisionId).toBeTruthy();
+      const deny = await agent.evaluate({
+        action: "export",
+        resource: "data",
+        context: { data: { contains_pii: true } },
+      });
+      expect(deny.decision).toBe("deny");
+      const none = await agent.evaluate({ action: "delete", context: {} });
+      expect(none.decision).toBe("deny");
+      expect(none.reason).toMatch(/no policy allows/);
+      const { events } = await auditor.audit.list({ from: 0, limit: 1000 });
+      expect(
+        events.some((e) => (e.details as { decisionId?: string }).decisionId === allow.decisionId),
+      ).toBe(true);
+    });
+
+    it("batch keeps order; versions, rollback, delete", async () => {
+      const results = await agent.evaluateBatch([readReq("secret"), readReq("public")]);
+      expect(results.map((r) => r.decision)).toEqual(["allow", "deny"]);
+      await admin.policies.put("flip", "policy flip { allow: ping }");
+      await admin.policies.put("flip", "policy flip { deny: ping }");
+      expect((await agent.evaluate({ action: "ping", context: {} })).decision).toBe("deny");
+      const versions = (await admin.policies.versions("flip")) as { versions: unknown[] };
+      expect(versions.versions).toHaveLength(2);
+      await admin.policies.rollback("flip", 1);
+      expect((await agent.evaluate({ action: "ping", context: {} })).decision).toBe("allow");
+      await admin.policies.delete("flip");
+      expect((await agent.evaluate({ action: "ping", context: {} })).decision).toBe("deny");
+      expect((await problemOf(admin.policies.rollback("flip", 9))).status).toBe(404);
+      expect((await problemOf(admin.policies.get("never"))).status).toBe(404);
+    });
+
+    it("an agent may not change policies", async () => {
+      expect(typeOf(await problemOf(agent.policies.put("x", "policy x { allow: a }")))).toBe(
+        "forbidden",
+      );
+    });
+  });
+
+  describe("signatures", () => {
+    it("verify by public key and by kid; sign with a service-held key", async () => {
+      const msg = utf8("hello");
+      const sig = await agentKey.signer.sign(msg);
+      const ok = await agent.signatures.verify({
+        publicKey: toBase64Url(agentKey.publicKey),
+        message: toBase64Url(msg),
+        signature: toBase64Url(sig),
+      });
+      expect(ok.valid).toBe(true);
+      const byKid = await agent.signatures.verify({
+        kid: agentKey.kid,
+        message: toBase64Url(utf8("other")),
+        signature: toBase64Url(sig),
+      });
+      expect(byKid).toMatchObject({ valid: false, kid: agentKey.kid, keyStatus: "active" });
+      const signed = await agent.signatures.sign(msg);
+      const check = await agent.signatures.verify({
+        kid: signed.kid,
+        message: toBase64Url(msg),
+        signature: signed.signature,
+      });
+      expect(check.valid).toBe(true);
+    });
+  });
+
+  describe("audit", () => {
+    it("append → 201 chained; own agentId only; system types reserved", async () => {
+      const a = await agent.audit.append({ eventType: "tool.invoked", details: { tool: "calc" } });
+      expect(a.index).toBeGreaterThanOrEqual(0);
+      expect(a.eventHash).toMatch(/^[0-9a-f]{64}$/);
+      const b = await agent.audit.append({ eventType: "message.routed", details: {} });
+      expect(b.previousHash).toBe(a.eventHash);
+      expect(
+        typeOf(
+          await problemOf(
+            agent.audit.append({ eventType: "x.y", agentId: "someone-else", details: {} }),
+          ),
+        ),
+      ).toBe("forbidden");
+      expect(
+        typeOf(await problemOf(agent.audit.append({ eventType: "key.revoked", details: {} }))),
+      ).toBe("forbidden");
+      expect((await auditor.audit.get(a.index)).details).toMatchObject({ tool: "calc" });
+    });
+
+    it("verify, checkpoint, inclusion and consistency proofs, export", async () => {
+      const v = await auditor.audit.verify();
+      expect(v.valid).toBe(true);
+      const cp = await auditor.audit.checkpoint();
+      expect(cp.checkpoint).toMatch(/\n\n— /);
+      const inc = (await auditor.audit.inclusionProof({ index: 0, treeSize: cp.treeSize })) as {
+        rootHash: string;
+      };
+      expect(inc.rootHash).toBeTruthy();
+      await agent.audit.append({ eventType: "tool.invoked", details: {} });
+      const cp2 = await auditor.audit.checkpoint();
+      const cons = (await auditor.audit.consistencyProof({
+        from: cp.treeSize,
+        to: cp2.treeSize,
+      })) as { proof: string[] };
+      expect(Array.isArray(cons.proof)).toBe(true);
+      const ndjson = await auditor.audit.export({ from: 0 });
+      const lines = ndjson.trim().split("\n");
+      expect(lines.length).toBeGreaterThan(1);
+      expect(JSON.parse(lines[0]!).type).toBeTruthy();
+      expect((await problemOf(auditor.audit.get(10_000_000))).status).toBe(404);
+      expect(typeOf(await problemOf(agent.audit.verify()))).toBe("forbidden");
+    });
+  });
+
+  describe("risk and tools", () => {
+    it("risk assess, and out-of-range input is 400 not a clamp", async () => {
+      const r = await agent.risk.assess({
+        dataSensitivity: 1,
+        codeTrustLevel: 0,
+        networkAccess: 0,
+        filesystemAccess: 0,
+        externalApis: 0,
+      });
+      expect(r).toEqual({ score: 0.7, level: "high", tier: "gvisor" });
+      const bad = await problemOf(
+        agent.risk.assess({
+          dataSensitivity: 2,
+          codeTrustLevel: 0,
+          networkAccess: 0,
+          filesystemAccess: 0,
+          externalApis: 0,
+        }),
+      );
+      expect(bad.status).toBe(400);
+      expect(bad.errors?.[0]).toMatchObject({ path: "dataSensitivity" });
+    });
+
+    it("tool review; pins put/get/conflict/delete", async () => {
+      const review = await agent.tools.review({
+        name: "calc",
+        description: "Adds numbers",
+        inputSchema: {
+          type: "object",
+          properties: { a: { type: "number" }, b: { type: "number" } },
+        },
+      });
+      expect(review.recommendation).toBe("approve");
+      const pem =
+        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEb/gaEqaH0W+1a6QdBkGLuEuRnO7YbQjMnVTMnzpO/RqQf/eXRnyTm9Jo8dtK0zVKDtOsdeMDQe4YhSSzWtXCkg==\n-----END PUBLIC KEY-----\n";
+      const pin = await admin.tools.putPin("tools.example.com", { publicKeyPem: pem });
+      expect(pin).toBeTruthy();
+      const got = (await admin.tools.getPin("tools.example.com")) as unknown as { pins: unknown[] };
+      expect(got.pins).toHaveLength(1);
+      await admin.tools.deletePin("tools.example.com");
+      expect(
+        typeOf(await problemOf(agent.tools.putPin("tools.example.com", { publicKeyPem: pem }))),
+      ).toBe("forbidden");
+    });
+  });
+
+  describe("malformed bodies: clear errors, nothing half-written, the process stays up", () => {
+    it("invalid JSON, wrong types, deep nesting → 400; 10 MB → 413", async () => {
+      const before = (await admin.audit.checkpoint()).treeSize;
+      const invalid = await raw("POST", "/v1/evaluate", { key: agentKey, body: "{not json" });
+      expect([invalid.status, invalid.json.type.split("/").pop()]).toEqual([400, "invalid-json"]);
+      const wrong = await raw("POST", "/v1/evaluate", {
+        key: agentKey,
+        body: JSON.stringify({ action: 42, context: [] }),
+      });
+      expect(wrong.status).toBe(400);
+      expect(wrong.json.errors.map((e: { path: string }) => e.path)).toEqual(
+        expect.arrayContaining(["action", "context"]),
+      );
+      const deep = await raw("POST", "/v1/evaluate", {
+        key: agentKey,
+        body: `${"[".repeat(100_000)}${"]".repeat(100_000)}`,
+      });
+      expect([deep.status, deep.json.type.split("/").pop()]).toEqual([400, "invalid-json"]);
+      const huge = await raw("POST", "/v1/audit/events", {
+        key: agentKey,
+        body: JSON.stringify({ eventType: "a.b", details: { x: "y".repeat(10 * 1024 * 1024) } }),
+      });
+      expect([huge.status, huge.json.type.split("/").pop()]).toEqual([413, "body-too-large"]);
+      const wrongPolicy = await raw("PUT", "/v1/policies/secure", {
+        key: t.admin,
+        body: "policy {",
+        contentType: "text/plain",
+      });
+      expect(wrongPolicy.status).toBe(400);
+      // Nothing but the audit records of what happened was written; the app still answers.
+      expect((await admin.policies.get("secure")).version).toBe(1);
+      const after = await auditor.audit.list({ from: before, limit: 100 });
+      expect(
+        after.events.every(
+          (e) =>
+            ["policy.rejected", "auth.failed"].includes(e.eventType) ||
+            e.eventType.startsWith("policy."),
+        ),
+      ).toBe(true);
+      expect((await fetch(`${t.url}/health`)).status).toBe(200);
+      expect((await auditor.audit.verify()).valid).toBe(true);
+    });
+  });
+});
+
+// Keep the digest helper honest: RFC 9530's example value.
+it('sha-256 of {"hello": "world"} matches RFC 9530 §2', () => {
+  expect(toBase64Url(sha256Bytes('{"hello": "world"}\n'))).toBe(
+    toBase64Url(fromBase64("RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=")),
+  );
+});

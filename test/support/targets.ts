@@ -1,0 +1,99 @@
+// The HTTP contract suite runs against every target: the Node app (real Redis) and the edge app
+// (real workerd). Each target gets a fresh admin key via SIGIL_ADMIN_KEYS, so both behave alike.
+import { mkdtempSync, rmSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serve } from "@hono/node-server";
+import { createApp } from "../../functions/app";
+import { silentLogger } from "../../functions/middleware/logger";
+import { composeNode } from "../../functions/node/compose";
+import { Sigil } from "../../sdk";
+import { loadConfig } from "../../shared/config";
+import {
+  createSigner,
+  ed25519Kid,
+  generateEd25519KeyPair,
+  publicJwk,
+  type Signer,
+} from "../../shared/crypto";
+import { startEdge } from "./edge";
+import { connectRedis, dropPrefix, testPrefix } from "./redis";
+
+export interface TestKey {
+  kid: string;
+  secretKey: Uint8Array;
+  publicKey: Uint8Array;
+  signer: Signer;
+}
+
+export async function newKey(): Promise<TestKey> {
+  const kp = await generateEd25519KeyPair();
+  const kid = ed25519Kid(kp.publicKey);
+  return { kid, ...kp, signer: await createSigner(kp.secretKey, kid) };
+}
+
+export interface Target {
+  name: "node" | "edge";
+  url: string;
+  admin: TestKey;
+  client(key: TestKey): Sigil;
+  stop(): Promise<void>;
+}
+
+export const targetNames = (process.env.SIGIL_TARGETS ?? "node,edge").split(
+  ",",
+) as Target["name"][];
+
+export async function startTarget(
+  name: Target["name"],
+  extraEnv: Record<string, string> = {},
+): Promise<Target> {
+  const admin = await newKey();
+  const adminKeys = JSON.stringify([publicJwk(admin.publicKey, { kid: admin.kid })]);
+  const client = (key: TestKey) =>
+    new Sigil({ baseUrl: url, keyId: key.kid, signer: key.signer, retries: 0 });
+  let url = "";
+  if (name === "edge") {
+    const edge = await startEdge({ SIGIL_ADMIN_KEYS: adminKeys, ...extraEnv });
+    url = edge.url;
+    return { name, url, admin, client, stop: edge.stop };
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), "sigil-node-"));
+  const prefix = testPrefix("http").replace(/:$/, "");
+  const config = loadConfig({
+    env: {
+      SIGIL_ADMIN_KEYS: adminKeys,
+      SIGIL_DATA_DIR: dataDir,
+      SIGIL_REDIS_PREFIX: prefix,
+      ...extraEnv,
+    },
+  });
+  const redis = connectRedis();
+  const deps = await composeNode({
+    config,
+    redis,
+    log: silentLogger,
+    health: [],
+    scrypt: { N: 2 ** 14, r: 8, p: 1 },
+    reconcile: false,
+  });
+  const app = createApp(deps);
+  const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
+  await new Promise<void>((r) => server.once("listening", () => r()));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    name,
+    url,
+    admin,
+    client,
+    async stop() {
+      await new Promise((r) => server.close(r));
+      await deps.close();
+      await dropPrefix(redis, `${prefix}:`);
+      await dropPrefix(redis, `{${prefix}}`);
+      redis.disconnect();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
