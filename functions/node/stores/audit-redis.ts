@@ -1,0 +1,573 @@
+// Redis audit log (Node). One sequencer per chain: whichever appender process holds the chain's
+// lock (SET NX PX with a random token) is the leader; it seals pending appends in batches and
+// stores each batch with one fenced Lua script (lock token + expected head size), so a deposed
+// leader's write is refused rather than forking the chain. The leader keeps the lock while it has
+// work (and lingers briefly when idle), pipelining up to maxInflight sealed batches so signing
+// overlaps Redis's AOF fsync; a process that fails to get the lock publishes "want", and the
+// leader then hands over after maxHoldMs (with a "released" wake-up) so every process gets turns.
+//
+// Durability: an append is acknowledged only after the COMMIT script's reply, i.e. after Redis
+// applied the batch atomically. With `appendonly yes` + `appendfsync always` (infra's setting, and
+// what `open` checks for by default) Redis fsyncs the AOF before it replies, so an ack means "on
+// local disk". With `everysec` an ack may lose up to ~1 s on a power failure; replicas are not
+// awaited (Redis 7.0 has no WAITAOF; add WAIT if a replica must hold it too).
+//
+// Caller guarantees: every append resolves with its stored event or rejects with an AuditError.
+// Still queued at its deadline → "timeout" (definitely not appended). If the commit's reply is
+// lost, the adapter reads back whether the batch landed before answering.
+import { randomBytes } from "node:crypto";
+import type { Redis } from "ioredis";
+import { z } from "zod";
+import {
+  type AppendOptions,
+  type AuditAnchor,
+  type AuditAppendInput,
+  AuditError,
+  type AuditEvent,
+  type AuditLogPort,
+  asAuditError,
+  ChainIdSchema,
+  type ChainState,
+  CompactRange,
+  DEFAULT_CHAIN,
+  EventIdClock,
+  GENESIS_HASH,
+  HASH_SIZE,
+  type LogHead,
+  type NodeRef,
+  nodeKey,
+  type Pending,
+  PendingQueue,
+  prunableNodes,
+  type SealedBatch,
+  type Signer,
+  type StoredCheckpoint,
+  type StoredRecord,
+  sealBatch,
+  settle,
+} from "../../../shared/audit";
+import { ACQUIRE, COMMIT, PRUNE, RELEASE, runScript, SAVE_CHECKPOINT } from "./audit-redis/scripts";
+
+export interface RedisAuditLogOptions {
+  /** Command connection (may be shared). The adapter duplicates it for pub/sub. */
+  redis: Redis;
+  keyPrefix?: string;
+  chain?: string;
+  signer: Signer;
+  now?: () => number;
+  maxBatch?: number;
+  maxQueue?: number;
+  /** Default per-append deadline. */
+  timeoutMs?: number;
+  /** Lock lease; a dead leader blocks the chain at most this long. */
+  leaseMs?: number;
+  /** How long a leader keeps the lock once another process wants it. */
+  maxHoldMs?: number;
+  /** How long an idle leader keeps the lock waiting for more work (must be well below leaseMs). */
+  lingerMs?: number;
+  /** Sealed batches in flight to Redis at once. */
+  maxInflight?: number;
+  /** Refuse to open unless Redis has AOF on (default true). */
+  requireAof?: boolean;
+}
+
+const CheckpointSchema = z.object({
+  treeSize: z.number().int().min(0),
+  rootHash: z.string(),
+  timestamp: z.string(),
+  note: z.string(),
+  signature: z.string(),
+  kid: z.string(),
+});
+const AnchorSchema = z.object({
+  size: z.number().int().min(1),
+  eventHash: z.string().regex(/^[0-9a-f]{64}$/),
+  timestamp: z.string(),
+  checkpoint: CheckpointSchema,
+});
+
+type Entry = Pending<AuditAppendInput, AuditEvent>;
+type CommitOutcome = "ok" | "fenced" | "absent" | "unknown";
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class RedisAuditLog implements AuditLogPort {
+  readonly chain: string;
+  private readonly redis: Redis;
+  private sub: Redis | undefined;
+  private readonly k: Record<
+    "head" | "lock" | "ev" | "sums" | "nodes" | "ids" | "cp" | "anchor",
+    string
+  >;
+  private readonly channel: string;
+  private readonly token = randomBytes(16).toString("hex");
+  private readonly queue: PendingQueue<AuditAppendInput, AuditEvent>;
+  private readonly ids = new EventIdClock();
+  private cached: ChainState | undefined;
+  private running = false;
+  private closed = false;
+  private wakers: (() => void)[] = [];
+  private workWaiters: ((why: "work" | "want") => void)[] = [];
+  private wanted = false;
+  private readonly wantChannel: string;
+  durability: { appendonly: string; appendfsync: string } | undefined;
+
+  private constructor(private readonly opts: RedisAuditLogOptions) {
+    this.chain = ChainIdSchema.parse(opts.chain ?? DEFAULT_CHAIN);
+    this.redis = opts.redis;
+    const base = `${opts.keyPrefix ?? "sigil:"}audit:{${this.chain}}:`;
+    this.k = {
+      head: `${base}head`,
+      lock: `${base}lock`,
+      ev: `${base}events`,
+      sums: `${base}sums`,
+      nodes: `${base}nodes`,
+      ids: `${base}ids`,
+      cp: `${base}checkpoint`,
+      anchor: `${base}anchor`,
+    };
+    this.channel = `${base}released`;
+    this.wantChannel = `${base}want`;
+    this.queue = new PendingQueue({
+      maxQueue: opts.maxQueue ?? 100_000,
+      defaultTimeoutMs: opts.timeoutMs ?? 10_000,
+      onWork: () => {
+        this.notify("work");
+        void this.pump();
+      },
+    });
+  }
+
+  static async open(opts: RedisAuditLogOptions): Promise<RedisAuditLog> {
+    const log = new RedisAuditLog(opts);
+    await log.checkDurability(opts.requireAof ?? true);
+    const sub = opts.redis.duplicate();
+    sub.on("message", (channel: string) => {
+      if (channel === log.channel) log.wake();
+      else if (channel === log.wantChannel) {
+        log.wanted = true;
+        log.notify("want");
+      }
+    });
+    await sub.subscribe(log.channel, log.wantChannel);
+    log.sub = sub;
+    return log;
+  }
+
+  private async checkDurability(required: boolean): Promise<void> {
+    try {
+      const [, appendonly] = (await this.redis.config("GET", "appendonly")) as string[];
+      const [, appendfsync] = (await this.redis.config("GET", "appendfsync")) as string[];
+      this.durability = {
+        appendonly: appendonly ?? "unknown",
+        appendfsync: appendfsync ?? "unknown",
+      };
+    } catch (e) {
+      if (required)
+        throw new AuditError("unavailable", "cannot confirm Redis AOF persistence", { cause: e });
+      return;
+    }
+    if (required && this.durability.appendonly !== "yes") {
+      throw new AuditError(
+        "unavailable",
+        "Redis AOF persistence is off; audit appends would not be durable",
+      );
+    }
+  }
+
+  append(input: AuditAppendInput, options?: AppendOptions): Promise<AuditEvent> {
+    return this.queue.submit(input, options?.timeoutMs);
+  }
+
+  // -------------------------------------------------------------------------------- sequencer
+
+  private wake(): void {
+    const w = this.wakers;
+    this.wakers = [];
+    for (const f of w) f();
+  }
+
+  private notify(why: "work" | "want"): void {
+    const w = this.workWaiters;
+    this.workWaiters = [];
+    for (const f of w) f(why);
+  }
+
+  /** An idle leader waits here for new work, another process's "want", or the linger timeout. */
+  private waitWork(ms: number): Promise<"work" | "want" | "timeout"> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.workWaiters = this.workWaiters.filter((f) => f !== done);
+        resolve("timeout");
+      }, ms);
+      const done = (why: "work" | "want") => {
+        clearTimeout(t);
+        resolve(why);
+      };
+      this.workWaiters.push(done);
+    });
+  }
+
+  private waitRelease(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(t);
+        self.wakers = self.wakers.filter((f) => f !== done);
+        resolve();
+      }
+      this.wakers.push(done);
+    });
+  }
+
+  private async pump(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        let state: ChainState | undefined;
+        try {
+          state = await this.acquire();
+        } catch (e) {
+          this.failQueued(asAuditError(e, "unavailable", "audit store unavailable"));
+          await this.release().catch(() => undefined);
+          continue;
+        }
+        if (!state) continue;
+        const yielded = await this.lead(state);
+        // After a forced hand-over, give the processes that were waiting a moment to take the lock.
+        if (yielded) await sleep(1 + Math.random() * 2);
+      }
+    } finally {
+      this.running = false;
+    }
+    if (this.queue.length > 0 && !this.closed) void this.pump();
+  }
+
+  private failQueued(err: AuditError): void {
+    settle(this.queue.take(Number.MAX_SAFE_INTEGER), err);
+  }
+
+  /** Waits for the lock; returns the chain state, or undefined if nothing is left to append. */
+  private async acquire(): Promise<ChainState | undefined> {
+    while (this.queue.length > 0 && !this.closed) {
+      const leaseMs = this.opts.leaseMs ?? 2000;
+      const r = (await runScript(
+        this.redis,
+        ACQUIRE,
+        [this.k.lock, this.k.head],
+        [this.token, leaseMs],
+      )) as unknown[];
+      if (r[0] === 1) return this.stateFrom(r);
+      const pttl = typeof r[1] === "number" ? r[1] : 50;
+      const released = this.waitRelease(Math.min(Math.max(pttl, 1), 100));
+      await this.redis.publish(this.wantChannel, "1");
+      await released;
+    }
+    return undefined;
+  }
+
+  private stateFrom(r: unknown[]): ChainState {
+    const str = (v: unknown) => (Buffer.isBuffer(v) ? v.toString("utf8") : String(v ?? ""));
+    const size = Number(str(r[1]));
+    const hash = str(r[3]);
+    const ts = str(r[4]);
+    const frontier = Buffer.isBuffer(r[5]) ? r[5] : Buffer.alloc(0);
+    if (!Number.isSafeInteger(size) || size < 0)
+      throw new AuditError("inconsistent", "stored chain head is corrupt");
+    if (size === 0)
+      return { size: 0, headHash: GENESIS_HASH, lastTimestamp: null, range: CompactRange.empty() };
+    const c = this.cached;
+    if (c && c.size === size && c.headHash === hash && c.lastTimestamp === ts) return c;
+    if (!/^[0-9a-f]{64}$/.test(hash) || frontier.length % HASH_SIZE !== 0) {
+      throw new AuditError("inconsistent", "stored chain head is corrupt");
+    }
+    const hashes: Uint8Array[] = [];
+    for (let i = 0; i < frontier.length; i += HASH_SIZE) {
+      hashes.push(new Uint8Array(frontier.subarray(i, i + HASH_SIZE)));
+    }
+    return { size, headHash: hash, lastTimestamp: ts, range: CompactRange.from(size, hashes) };
+  }
+
+  /**
+   * Commits batches while holding the lock, up to maxInflight at once (each sealed on the state
+   * the previous one will leave; the fence refuses any that would not follow). Returns true if it
+   * handed the lock over to a waiting process.
+   */
+  private async lead(initial: ChainState): Promise<boolean> {
+    const since = Date.now();
+    const maxHold = this.opts.maxHoldMs ?? 5;
+    const maxInflight = this.opts.maxInflight ?? 4;
+    let state = initial;
+    let broken = false;
+    const inflight: { batch: Entry[]; sealed: SealedBatch; outcome: Promise<CommitOutcome> }[] = [];
+    this.wanted = false;
+    const mustYield = () => this.wanted && Date.now() - since >= maxHold;
+    for (;;) {
+      while (
+        !broken &&
+        !this.closed &&
+        inflight.length < maxInflight &&
+        this.queue.length > 0 &&
+        !mustYield()
+      ) {
+        const batch = this.queue.take(this.opts.maxBatch ?? 256);
+        if (batch.length === 0) break;
+        let sealed: SealedBatch;
+        try {
+          sealed = await sealBatch(
+            state,
+            batch.map((b) => b.item),
+            {
+              chain: this.chain,
+              signer: this.opts.signer,
+              now: this.opts.now ?? Date.now,
+              ids: this.ids,
+            },
+          );
+        } catch (e) {
+          settle(batch, asAuditError(e, "unavailable", "sealing failed"));
+          broken = true;
+          break;
+        }
+        inflight.push({ batch, sealed, outcome: this.commit(state.size, sealed) });
+        state = sealed.next;
+      }
+      const first = inflight.shift();
+      if (!first) {
+        if (broken || this.closed) {
+          this.cached = undefined;
+          await this.release().catch(() => undefined);
+          return false;
+        }
+        if (mustYield()) {
+          await this.release().catch(() => undefined);
+          return true;
+        }
+        if (this.queue.length > 0) continue;
+        // Idle: keep the lock a little (the last commit renewed its lease) in case more comes.
+        const why = await this.waitWork(this.opts.lingerMs ?? 200);
+        if (why === "work") continue;
+        if (why === "want" && Date.now() - since < maxHold) continue;
+        await this.release().catch(() => undefined);
+        return why === "want";
+      }
+      const outcome = await first.outcome;
+      if (outcome === "ok") {
+        this.cached = first.sealed.next;
+        settle(first.batch, first.sealed.events);
+        continue;
+      }
+      broken = true;
+      this.cached = undefined;
+      if (outcome === "fenced" || outcome === "absent") {
+        // Not stored: back to the queue, to be sealed again under a fresh lock.
+        this.queue.requeue(first.batch);
+      } else {
+        settle(
+          first.batch,
+          new AuditError(
+            "outcome-unknown",
+            "audit store did not confirm the append; it may or may not be stored",
+          ),
+        );
+      }
+    }
+  }
+
+  private async commit(expectedSize: number, s: SealedBatch): Promise<CommitOutcome> {
+    const args: (string | Buffer | number)[] = [
+      this.token,
+      expectedSize,
+      s.next.size,
+      s.next.headHash,
+      s.next.lastTimestamp ?? "",
+      Buffer.concat(
+        s.next.range.frontier.map((h) => Buffer.from(h.buffer, h.byteOffset, h.byteLength)),
+      ),
+      this.opts.leaseMs ?? 2000,
+      "0",
+      this.channel,
+      s.events.length,
+    ];
+    s.events.forEach((e, i) => {
+      args.push(e.index, s.records[i]!.json, s.records[i]!.sums ?? "", e.eventId);
+    });
+    args.push(s.nodes.length);
+    for (const n of s.nodes)
+      args.push(nodeKey(n), Buffer.from(n.hash.buffer, n.hash.byteOffset, n.hash.byteLength));
+    const keys = [this.k.lock, this.k.head, this.k.ev, this.k.sums, this.k.nodes, this.k.ids];
+    try {
+      await runScript(this.redis, COMMIT, keys, args);
+      return "ok";
+    } catch (e) {
+      if (e instanceof Error && e.message.startsWith("FENCED")) return "fenced";
+      return this.readBack(s);
+    }
+  }
+
+  /** After an ambiguous failure: did the batch land? (It is atomic, so its first id tells.) */
+  private async readBack(s: SealedBatch): Promise<CommitOutcome> {
+    const first = s.events[0]!;
+    try {
+      const at = await Promise.race([
+        this.redis.hget(this.k.ids, first.eventId),
+        sleep(5000).then(() => {
+          throw new Error("read-back timed out");
+        }),
+      ]);
+      return at === String(first.index) ? "ok" : "absent";
+    } catch {
+      return "unknown";
+    }
+  }
+
+  private async release(): Promise<void> {
+    await runScript(this.redis, RELEASE, [this.k.lock], [this.token, this.channel]);
+  }
+
+  // -------------------------------------------------------------------------------- reads
+
+  async head(): Promise<LogHead> {
+    const [size, start, hash, ts] = await this.redis.hmget(
+      this.k.head,
+      "size",
+      "start",
+      "hash",
+      "ts",
+    );
+    const n = Number(size ?? "0");
+    const s = Number(start ?? "0");
+    if (!Number.isSafeInteger(n) || !Number.isSafeInteger(s) || s > n || n < 0) {
+      throw new AuditError("inconsistent", "stored chain head is corrupt");
+    }
+    return {
+      size: n,
+      start: s,
+      headHash: n === 0 ? GENESIS_HASH : (hash ?? ""),
+      lastTimestamp: ts || null,
+    };
+  }
+
+  async read(from: number, to: number): Promise<(StoredRecord | undefined)[]> {
+    if (to <= from) return [];
+    const fields: string[] = [];
+    for (let i = from; i < to; i++) fields.push(String(i));
+    const [[e1, evs], [e2, sums]] = (await this.redis
+      .pipeline()
+      .hmget(this.k.ev, ...fields)
+      .hmget(this.k.sums, ...fields)
+      .exec()) as [[Error | null, (string | null)[]], [Error | null, (string | null)[]]];
+    if (e1 || e2)
+      throw new AuditError("unavailable", "audit store read failed", { cause: e1 ?? e2 });
+    const head = await this.head();
+    return evs.map((json, i) => {
+      if (json === null || from + i < head.start) return undefined;
+      const s = sums[i];
+      return s ? { json, sums: s } : { json };
+    });
+  }
+
+  async nodes(refs: readonly NodeRef[]): Promise<(Uint8Array | undefined)[]> {
+    if (refs.length === 0) return [];
+    const vals = await this.redis.hmgetBuffer(this.k.nodes, ...refs.map(nodeKey));
+    return vals.map((v) => (v ? new Uint8Array(v) : undefined));
+  }
+
+  async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    const json = await this.redis.hget(this.k.cp, "json");
+    if (!json) return undefined;
+    const p = CheckpointSchema.safeParse(JSON.parse(json));
+    if (!p.success) throw new AuditError("inconsistent", "stored checkpoint is corrupt");
+    return p.data;
+  }
+
+  async saveCheckpoint(expectedSize: number | null, cp: StoredCheckpoint): Promise<boolean> {
+    const r = await runScript(
+      this.redis,
+      SAVE_CHECKPOINT,
+      [this.k.cp],
+      [expectedSize === null ? "" : String(expectedSize), String(cp.treeSize), JSON.stringify(cp)],
+    );
+    return r === 1;
+  }
+
+  async anchor(): Promise<AuditAnchor | undefined> {
+    const json = await this.redis.get(this.k.anchor);
+    if (!json) return undefined;
+    const p = AnchorSchema.safeParse(JSON.parse(json));
+    if (!p.success) throw new AuditError("inconsistent", "stored retention anchor is corrupt");
+    return p.data;
+  }
+
+  async prune(anchor: AuditAnchor): Promise<void> {
+    let old: number;
+    try {
+      old = Number(
+        await runScript(
+          this.redis,
+          PRUNE,
+          [this.k.head, this.k.anchor],
+          [anchor.size, JSON.stringify(anchor)],
+        ),
+      );
+    } catch (e) {
+      throw asAuditError(e, "out-of-range", "prune refused");
+    }
+    // The new start is in place (reads below it return nothing); now reclaim the space.
+    const CHUNK = 1000;
+    for (let i = old; i < anchor.size; i += CHUNK) {
+      const j = Math.min(i + CHUNK, anchor.size);
+      const fields = Array.from({ length: j - i }, (_, k) => String(i + k));
+      const jsons = await this.redis.hmget(this.k.ev, ...fields);
+      const ids = jsons.flatMap((s) => {
+        const m = s ? /"eventId":"([0-9a-f-]{36})"/.exec(s) : null;
+        return m ? [m[1]!] : [];
+      });
+      const p = this.redis
+        .pipeline()
+        .hdel(this.k.ev, ...fields)
+        .hdel(this.k.sums, ...fields);
+      if (ids.length) p.hdel(this.k.ids, ...ids);
+      await p.exec();
+    }
+    let batch: string[] = [];
+    for (const r of prunableNodes(old, anchor.size)) {
+      batch.push(nodeKey(r));
+      if (batch.length === CHUNK) {
+        await this.redis.hdel(this.k.nodes, ...batch);
+        batch = [];
+      }
+    }
+    if (batch.length) await this.redis.hdel(this.k.nodes, ...batch);
+  }
+
+  /** Index of an event by id (ids are kept for read-back and lookups). */
+  async indexOf(eventId: string): Promise<number | undefined> {
+    const v = await this.redis.hget(this.k.ids, eventId);
+    return v === null ? undefined : Number(v);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.queue.close(new AuditError("closed", "audit log is closed"));
+    this.wake();
+    this.notify("work");
+    await this.release().catch(() => undefined);
+    if (this.sub) {
+      this.sub.disconnect();
+      this.sub = undefined;
+    }
+  }
+
+  /** Key names (tests and operators). */
+  get keys(): Readonly<typeof this.k> {
+    return this.k;
+  }
+}
+
+export const openRedisAuditLog = (opts: RedisAuditLogOptions): Promise<RedisAuditLog> =>
+  RedisAuditLog.open(opts);
+
+export type { Entry as RedisPendingAppend };

@@ -1,0 +1,10 @@
+// The audit trail: hash chain + RFC 9162 Merkle tree + signed checkpoints (AUDIT.md).
+export * from "./event";
+export * from "./export";
+export * from "./memory";
+export * from "./merkle";
+export * from "./note";
+export * from "./ports";
+export * from "./sequencer";
+export * from "./service";
+export * from "./verify";

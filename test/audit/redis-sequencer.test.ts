@@ -1,0 +1,155 @@
+// The Redis sequencer's fencing and failure behaviour: a write without the lock, or sealed on a
+// stale head, is refused; a lock held by a dead leader delays appends but loses none; an append
+// that cannot be sequenced in time is rejected as definitely not appended.
+import { afterAll, describe, expect, it } from "vitest";
+import { RedisAuditLog } from "../../functions/node/stores/audit-redis";
+import { COMMIT, runScript } from "../../functions/node/stores/audit-redis/scripts";
+import {
+  AuditService,
+  CompactRange,
+  EventIdClock,
+  emptyChainState,
+  sealBatch,
+} from "../../shared/audit";
+import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
+import { seedOf, staticKeys, webcryptoSigner, webcryptoVerify } from "./support/crypto";
+
+const redis = connectRedis();
+const prefix = testPrefix("audit-seq");
+afterAll(async () => {
+  await dropPrefix(redis, prefix);
+  redis.disconnect();
+});
+
+async function open(sub: string, extra: Partial<Parameters<typeof RedisAuditLog.open>[0]> = {}) {
+  const signer = await webcryptoSigner(seedOf(7), "audit-1");
+  const log = await RedisAuditLog.open({
+    redis,
+    keyPrefix: `${prefix}${sub}:`,
+    signer,
+    leaseMs: 400,
+    ...extra,
+  });
+  const service = new AuditService({
+    log,
+    signer,
+    verify: webcryptoVerify(),
+    keys: staticKeys([{ kid: "audit-1", publicKey: signer.publicKey }]),
+    origin: "sigil.test/audit",
+  });
+  return { log, service, signer };
+}
+
+describe("redis audit sequencer", () => {
+  it("reports its durability setting (AOF on here)", async () => {
+    const { log } = await open("dur");
+    expect(log.durability?.appendonly).toBe("yes");
+    await log.close();
+  });
+
+  it("refuses a batch from a process without the lock, or sealed on a stale head", async () => {
+    const { log, service, signer } = await open("fence");
+    await service.append({ eventType: "agent.created", details: {} });
+    const state = { ...emptyChainState(), range: CompactRange.empty() };
+    const sealed = await sealBatch(
+      state,
+      [{ eventType: "agent.created", details: { forked: true } }],
+      {
+        chain: "default",
+        signer,
+        now: Date.now,
+        ids: new EventIdClock(),
+      },
+    );
+    const k = log.keys;
+    const keys = [k.lock, k.head, k.ev, k.sums, k.nodes, k.ids];
+    const args = (token: string, expected: number) => [
+      token,
+      expected,
+      1,
+      sealed.next.headHash,
+      sealed.next.lastTimestamp!,
+      Buffer.alloc(32),
+      1000,
+      "1",
+      "ch",
+      1,
+      0,
+      sealed.records[0]!.json,
+      "",
+      sealed.events[0]!.eventId,
+      0,
+    ];
+    // Deposed leader: its token is not the lock's.
+    await redis.set(k.lock, "someone-else", "PX", 5000);
+    await expect(runScript(redis, COMMIT, keys, args("deposed", 1))).rejects.toThrow(
+      /FENCED sequencer lock lost/,
+    );
+    // Right token, but sealed on a head that has moved (size 0 vs 1): it would fork index 0.
+    await redis.set(k.lock, "mine", "PX", 5000);
+    await expect(runScript(redis, COMMIT, keys, args("mine", 0))).rejects.toThrow(
+      /FENCED chain head moved/,
+    );
+    await redis.del(k.lock);
+    expect(await service.verify()).toEqual({ valid: true, checked: 1 });
+    expect((await service.get(0)).details).toEqual({});
+    await log.close();
+  });
+
+  it("an append that cannot get the lock in time is rejected as not appended", async () => {
+    const { log, service } = await open("timeout");
+    await redis.set(log.keys.lock, "stuck-leader", "PX", 60_000);
+    await expect(
+      service.append({ eventType: "agent.created", details: {} }, { timeoutMs: 300 }),
+    ).rejects.toMatchObject({
+      code: "timeout",
+    });
+    expect((await log.head()).size).toBe(0);
+    await redis.del(log.keys.lock);
+    const ok = await service.append({ eventType: "agent.created", details: {} });
+    expect(ok.index).toBe(0);
+    await log.close();
+  });
+
+  it("a dead leader's lease runs out and waiting appends go through, in order", async () => {
+    const { log, service } = await open("dead");
+    await service.append({ eventType: "agent.created", details: { n: 0 } });
+    await redis.set(log.keys.lock, "dead-leader", "PX", 500);
+    const acks = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        service.append({ eventType: "agent.created", details: { n: i + 1 } }),
+      ),
+    );
+    expect(acks.map((a) => a.index).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+    expect(await service.verify()).toEqual({ valid: true, checked: 21 });
+    await log.close();
+  });
+
+  it("two adapters in one process share the chain without forking it", async () => {
+    const a = await open("two");
+    const b = await open("two");
+    const acks = await Promise.all(
+      Array.from({ length: 300 }, (_, i) =>
+        (i % 2 ? a.service : b.service).append({ eventType: "message.routed", details: { i } }),
+      ),
+    );
+    expect(new Set(acks.map((x) => x.index)).size).toBe(300);
+    expect(await a.service.verify()).toEqual({ valid: true, checked: 300 });
+    await a.log.close();
+    await b.log.close();
+  });
+
+  it("close rejects queued appends instead of leaving callers waiting", async () => {
+    const { log, service } = await open("close");
+    await redis.set(log.keys.lock, "stuck", "PX", 60_000);
+    const pending = service
+      .append({ eventType: "agent.created", details: {} })
+      .catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 50));
+    await log.close();
+    expect(await pending).toMatchObject({ code: "closed" });
+    await redis.del(log.keys.lock);
+  });
+});
