@@ -115,13 +115,13 @@ export interface AuditCheckpoint {
 }
 export type AuditProof = Record<string, unknown>;
 
+/** Each input is a number in [0, 1] (SANDBOX.md); anything else is a 400, never a clamp. */
 export interface RiskAssessRequest {
-  dataSensitivity: string;
-  codeTrustLevel: string;
-  networkAccess: boolean | string;
-  filesystemAccess: boolean | string;
-  externalApis: boolean | string | string[];
-  [k: string]: unknown;
+  dataSensitivity: number;
+  codeTrustLevel: number;
+  networkAccess: number;
+  filesystemAccess: number;
+  externalApis: number;
 }
 export interface RiskAssessResponse {
   score: number;
@@ -172,7 +172,7 @@ export interface JobSpec {
   network?: {
     allow: { domain?: string; cidr?: string; ports?: number[]; protocol?: string }[];
   };
-  risk?: Partial<RiskAssessRequest>;
+  risk?: RiskAssessRequest;
 }
 export interface JobAccepted {
   jobId: string;

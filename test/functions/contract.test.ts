@@ -247,7 +247,7 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
         keyid: key.kid,
         nonce: "fixed-nonce-1234567890",
       });
-      const h = new Headers(sig as Record<string, string>);
+      const h = new Headers(sig as unknown as Record<string, string>);
       expect((await fetch(url, { headers: h })).status).toBe(200);
       const again = await fetch(url, { headers: h });
       expect(again.status).toBe(401);

@@ -320,11 +320,11 @@ describe("typed methods hit the routes of HTTP-API.md, signed", () => {
       "risk.assess",
       (s) =>
         s.risk.assess({
-          dataSensitivity: "high",
-          codeTrustLevel: "low",
-          networkAccess: true,
-          filesystemAccess: false,
-          externalApis: false,
+          dataSensitivity: 0.9,
+          codeTrustLevel: 0.2,
+          networkAccess: 1,
+          filesystemAccess: 0,
+          externalApis: 0,
         }),
       "POST",
       "/v1/risk/assess",
