@@ -331,11 +331,11 @@ describe("typed methods hit the routes of HTTP-API.md, signed", () => {
       {},
       J,
       {
-        dataSensitivity: "high",
-        codeTrustLevel: "low",
-        networkAccess: true,
-        filesystemAccess: false,
-        externalApis: false,
+        dataSensitivity: 0.9,
+        codeTrustLevel: 0.2,
+        networkAccess: 1,
+        filesystemAccess: 0,
+        externalApis: 0,
       },
     ],
     [
