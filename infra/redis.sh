@@ -5,6 +5,8 @@
 # loss, not only a process crash; `everysec` could lose up to a second of acknowledged events.
 # Redis group-commits the fsync once per event-loop turn, and Sigil's audit sequencer writes a
 # whole batch per turn, so the fsync cost is paid per batch, not per event (see README numbers).
+# SIGIL_REDIS_APPENDFSYNC=everysec trades that for latency: an ack then survives a Redis crash
+# but not a host power loss (up to ~1 s lost). The README gives both measured side by side.
 # `maxmemory-policy noeviction`: BullMQ requires it, and an audit log must never be evicted.
 set -euo pipefail
 
@@ -16,6 +18,8 @@ host=${hostport%%:*}
 port=${hostport##*:}
 [ "$port" = "$hostport" ] && port=6379
 data_dir=${SIGIL_REDIS_DIR:-/var/lib/sigil/redis}
+fsync=${SIGIL_REDIS_APPENDFSYNC:-always}
+case "$fsync" in always | everysec) ;; *) echo "SIGIL_REDIS_APPENDFSYNC must be always or everysec" >&2; exit 1 ;; esac
 
 say() { printf '[sigil infra] %s\n' "$*"; }
 die() { printf '[sigil infra] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -27,7 +31,7 @@ ensure_settings() {
   local current
   current=$(cli CONFIG GET appendonly | tail -n 1)
   [ "$current" = "yes" ] || cli CONFIG SET appendonly yes >/dev/null
-  [ "$(cli CONFIG GET appendfsync | tail -n 1)" = "always" ] || cli CONFIG SET appendfsync always >/dev/null
+  [ "$(cli CONFIG GET appendfsync | tail -n 1)" = "$fsync" ] || cli CONFIG SET appendfsync "$fsync" >/dev/null
   [ "$(cli CONFIG GET maxmemory-policy | tail -n 1)" = "noeviction" ] ||
     cli CONFIG SET maxmemory-policy noeviction >/dev/null
 }
@@ -47,7 +51,7 @@ fi
 
 if cli PING >/dev/null 2>&1; then
   ensure_settings
-  say "redis up at $host:$port (AOF always, noeviction)"
+  say "redis up at $host:$port (AOF appendfsync $fsync, noeviction)"
   exit 0
 fi
 
@@ -59,7 +63,7 @@ esac
 mkdir -p "$data_dir"
 say "starting redis-server on $host:$port (data in $data_dir)"
 redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --dir "$data_dir" \
-  --appendonly yes --appendfsync always --maxmemory-policy noeviction \
+  --appendonly yes --appendfsync "$fsync" --maxmemory-policy noeviction \
   --protected-mode yes --logfile /var/log/sigil-redis.log --save ""
 for _ in $(seq 1 100); do
   cli PING >/dev/null 2>&1 && break
@@ -68,4 +72,4 @@ done
 cli PING >/dev/null 2>&1 || die "redis-server did not answer within 10 s; see /var/log/sigil-redis.log:
 $(tail -n 20 /var/log/sigil-redis.log 2>/dev/null)"
 ensure_settings
-say "redis up at $host:$port (AOF always, noeviction)"
+say "redis up at $host:$port (AOF appendfsync $fsync, noeviction)"

@@ -1,0 +1,163 @@
+// POST /v1/evaluate over loopback on Node: signed requests (SDK-style RFC 9421), signature
+// verification, policy evaluation and the durable audit append per request — beside the
+// in-process evaluation rate, measured in the same run.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { Sigil } from "../../sdk";
+import { publicJwk } from "../../shared/crypto";
+import { toBase64Url } from "../../shared/encoding";
+import { MemoryPolicyStore, PolicyEngine } from "../../shared/policy";
+import { freePort } from "../support/edge";
+import { connectRedis, dropPrefix } from "../support/redis";
+import { newKey } from "../support/targets";
+import { repoRoot } from "../support/vectors";
+
+const POLICY = `policy secure_data_access {
+  allow: read(sensitive_data) if (
+    user.clearance >= "secret" && user.need_to_know.contains(data.classification) && session.mfa_verified == true
+  )
+  deny: export(data) if data.contains_pii == true
+}`;
+const REQUEST = {
+  action: "read",
+  resource: "sensitive_data",
+  context: {
+    user: { clearance: "secret", need_to_know: ["medical"] },
+    data: { classification: "medical" },
+    session: { mfa_verified: true },
+  },
+};
+
+const pct = (xs: number[], p: number) =>
+  xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+
+async function inProcessRate(ms: number): Promise<number> {
+  const engine = await PolicyEngine.create({ store: new MemoryPolicyStore(), cache: false });
+  await engine.put("p", POLICY);
+  let n = 0;
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    for (let i = 0; i < 1000; i++) engine.evaluate(REQUEST);
+    n += 1000;
+  }
+  return (n / ms) * 1000;
+}
+
+async function load(client: Sigil, concurrency: number, ms: number) {
+  const lat: number[] = [];
+  const end = performance.now() + ms;
+  let errors = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        try {
+          await client.evaluate(REQUEST);
+          lat.push(performance.now() - t0);
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  lat.sort((a, b) => a - b);
+  return { rps: (lat.length / ms) * 1000, p50: pct(lat, 50), p99: pct(lat, 99), errors };
+}
+
+export async function bench(): Promise<void> {
+  const admin = await newKey();
+  const agentKey = await newKey();
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), "sigil-bench-"));
+  const prefix = `sigilbench${Date.now()}`;
+  const server = spawn(process.execPath, ["--import", "tsx", "functions/node/main.ts"], {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      SIGIL_DATA_DIR: dataDir,
+      SIGIL_REDIS_PREFIX: prefix,
+      SIGIL_LOG_LEVEL: "warn",
+      SIGIL_ADMIN_KEYS: JSON.stringify([publicJwk(admin.publicKey, { kid: admin.kid })]),
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    for (let i = 0; i < 100; i++) {
+      if (
+        await fetch(`${base}/health`).then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const adminClient = new Sigil({ baseUrl: base, keyId: admin.kid, signer: admin.signer });
+    await adminClient.keys.create({
+      role: "agent",
+      subject: "bench",
+      publicKey: toBase64Url(agentKey.publicKey),
+    });
+    await adminClient.policies.put("p", POLICY);
+    const agent = new Sigil({
+      baseUrl: base,
+      keyId: agentKey.kid,
+      signer: agentKey.signer,
+      retries: 0,
+    });
+    await load(agent, 4, 1500); // warm-up
+
+    const rows: string[][] = [];
+    const inproc = await inProcessRate(2000);
+    rows.push(["in-process evaluate (anchor)", "-", "1", inproc.toFixed(0), "-", "-", "1.000"]);
+    const redis = connectRedis();
+    const original = ((await redis.config("GET", "appendfsync")) as string[])[1] ?? "always";
+    try {
+      // Both persistence modes side by side: every request waits for two Redis writes (the
+      // nonce and the audit event), and under `always` each waits for an fsync.
+      for (const mode of ["always", "everysec"]) {
+        await redis.config("SET", "appendfsync", mode);
+        for (const c of [1, 8, 32]) {
+          const r = await load(agent, c, 5000);
+          rows.push([
+            "POST /v1/evaluate (sign+verify+eval+audit)",
+            mode,
+            String(c),
+            r.rps.toFixed(0),
+            r.p50.toFixed(2),
+            r.p99.toFixed(2),
+            (r.rps / inproc).toFixed(4),
+          ]);
+          if (r.errors)
+            rows.push([`  errors at concurrency ${c}`, mode, "", String(r.errors), "", "", ""]);
+        }
+      }
+    } finally {
+      await redis.config("SET", "appendfsync", original);
+      redis.disconnect();
+    }
+    console.log("| path | appendfsync | concurrency | req/s | p50 ms | p99 ms | ÷ in-process |");
+    console.log("|---|---|---|---|---|---|---|");
+    for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+    console.log(
+      "(client and server share the 2 cores; the client signs every request with a fresh nonce)",
+    );
+  } finally {
+    server.kill("SIGTERM");
+    await new Promise((r) => server.on("exit", r));
+    const redis = connectRedis();
+    await dropPrefix(redis, `${prefix}:`);
+    redis.disconnect();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await bench();
+  process.exit(0);
+}
