@@ -114,7 +114,9 @@ export const sandboxSchema = z
       .max(64 * MiB)
       .default(MiB),
     cap_add: z.array(z.string().regex(/^[A-Z_]+$/)).default([]),
-    runsc_platform: z.enum(["systrap", "ptrace"]).default("systrap"),
+    // The Docker runtime for Tier 2. Its gVisor platform is fixed where infra/docker.sh registers
+    // it (SIGIL_RUNSC_PLATFORM); `runsc-ptrace` is always registered pinned to ptrace.
+    gvisor_runtime: z.enum(["runsc", "runsc-ptrace"]).default("runsc"),
     warm_pool_size: z.number().int().min(0).max(32).default(2),
     concurrency: z.number().int().min(1).max(64).default(2),
     queue: z.string().min(1).default("sigil-jobs"),

@@ -1,0 +1,35 @@
+// Sandbox driver: runs one job in one hardened container (Docker/runc = Tier 1, gVisor/runsc =
+// Tier 2), with a warm pool of single-use containers. See ../../../shared/design/SANDBOX.md.
+export {
+  type ContainerShape,
+  createOptions,
+  DEFAULT_IMAGES,
+  LABEL,
+  runscHostPids,
+  type SandboxConfig,
+  type SandboxOptionsInput,
+  SandboxOptionsSchema,
+} from "./config";
+export { buildJobArchive, buildRunScript, shQuote } from "./payload";
+export {
+  type PreflightCheck,
+  type PreflightOptions,
+  type PreflightReport,
+  preflight,
+} from "./preflight";
+export { cleanupOrphans, type RunOptions, runJob, Sandbox, type ShutdownOptions } from "./sandbox";
+export {
+  DEFAULT_LIMITS,
+  type JobResult,
+  type JobSpec,
+  type JobSpecInput,
+  JobSpecSchema,
+  type JobStatus,
+  type RuntimeName,
+  SandboxClosedError,
+  type SandboxEvent,
+  type SandboxLimits,
+  SandboxLimitsSchema,
+  SandboxSpecError,
+  Tier,
+} from "./types";

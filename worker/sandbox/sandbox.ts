@@ -1,0 +1,267 @@
+// The sandbox driver: validates a job, picks a warm container (or creates one), runs the job
+// once, removes the container. Pools are keyed by the full create-time shape, and only the
+// configured (image, tier) pools with default limits exist: memory, cpus and pids are fixed when
+// a container is created (and runsc cannot update them later), so a job with non-default limits
+// gets a cold container created for it. Timeout and output cap are per job and never force cold.
+import { randomUUID } from "node:crypto";
+import Docker from "dockerode";
+import {
+  LABEL,
+  type SandboxConfig,
+  type SandboxOptionsInput,
+  SandboxOptionsSchema,
+  shapeKey,
+  shapeOf,
+} from "./config";
+import { type Prepared, prepareContainer, runInContainer } from "./container";
+import { buildJobArchive } from "./payload";
+import { WarmPool } from "./pool";
+import {
+  DEFAULT_LIMITS,
+  type JobResult,
+  type JobSpec,
+  JobSpecSchema,
+  SandboxClosedError,
+  type SandboxEvent,
+  SandboxSpecError,
+  type Tier,
+} from "./types";
+
+export interface RunOptions {
+  /** Aborting kills the job; it ends with status "killed". */
+  signal?: AbortSignal;
+}
+
+export interface ShutdownOptions {
+  /** How long running jobs may continue before they are killed (default 10 s). */
+  graceMs?: number;
+}
+
+const errMsg = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+export class Sandbox {
+  readonly config: SandboxConfig;
+  /** Distinguishes this process's containers from an earlier run of the same worker. */
+  readonly runId = randomUUID();
+  private readonly docker: Docker;
+  private readonly onEvent: (e: SandboxEvent) => void;
+  private readonly pools = new Map<string, WarmPool>();
+  private readonly running = new Map<string, AbortController>();
+  private readonly removals = new Set<Promise<void>>();
+  private closing = false;
+
+  constructor(options: SandboxOptionsInput) {
+    const { docker, onEvent, ...rest } = options;
+    const parsed = SandboxOptionsSchema.safeParse(rest);
+    if (!parsed.success)
+      throw new SandboxSpecError(`invalid sandbox options: ${z4msg(parsed.error)}`);
+    this.config = parsed.data;
+    this.docker = docker ?? new Docker();
+    this.onEvent = onEvent ?? (() => {});
+    for (const p of this.config.pools) {
+      if (!this.config.images.includes(p.image)) {
+        throw new SandboxSpecError(`pool image ${p.image} is not on the image allow-list`);
+      }
+      const shape = shapeOf(p.image, p.tier, { ...DEFAULT_LIMITS });
+      const key = shapeKey(shape);
+      if (this.pools.has(key)) throw new SandboxSpecError(`duplicate pool ${p.image}/${p.tier}`);
+      this.pools.set(
+        key,
+        new WarmPool({
+          key: `${p.image}/${p.tier}`,
+          size: p.size,
+          prepare: () =>
+            prepareContainer(this.docker, this.config, shape, {
+              job: "",
+              pool: "warm",
+              run: this.runId,
+            }),
+          discard: (c) => this.remove(c),
+          onEvent: this.onEvent,
+        }),
+      );
+    }
+  }
+
+  /** Fill every pool; resolves once the first round of creations has finished. */
+  async warm(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.refill()));
+  }
+
+  /** Idle warm containers per pool, keyed "image/tier". */
+  poolStats(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const p of this.pools.values()) out[p.name] = p.available;
+    return out;
+  }
+
+  /** Validate a spec against the schema and the configuration; throws SandboxSpecError. */
+  parseSpec(input: unknown): JobSpec {
+    const parsed = JobSpecSchema.safeParse(input);
+    if (!parsed.success) throw new SandboxSpecError(`invalid job spec: ${z4msg(parsed.error)}`);
+    const spec = parsed.data;
+    if (!this.config.images.includes(spec.image)) {
+      throw new SandboxSpecError(`image ${spec.image} is not on the allow-list`);
+    }
+    return spec;
+  }
+
+  /**
+   * Run one job in a fresh container (warm if one fits). Throws SandboxSpecError for an invalid
+   * or disallowed spec (nothing ran) and SandboxClosedError after shutdown(); every other
+   * failure is a result with status "error".
+   */
+  async runJob(input: unknown, opts: RunOptions = {}): Promise<JobResult> {
+    if (this.closing) throw new SandboxClosedError();
+    const spec = this.parseSpec(input);
+    const archive = buildJobArchive(spec, this.config.maxPayloadBytes);
+    const ac = new AbortController();
+    const token = randomUUID();
+    this.running.set(token, ac);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, ac.signal]) : ac.signal;
+    let prepared: Prepared | undefined;
+    const shape = shapeOf(spec.image, spec.tier, spec.limits);
+    const pool = this.pools.get(shapeKey(shape));
+    let refillTimer: NodeJS.Timeout | undefined;
+    try {
+      prepared = pool?.take();
+      // Refill when this job ends, or after refillDelayMs if it runs longer, whichever is first.
+      if (pool) {
+        refillTimer = setTimeout(() => {
+          if (!this.closing) void pool.refill();
+        }, this.config.refillDelayMs);
+        refillTimer.unref();
+      }
+      if (prepared) {
+        // Labels are fixed at create; the name records which job a warm container served.
+        prepared.container
+          .rename({ name: `sigil-job-${spec.jobId}-${token.slice(0, 8)}` })
+          .catch(() => {});
+      } else {
+        prepared = await prepareContainer(
+          this.docker,
+          this.config,
+          shape,
+          { job: spec.jobId, pool: "cold", run: this.runId },
+          `sigil-job-${spec.jobId}-${token.slice(0, 8)}`,
+        );
+      }
+      return await runInContainer(prepared, spec, archive, {
+        killGraceMs: this.config.killGraceMs,
+        signal,
+      });
+    } catch (e) {
+      return errorResult(spec, prepared, `sandbox failure: ${errMsg(e)}`);
+    } finally {
+      this.running.delete(token);
+      if (prepared) this.remove(prepared);
+      clearTimeout(refillTimer);
+      if (pool && !this.closing) void pool.refill();
+    }
+  }
+
+  /** Remove containers of this worker left by an earlier run (not this run's). */
+  cleanupOrphans(): Promise<number> {
+    return cleanupOrphans(this.config.workerId, {
+      docker: this.docker,
+      exceptRunId: this.runId,
+    }).then((n) => {
+      if (n > 0)
+        this.onEvent({ type: "orphans.removed", message: `removed ${n} orphaned containers` });
+      return n;
+    });
+  }
+
+  /** Stop taking jobs, let running ones finish up to graceMs, then kill them; remove everything. */
+  async shutdown(opts: ShutdownOptions = {}): Promise<void> {
+    this.closing = true;
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    const graceMs = opts.graceMs ?? 10_000;
+    const deadline = Date.now() + graceMs;
+    while (this.running.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    for (const ac of this.running.values()) ac.abort();
+    while (this.running.size > 0) await new Promise((r) => setTimeout(r, 50));
+    await Promise.all([...this.removals]);
+  }
+
+  private remove(p: Prepared): void {
+    p.socket.destroy();
+    const job = p.container
+      .remove({ force: true, v: true })
+      .then(
+        () => {},
+        (e: unknown) => {
+          // 404: already gone. Anything else is left for cleanupOrphans at the next start.
+          if ((e as { statusCode?: number }).statusCode === 404) return;
+          this.onEvent({ type: "container.remove_failed", message: errMsg(e), containerId: p.id });
+        },
+      )
+      .finally(() => this.removals.delete(job));
+    this.removals.add(job);
+  }
+}
+
+function errorResult(spec: JobSpec, p: Prepared | undefined, error: string): JobResult {
+  const now = new Date().toISOString();
+  return {
+    jobId: spec.jobId,
+    status: "error",
+    exitCode: null,
+    stdout: "",
+    stderr: "",
+    truncated: false,
+    durationMs: 0,
+    startedAt: now,
+    finishedAt: now,
+    runtime: spec.tier === "gvisor" ? "runsc" : "runc",
+    containerId: p?.id ?? "",
+    image: spec.image,
+    tier: spec.tier,
+    warm: p?.warm ?? false,
+    error,
+  };
+}
+
+function z4msg(err: { issues: readonly { path: readonly PropertyKey[]; message: string }[] }) {
+  return err.issues
+    .map((i) => `${i.path.map(String).join(".") || "(root)"}: ${i.message}`)
+    .join("; ");
+}
+
+/**
+ * Remove every container labelled sigil.worker=workerId (except those of exceptRunId).
+ * Returns how many were removed.
+ */
+export async function cleanupOrphans(
+  workerId: string,
+  opts: { docker?: Docker; exceptRunId?: string } = {},
+): Promise<number> {
+  const docker = opts.docker ?? new Docker();
+  const list = await docker.listContainers({
+    all: true,
+    filters: { label: [`${LABEL.worker}=${workerId}`] },
+  });
+  const stale = list.filter((c) => !opts.exceptRunId || c.Labels[LABEL.run] !== opts.exceptRunId);
+  const results = await Promise.allSettled(
+    stale.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })),
+  );
+  return results.filter((r) => r.status === "fulfilled").length;
+}
+
+/** Convenience for one-off use (a benchmark, a CLI): a pool-less sandbox, one job, shut down. */
+export async function runJob(
+  spec: unknown,
+  opts: Omit<SandboxOptionsInput, "pools"> & RunOptions,
+): Promise<JobResult> {
+  const { signal, ...options } = opts;
+  const sb = new Sandbox(options);
+  try {
+    return await sb.runJob(spec, signal ? { signal } : {});
+  } finally {
+    await sb.shutdown({ graceMs: 0 });
+  }
+}
+
+export type { Tier };
