@@ -4,7 +4,7 @@
 import { loadNodeConfig } from "../functions/node/config";
 import { ConfigError } from "../shared/config";
 import { PreflightError, startWorkerNode } from "./jobs/node";
-import { loadSandboxDriver } from "./jobs/sandbox-loader";
+import { createSandboxDriver } from "./jobs/sandbox-driver";
 
 const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
   (level === "error" ? console.error : console.log)(
@@ -28,19 +28,20 @@ try {
 }
 
 const graceMs = Number(process.env.SIGIL_WORKER_GRACE_MS ?? "") || 30_000;
-let driverPreflight: (() => Promise<string[]>) | undefined;
+let sandbox: ReturnType<typeof createSandboxDriver> | undefined;
 try {
   const node = await startWorkerNode({
     config,
     env: process.env,
     log,
-    driver: async (workerId) => {
-      const loaded = await loadSandboxDriver(workerId, { config });
-      driverPreflight = loaded.preflight;
-      return loaded.driver;
+    driver: (workerId) => {
+      sandbox = createSandboxDriver(workerId, config);
+      return sandbox.driver;
     },
-    preflight: [async () => (driverPreflight ? driverPreflight() : [])],
+    preflight: [async () => (sandbox ? sandbox.preflight() : [])],
   });
+  // Fill the warm pools in the background; a job that arrives first gets a cold container.
+  sandbox?.warm().catch((e) => log.warn("warm pool could not fill", { err: String(e) }));
   const stop = (signal: string) => {
     log.info("stopping: no new jobs, finishing running ones", { signal, graceMs });
     node.stop(graceMs).then(

@@ -1,35 +1,60 @@
-// The edge entry (Cloudflare Workers / workerd): the same createApp as Node, with state in
-// Durable Objects. `npm run edge` runs it under wrangler dev (Miniflare).
-
-import { loadConfig } from "../../shared/config";
+// The edge entry (Cloudflare Workers / workerd): the same createApp as Node, with state in Durable
+// Objects (SQLite-backed, see wrangler.toml). `npm run edge` runs it under wrangler dev (Miniflare).
 import { createApp, type SigilApp } from "../app";
-import { jsonLogger } from "../middleware/logger";
+import { problemTypeBase } from "../problem";
+import { composeEdge } from "./compose";
+import type { EdgeEnv } from "./env";
 
-export interface EdgeEnv {
-  [key: string]: unknown;
-}
+export { AuditObject } from "./audit/object";
+export { composeEdge } from "./compose";
+export type { EdgeEnv } from "./env";
+export { KeysObject } from "./keys/object";
+export { PinsObject } from "./pins/object";
+export { PolicyObject } from "./policy/object";
+export { ReplayObject } from "./replay/object";
 
-let cached: { app: SigilApp; env: EdgeEnv } | undefined;
+let app: Promise<SigilApp> | undefined;
 
-function appFor(env: EdgeEnv): SigilApp {
-  if (cached?.env === env) return cached.app;
-  // Worker vars are the environment; the same names as on Node (SIGIL_*, SYMBIONT_*).
-  const vars: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (typeof v === "string") vars[k] = v;
-  const config = loadConfig({ env: vars });
-  const app = createApp({
-    config,
-    log: jsonLogger(config.server.log_level),
-    health: [
-      { name: "runtime", required: true, check: async () => ({ ok: true, detail: "workerd" }) },
-    ],
-  });
-  cached = { app, env };
+function appFor(env: EdgeEnv): Promise<SigilApp> {
+  if (!app) {
+    const p = composeEdge(env).then(createApp);
+    app = p;
+    p.catch(() => {
+      if (app === p) app = undefined;
+    });
+  }
   return app;
 }
 
+/** Fail closed: if the isolate cannot compose (a DO or config problem), every request gets a 503. */
+function unavailable(e: unknown): Response {
+  console.error(
+    JSON.stringify({
+      level: "error",
+      msg: "edge composition failed",
+      err: e instanceof Error ? e.message : String(e),
+    }),
+  );
+  return new Response(
+    JSON.stringify({
+      type: `${problemTypeBase}unavailable`,
+      title: "Service unavailable",
+      status: 503,
+      detail:
+        "the edge could not reach its state (Durable Objects) or its configuration is invalid",
+    }),
+    { status: 503, headers: { "content-type": "application/problem+json" } },
+  );
+}
+
 export default {
-  fetch(request: Request, env: EdgeEnv, ctx: unknown): Response | Promise<Response> {
-    return appFor(env).fetch(request, env, ctx as never);
+  async fetch(request: Request, env: EdgeEnv, ctx: unknown): Promise<Response> {
+    let a: SigilApp;
+    try {
+      a = await appFor(env);
+    } catch (e) {
+      return unavailable(e);
+    }
+    return a.fetch(request, env, ctx as never);
   },
 };

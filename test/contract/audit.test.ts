@@ -33,6 +33,7 @@ import {
   redisHarness,
   serviceFor,
 } from "../audit/support/harness";
+import { durableObjectHarness } from "../edge/support/audit-harness";
 
 // RFC 9162 MTH straight from the definition, independent of the code under test.
 function mth(leaves: Uint8Array[]): Uint8Array {
@@ -87,7 +88,7 @@ function flip(field: AuditEventField, e: AuditEvent): AuditEvent {
   }
 }
 
-const harnesses: Harness[] = [memoryHarness(), redisHarness()];
+const harnesses: Harness[] = [memoryHarness(), redisHarness(), durableObjectHarness()];
 afterAll(async () => {
   for (const h of harnesses) await h.cleanup();
 });

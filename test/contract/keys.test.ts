@@ -12,6 +12,7 @@ import {
   usableForNewRequest,
   validAt,
 } from "../../shared/keys";
+import { disposeWorkerd, freshName, remotePort } from "../edge/support/workerd";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
 
 const T0 = 1_750_000_000_000;
@@ -38,11 +39,14 @@ beforeAll(() => {
 afterAll(async () => {
   await dropPrefix(redis, prefix);
   redis.disconnect();
+  await disposeWorkerd();
 });
 
 const adapters: [string, () => KeyRegistry][] = [
   ["memory", () => new MemoryKeyRegistry()],
   ["redis", () => new RedisKeyRegistry(redis, `${prefix}${n++}:`)],
+  // The DO adapter runs inside workerd (Miniflare), one fresh KeysObject per instance.
+  ["durable-object", () => remotePort<KeyRegistry>("keys", freshName("keys"))],
 ];
 
 describe.each(adapters)("KeyRegistry contract: %s", (_name, make) => {

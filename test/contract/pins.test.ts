@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisPinStore } from "../../functions/node/stores/pins-redis";
 import { MemoryPinStore, type PinRecord, type PinStore } from "../../shared/schemapin/pins";
+import { disposeWorkerd, freshName, remotePort, workerd } from "../edge/support/workerd";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
 
 const FP_A = `sha256:${"a".repeat(64)}`;
@@ -69,7 +70,30 @@ const redisAdapter = (): Adapter => {
   };
 };
 
-describe.each([memoryAdapter(), redisAdapter()])("PinStore contract: $name", (adapter) => {
+const durableObjectAdapter = (): Adapter => {
+  let name = "";
+  return {
+    name: "durable-object",
+    make: async () => {
+      name = freshName("pins");
+      return remotePort<PinStore>("pins", name);
+    },
+    corrupt: async (domain, field, value) => {
+      // One PinsObject per domain, named `${name}:${domain}` by the adapter.
+      await (await workerd()).call({
+        port: "pins-hook",
+        name: `${name}:${domain}`,
+        method: "corrupt",
+        args: [field, value],
+      });
+    },
+    done: disposeWorkerd,
+  };
+};
+
+const all = [memoryAdapter(), redisAdapter(), durableObjectAdapter()];
+
+describe.each(all)("PinStore contract: $name", (adapter) => {
   let store: PinStore;
   beforeAll(async () => {
     store = await adapter.make();

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisPolicyStore } from "../../functions/node/stores/policy-redis";
 import { sha256Hex } from "../../shared/encoding";
 import { MemoryPolicyStore, PolicyEngine, type PolicyStorePort } from "../../shared/policy";
+import { disposeWorkerd, freshName, remotePort } from "../edge/support/workerd";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
 
 const v = (source: string, createdAt = "2026-01-01T00:00:00.000Z") => ({
@@ -137,6 +138,10 @@ contract("redis", () => {
   prefixes.push(p);
   return new RedisPolicyStore(redis, p);
 });
+
+// The DO adapter inside workerd (Miniflare), one fresh PolicyObject per instance.
+contract("durable-object", () => remotePort<PolicyStorePort>("policy", freshName("policy")));
+afterAll(disposeWorkerd);
 
 describe("redis adapter: untrusted contents", () => {
   it("a tampered record makes the engine fail closed", async () => {

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisReplayCache } from "../../functions/node/stores/replay-redis";
 import { MemoryReplayCache, type ReplayCache, ReplayCacheFullError } from "../../shared/httpsig";
+import { disposeWorkerd, freshName, remotePort } from "../edge/support/workerd";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
 
 const redis = connectRedis();
@@ -11,12 +12,15 @@ let n = 0;
 afterAll(async () => {
   await dropPrefix(redis, prefix);
   redis.disconnect();
+  await disposeWorkerd();
 });
 
 const adapters: [string, () => ReplayCache][] = [
   ["memory", () => new MemoryReplayCache()],
   // A fresh sub-prefix per instance keeps cases independent, like a fresh memory cache.
   ["redis", () => new RedisReplayCache(redis, { prefix: `${prefix}${n++}:` })],
+  // The DO adapter inside workerd (Miniflare); a fresh object-name prefix per instance.
+  ["durable-object", () => remotePort<ReplayCache>("replay", freshName("replay"))],
 ];
 
 describe.each(adapters)("ReplayCache contract: %s", (_name, make) => {

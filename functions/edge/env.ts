@@ -1,0 +1,32 @@
+// The Worker's environment: Durable Object bindings (names fixed in wrangler.toml) plus string vars
+// and secrets (SIGIL_*, SYMBIONT_*; the same names as on Node).
+import type { AuditObject } from "./audit/object";
+import type { KeysObject } from "./keys/object";
+import type { PinsObject } from "./pins/object";
+import type { PolicyObject } from "./policy/object";
+import type { ReplayObject } from "./replay/object";
+import type { DurableObjectNamespace } from "./runtime";
+
+export interface EdgeBindings {
+  /** One object ("keys"): key registry, encrypted private keys, the dev master secret. */
+  SIGIL_KEYS: DurableObjectNamespace<KeysObject>;
+  /** One object per request keyid: that key's nonces. */
+  SIGIL_REPLAY: DurableObjectNamespace<ReplayObject>;
+  /** One object ("policies"): the versioned policy store. */
+  SIGIL_POLICIES: DurableObjectNamespace<PolicyObject>;
+  /** One object per SchemaPin domain: its TOFU pins. */
+  SIGIL_PINS: DurableObjectNamespace<PinsObject>;
+  /** One object per audit chain: the chain's sequencer and storage. */
+  SIGIL_AUDIT: DurableObjectNamespace<AuditObject>;
+}
+
+export type EdgeEnv = EdgeBindings & { [key: string]: unknown };
+
+export { KEYS_OBJECT, POLICIES_OBJECT } from "./constants";
+
+/** The string vars and secrets of the env (what loadConfig reads). */
+export function stringVars(env: Record<string, unknown>): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (typeof v === "string") vars[k] = v;
+  return vars;
+}

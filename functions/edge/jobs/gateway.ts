@@ -1,0 +1,87 @@
+// JobsBackend for the edge: a Worker cannot speak BullMQ, so each call is forwarded to the Node job
+// gateway (SIGIL_GATEWAY_URL) as `POST <gateway>/v1/gateway/jobs/<op>` with the call's arguments as
+// JSON, signed (RFC 9421, Ed25519) with the edge's service key; the reply is `{ "result": ... }`.
+// NOTE: the Node side does not serve /v1/gateway/jobs yet (see the edge report); until it does, every
+// jobs call fails closed (503 from the routes) instead of pretending a job was queued.
+
+import { type Signer, signRequest } from "../../../shared/httpsig";
+import type {
+  FinishOutcome,
+  JobEvent,
+  JobRecord,
+  JobsBackend,
+  StartInfo,
+  StartOutcome,
+  StoredResult,
+} from "../../../shared/jobs/backend";
+import type { SignedEnvelope } from "../../../shared/jobs/envelope";
+
+export interface GatewayJobsOptions {
+  baseUrl: string;
+  signer: Signer;
+  /** Per call, on top of any long-poll time the call asks for. Default 10 s. */
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+export class GatewayJobsBackend implements JobsBackend {
+  readonly #base: string;
+  readonly #signer: Signer;
+  readonly #timeoutMs: number;
+  readonly #fetch: typeof fetch;
+
+  constructor(opts: GatewayJobsOptions) {
+    this.#base = opts.baseUrl.replace(/\/+$/, "");
+    this.#signer = opts.signer;
+    this.#timeoutMs = opts.timeoutMs ?? 10_000;
+    this.#fetch = opts.fetch ?? ((i, init) => fetch(i, init));
+  }
+
+  async #call<T>(op: string, args: unknown[], waitMs = 0, signal?: AbortSignal): Promise<T> {
+    const url = `${this.#base}/v1/gateway/jobs/${op}`;
+    const body = JSON.stringify({ args });
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    const sig = await signRequest({ method: "POST", url, headers, body }, this.#signer, {
+      keyid: this.#signer.kid,
+    });
+    const timeout = AbortSignal.timeout(this.#timeoutMs + waitMs);
+    const res = await this.#fetch(url, {
+      method: "POST",
+      headers: { ...headers, ...sig },
+      body,
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
+    if (!res.ok) throw new Error(`job gateway answered ${res.status} for ${op}`);
+    const json = (await res.json()) as { result?: T };
+    if (!json || typeof json !== "object" || !("result" in json))
+      throw new Error(`job gateway: malformed reply to ${op}`);
+    return json.result as T;
+  }
+
+  submit(envelope: SignedEnvelope, envelopeHash: string): Promise<JobRecord> {
+    return this.#call("submit", [envelope, envelopeHash]);
+  }
+  get(jobId: string): Promise<JobRecord | null> {
+    return this.#call("get", [jobId]);
+  }
+  markStarted(jobId: string, info: StartInfo): Promise<StartOutcome> {
+    return this.#call("markStarted", [jobId, info]);
+  }
+  finish(jobId: string, result: StoredResult): Promise<FinishOutcome> {
+    return this.#call("finish", [jobId, result]);
+  }
+  fail(jobId: string, status: "error" | "rejected", reason: string): Promise<FinishOutcome> {
+    return this.#call("fail", [jobId, status, reason]);
+  }
+  events(
+    jobId: string,
+    after: string | undefined,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<JobEvent[]> {
+    return this.#call("events", [jobId, after ?? null, timeoutMs], timeoutMs, signal);
+  }
+  wait(jobId: string, timeoutMs: number, signal?: AbortSignal): Promise<JobRecord | null> {
+    return this.#call("wait", [jobId, timeoutMs], timeoutMs, signal);
+  }
+}
