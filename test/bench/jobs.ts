@@ -14,8 +14,7 @@ import { startConsumer } from "../../worker/jobs/consumer";
 import type { SandboxDriver } from "../../worker/jobs/driver";
 import { Outbox } from "../../worker/jobs/outbox";
 import { apiReporter } from "../../worker/jobs/reporter";
-import { loadSandboxDriver } from "../../worker/jobs/sandbox-loader";
-import { TestDockerDriver } from "../jobs/support/docker-driver";
+import { createSandboxDriver } from "../../worker/jobs/sandbox-driver";
 import { startHarness } from "../jobs/support/harness";
 
 const IMAGE = "sigil/busybox:1";
@@ -58,14 +57,11 @@ export async function bench(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "sigil-bench-"));
   const agent = h.client(await h.addKey("agent", "bench-agent"));
   const workerKey = await h.addKey("worker", "bench-worker");
-  let driver: SandboxDriver;
-  let driverName = "worker/sandbox";
-  try {
-    driver = (await loadSandboxDriver("bench-worker", { config: h.config })).driver;
-  } catch {
-    driver = new TestDockerDriver("bench-worker");
-    driverName = "test fixture (fresh container per job, no warm pool)";
-  }
+  // The product's driver, with its warm pool filled before measuring.
+  const sandbox = createSandboxDriver("bench-worker", h.config);
+  await sandbox.warm();
+  const driver: SandboxDriver = sandbox.driver;
+  const driverName = "worker/sandbox (warm pool)";
   // For one row the sandbox is skipped (instant result), to show what the path itself costs.
   let skipSandbox = false;
   const real = driver;

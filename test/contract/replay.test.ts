@@ -90,7 +90,14 @@ describe("RedisReplayCache storage", () => {
     const p = `${prefix}ttl:`;
     const cache = new RedisReplayCache(redis, { prefix: p });
     await cache.checkAndStore("k", "n", 30);
-    const [, keys] = await redis.scan("0", "MATCH", `${p}*`, "COUNT", 100);
+    // SCAN may return a match on any page of a shared server: walk the cursor to the end.
+    const keys: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, page] = await redis.scan(cursor, "MATCH", `${p}*`, "COUNT", 1000);
+      cursor = next;
+      keys.push(...page);
+    } while (cursor !== "0");
     expect(keys).toHaveLength(1);
     const ttl = await redis.ttl(keys[0]!);
     expect(ttl).toBeGreaterThan(0);

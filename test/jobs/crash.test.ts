@@ -29,6 +29,8 @@ function spawnWorker(): ChildProcess {
       SIGIL_SERVICE_KEYS: JSON.stringify([publicJwk(h.service.publicKey)]),
       SIGIL_WORKER_ID: WORKER_ID,
       SIGIL_WORKER_LOCK_MS: "2000",
+      // Crash recovery is about the job, not the pool: no warm containers to count.
+      SIGIL_SANDBOX_WARM_POOL_SIZE: "0",
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -10,10 +10,12 @@ import { canonicalBytes, fromBase64Url } from "../../shared/encoding";
 import { envelopeHash, signEnvelope } from "../../shared/jobs/envelope";
 import { type ResultBody, signResult } from "../../shared/jobs/result";
 import { type Consumer, startConsumer } from "../../worker/jobs/consumer";
+import type { SandboxDriver } from "../../worker/jobs/driver";
 import { Outbox } from "../../worker/jobs/outbox";
 import { apiReporter } from "../../worker/jobs/reporter";
-import { TestDockerDriver } from "./support/docker-driver";
+import { createSandboxDriver } from "../../worker/jobs/sandbox-driver";
 import { type Harness, newSigner, startHarness } from "./support/harness";
+import { observeJobRuntimes, type RuntimeObserver } from "./support/runtime-observer";
 
 const quiet = { info() {}, warn() {}, error() {} };
 const lowRisk = {
@@ -29,7 +31,8 @@ let agent: Signer;
 let workerKey: Signer;
 let agentClient: Sigil;
 let workerClient: Sigil;
-let driver: TestDockerDriver;
+let driver: SandboxDriver;
+let observer: RuntimeObserver;
 let consumer: Consumer;
 let dir: string;
 
@@ -42,7 +45,11 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "sigil-jobs-"));
   const outbox = new Outbox(join(dir, "outbox"));
   await outbox.init();
-  driver = new TestDockerDriver("e2e-worker");
+  // The product's driver (hardened containers, warm pool), observed through Docker itself.
+  observer = await observeJobRuntimes();
+  const sandbox = createSandboxDriver("e2e-worker", h.config);
+  await sandbox.warm();
+  driver = sandbox.driver;
   consumer = startConsumer({
     connection: h.redis.duplicate({ maxRetriesPerRequest: null }),
     queueName: h.config.sandbox.queue,
@@ -68,6 +75,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await consumer?.close(5000);
   await driver?.shutdown();
+  observer?.close();
   await h?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -82,7 +90,7 @@ describe("submit → signed result", () => {
     expect(acc).toMatchObject({ tier: "docker", status: "queued", riskScore: 0 });
     const job = await agentClient.jobs.wait(acc.jobId, 30_000);
     expect(job.status).toBe("failed");
-    expect(driver.inspectedRuntime.get(acc.jobId)).toBe("runc");
+    expect(await observer.runtimeOf(acc.jobId)).toBe("runc");
     const r = job.result as NonNullable<typeof job.result> & { signed: ResultBody };
     expect(r).toMatchObject({
       exitCode: 3,
@@ -115,7 +123,7 @@ describe("submit → signed result", () => {
     const job = await agentClient.jobs.wait(acc.jobId, 60_000);
     expect(job.status).toBe("succeeded");
     expect(job.result?.stdout).toBe("ABC\n");
-    expect(driver.inspectedRuntime.get(acc.jobId)).toBe("runsc");
+    expect(await observer.runtimeOf(acc.jobId)).toBe("runsc");
     expect((job.result as unknown as { signed: ResultBody }).signed.runtime).toBe("runsc");
   });
 
@@ -192,7 +200,7 @@ describe("refusals", () => {
       } as never);
       expect(acc.tier).toBe("gvisor");
       expect((await agentClient.jobs.wait(acc.jobId, 60_000)).status).toBe("succeeded");
-      expect(driver.inspectedRuntime.get(acc.jobId)).toBe("runsc");
+      expect(await observer.runtimeOf(acc.jobId)).toBe("runsc");
       h.policy.next = {
         decision: "allow_with_conditions",
         conditions: [{ name: "mfa" }],
@@ -256,7 +264,7 @@ describe("envelopes the service did not sign", () => {
       },
       forger,
     );
-    const containersBefore = driver.created.length;
+    const containersBefore = observer.created.length;
     await h.backend.queue.add("run", { envelope: forged }, { jobId });
     const deadline = Date.now() + 20_000;
     let audit: (typeof h.audits)[number] | undefined;
@@ -270,7 +278,7 @@ describe("envelopes the service did not sign", () => {
       envelopeHash: envelopeHash(forged.envelope),
     });
     expect(String(audit?.details.reason)).toMatch(/^unknown-key/);
-    expect(driver.created.length).toBe(containersBefore);
+    expect(observer.created.length).toBe(containersBefore);
   });
 
   it("a tampered envelope of a real job ends `rejected`, nothing runs", async () => {
@@ -288,12 +296,12 @@ describe("envelopes the service did not sign", () => {
       data.envelope.envelope.tier = "docker";
       data.envelope.envelope.spec.command = ["sh", "-c", "echo pwned"];
       await job!.updateData(data);
-      const containersBefore = driver.created.length;
+      const containersBefore = observer.created.length;
       consumer.worker.resume();
       const done = await agentClient.jobs.wait(acc.jobId, 30_000);
       expect(done.status).toBe("rejected");
       expect(String(done.reason)).toMatch(/^bad-signature/);
-      expect(driver.created.length).toBe(containersBefore);
+      expect(observer.created.length).toBe(containersBefore);
       expect(
         h.audits.some((a) => a.eventType === "job.rejected" && a.details.jobId === acc.jobId),
       ).toBe(true);

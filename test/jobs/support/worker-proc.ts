@@ -1,15 +1,16 @@
-// Test fixture: a real worker node process (startWorkerNode) with the test Docker driver, so a test
+// Test fixture: a real worker node process (startWorkerNode) with the product's sandbox driver, so a test
 // can kill -9 it mid-job. Configured by the same environment as `npm run worker`.
 import { loadNodeConfig } from "../../../functions/node/config";
 import { startWorkerNode } from "../../../worker/jobs/node";
-import { TestDockerDriver } from "./docker-driver";
+import { createSandboxDriver } from "../../../worker/jobs/sandbox-driver";
 
 const log = (level: string) => (msg: string, f?: Record<string, unknown>) =>
   console.log(JSON.stringify({ level, msg, ...f }));
+const config = loadNodeConfig();
 const node = await startWorkerNode({
-  config: loadNodeConfig(),
+  config,
   env: process.env,
-  driver: (id) => new TestDockerDriver(id),
+  driver: (id) => createSandboxDriver(id, config).driver,
   log: { info: log("info"), warn: log("warn"), error: log("error") },
 });
 process.once("SIGTERM", () => {
