@@ -68,7 +68,10 @@ export async function startEdge(
           } catch {}
           r(undefined);
         }, 5000);
-        child.on("exit", () => (clearTimeout(t), r(undefined)));
+        child.on("exit", () => {
+          clearTimeout(t);
+          r(undefined);
+        });
       });
     }
     rmSync(persist, { recursive: true, force: true });
