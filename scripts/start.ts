@@ -62,7 +62,8 @@ for (let i = 0; i < 150 && !healthy; i++) {
 run("worker", "worker/main.ts");
 
 // The worker writes its public key on first start; register it once (409 = already registered).
-const pubPath = join(dataDir, "worker-key.pub.jwk");
+const pubPath = join(dataDir, "worker", "worker-key.pub.jwk");
+let registered = false;
 for (let i = 0; i < 150; i++) {
   const jwk = await readFile(pubPath, "utf8").catch(() => undefined);
   if (jwk) {
@@ -71,12 +72,18 @@ for (let i = 0; i < 150; i++) {
       const key = JSON.parse(jwk) as { x: string };
       await admin.keys.create({ role: "worker", subject: "local-worker", publicKey: key.x });
       console.log("[sigil] registered the local worker key (role worker)");
+      registered = true;
     } catch (e) {
-      if (!(e instanceof SigilError && e.status === 409))
-        console.error(`[sigil] could not register the worker key: ${(e as Error).message}`);
+      if (e instanceof SigilError && e.status === 409) registered = true;
+      else console.error(`[sigil] could not register the worker key: ${(e as Error).message}`);
     }
     break;
   }
   await sleep(200);
+}
+if (!registered) {
+  console.error(
+    `[sigil] the worker key (${pubPath}) is not registered: jobs will be refused until an admin registers it with role worker`,
+  );
 }
 console.log(`[sigil] admin key: ${join(dataDir, "admin-key.json")} — API reference: ${base}/docs`);

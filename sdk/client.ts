@@ -11,7 +11,7 @@ export type FetchLike = (input: Request | string | URL, init?: RequestInit) => P
 
 export interface SigilOptions {
   baseUrl: string;
-  /** keyid for signatures; defaults to signer.kid. */
+  /** keyid for signatures; defaults to signer.kid, or the RFC 7638 thumbprint of secretKey. */
   keyId?: string;
   /** Either a Signer, or a raw 32-byte Ed25519 seed. Omit both for the public routes only. */
   signer?: Signer;
@@ -62,10 +62,9 @@ export class Sigil {
     new URL(this.baseUrl); // throws early on a bad base URL
     if (opts.signer && opts.secretKey) throw new TypeError("pass signer or secretKey, not both");
     this.#keyId = opts.keyId ?? opts.signer?.kid;
-    if (opts.secretKey && !this.#keyId) throw new TypeError("keyId is required with secretKey");
     if (opts.signer) this.#signer = Promise.resolve(opts.signer);
     else if (opts.secretKey) {
-      this.#signer = signerFromSecretKey(opts.secretKey, this.#keyId!);
+      this.#signer = signerFromSecretKey(opts.secretKey, this.#keyId);
       this.#signer.catch(() => undefined); // surfaced on first use, not as an unhandled rejection
     }
     this.#fetch = opts.fetch ?? ((input, init) => fetch(input, init));
@@ -350,12 +349,14 @@ export class Sigil {
   }
 
   async #sign(method: Method, url: URL, headers: Record<string, string>, body: string | undefined) {
-    if (!this.#signer || !this.#keyId) {
+    if (!this.#signer) {
       throw SigilError.client("no-key", "this client has no signing key; /v1 routes need one");
     }
     const signer = await this.#signer;
     // signRequest adds content-digest for bodies and picks a fresh nonce and `created`.
-    return signRequest({ method, url, headers, body }, signer, { keyid: this.#keyId });
+    return signRequest({ method, url, headers, body }, signer, {
+      keyid: this.#keyId ?? signer.kid,
+    });
   }
 }
 
