@@ -20,6 +20,7 @@ import { Problem, problemResponse } from "./problem";
 import { type AppEnv, router } from "./router";
 import { auditProblem, auditRoutes } from "./routes/audit";
 import { docsRoutes } from "./routes/docs";
+import { gatewayRoutes } from "./routes/gateway";
 import { type HealthCheck, healthRoutes } from "./routes/health";
 import { jobsRoutes } from "./routes/jobs";
 import { keyRoutes, wellKnownRoutes } from "./routes/keys";
@@ -44,9 +45,11 @@ export interface AppDeps {
   tools: ToolVerificationService;
   /** Node: BullMQ + Redis records; edge: forwards to the Node gateway. Absent: no /v1/jobs. */
   jobs?: JobsBackend;
+  /** Serve /v1/gateway/jobs for edge deployments (Node, where `jobs` is the real backend). */
+  jobGateway?: boolean;
 }
 
-const ROLES = new Set<string>(["admin", "agent", "worker", "auditor"]);
+const ROLES = new Set<string>(["admin", "agent", "worker", "auditor", "gateway"]);
 
 function limitFor(config: SigilConfig): MiddlewareHandler<AppEnv> {
   const problem = (limit: number) =>
@@ -172,6 +175,10 @@ export function createApp(deps: AppDeps) {
         now,
       }),
     );
+    // Node serves the edge's job calls; the edge itself (a forwarding backend) does not.
+    if (deps.jobGateway) {
+      app.route("/", gatewayRoutes({ backend: deps.jobs, keys, config, audit: appendAudit }));
+    }
   }
 
   app.doc31("/openapi.json", {

@@ -4,7 +4,7 @@ import type { MiddlewareHandler } from "hono";
 import { Problem } from "../problem";
 import type { AppEnv } from "../router";
 
-export type Role = "admin" | "agent" | "worker" | "auditor";
+export type Role = "admin" | "agent" | "worker" | "auditor" | "gateway";
 
 export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {

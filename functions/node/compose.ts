@@ -231,6 +231,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     policies,
     tools,
     jobs,
+    jobGateway: true,
     ...(adminKeyPath ? { adminKeyPath } : {}),
     async close() {
       await reconciler?.close?.();

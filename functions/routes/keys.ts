@@ -95,7 +95,7 @@ const createKeyRoute = createRoute({
       required: true,
       ...json(
         z.strictObject({
-          role: z.enum(["admin", "agent", "worker", "auditor"]),
+          role: z.enum(["admin", "agent", "worker", "auditor", "gateway"]),
           subject: z.string().min(1).max(200),
           publicKey: publicKeyInput,
         }),
@@ -320,7 +320,12 @@ export function wellKnownRoutes(registry: KeyRegistry) {
     },
   });
   return router().openapi(route, async (c) => {
-    const records = [...(await registry.list("service")), ...(await registry.list("worker"))];
+    // Service and gateway keys sign envelopes and checkpoints; worker keys sign job results.
+    const records = [
+      ...(await registry.list("service")),
+      ...(await registry.list("gateway")),
+      ...(await registry.list("worker")),
+    ];
     const keys = records.map((r) => ({
       ...publicJwk(r.publicKey, { kid: r.kid }),
       use: "sig",

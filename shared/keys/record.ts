@@ -4,7 +4,16 @@ import { z } from "zod";
 import { ed25519Kid } from "../crypto";
 import { fromBase64Url, toBase64Url } from "../encoding";
 
-export const KEY_ROLES = ["admin", "agent", "worker", "auditor", "service", "tool"] as const;
+// gateway: the edge's service key as the Node job gateway knows it (signs envelopes it hands over).
+export const KEY_ROLES = [
+  "admin",
+  "agent",
+  "worker",
+  "auditor",
+  "service",
+  "tool",
+  "gateway",
+] as const;
 export type KeyRole = (typeof KEY_ROLES)[number];
 export const KEY_STATUSES = ["active", "rotated", "revoked"] as const;
 export type KeyStatus = (typeof KEY_STATUSES)[number];

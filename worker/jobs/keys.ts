@@ -69,8 +69,11 @@ export function serviceKeyResolver(opts: {
   const keys = new Map<string, Uint8Array>();
   const add = (list: unknown[]) => {
     for (const k of list) {
-      const jwk = k as { kid?: unknown; status?: unknown; crv?: unknown };
+      const jwk = k as { kid?: unknown; status?: unknown; crv?: unknown; role?: unknown };
       if (jwk.crv !== "Ed25519" || jwk.status === "revoked") continue;
+      // Only service and gateway keys sign envelopes. The JWK Set also publishes worker keys
+      // (they sign results): accepting those would let one worker forge jobs for all others.
+      if (jwk.role !== undefined && jwk.role !== "service" && jwk.role !== "gateway") continue;
       try {
         const pk = publicKeyFromJwk(k);
         if (typeof jwk.kid === "string") keys.set(jwk.kid, pk);

@@ -1,8 +1,8 @@
 // JobsBackend for the edge: a Worker cannot speak BullMQ, so each call is forwarded to the Node job
 // gateway (SIGIL_GATEWAY_URL) as `POST <gateway>/v1/gateway/jobs/<op>` with the call's arguments as
 // JSON, signed (RFC 9421, Ed25519) with the edge's service key; the reply is `{ "result": ... }`.
-// NOTE: the Node side does not serve /v1/gateway/jobs yet (see the edge report); until it does, every
-// jobs call fails closed (503 from the routes) instead of pretending a job was queued.
+// The Node side (functions/routes/gateway.ts) accepts only keys registered with role `gateway` and
+// re-verifies every envelope against the caller's key; any failure here fails the route closed.
 
 import { type Signer, signRequest } from "../../../shared/httpsig";
 import type {

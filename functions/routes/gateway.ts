@@ -1,0 +1,142 @@
+// The Node job gateway (ARCHITECTURE.md "Shape"): a Worker cannot speak BullMQ, so the edge hands
+// its JobsBackend calls here as `POST /v1/gateway/jobs/<op> {args}` → `{result}`, signed with a key
+// an admin registered with role `gateway`. Every envelope is re-verified here against the calling
+// gateway's own key, so a gateway can only queue what it signed itself.
+import { createRoute, z } from "@hono/zod-openapi";
+import type { SigilConfig } from "../../shared/config";
+import { verifyEd25519 } from "../../shared/crypto";
+import { type JobsBackend, signedResultSchema, verifyEnvelope } from "../../shared/jobs";
+import type { KeyRegistry } from "../../shared/keys";
+import type { AuditFn } from "../audit-sink";
+import { requireRole } from "../middleware/roles";
+import { problemResponses } from "../openapi";
+import { Problem } from "../problem";
+import { router } from "../router";
+
+const jobId = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/);
+const waitMs = z.number().int().min(0).max(60_000);
+const iso = z.string().max(64);
+
+const argsByOp = {
+  submit: z.tuple([z.unknown(), z.string().regex(/^[0-9a-f]{64}$/)]),
+  get: z.tuple([jobId]),
+  markStarted: z.tuple([
+    jobId,
+    z.strictObject({
+      attempt: z.number().int().min(1).max(1000),
+      workerId: z.string().min(1).max(128),
+      workerKid: z.string().min(1).max(256),
+      at: iso,
+    }),
+  ]),
+  finish: z.tuple([jobId, signedResultSchema.extend({ stdout: z.string(), stderr: z.string() })]),
+  fail: z.tuple([jobId, z.enum(["error", "rejected"]), z.string().max(2000)]),
+  events: z.tuple([jobId, z.string().max(64).nullable(), waitMs]),
+  wait: z.tuple([jobId, waitMs]),
+} as const;
+type Op = keyof typeof argsByOp;
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/gateway/jobs/{op}",
+  tags: ["jobs"],
+  summary: "Job backend calls from the edge (role gateway)",
+  middleware: [requireRole("gateway")] as const,
+  request: {
+    params: z.object({ op: z.enum(Object.keys(argsByOp) as [Op, ...Op[]]) }),
+    body: {
+      required: true,
+      content: {
+        "application/json": { schema: z.strictObject({ args: z.array(z.unknown()).max(4) }) },
+      },
+    },
+  },
+  responses: {
+    200: {
+      description: "the backend's answer",
+      content: { "application/json": { schema: z.object({ result: z.unknown() }) } },
+    },
+    ...problemResponses(400, 401, 403),
+  },
+});
+
+export interface GatewayRouteDeps {
+  backend: JobsBackend;
+  keys: KeyRegistry;
+  config: Pick<SigilConfig, "sandbox" | "security" | "risk">;
+  audit: AuditFn;
+}
+
+export function gatewayRoutes({ backend, keys, config, audit }: GatewayRouteDeps) {
+  return router().openapi(route, async (c) => {
+    const { op } = c.req.valid("param");
+    const parsed = argsByOp[op].safeParse(c.req.valid("json").args);
+    if (!parsed.success) {
+      throw new Problem(
+        400,
+        "validation",
+        "Invalid gateway call",
+        `arguments of ${op}`,
+        parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+      );
+    }
+    const a = parsed.data;
+    const signal = c.req.raw.signal;
+    let result: unknown;
+    switch (op) {
+      case "submit": {
+        const [envelope, hash] = a as z.infer<(typeof argsByOp)["submit"]>;
+        const caller = await keys.get(c.get("keyid") ?? "");
+        const verdict = await verifyEnvelope(envelope, {
+          serviceKey: async (kid) => (caller && kid === caller.kid ? caller.publicKey : undefined),
+          verify: verifyEd25519,
+          sandbox: config.sandbox,
+          defaultTier: config.security.default_sandbox_tier,
+          thresholds: { medium: config.risk.medium_threshold, high: config.risk.high_threshold },
+        });
+        if (!verdict.ok || verdict.envelopeHash !== hash) {
+          const detail = verdict.ok
+            ? "envelopeHash does not match the envelope"
+            : `${verdict.reason}: ${verdict.detail}`;
+          await audit({
+            eventType: "job.rejected",
+            agentId: c.get("subject") ?? "gateway",
+            details: { via: "gateway", detail },
+          });
+          throw new Problem(403, "forbidden", "Envelope refused", detail);
+        }
+        result = await backend.submit(envelope as never, hash);
+        break;
+      }
+      case "get":
+        result = await backend.get((a as [string])[0]);
+        break;
+      case "markStarted": {
+        const [id, info] = a as z.infer<(typeof argsByOp)["markStarted"]>;
+        result = await backend.markStarted(id, info);
+        break;
+      }
+      case "finish": {
+        const [id, stored] = a as z.infer<(typeof argsByOp)["finish"]>;
+        result = await backend.finish(id, stored as never);
+        break;
+      }
+      case "fail": {
+        const [id, status, reason] = a as z.infer<(typeof argsByOp)["fail"]>;
+        result = await backend.fail(id, status, reason);
+        break;
+      }
+      case "events": {
+        const [id, after, ms] = a as z.infer<(typeof argsByOp)["events"]>;
+        result = await backend.events(id, after ?? undefined, ms, signal);
+        break;
+      }
+      case "wait": {
+        const [id, ms] = a as z.infer<(typeof argsByOp)["wait"]>;
+        result = await backend.wait(id, ms, signal);
+        break;
+      }
+    }
+    return c.json({ result: result ?? null }, 200);
+  });
+}

@@ -1,0 +1,88 @@
+// The Node job gateway, driven by the edge's own client (GatewayJobsBackend): only a `gateway`
+// key may call it, and it queues only envelopes that key signed itself.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GatewayJobsBackend } from "../../functions/edge/jobs/gateway";
+import { loadConfig } from "../../shared/config";
+import { toBase64Url } from "../../shared/encoding";
+import {
+  envelopeHash,
+  type JobEnvelope,
+  jobRequestSchema,
+  signEnvelope,
+  specFromRequest,
+} from "../../shared/jobs";
+import { newKey, startTarget, type Target, type TestKey } from "../support/targets";
+
+const config = loadConfig();
+
+function envelopeFor(jobId: string, submitter: TestKey): JobEnvelope {
+  const req = jobRequestSchema(config.sandbox).parse({
+    image: "sigil/busybox:1",
+    command: ["true"],
+  });
+  const now = Date.now();
+  return {
+    type: "sigil.job-envelope.v1",
+    jobId,
+    submitter: { kid: submitter.kid, subject: "edge-agent" },
+    spec: specFromRequest(req),
+    image: "sigil/busybox:1",
+    tier: "gvisor",
+    risk: null,
+    riskScore: null,
+    riskLevel: null,
+    policyMinimumTier: null,
+    policyDecisionId: "0192a0a0-0000-7000-8000-000000000000",
+    createdAt: new Date(now).toISOString(),
+    expiresAt: new Date(now + 3_600_000).toISOString(),
+  };
+}
+
+describe("Node job gateway", () => {
+  let t: Target;
+  let gateway: TestKey;
+  beforeAll(async () => {
+    t = await startTarget("node");
+    gateway = await newKey();
+    await t
+      .client(t.admin)
+      .keys.create({ role: "gateway", subject: "edge", publicKey: toBase64Url(gateway.publicKey) });
+  }, 60_000);
+  afterAll(async () => t?.stop());
+
+  it("queues an envelope the gateway signed, and serves get/wait for it", async () => {
+    const backend = new GatewayJobsBackend({ baseUrl: t.url, signer: gateway.signer });
+    const env = envelopeFor(`gw-${Date.now()}`, gateway);
+    const signed = await signEnvelope(env, gateway.signer);
+    const rec = await backend.submit(signed, envelopeHash(env));
+    expect(rec).toMatchObject({ jobId: env.jobId, status: "queued", tier: "gvisor" });
+    expect((await backend.get(env.jobId))?.envelopeHash).toBe(envelopeHash(env));
+    expect((await backend.wait(env.jobId, 10))?.status).toBe("queued");
+    // The gateway key is published, so workers accept the envelopes it signs.
+    const { keys } = await t.client(t.admin).wellKnownKeys();
+    expect(keys.some((k) => k.kid === gateway.kid && k.role === "gateway")).toBe(true);
+  });
+
+  it("refuses an envelope signed by another key, and a wrong hash", async () => {
+    const backend = new GatewayJobsBackend({ baseUrl: t.url, signer: gateway.signer });
+    const other = await newKey();
+    const env = envelopeFor(`gw-forged-${Date.now()}`, other);
+    await expect(
+      backend.submit(await signEnvelope(env, other.signer), envelopeHash(env)),
+    ).rejects.toThrow(/403/);
+    const env2 = envelopeFor(`gw-hash-${Date.now()}`, gateway);
+    await expect(
+      backend.submit(await signEnvelope(env2, gateway.signer), "0".repeat(64)),
+    ).rejects.toThrow(/403/);
+    expect(await backend.get(env.jobId)).toBeNull();
+  });
+
+  it("is closed to every role but gateway", async () => {
+    const agent = await newKey();
+    await t
+      .client(t.admin)
+      .keys.create({ role: "agent", subject: "a", publicKey: toBase64Url(agent.publicKey) });
+    const asAgent = new GatewayJobsBackend({ baseUrl: t.url, signer: agent.signer });
+    await expect(asAgent.get("x")).rejects.toThrow(/403/);
+  });
+});
