@@ -1,7 +1,7 @@
 // Request and response shapes of HTTP-API.md (v1). Fields the doc leaves open are typed loosely
 // (`Record<string, unknown>`) rather than guessed.
 
-export type Role = "admin" | "agent" | "worker" | "auditor";
+export type Role = "admin" | "agent" | "worker" | "auditor" | "gateway";
 
 /** An Ed25519 public key as an OKP JWK (RFC 8037), or base64url raw bytes. */
 export interface Ed25519Jwk {
