@@ -42,6 +42,8 @@ export class WaitersExhaustedError extends Error {
 
 const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const MAX_EVENTS = "10000";
+/** Blocking connections kept open for reuse by waits (SSE, long-poll). */
+const IDLE_BLOCKING_CONNECTIONS = 16;
 
 export const queuePrefix = (prefix: string) => `{${prefix}}`;
 
@@ -76,6 +78,8 @@ export class RedisJobsBackend implements JobsBackend {
   readonly #maxWaiters: number;
   readonly #chunk: number;
   #waiters = 0;
+  readonly #idle: Redis[] = [];
+  #closed = false;
 
   constructor(opts: RedisJobsOptions) {
     this.#redis = opts.redis;
@@ -249,8 +253,15 @@ export class RedisJobsBackend implements JobsBackend {
     if (this.#waiters >= this.#maxWaiters)
       throw new WaitersExhaustedError("too many concurrent waits");
     this.#waiters++;
-    const conn = this.#redis.duplicate({ maxRetriesPerRequest: 1, lazyConnect: false });
-    const onAbort = () => conn.disconnect();
+    // Reuse an idle blocking connection: a fresh one costs a connect and a ready check, and a
+    // wait() blocks once per event of the job.
+    const conn =
+      this.#idle.pop() ?? this.#redis.duplicate({ maxRetriesPerRequest: 1, lazyConnect: false });
+    let reusable = true;
+    const onAbort = () => {
+      reusable = false;
+      conn.disconnect();
+    };
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const res = (await conn.xread(
@@ -264,12 +275,16 @@ export class RedisJobsBackend implements JobsBackend {
       )) as [string, [string, string[]][]][] | null;
       return res?.[0]?.[1].map(toEvent) ?? [];
     } catch (e) {
+      reusable = false;
       if (signal?.aborted) return [];
       throw e;
     } finally {
       signal?.removeEventListener("abort", onAbort);
       this.#waiters--;
-      conn.disconnect();
+      // Only a connection whose BLOCK finished normally is back in a known state.
+      if (reusable && !this.#closed && this.#idle.length < IDLE_BLOCKING_CONNECTIONS)
+        this.#idle.push(conn);
+      else conn.disconnect();
     }
   }
 
@@ -291,6 +306,8 @@ export class RedisJobsBackend implements JobsBackend {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    for (const c of this.#idle.splice(0)) c.disconnect();
     await this.queue.close();
   }
 }
