@@ -9,9 +9,9 @@ import {
   KeyManager,
   type KeyRegistry,
   KeyRegistryError,
+  keyValidityResolver,
   SoftwareKeyProvider,
   usableForNewRequest,
-  validAt,
 } from "../../shared/keys";
 import { PolicyEngine } from "../../shared/policy";
 import { HttpDiscoveryResolver, ToolVerificationService } from "../../shared/schemapin";
@@ -185,10 +185,7 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
     signer: serviceSigner,
     verify: verifyEd25519,
     origin: config.audit.origin,
-    keys: async (kid, timestamp) => {
-      const r = await keys.get(kid);
-      return r ? { publicKey: r.publicKey, validAt: validAt(r, Date.parse(timestamp)) } : undefined;
-    },
+    keys: keyValidityResolver(keys),
   });
 
   const policies = await PolicyEngine.create({

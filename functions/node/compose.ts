@@ -15,7 +15,12 @@ import {
   verifyEd25519,
 } from "../../shared/crypto";
 import { fromBase64Url, toBase64Url } from "../../shared/encoding";
-import { KeyManager, type KeyRegistry, SoftwareKeyProvider, validAt } from "../../shared/keys";
+import {
+  KeyManager,
+  type KeyRegistry,
+  keyValidityResolver,
+  SoftwareKeyProvider,
+} from "../../shared/keys";
 import { PolicyEngine } from "../../shared/policy";
 import { HttpDiscoveryResolver, ToolVerificationService } from "../../shared/schemapin";
 import type { AppDeps } from "../app";
@@ -173,10 +178,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     signer: serviceSigner,
     verify: verifyEd25519,
     origin: config.audit.origin,
-    keys: async (kid, timestamp) => {
-      const r = await keys.get(kid);
-      return r ? { publicKey: r.publicKey, validAt: validAt(r, Date.parse(timestamp)) } : undefined;
-    },
+    keys: keyValidityResolver(keys),
   });
 
   const policies = await PolicyEngine.create({

@@ -1,21 +1,9 @@
-// The audit trail's ports: what it needs from crypto (declared structurally so shared/crypto can
-// be wired in later) and what a storage adapter must provide (memory, Redis, Durable Object).
+// The audit trail's ports: what it needs from crypto (shared/crypto's types; the implementation
+// is injected) and what a storage adapter must provide (memory, Redis, Durable Object).
 import type { AuditAppendInput, AuditEvent } from "./event";
 import type { NodeRef } from "./merkle";
 
-/** Signs with the service's Ed25519 key (shape owned by shared/crypto). */
-export interface Signer {
-  readonly kid: string;
-  readonly publicKey: Uint8Array;
-  sign(message: Uint8Array): Promise<Uint8Array>;
-}
-
-/** Ed25519 verification (shape owned by shared/crypto). Must never throw for a bad signature. */
-export type VerifyFn = (
-  publicKey: Uint8Array,
-  message: Uint8Array,
-  signature: Uint8Array,
-) => Promise<boolean>;
+export type { Signer, VerifyFn } from "../crypto";
 
 /** The key that had `kid`, and whether it was valid at `timestamp` (RFC 3339). */
 export type AuditKeyResolver = (

@@ -13,6 +13,13 @@ export interface Signer {
   sign(message: Uint8Array): Promise<Uint8Array>;
 }
 
+/** Ed25519 verification under a raw 32-byte public key; never throws for a bad signature. */
+export type VerifyFn = (
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+) => Promise<boolean>;
+
 export interface Ed25519KeyPair {
   publicKey: Uint8Array;
   /** 32-byte RFC 8032 seed. */

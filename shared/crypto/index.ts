@@ -24,6 +24,7 @@ export {
   isValidEd25519PublicKey,
   nativeEd25519Available,
   type Signer,
+  type VerifyFn,
   verifyEd25519,
   verifyEd25519Reference,
 } from "./ed25519";

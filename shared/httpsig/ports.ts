@@ -1,19 +1,6 @@
-// Ports for RFC 9421 signing/verification. Signer and VerifyFn mirror shared/crypto's shapes
-// structurally, so this folder does not depend on that module's implementation.
-
-/** Holds a private key; signs raw bytes (Ed25519 here). */
-export interface Signer {
-  readonly kid: string;
-  readonly publicKey: Uint8Array;
-  sign(message: Uint8Array): Promise<Uint8Array>;
-}
-
-/** Ed25519 verification of `signature` over `message` under a raw 32-byte public key. */
-export type VerifyFn = (
-  publicKey: Uint8Array,
-  message: Uint8Array,
-  signature: Uint8Array,
-) => Promise<boolean>;
+// Ports for RFC 9421 signing/verification. Signer and VerifyFn are shared/crypto's (types only:
+// callers inject the implementation).
+export type { Signer, VerifyFn } from "../crypto";
 
 /** An active key the resolver found; callers may extend it (role, subject, ...). */
 export interface ActiveKey {

@@ -12,6 +12,7 @@ import {
   type RotateOptions,
   revocation,
   rotation,
+  validAt,
 } from "./record";
 
 export interface KeyRegistry {
@@ -80,4 +81,15 @@ export class MemoryKeyRegistry implements KeyRegistry {
     if (!r) throw new KeyRegistryError("not_found", `unknown key ${kid}`);
     return r;
   }
+}
+
+/**
+ * The audit trail's key lookup over a registry: the key that had `kid`, and whether it was valid
+ * at `timestamp` (the trusted time the log recorded, never one a signer claims).
+ */
+export function keyValidityResolver(registry: KeyRegistry) {
+  return async (kid: string, timestamp: string) => {
+    const r = await registry.get(kid);
+    return r ? { publicKey: r.publicKey, validAt: validAt(r, Date.parse(timestamp)) } : undefined;
+  };
 }

@@ -1,7 +1,9 @@
 // Envelope and result signing: round trips, every kind of tampering, typed rejection reasons.
+
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../shared/config";
 import { type Signer, verifyEd25519 } from "../../shared/crypto";
+import { fromBase64Url, toBase64Url } from "../../shared/encoding";
 import {
   type EnvelopeVerifyOptions,
   envelopeHash,
@@ -87,7 +89,11 @@ describe("job envelope", () => {
       edit(t.envelope);
       expect(await verifyEnvelope(t, opts)).toMatchObject({ ok: false, reason: "bad-signature" });
     }
-    const swapped = { ...s, signature: `${s.signature.slice(0, -2)}AA` };
+    // Flip one byte of the decoded signature: always a different signature (overwriting the
+    // last characters with a constant was the same signature about 1 time in 256).
+    const sigBytes = fromBase64Url(s.signature);
+    sigBytes[10]! ^= 0x01;
+    const swapped = { ...s, signature: toBase64Url(sigBytes) };
     expect(await verifyEnvelope(swapped, opts)).toMatchObject({
       ok: false,
       reason: "bad-signature",
