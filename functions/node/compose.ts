@@ -10,11 +10,12 @@ import type { SigilConfig } from "../../shared/config";
 import {
   ed25519Kid,
   generateEd25519KeyPair,
+  hkdfSha256,
   publicJwk,
   publicKeyFromJwk,
   verifyEd25519,
 } from "../../shared/crypto";
-import { fromBase64Url, toBase64Url } from "../../shared/encoding";
+import { fromBase64Url, toBase64Url, utf8 } from "../../shared/encoding";
 import {
   KeyManager,
   type KeyRegistry,
@@ -133,9 +134,13 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const prefix = `${config.redis.prefix}:`;
 
-  const keys = new RedisKeyRegistry(redis, `${prefix}keys:`);
+  const secret = await keySecret(dataDir, env);
+  // Key records in Redis carry an HMAC (Redis is not trusted): nobody who can only write to Redis
+  // can add an admin key. Every API node must share the secret (set SIGIL_KEY_PASSPHRASE).
+  const macKey = hkdfSha256(utf8(secret), utf8("sigil"), utf8("key-registry-mac.v1"), 32);
+  const keys = new RedisKeyRegistry(redis, `${prefix}keys:`, { macKey });
   const provider = new SoftwareKeyProvider({
-    secret: await keySecret(dataDir, env),
+    secret,
     store: new FileSecretStore(join(dataDir, "keys")),
     ...(opts.scrypt ? { scrypt: opts.scrypt } : {}),
   });

@@ -3,7 +3,12 @@
 // functions as the memory adapter and applied with compare-and-set Lua scripts, so concurrent
 // rotations or revocations of one key cannot both win. Reads are schema-checked and the kid must
 // match the stored public key: Redis is not trusted to hand back a well-formed or swapped record.
+// With a MAC key, every record also carries an HMAC-SHA256 bound to its kid, so someone who can
+// write to Redis cannot add a key (say, an admin key) or edit one; reads fail closed on a bad MAC.
+// What a MAC cannot stop: putting back an older authentic version of a record (un-revoking it).
 import type { Redis } from "ioredis";
+import { hmacSha256, verifyHmacSha256 } from "../../../shared/crypto";
+import { canonicalJson, fromHex, toHex, utf8 } from "../../../shared/encoding";
 import {
   fromStored,
   type KeyRecord,
@@ -46,11 +51,70 @@ return 'ok'`;
 
 const MAX_ATTEMPTS = 5;
 
+export interface RedisKeyRegistryOptions {
+  /** 32-byte key for the records' HMAC; without it records are schema-checked only. */
+  macKey?: Uint8Array;
+}
+
+const MAC_CONTEXT = "sigil.key-record.v1";
+
 export class RedisKeyRegistry implements KeyRegistry {
+  readonly #mac: Uint8Array | undefined;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {}
+    opts: RedisKeyRegistryOptions = {},
+  ) {
+    if (opts.macKey && opts.macKey.length !== 32) throw new TypeError("macKey must be 32 bytes");
+    this.#mac = opts.macKey;
+  }
+
+  #tag(kid: string, stored: unknown): Uint8Array {
+    return hmacSha256(this.#mac!, utf8(`${MAC_CONTEXT}\n${kid}\n${canonicalJson(stored)}`));
+  }
+
+  /** The stored form: plain JSON, or {record, mac} when records are authenticated. */
+  #encode(r: KeyRecord): string {
+    const stored = toStored(r);
+    return JSON.stringify(
+      this.#mac ? { record: stored, mac: toHex(this.#tag(r.kid, stored)) } : stored,
+    );
+  }
+
+  #parse(raw: string, kid: string): KeyRecord {
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      throw new KeyRegistryError("invalid", "stored key record is not JSON");
+    }
+    if (this.#mac) {
+      const v = value as { record?: unknown; mac?: unknown } | null;
+      if (
+        !v ||
+        typeof v !== "object" ||
+        typeof v.mac !== "string" ||
+        !/^[0-9a-f]{64}$/.test(v.mac)
+      ) {
+        throw new KeyRegistryError("invalid", `key record ${kid} has no integrity tag`);
+      }
+      if (
+        !verifyHmacSha256(
+          this.#mac,
+          utf8(`${MAC_CONTEXT}\n${kid}\n${canonicalJson(v.record)}`),
+          fromHex(v.mac),
+        )
+      ) {
+        throw new KeyRegistryError("invalid", `key record ${kid} failed its integrity check`);
+      }
+      value = v.record;
+    }
+    const r = fromStored(value);
+    if (r.kid !== kid)
+      throw new KeyRegistryError("invalid", "stored key record is under the wrong kid");
+    return r;
+  }
 
   #key = (kid: string) => `${this.prefix}key:${kid}`;
   #all = () => `${this.prefix}keys`;
@@ -64,7 +128,7 @@ export class RedisKeyRegistry implements KeyRegistry {
       this.#key(r.kid),
       this.#all(),
       this.#role(r.role),
-      JSON.stringify(toStored(r)),
+      this.#encode(r),
       r.createdAt,
       r.kid,
     );
@@ -76,10 +140,7 @@ export class RedisKeyRegistry implements KeyRegistry {
   async get(kid: string): Promise<KeyRecord | undefined> {
     const raw = await this.redis.get(this.#key(kid));
     if (raw === null) return undefined;
-    const r = parse(raw);
-    if (r.kid !== kid)
-      throw new KeyRegistryError("invalid", "stored key record is under the wrong kid");
-    return r;
+    return this.#parse(raw, kid);
   }
 
   async list(role?: KeyRole): Promise<KeyRecord[]> {
@@ -93,8 +154,8 @@ export class RedisKeyRegistry implements KeyRegistry {
     const out: KeyRecord[] = [];
     raws.forEach((raw, i) => {
       if (raw === null) throw new KeyRegistryError("invalid", `index names missing key ${kids[i]}`);
-      const r = parse(raw);
-      if (r.kid !== kids[i] || (role !== undefined && r.role !== role)) {
+      const r = this.#parse(raw, kids[i]!);
+      if (role !== undefined && r.role !== role) {
         throw new KeyRegistryError("invalid", "key index does not match its records");
       }
       out.push(r);
@@ -119,8 +180,8 @@ export class RedisKeyRegistry implements KeyRegistry {
         this.#all(),
         this.#role(next.role),
         raw,
-        JSON.stringify(toStored(retired)),
-        JSON.stringify(toStored(next)),
+        this.#encode(retired),
+        this.#encode(next),
         next.createdAt,
         next.kid,
       );
@@ -135,7 +196,7 @@ export class RedisKeyRegistry implements KeyRegistry {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const [raw, old] = await this.#load(kid);
       const r = revocation(old, now, opts);
-      const res = await this.redis.eval(CAS, 1, this.#key(kid), raw, JSON.stringify(toStored(r)));
+      const res = await this.redis.eval(CAS, 1, this.#key(kid), raw, this.#encode(r));
       if (res === "ok") return r;
     }
     throw new KeyRegistryError("conflict", `key ${kid} kept changing during revocation`);
@@ -144,19 +205,6 @@ export class RedisKeyRegistry implements KeyRegistry {
   async #load(kid: string): Promise<[string, KeyRecord]> {
     const raw = await this.redis.get(this.#key(kid));
     if (raw === null) throw new KeyRegistryError("not_found", `unknown key ${kid}`);
-    const r = parse(raw);
-    if (r.kid !== kid)
-      throw new KeyRegistryError("invalid", "stored key record is under the wrong kid");
-    return [raw, r];
+    return [raw, this.#parse(raw, kid)];
   }
-}
-
-function parse(raw: string): KeyRecord {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    throw new KeyRegistryError("invalid", "stored key record is not JSON");
-  }
-  return fromStored(value);
 }
