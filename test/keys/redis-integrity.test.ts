@@ -35,7 +35,12 @@ describe("RedisKeyRegistry with record MACs", () => {
     // An attacker with Redis access registers an admin key through an unauthenticated registry.
     const attacker = new RedisKeyRegistry(redis, prefix);
     const evil = await generateEd25519KeyPair();
-    const injected = await attacker.register({ role: "admin", subject: "evil", publicKey: evil.publicKey, createdAt: Date.now() });
+    const injected = await attacker.register({
+      role: "admin",
+      subject: "evil",
+      publicKey: evil.publicKey,
+      createdAt: Date.now(),
+    });
     expect(await codeOf(reg.get(injected.kid))).toBe("invalid");
     expect(await codeOf(reg.list("admin"))).toBe("invalid");
   });
@@ -46,10 +51,18 @@ describe("RedisKeyRegistry with record MACs", () => {
     const r = await reg.register({ role: "agent", subject: "b", publicKey, createdAt: Date.now() });
     const key = `${prefix}key:${r.kid}`;
     const stored = JSON.parse((await redis.get(key))!) as { record: { role: string }; mac: string };
-    await redis.set(key, JSON.stringify({ ...stored, record: { ...stored.record, role: "admin" } }));
+    await redis.set(
+      key,
+      JSON.stringify({ ...stored, record: { ...stored.record, role: "admin" } }),
+    );
     expect(await codeOf(reg.get(r.kid))).toBe("invalid");
     const other = new RedisKeyRegistry(redis, prefix, { macKey: new Uint8Array(32).fill(8) });
-    const r2 = await other.register({ role: "agent", subject: "c", publicKey: (await generateEd25519KeyPair()).publicKey, createdAt: Date.now() });
+    const r2 = await other.register({
+      role: "agent",
+      subject: "c",
+      publicKey: (await generateEd25519KeyPair()).publicKey,
+      createdAt: Date.now(),
+    });
     expect(await codeOf(reg.get(r2.kid))).toBe("invalid");
   });
 });
