@@ -187,7 +187,9 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
   });
 
   const policies = await PolicyEngine.create({
-    store: new RedisPolicyStore(redis, `${prefix}policy:`),
+    store: new RedisPolicyStore(redis, `${prefix}policy:`, {
+      macKey: hkdfSha256(utf8(secret), utf8("sigil"), utf8("policy-store-mac.v1"), 32),
+    }),
     config: {
       mode: config.security.policy_enforcement_mode,
       classificationLevels: config.policy.classification_levels,

@@ -4,8 +4,13 @@
 //
 // Keys under `prefix`: `cur` (hash name → current version), `max` (hash name → last
 // version), `v:<name>` (hash version → JSON record), `rev` (mutation counter).
+// With a MAC key, each record carries an HMAC over its document name and content, so someone who
+// can write to Redis cannot plant or edit a policy (authorization) or move one between names.
+// It cannot stop `cur` being pointed back at an older authentic version.
 import type { Redis } from "ioredis";
 import { z } from "zod";
+import { hmacSha256, verifyHmacSha256 } from "../../../shared/crypto";
+import { canonicalJson, fromHex, toHex, utf8 } from "../../../shared/encoding";
 import {
   assertPolicyName,
   type NewVersion,
@@ -35,10 +40,24 @@ return 1`;
 
 // Redis is not trusted: stored records are validated on the way out.
 const StoredSchema = z
-  .object({ source: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/), createdAt: z.string() })
+  .object({
+    source: z.string(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    createdAt: z.string(),
+    mac: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
+  })
   .strict();
 
-function decode(name: string, version: number, raw: string): PolicyRecord {
+const MAC_CONTEXT = "sigil.policy-record.v1";
+const macInput = (name: string, r: { source: string; sha256: string; createdAt: string }) =>
+  utf8(
+    `${MAC_CONTEXT}\n${name}\n${canonicalJson({ source: r.source, sha256: r.sha256, createdAt: r.createdAt })}`,
+  );
+
+function decode(name: string, version: number, raw: string, macKey?: Uint8Array): PolicyRecord {
   let value: unknown;
   try {
     value = JSON.parse(raw);
@@ -47,7 +66,19 @@ function decode(name: string, version: number, raw: string): PolicyRecord {
   }
   const r = StoredSchema.safeParse(value);
   if (!r.success) throw new Error(`policy store: record ${name} v${version} is malformed`);
-  return { name, version, ...r.data };
+  const { mac, ...rec } = r.data;
+  if (
+    macKey &&
+    (mac === undefined || !verifyHmacSha256(macKey, macInput(name, rec), fromHex(mac)))
+  ) {
+    throw new Error(`policy store: record ${name} v${version} failed its integrity check`);
+  }
+  return { name, version, ...rec };
+}
+
+export interface RedisPolicyStoreOptions {
+  /** 32-byte key for the records' HMAC; without it records are hash- and schema-checked only. */
+  macKey?: Uint8Array;
 }
 
 function toVersion(raw: string | null | undefined): number | null {
@@ -58,10 +89,16 @@ function toVersion(raw: string | null | undefined): number | null {
 }
 
 export class RedisPolicyStore implements PolicyStorePort {
+  readonly #mac: Uint8Array | undefined;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {}
+    opts: RedisPolicyStoreOptions = {},
+  ) {
+    if (opts.macKey && opts.macKey.length !== 32) throw new TypeError("macKey must be 32 bytes");
+    this.#mac = opts.macKey;
+  }
 
   private key(part: string): string {
     return this.prefix + part;
@@ -73,7 +110,10 @@ export class RedisPolicyStore implements PolicyStorePort {
   }
 
   async put(name: string, v: NewVersion): Promise<number> {
-    const rec = JSON.stringify({ source: v.source, sha256: v.sha256, createdAt: v.createdAt });
+    const body = { source: v.source, sha256: v.sha256, createdAt: v.createdAt };
+    const rec = JSON.stringify(
+      this.#mac ? { ...body, mac: toHex(hmacSha256(this.#mac, macInput(name, body))) } : body,
+    );
     const n = await this.redis.eval(
       PUT,
       4,
@@ -92,7 +132,7 @@ export class RedisPolicyStore implements PolicyStorePort {
     const n = version ?? toVersion(await this.redis.hget(this.key("cur"), name));
     if (n === null || !Number.isSafeInteger(n) || n < 1) return null;
     const raw = await this.redis.hget(vkey, String(n));
-    return raw === null ? null : decode(name, n, raw);
+    return raw === null ? null : decode(name, n, raw, this.#mac);
   }
 
   async versions(name: string): Promise<PolicyVersionInfo[]> {
@@ -108,7 +148,7 @@ export class RedisPolicyStore implements PolicyStorePort {
     return Object.entries(all)
       .map(([k, raw]) => {
         const version = toVersion(k)!;
-        const r = decode(name, version, raw);
+        const r = decode(name, version, raw, this.#mac);
         return { version, sha256: r.sha256, createdAt: r.createdAt, current: version === current };
       })
       .sort((a, b) => a.version - b.version);
@@ -154,7 +194,7 @@ export class RedisPolicyStore implements PolicyStorePort {
       const [err, raw] = raws[i] ?? [new Error("missing reply"), null];
       if (err) throw err;
       if (typeof raw !== "string") throw new Error(`policy store: record ${name} is missing`);
-      return decode(name, versions[i]!, raw);
+      return decode(name, versions[i]!, raw, this.#mac);
     });
     return { revision: Number(rev ?? 0), documents };
   }
