@@ -199,7 +199,9 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
   });
 
   const tools = new ToolVerificationService({
-    pins: new RedisPinStore(redis, `${prefix}pins:`),
+    pins: new RedisPinStore(redis, `${prefix}pins:`, {
+      macKey: hkdfSha256(utf8(secret), utf8("sigil"), utf8("pin-store-mac.v1"), 32),
+    }),
     resolver: new HttpDiscoveryResolver(opts.discovery ?? {}),
     tofu: config.tofu,
     ...(opts.discovery?.allowLocal ? { allowLocalDomains: true } : {}),

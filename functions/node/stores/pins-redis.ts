@@ -1,8 +1,12 @@
 // Redis adapter for the TOFU pin store: one hash per domain (`{prefix}pins:{domain}`), field =
 // tool id or "*", value = canonical JSON record. compareAndSwap runs as one Lua script so it is
 // atomic against every other client. Records are re-validated on read (Redis is not trusted to
-// hand back well-formed data; a corrupt record is an error, never "no pin").
+// hand back well-formed data; a corrupt record is an error, never "no pin"). With a MAC key each
+// value is `<hmac hex>.<record>`, the HMAC bound to domain and tool, so a pin planted or edited in
+// Redis (trusting an attacker's tool key) is refused.
 import type { Redis } from "ioredis";
+import { hmacSha256, verifyHmacSha256 } from "../../../shared/crypto";
+import { fromHex, toHex, utf8 } from "../../../shared/encoding";
 import {
   decodePinRecord,
   encodePinRecord,
@@ -27,26 +31,63 @@ end
 return 1
 `;
 
+const MAC_CONTEXT = "sigil.pin-record.v1";
+
 export class RedisPinStore implements PinStore {
+  readonly #mac: Uint8Array | undefined;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {}
+    opts: { macKey?: Uint8Array } = {},
+  ) {
+    if (opts.macKey && opts.macKey.length !== 32) throw new TypeError("macKey must be 32 bytes");
+    this.#mac = opts.macKey;
+  }
+
+  #tag(domain: string, field: string, json: string): Uint8Array {
+    return hmacSha256(this.#mac!, utf8(`${MAC_CONTEXT}\n${domain}\n${field}\n${json}`));
+  }
+
+  #encode(domain: string, field: string, r: PinRecord): string {
+    const json = encodePinRecord(r);
+    return this.#mac ? `${toHex(this.#tag(domain, field, json))}.${json}` : json;
+  }
+
+  #decode(domain: string, field: string, stored: string): PinRecord {
+    if (!this.#mac) return decodePinRecord(stored);
+    const dot = stored.indexOf(".");
+    const tag = stored.slice(0, dot);
+    const json = stored.slice(dot + 1);
+    if (
+      dot !== 64 ||
+      !/^[0-9a-f]{64}$/.test(tag) ||
+      !verifyHmacSha256(
+        this.#mac,
+        utf8(`${MAC_CONTEXT}\n${domain}\n${field}\n${json}`),
+        fromHex(tag),
+      )
+    ) {
+      throw new Error(`pin store: record ${field}@${domain} failed its integrity check`);
+    }
+    return decodePinRecord(json);
+  }
 
   private key(domain: string): string {
     return `${this.prefix}pins:${domain}`;
   }
 
   async get(domain: string, toolId: string | null): Promise<PinRecord | null> {
-    const s = await this.redis.hget(this.key(domain), pinField(toolId));
-    return s === null ? null : decodePinRecord(s);
+    const field = pinField(toolId);
+    const s = await this.redis.hget(this.key(domain), field);
+    return s === null ? null : this.#decode(domain, field, s);
   }
 
   async list(domain: string): Promise<PinRecord[]> {
     const all = await this.redis.hgetall(this.key(domain));
     return Object.keys(all)
       .sort()
-      .map((k) => decodePinRecord(all[k]!));
+      .map((k) => this.#decode(domain, k, all[k]!));
   }
 
   async compareAndSwap(
@@ -60,8 +101,8 @@ export class RedisPinStore implements PinStore {
       1,
       this.key(domain),
       pinField(toolId),
-      expected === null ? "" : `=${encodePinRecord(expected)}`,
-      next === null ? "" : `=${encodePinRecord(next)}`,
+      expected === null ? "" : `=${this.#encode(domain, pinField(toolId), expected)}`,
+      next === null ? "" : `=${this.#encode(domain, pinField(toolId), next)}`,
     );
     return res === 1;
   }
@@ -71,5 +112,5 @@ export class RedisPinStore implements PinStore {
   }
 }
 
-export const createRedisPinStore = (redis: Redis, prefix: string): PinStore =>
-  new RedisPinStore(redis, prefix);
+export const createRedisPinStore = (redis: Redis, prefix: string, macKey?: Uint8Array): PinStore =>
+  new RedisPinStore(redis, prefix, macKey ? { macKey } : {});
