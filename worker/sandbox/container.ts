@@ -158,7 +158,17 @@ export async function runInContainer(
   let error = exit.error;
   if (exit.code !== null) {
     try {
-      const info = await p.container.inspect();
+      let info = await p.container.inspect();
+      // dockerd records OOMKilled from a separate OOM event that can land after the exit under
+      // load; a SIGKILL nobody here sent gets a second look before it is called "killed".
+      for (
+        let i = 0;
+        i < 3 && !info.State.OOMKilled && info.State.ExitCode === 137 && ended === undefined;
+        i++
+      ) {
+        await new Promise((r) => setTimeout(r, 100));
+        info = await p.container.inspect();
+      }
       oom = info.State.OOMKilled === true;
       exitCode = info.State.ExitCode;
     } catch (e) {
