@@ -89,6 +89,8 @@ function delay(ms: number): { promise: Promise<void>; cancel: () => void } {
 export interface RunContext {
   killGraceMs: number;
   signal?: AbortSignal;
+  /** Whether dockerd reported an OOM event for this container (see oom-watch.ts). */
+  oomSeen?: (containerId: string) => Promise<boolean>;
 }
 
 /** Run one job in a prepared container. Never throws: failures become status "error". */
@@ -171,6 +173,9 @@ export async function runInContainer(
       }
       oom = info.State.OOMKilled === true;
       exitCode = info.State.ExitCode;
+      if (!oom && exitCode === 137 && ended === undefined && ctx.oomSeen) {
+        oom = await ctx.oomSeen(p.container.id);
+      }
     } catch (e) {
       error = `inspecting the finished container failed: ${errMsg(e)}`;
     }

@@ -14,6 +14,7 @@ import {
   shapeOf,
 } from "./config";
 import { type Prepared, prepareContainer, runInContainer } from "./container";
+import { OomWatch } from "./oom-watch";
 import { buildJobArchive } from "./payload";
 import { WarmPool } from "./pool";
 import {
@@ -44,6 +45,7 @@ export class Sandbox {
   /** Distinguishes this process's containers from an earlier run of the same worker. */
   readonly runId = randomUUID();
   private readonly docker: Docker;
+  private readonly oomWatch: OomWatch;
   private readonly onEvent: (e: SandboxEvent) => void;
   private readonly pools = new Map<string, WarmPool>();
   private readonly running = new Map<string, AbortController>();
@@ -57,6 +59,7 @@ export class Sandbox {
       throw new SandboxSpecError(`invalid sandbox options: ${z4msg(parsed.error)}`);
     this.config = parsed.data;
     this.docker = docker ?? new Docker();
+    this.oomWatch = new OomWatch(this.docker, this.config.workerId);
     this.onEvent = onEvent ?? (() => {});
     for (const p of this.config.pools) {
       if (!this.config.images.includes(p.image)) {
@@ -115,6 +118,7 @@ export class Sandbox {
     if (this.closing) throw new SandboxClosedError();
     const spec = this.parseSpec(input);
     const archive = buildJobArchive(spec, this.config.maxPayloadBytes);
+    await this.oomWatch.start();
     const ac = new AbortController();
     const token = randomUUID();
     this.running.set(token, ac);
@@ -149,6 +153,7 @@ export class Sandbox {
       return await runInContainer(prepared, spec, archive, {
         killGraceMs: this.config.killGraceMs,
         signal,
+        oomSeen: (id) => this.oomWatch.saw(id),
       });
     } catch (e) {
       return errorResult(spec, prepared, `sandbox failure: ${errMsg(e)}`);
@@ -175,6 +180,7 @@ export class Sandbox {
   /** Stop taking jobs, let running ones finish up to graceMs, then kill them; remove everything. */
   async shutdown(opts: ShutdownOptions = {}): Promise<void> {
     this.closing = true;
+    this.oomWatch.close();
     await Promise.all([...this.pools.values()].map((p) => p.close()));
     const graceMs = opts.graceMs ?? 10_000;
     const deadline = Date.now() + graceMs;
