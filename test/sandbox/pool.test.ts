@@ -141,6 +141,20 @@ describe("orphans and shutdown", () => {
     ).rejects.toThrow(SandboxClosedError);
   });
 
+  it("a job submitted in the same tick as shutdown() is still aborted, never left running", async () => {
+    const own = newSandbox("pool-race");
+    const running = own.runJob({
+      jobId: jobId("race"),
+      image: BUSYBOX,
+      tier: "docker",
+      command: ["sleep", "60"],
+      timeoutMs: 20_000,
+    });
+    await own.shutdown({ graceMs: 0 });
+    expect((await running).status).toBe("killed");
+    expect(await containersOf(own.config.workerId)).toEqual([]);
+  });
+
   it("cleanupOrphans without a run id removes everything of that worker", async () => {
     const wid = workerIdFor("pool-orphans");
     await docker.createContainer({

@@ -28,6 +28,8 @@ export class OomWatch {
       })
       .then((s) => {
         this.#stream = s as NodeJS.ReadableStream;
+        // A watch must never keep a process alive on its own.
+        (s as { socket?: { unref?: () => void } }).socket?.unref?.();
         let buf = "";
         s.on("data", (chunk: Buffer) => {
           buf += chunk.toString("utf8");

@@ -60,6 +60,8 @@ export class Sandbox {
     this.config = parsed.data;
     this.docker = docker ?? new Docker();
     this.oomWatch = new OomWatch(this.docker, this.config.workerId);
+    // Subscribed up front, never awaited on a job's path; until it answers, OOMKilled alone decides.
+    void this.oomWatch.start();
     this.onEvent = onEvent ?? (() => {});
     for (const p of this.config.pools) {
       if (!this.config.images.includes(p.image)) {
@@ -118,7 +120,7 @@ export class Sandbox {
     if (this.closing) throw new SandboxClosedError();
     const spec = this.parseSpec(input);
     const archive = buildJobArchive(spec, this.config.maxPayloadBytes);
-    await this.oomWatch.start();
+    // No await before the job is registered: shutdown() must see every job it has to abort.
     const ac = new AbortController();
     const token = randomUUID();
     this.running.set(token, ac);
