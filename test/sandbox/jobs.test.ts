@@ -121,7 +121,10 @@ describe.each(TIERS)("tier %s", (tier) => {
         image: BUSYBOX,
         tier,
         language: "sh",
-        code: "f() { f | f & }; f; sleep 3; echo survived",
+        // The bomb runs in a subshell. The job's own shell must not fork after it (busybox sh
+        // exits when its own fork fails, and a busy loop starves under the bomb's CPU use): it
+        // waits on a FIFO opened beforehand with the builtin read, then echoes.
+        code: "mkfifo /tmp/p; exec 3<>/tmp/p; ( f() { f | f & }; f ); read -t 3 -u 3 x; echo survived",
         timeoutMs: 20_000,
       });
       expect(r.stderr).toContain("can't fork");
