@@ -48,6 +48,8 @@ export const targetNames = (process.env.SIGIL_TARGETS ?? "node,edge").split(
 export async function startTarget(
   name: Target["name"],
   extraEnv: Record<string, string> = {},
+  /** Node only: SchemaPin discovery mapped to local test servers. */
+  discovery?: Parameters<typeof composeNode>[0]["discovery"],
 ): Promise<Target> {
   const admin = await newKey();
   const adminKeys = JSON.stringify([publicJwk(admin.publicKey, { kid: admin.kid })]);
@@ -77,6 +79,7 @@ export async function startTarget(
     health: [],
     scrypt: { N: 2 ** 14, r: 8, p: 1 },
     reconcile: false,
+    ...(discovery ? { discovery } : {}),
   });
   const app = createApp(deps);
   const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
