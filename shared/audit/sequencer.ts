@@ -37,8 +37,22 @@ export const emptyChainState = (): ChainState => ({
 export class EventIdClock {
   private msecs = -1;
   private seq = 0;
+  // getRandomValues is a syscall-priced call; drawing 16 bytes per event was ~15% of sealing.
+  private pool = new Uint8Array(0);
+  private poolAt = 0;
+
+  private random16(): Uint8Array {
+    if (this.poolAt + 16 > this.pool.length) {
+      this.pool = crypto.getRandomValues(new Uint8Array(4096));
+      this.poolAt = 0;
+    }
+    const r = this.pool.subarray(this.poolAt, this.poolAt + 16);
+    this.poolAt += 16;
+    return r;
+  }
+
   next(atLeastMs: number): { id: string; msecs: number } {
-    const rnds = crypto.getRandomValues(new Uint8Array(16));
+    const rnds = this.random16();
     if (atLeastMs > this.msecs) {
       this.msecs = atLeastMs;
       // A random 31-bit start leaves room to count up within one millisecond (RFC 9562 §6.2).
@@ -66,22 +80,37 @@ export interface SealedBatch {
   next: ChainState;
 }
 
-/** Seals inputs onto `state` (which it does not modify). */
-export async function sealBatch(
-  state: ChainState,
+/** Where the chain's hash link and clock stand (the Merkle range follows once signatures land). */
+export type ChainLink = Pick<ChainState, "size" | "headHash" | "lastTimestamp">;
+
+/**
+ * A batch whose indexes, timestamps, ids and hash chain are fixed and whose signatures are being
+ * computed. `next` is where the chain link stands after it, so the following batch can be prepared
+ * while these signatures are still in flight.
+ */
+export interface PreparedBatch {
+  bodies: { event: Omit<AuditEvent, "signature" | "kid">; parts: EventParts }[];
+  signatures: Promise<Uint8Array[]>;
+  kid: string;
+  next: ChainLink;
+}
+
+/** The synchronous half of sealing: assigns indexes, ids and timestamps, chains, starts signing. */
+export function prepareBatch(
+  link: ChainLink,
   inputs: readonly AuditAppendInput[],
   ctx: SealContext,
-): Promise<SealedBatch> {
-  let clock = Math.max(ctx.now(), state.lastTimestamp ? Date.parse(state.lastTimestamp) : 0);
-  let previousHash = state.headHash;
-  const bodies: { event: Omit<AuditEvent, "signature" | "kid">; parts: EventParts }[] = [];
+): PreparedBatch {
+  let clock = Math.max(ctx.now(), link.lastTimestamp ? Date.parse(link.lastTimestamp) : 0);
+  let previousHash = link.headHash;
+  const bodies: PreparedBatch["bodies"] = [];
   for (let i = 0; i < inputs.length; i++) {
     const input = inputs[i]!;
     const { id, msecs } = ctx.ids.next(clock);
     clock = msecs;
     const body = {
       chain: ctx.chain,
-      index: state.size + i,
+      index: link.size + i,
       eventId: id,
       timestamp: new Date(msecs).toISOString(),
       agentId: input.agentId ?? "system",
@@ -91,39 +120,56 @@ export async function sealBatch(
     };
     const parts = eventParts(body);
     const eventHash = computeEventHash(parts);
-    parts.eventHash = canonicalJson(eventHash);
+    parts.eventHash = `"${eventHash}"`; // hex: its canonical JSON is itself, quoted
     previousHash = eventHash;
     bodies.push({ event: { ...body, eventHash }, parts });
   }
   // Hashes are fixed, so the signatures are independent: sign them all at once.
-  const sigs = await Promise.all(bodies.map((b) => ctx.signer.sign(signingBytes(b.parts))));
-  const range = state.range.clone();
+  const signatures = Promise.all(bodies.map((b) => ctx.signer.sign(signingBytes(b.parts))));
+  // A rejection is observed by finishBatch; do not let it surface as unhandled before then.
+  signatures.catch(() => undefined);
+  const last = bodies[bodies.length - 1]?.event;
+  return {
+    bodies,
+    signatures,
+    kid: ctx.signer.kid,
+    next: last
+      ? { size: last.index + 1, headHash: last.eventHash, lastTimestamp: last.timestamp }
+      : { size: link.size, headHash: link.headHash, lastTimestamp: link.lastTimestamp },
+  };
+}
+
+/** The second half: waits for the signatures and extends `range` (not modified) in order. */
+export async function finishBatch(p: PreparedBatch, range: CompactRange): Promise<SealedBatch> {
+  const sigs = await p.signatures;
+  const next = range.clone();
   const nodes: MerkleNode[] = [];
   const events: AuditEvent[] = [];
   const records: StoredRecord[] = [];
-  const kidJson = canonicalJson(ctx.signer.kid);
-  for (let i = 0; i < bodies.length; i++) {
+  const kidJson = canonicalJson(p.kid);
+  for (let i = 0; i < p.bodies.length; i++) {
     const sig = sigs[i]!;
     if (sig.length !== 64)
       throw new AuditError("unavailable", "signer returned a malformed signature");
-    const { event, parts } = bodies[i]!;
+    const { event, parts } = p.bodies[i]!;
     const signature = toBase64Url(sig);
     parts.kid = kidJson;
-    parts.signature = canonicalJson(signature);
+    parts.signature = `"${signature}"`; // base64url: its canonical JSON is itself, quoted
     const json = eventJson(parts);
-    range.append(hashLeaf(utf8(json)), nodes);
-    events.push({ ...event, kid: ctx.signer.kid, signature });
+    next.append(hashLeaf(utf8(json)), nodes);
+    events.push({ ...event, kid: p.kid, signature });
     records.push({ json, sums: fieldSums(parts) });
   }
-  const last = events[events.length - 1];
-  return {
-    events,
-    records,
-    nodes,
-    next: last
-      ? { size: last.index + 1, headHash: last.eventHash, lastTimestamp: last.timestamp, range }
-      : state,
-  };
+  return { events, records, nodes, next: { ...p.next, range: next } };
+}
+
+/** Seals inputs onto `state` (which it does not modify). */
+export async function sealBatch(
+  state: ChainState,
+  inputs: readonly AuditAppendInput[],
+  ctx: SealContext,
+): Promise<SealedBatch> {
+  return finishBatch(prepareBatch(state, inputs, ctx), state.range);
 }
 
 export interface Pending<I, O> {

@@ -3,7 +3,7 @@
 // that cannot be sequenced in time is rejected as definitely not appended.
 import { afterAll, describe, expect, it } from "vitest";
 import { RedisAuditLog } from "../../functions/node/stores/audit-redis";
-import { COMMIT, runScript } from "../../functions/node/stores/audit-redis/scripts";
+import { COMMIT, commitArgs, runScript } from "../../functions/node/stores/audit-redis/scripts";
 import {
   AuditService,
   CompactRange,
@@ -63,23 +63,8 @@ describe("redis audit sequencer", () => {
     );
     const k = log.keys;
     const keys = [k.lock, k.head, k.ev, k.sums, k.nodes, k.ids];
-    const args = (token: string, expected: number) => [
-      token,
-      expected,
-      1,
-      sealed.next.headHash,
-      sealed.next.lastTimestamp!,
-      Buffer.alloc(32),
-      1000,
-      "1",
-      "ch",
-      1,
-      0,
-      sealed.records[0]!.json,
-      "",
-      sealed.events[0]!.eventId,
-      0,
-    ];
+    const args = (token: string, expected: number) =>
+      commitArgs({ token, leaseMs: 1000, release: true, channel: "ch" }, expected, sealed);
     // Deposed leader: its token is not the lock's.
     await redis.set(k.lock, "someone-else", "PX", 5000);
     await expect(runScript(redis, COMMIT, keys, args("deposed", 1))).rejects.toThrow(

@@ -27,10 +27,12 @@ import {
   type AuditLogPort,
   asAuditError,
   ChainIdSchema,
+  type ChainLink,
   type ChainState,
   CompactRange,
   DEFAULT_CHAIN,
   EventIdClock,
+  finishBatch,
   GENESIS_HASH,
   HASH_SIZE,
   type LogHead,
@@ -38,15 +40,24 @@ import {
   nodeKey,
   type Pending,
   PendingQueue,
+  type PreparedBatch,
+  prepareBatch,
   prunableNodes,
   type SealedBatch,
   type Signer,
   type StoredCheckpoint,
   type StoredRecord,
-  sealBatch,
   settle,
 } from "../../../shared/audit";
-import { ACQUIRE, COMMIT, PRUNE, RELEASE, runScript, SAVE_CHECKPOINT } from "./audit-redis/scripts";
+import {
+  ACQUIRE,
+  COMMIT,
+  commitArgs,
+  PRUNE,
+  RELEASE,
+  runScript,
+  SAVE_CHECKPOINT,
+} from "./audit-redis/scripts";
 
 export interface RedisAuditLogOptions {
   /** Command connection (may be shared). The adapter duplicates it for pub/sub. */
@@ -291,17 +302,25 @@ export class RedisAuditLog implements AuditLogPort {
   }
 
   /**
-   * Commits batches while holding the lock, up to maxInflight at once (each sealed on the state
-   * the previous one will leave; the fence refuses any that would not follow). Returns true if it
-   * handed the lock over to a waiting process.
+   * Commits batches while holding the lock, up to maxInflight at once. Each batch is prepared
+   * (indexes, ids, hash chain) synchronously on the link the previous one leaves, so its
+   * signatures are computed while earlier batches are still signing or committing; Merkle
+   * extension and the COMMIT are then issued strictly in order (the fence refuses any batch that
+   * would not follow). Returns true if it handed the lock over to a waiting process.
    */
   private async lead(initial: ChainState): Promise<boolean> {
     const since = Date.now();
     const maxHold = this.opts.maxHoldMs ?? 5;
     const maxInflight = this.opts.maxInflight ?? 4;
-    let state = initial;
+    const maxBatch = this.opts.maxBatch ?? 256;
+    let link: ChainLink = initial;
+    let range: Promise<CompactRange> = Promise.resolve(initial.range);
     let broken = false;
-    const inflight: { batch: Entry[]; sealed: SealedBatch; outcome: Promise<CommitOutcome> }[] = [];
+    const inflight: {
+      batch: Entry[];
+      sealed: Promise<SealedBatch>;
+      outcome: Promise<CommitOutcome | Error>;
+    }[] = [];
     this.wanted = false;
     const mustYield = () => this.wanted && Date.now() - since >= maxHold;
     for (;;) {
@@ -312,12 +331,16 @@ export class RedisAuditLog implements AuditLogPort {
         this.queue.length > 0 &&
         !mustYield()
       ) {
-        const batch = this.queue.take(this.opts.maxBatch ?? 256);
+        // Split what is queued across the free pipeline slots, so one batch signs while the one
+        // before it is in Redis (a single batch of everything would leave each stage idle in turn).
+        const free = maxInflight - inflight.length;
+        const size = Math.min(maxBatch, Math.max(16, Math.ceil(this.queue.length / free)));
+        const batch = this.queue.take(size);
         if (batch.length === 0) break;
-        let sealed: SealedBatch;
+        let prepared: PreparedBatch;
         try {
-          sealed = await sealBatch(
-            state,
+          prepared = prepareBatch(
+            link,
             batch.map((b) => b.item),
             {
               chain: this.chain,
@@ -331,8 +354,17 @@ export class RedisAuditLog implements AuditLogPort {
           broken = true;
           break;
         }
-        inflight.push({ batch, sealed, outcome: this.commit(state.size, sealed) });
-        state = sealed.next;
+        const expectedSize = link.size;
+        const sealed = range.then((r) => finishBatch(prepared, r));
+        range = sealed.then((x) => x.next.range);
+        range.catch(() => undefined); // a failed seal is reported through `outcome`
+        // COMMITs go out in batch order: each is sent when its seal (chained on the previous) ends.
+        const outcome = sealed.then(
+          (x) => this.commit(expectedSize, x),
+          (e: unknown) => asAuditError(e, "unavailable", "sealing failed"),
+        );
+        inflight.push({ batch, sealed, outcome });
+        link = prepared.next;
       }
       const first = inflight.shift();
       if (!first) {
@@ -355,13 +387,17 @@ export class RedisAuditLog implements AuditLogPort {
       }
       const outcome = await first.outcome;
       if (outcome === "ok") {
-        this.cached = first.sealed.next;
-        settle(first.batch, first.sealed.events);
+        const sealed = await first.sealed;
+        this.cached = sealed.next;
+        settle(first.batch, sealed.events);
         continue;
       }
       broken = true;
       this.cached = undefined;
-      if (outcome === "fenced" || outcome === "absent") {
+      if (outcome instanceof Error) {
+        // Sealing failed: nothing of this batch was sent; later batches chain on it and fail too.
+        settle(first.batch, outcome);
+      } else if (outcome === "fenced" || outcome === "absent") {
         // Not stored: back to the queue, to be sealed again under a fresh lock.
         this.queue.requeue(first.batch);
       } else {
@@ -377,26 +413,16 @@ export class RedisAuditLog implements AuditLogPort {
   }
 
   private async commit(expectedSize: number, s: SealedBatch): Promise<CommitOutcome> {
-    const args: (string | Buffer | number)[] = [
-      this.token,
+    const args = commitArgs(
+      {
+        token: this.token,
+        leaseMs: this.opts.leaseMs ?? 2000,
+        release: false,
+        channel: this.channel,
+      },
       expectedSize,
-      s.next.size,
-      s.next.headHash,
-      s.next.lastTimestamp ?? "",
-      Buffer.concat(
-        s.next.range.frontier.map((h) => Buffer.from(h.buffer, h.byteOffset, h.byteLength)),
-      ),
-      this.opts.leaseMs ?? 2000,
-      "0",
-      this.channel,
-      s.events.length,
-    ];
-    s.events.forEach((e, i) => {
-      args.push(e.index, s.records[i]!.json, s.records[i]!.sums ?? "", e.eventId);
-    });
-    args.push(s.nodes.length);
-    for (const n of s.nodes)
-      args.push(nodeKey(n), Buffer.from(n.hash.buffer, n.hash.byteOffset, n.hash.byteLength));
+      s,
+    );
     const keys = [this.k.lock, this.k.head, this.k.ev, this.k.sums, this.k.nodes, this.k.ids];
     try {
       await runScript(this.redis, COMMIT, keys, args);
