@@ -9,8 +9,9 @@
 # and needs the apt mirror; re-importing from the cache takes seconds).
 #
 # The warm-pool protocol (worker/sandbox/ speaks the other side): the container starts, the
-# entrypoint blocks reading one tar archive on stdin (stdin is closed after it), unpacks it into
-# /work, then runs `sh /work/.sigil/run < /work/.sigil/stdin` and exits with its status.
+# entrypoint blocks reading a nonce line and then one tar archive on stdin (stdin is closed after
+# it), unpacks it into /work, runs `sh /work/.sigil/run < /work/.sigil/stdin`, writes the exit
+# trailer `SIGIL-EXIT-<nonce>:<status>` on stdout and stderr, and exits with the job's status.
 # One archive, one job, one exit: a container never serves a second job.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -44,16 +45,22 @@ add_sigil_layer() { # add_sigil_layer ROOTFS
   mkdir -p "$root/usr/local/bin" "$root/work" "$root/tmp" "$root/etc"
   cat >"$root/usr/local/bin/sigil-entry" <<'ENTRY'
 #!/bin/sh
-# Sigil warm-pool entrypoint: wait for exactly one job (a tar archive on stdin), unpack it into
-# /work, run it, exit with its status. Errors before the job starts exit 125 with a reason.
+# Sigil warm-pool entrypoint: wait for exactly one job (a nonce line, then a tar archive on
+# stdin), unpack it into /work, run it, then end stdout and stderr with the exit trailer
+# `SIGIL-EXIT-<nonce>:<status>` and exit with the job's status. The trailer tells the worker the
+# job is over (and all its output arrived: each pipe is FIFO) without waiting for the container's
+# teardown. Errors before the job starts exit 125 with a reason.
 cd /work || { echo "sigil-entry: /work is missing" >&2; exit 125; }
+IFS= read -r nonce || { echo "sigil-entry: no job on stdin" >&2; exit 125; }
 tar -x -f - -C /work || { echo "sigil-entry: could not unpack the job archive" >&2; exit 125; }
 [ -r /work/.sigil/run ] || { echo "sigil-entry: the job archive has no .sigil/run" >&2; exit 125; }
 [ -r /work/.sigil/stdin ] || : >/work/.sigil/stdin
 # Not exec: this shell stays PID 1 so the job is never PID 1 (signals behave normally) and the
-# container's exit status is the job's (128+n when a signal ended it).
+# container's exit status is the job's (128+n when a signal ended it). The nonce is not exported.
 /bin/sh /work/.sigil/run </work/.sigil/stdin
 status=$?
+printf 'SIGIL-EXIT-%s:%s\n' "$nonce" "$status"
+printf 'SIGIL-EXIT-%s:%s\n' "$nonce" "$status" >&2
 exit "$status"
 ENTRY
   chmod 0755 "$root/usr/local/bin/sigil-entry"
@@ -89,12 +96,17 @@ smoke() { # smoke TAG RUNTIME COMMAND...
   printf '%s\n' "$*" >"$job/.sigil/run"
   : >"$job/.sigil/stdin"
   local out
-  out="$(tar --numeric-owner --owner=1000 --group=1000 -C "$job" -c .sigil |
+  out="$({
+    echo smoketest
+    tar --numeric-owner --owner=1000 --group=1000 -C "$job" -c .sigil
+  } |
     "$DOCKER_BIN" run -i --rm --runtime "$runtime" --network none --read-only \
       --tmpfs /work:rw,size=16m,mode=0700,uid=1000,gid=1000 --tmpfs /tmp:rw,size=16m,mode=1777 \
       --security-opt no-new-privileges --cap-drop ALL "$tag" 2>&1)" ||
     die "smoke test of $tag on $runtime failed: $out"
-  [ "$out" = "sigil-smoke-ok" ] || die "smoke test of $tag on $runtime printed: $out"
+  local want
+  want="$(printf 'sigil-smoke-ok\nSIGIL-EXIT-smoketest:0\nSIGIL-EXIT-smoketest:0')"
+  [ "$out" = "$want" ] || die "smoke test of $tag on $runtime printed: $out"
 }
 
 build_busybox() {

@@ -77,6 +77,35 @@ describe.each(TIERS)("tier %s", (tier) => {
       expect(bad.exitCode).toBe(3);
     });
 
+    it("output without a final newline is exact, and a forged exit trailer is just output", async () => {
+      const r = await sb.runJob({
+        jobId: jobId("trailer"),
+        image: BUSYBOX,
+        tier,
+        command: [
+          "sh",
+          "-c",
+          "printf 'SIGIL-EXIT-00000000000000000000000000000000:0\\nno-newline'; printf err >&2; exit 3",
+        ],
+      });
+      expect(r.status).toBe("failed");
+      expect(r.exitCode).toBe(3);
+      expect(r.stdout).toBe("SIGIL-EXIT-00000000000000000000000000000000:0\nno-newline");
+      expect(r.stderr).toBe("err");
+    });
+
+    it("a background process the job leaves behind is not part of the result", async () => {
+      const r = await sb.runJob({
+        jobId: jobId("bg"),
+        image: BUSYBOX,
+        tier,
+        timeoutMs: 20_000,
+        command: ["sh", "-c", "(sleep 1; echo late; sleep 30) & echo done"],
+      });
+      expect(r.status).toBe("succeeded");
+      expect(r.stdout).toBe("done\n"); // "late" would come a second after the job ended
+    });
+
     it("reports a job ended by a signal as killed", async () => {
       const r = await sb.runJob({
         jobId: jobId("sig"),

@@ -192,6 +192,97 @@ describe("output demux and caps", () => {
   });
 });
 
+describe("exit trailer", () => {
+  const M = "SIGIL-EXIT-0123456789abcdef0123456789abcdef:";
+  const feed = (out: CappedOutput, wire: Buffer, cuts: number[]) => {
+    let off = 0;
+    for (let i = 0; off < wire.length; i++) {
+      const n = cuts[i % cuts.length] ?? 1;
+      out.push(wire.subarray(off, off + n));
+      off += n;
+    }
+  };
+
+  it("is found on both streams whatever the chunking, and is never part of the output", () => {
+    fc.assert(
+      fc.property(
+        fc.string({ maxLength: 60 }),
+        fc.string({ maxLength: 60 }),
+        fc.integer({ min: 0, max: 128 }),
+        fc.array(fc.integer({ min: 1, max: 13 }), { minLength: 1 }),
+        (o, e, status, cuts) => {
+          const wire = Buffer.concat([
+            frame(1, utf8(o)),
+            frame(2, utf8(e)),
+            frame(1, utf8(`${M}${status}\n`)),
+            frame(2, utf8(`${M}${status}\n`)),
+            // A background process the job left behind: after the trailer, not the job's output.
+            frame(1, utf8("late")),
+            frame(2, utf8("late")),
+          ]);
+          const out = new CappedOutput(1000, M);
+          const seen: number[] = [];
+          out.onTrailer((s) => seen.push(s));
+          feed(out, wire, cuts);
+          out.finish();
+          expect(seen).toEqual([status]);
+          expect(out.text("stdout")).toBe(o);
+          expect(out.text("stderr")).toBe(e);
+          expect(out.truncated).toBe(false);
+          expect(out.totals).toEqual({
+            stdout: Buffer.byteLength(o),
+            stderr: Buffer.byteLength(e),
+          });
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("needs both streams, and the same status on both", () => {
+    const one = new CappedOutput(100, M);
+    let fired = 0;
+    one.onTrailer(() => fired++);
+    one.push(frame(1, utf8(`x${M}0\n`)));
+    expect(fired).toBe(0); // stderr may still have bytes in flight
+    one.push(frame(2, utf8(`${M}0\n`)));
+    expect(fired).toBe(1);
+    const mismatch = new CappedOutput(100, M);
+    mismatch.onTrailer(() => fired++);
+    mismatch.push(Buffer.concat([frame(1, utf8(`${M}0\n`)), frame(2, utf8(`${M}1\n`))]));
+    expect(fired).toBe(1);
+  });
+
+  it("a marker with another nonce, or without a status line, is plain output", () => {
+    const out = new CappedOutput(1000, M);
+    let fired = 0;
+    out.onTrailer(() => fired++);
+    const forged = "SIGIL-EXIT-ffffffffffffffffffffffffffffffff:0\n";
+    const garbage = `${M}zero\n${M}12345\n`;
+    out.push(Buffer.concat([frame(1, utf8(forged + garbage)), frame(2, utf8(forged))]));
+    out.finish();
+    expect(fired).toBe(0);
+    expect(out.text("stdout")).toBe(forged + garbage);
+    expect(out.text("stderr")).toBe(forged);
+  });
+
+  it("output past the cap is still drained and the trailer still found", () => {
+    const out = new CappedOutput(10, M);
+    let got: number | undefined;
+    out.onTrailer((s) => {
+      got = s;
+    });
+    const big = "y".repeat(5000);
+    out.push(
+      Buffer.concat([frame(1, utf8(big + M)), frame(1, utf8("7\n")), frame(2, utf8(`${M}7\n`))]),
+    );
+    expect(got).toBe(7);
+    expect(out.text("stdout")).toBe("y".repeat(10));
+    expect(out.truncated).toBe(true);
+    expect(out.totals.stdout).toBe(5000);
+  });
+});
+
 describe("create options carry the hardening table", () => {
   const cfg = SandboxOptionsSchema.parse({ workerId: "w1", capAdd: ["SETUID", "SETGID"] });
   const shape = { image: "sigil/busybox:1", memoryMb: 512, cpus: 0.5, pids: 128 };

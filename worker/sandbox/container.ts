@@ -1,5 +1,6 @@
 // One container, one job: prepare (create → attach → start, container waits on stdin), then
 // hand it exactly one job archive and collect the result. Warm and cold paths share this code.
+import { randomBytes } from "node:crypto";
 import { constants } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
@@ -100,7 +101,17 @@ export async function runInContainer(
   archive: Uint8Array,
   ctx: RunContext,
 ): Promise<JobResult> {
-  const out = new CappedOutput(spec.limits.outputBytes);
+  // The entrypoint reads this nonce line before the archive and ends both streams with
+  // `<marker><status>\n` once the job has exited (see output.ts and infra/images.sh).
+  const nonce = randomBytes(16).toString("hex");
+  const out = new CappedOutput(spec.limits.outputBytes, `SIGIL-EXIT-${nonce}:`);
+  // Statuses that need no inspection: a plain exit. 125 may be the entrypoint's own error and
+  // 129+ a signal (an OOM kill among them), so those wait for dockerd's exit and inspect.
+  const trailer = new Promise<ExitInfo & { trailer: true }>((res) => {
+    out.onTrailer((status) => {
+      if (status <= 128 && status !== 125) res({ code: status, trailer: true });
+    });
+  });
   const streamDone = new Promise<void>((res) => {
     p.socket.once("end", res);
     p.socket.once("close", res);
@@ -131,11 +142,13 @@ export async function runInContainer(
   if (ctx.signal?.aborted) onAbort();
   ctx.signal?.addEventListener("abort", onAbort, { once: true });
 
+  p.socket.write(`${nonce}\n`);
   p.socket.write(archive);
   p.socket.end(); // EOF on the container's stdin (StdinOnce): the entrypoint starts the job
 
   // The exit normally arrives by itself; after a kill it must arrive within killGraceMs.
-  let exit = await Promise.race([p.exited, killSent]);
+  let exit: ExitInfo | "kill" = await Promise.race([p.exited, trailer, killSent]);
+  const fast = exit !== "kill" && "trailer" in exit;
   if (exit === "kill") {
     const grace = delay(ctx.killGraceMs);
     const raced = await Promise.race([p.exited, grace.promise.then(() => "grace" as const)]);
@@ -149,16 +162,21 @@ export async function runInContainer(
   ctx.signal?.removeEventListener("abort", onAbort);
   if (killRequested) await killRequested;
 
-  // Output frames can trail the exit event slightly; wait briefly for the stream to close.
-  const flush = delay(2000);
-  await Promise.race([streamDone, flush.promise]);
-  flush.cancel();
+  if (!fast) {
+    // Output frames can trail the exit event slightly; wait briefly for the stream to close.
+    const flush = delay(2000);
+    await Promise.race([streamDone, flush.promise]);
+    flush.cancel();
+  }
+  // With the trailer, every byte the job wrote is in; the container is force-removed afterwards
+  // (anything it left running dies with it) off the job's path.
   p.socket.destroy();
+  out.finish();
 
   let oom = false;
   let exitCode = exit.code;
   let error = exit.error;
-  if (exit.code !== null) {
+  if (exit.code !== null && !fast) {
     try {
       let info = await p.container.inspect();
       // dockerd records OOMKilled from a separate OOM event that can land after the exit under
