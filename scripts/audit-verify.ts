@@ -6,6 +6,7 @@ import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { defineCommand, runMain } from "citty";
 import { z } from "zod";
+import { installNodeSha256 } from "../functions/node/native-hash";
 import { type AuditKeyResolver, type VerifyFn, verifyExport } from "../shared/audit";
 import { fromBase64Url, toHex } from "../shared/encoding";
 
@@ -97,6 +98,7 @@ const main = defineCommand({
     json: { type: "boolean", description: "print the report as JSON", default: false },
   },
   async run({ args }) {
+    installNodeSha256();
     let keys: AuditKeyResolver;
     try {
       keys = resolverFromJwks(JSON.parse(await readFile(args.keys, "utf8")));

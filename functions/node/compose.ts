@@ -29,6 +29,7 @@ import type { Logger } from "../middleware/logger";
 import type { HealthCheck } from "../routes/health";
 import { type Reconciler, startReconciler } from "./jobs/reconcile";
 import { RedisJobsBackend } from "./jobs/redis-backend";
+import { installNodeSha256 } from "./native-hash";
 import { openRedisAuditLog, type RedisAuditLog } from "./stores/audit-redis";
 import { FileSecretStore } from "./stores/key-files";
 import { RedisKeyRegistry } from "./stores/keys-redis";
@@ -123,6 +124,7 @@ async function bootstrapAdmins(
 }
 
 export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
+  installNodeSha256();
   const { config, redis, log } = opts;
   const env = opts.env ?? process.env;
   if (config.security.hsm_enabled || config.security.key_store_type === "hsm") {

@@ -182,19 +182,21 @@ export const eventJson = (parts: EventParts): string => assemble(parts, EVENT_FI
 
 // FNV-1a over UTF-16 code units: cheap, and only a diagnostic (it names the member that changed);
 // integrity itself rests on eventHash, the signature and the Merkle tree.
-function fnv1a(s: string): string {
+function fnv1a(s: string): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0).toString(16).padStart(8, "0");
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
+
+const HEX = "0123456789abcdef";
 
 /** One 8-hex checksum per member in EVENT_FIELDS order, stored beside the event (unsigned). */
 export function fieldSums(parts: EventParts): string {
   let s = "";
-  for (const f of EVENT_FIELDS) s += fnv1a(parts[f] ?? "");
+  for (const f of EVENT_FIELDS) {
+    const h = fnv1a(parts[f] ?? "");
+    for (let shift = 28; shift >= 0; shift -= 4) s += HEX[(h >>> shift) & 15];
+  }
   return s;
 }
 

@@ -5,8 +5,7 @@
 // Verifiers take indexes as number | bigint and compute in bigint: JS bitwise operators are 32-bit,
 // and verifiers face hostile sizes up to 2^64. Generation runs on our own sizes (< 2^53) with
 // plain arithmetic, never bitwise operators.
-import { sha256 } from "@noble/hashes/sha2.js";
-import { equalBytes } from "../encoding";
+import { equalBytes, sha256Bytes, sha256Concat } from "../encoding";
 
 export const HASH_SIZE = 32;
 
@@ -30,17 +29,17 @@ const LEAF_PREFIX = new Uint8Array([0]);
 const NODE_PREFIX = new Uint8Array([1]);
 
 /** SHA-256(0x00 ‖ data). */
-export function hashLeaf(data: Uint8Array): Uint8Array {
-  return sha256.create().update(LEAF_PREFIX).update(data).digest();
+export function hashLeaf(data: Uint8Array | string): Uint8Array {
+  return sha256Concat(LEAF_PREFIX, data);
 }
 
 /** SHA-256(0x01 ‖ left ‖ right). */
 export function hashChildren(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return sha256.create().update(NODE_PREFIX).update(left).update(right).digest();
+  return sha256Concat(NODE_PREFIX, left, right);
 }
 
 /** Root of the empty tree: SHA-256 of the empty string. */
-export const EMPTY_ROOT: Uint8Array = sha256(new Uint8Array(0));
+export const EMPTY_ROOT: Uint8Array = sha256Bytes(new Uint8Array(0));
 
 // ---------------------------------------------------------------------------------------------
 // Generation side (our own sizes, < 2^53).

@@ -3,7 +3,7 @@
 // ids, chains the hashes, signs the batch in parallel and extends the Merkle tree. Storing the
 // sealed batch atomically (and fencing it) is the adapter's job.
 import { v7 as uuidv7 } from "uuid";
-import { canonicalJson, toBase64Url, utf8 } from "../encoding";
+import { canonicalJson, toBase64Url } from "../encoding";
 import {
   type AuditAppendInput,
   type AuditEvent,
@@ -156,7 +156,7 @@ export async function finishBatch(p: PreparedBatch, range: CompactRange): Promis
     parts.kid = kidJson;
     parts.signature = `"${signature}"`; // base64url: its canonical JSON is itself, quoted
     const json = eventJson(parts);
-    next.append(hashLeaf(utf8(json)), nodes);
+    next.append(hashLeaf(json), nodes);
     events.push({ ...event, kid: p.kid, signature });
     records.push({ json, sums: fieldSums(parts) });
   }

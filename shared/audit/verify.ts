@@ -2,7 +2,7 @@
 // continuity, timestamp order and every signature against the key valid at that time; report the
 // first failure with its index, a reason and, where it can be told, the member that was changed.
 // Structure is checked in order; signatures of a window are verified in parallel.
-import { equalBytes, fromBase64Url, utf8 } from "../encoding";
+import { equalBytes, fromBase64Url } from "../encoding";
 import {
   type AuditEvent,
   type AuditEventField,
@@ -123,7 +123,7 @@ export class ChainVerifier {
         structural = res;
         break;
       }
-      const leaf = hashLeaf(utf8(eventJson(res.parts)));
+      const leaf = hashLeaf(eventJson(res.parts));
       const stored = leaves?.[j];
       ok.push(res);
       leafHashes.push(leaf);

@@ -36,8 +36,27 @@ export function fromBase64(s: string): Uint8Array {
   return out;
 }
 
-export const toBase64Url = (b: Uint8Array): string =>
-  toBase64(b).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+export function toBase64Url(b: Uint8Array): string {
+  if (b.length > 1024)
+    return toBase64(b).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  // Small inputs (signatures, keys, hashes: the hot path) by table: btoa plus three regex passes
+  // cost several times more per signature.
+  const t = B64URL_ALPHABET;
+  let s = "";
+  let i = 0;
+  for (; i + 2 < b.length; i += 3) {
+    const n = (b[i]! << 16) | (b[i + 1]! << 8) | b[i + 2]!;
+    s += t[n >>> 18]! + t[(n >>> 12) & 63]! + t[(n >>> 6) & 63]! + t[n & 63]!;
+  }
+  if (i < b.length) {
+    const n = (b[i]! << 16) | ((b[i + 1] ?? 0) << 8);
+    s += t[n >>> 18]! + t[(n >>> 12) & 63]!;
+    if (i + 1 < b.length) s += t[(n >>> 6) & 63]!;
+  }
+  return s;
+}
 
 /** Strict unpadded base64url (RFC 4648 §5); rejects padding, other alphabets and non-canonical tails. */
 export function fromBase64Url(s: string): Uint8Array {
@@ -58,8 +77,34 @@ export function canonicalJson(value: unknown): string {
 
 export const canonicalBytes = (value: unknown): Uint8Array => utf8(canonicalJson(value));
 
-export const sha256Bytes = (data: Uint8Array | string): Uint8Array =>
-  sha256(typeof data === "string" ? utf8(data) : data);
+/** SHA-256 of the concatenation of `parts` (strings as UTF-8). */
+export type Sha256Impl = (parts: readonly (Uint8Array | string)[]) => Uint8Array;
+
+const nobleSha256: Sha256Impl = (parts) => {
+  if (parts.length === 1) {
+    const p = parts[0]!;
+    return sha256(typeof p === "string" ? utf8(p) : p);
+  }
+  const h = sha256.create();
+  for (const p of parts) h.update(typeof p === "string" ? utf8(p) : p);
+  return h.digest();
+};
+let sha256Impl: Sha256Impl = nobleSha256;
+
+/**
+ * Installs a faster SHA-256 for the hot paths (audit sealing and verification, Merkle trees),
+ * as @noble/ed25519 lets a host install `etc.sha512Sync`. The core stays pure; a Node entry
+ * installs node:crypto's (about twice as fast as pure JS). It must return the same digests:
+ * the audit and Merkle vector tests run against whichever is installed.
+ */
+export function installSha256(impl: Sha256Impl | undefined): void {
+  sha256Impl = impl ?? nobleSha256;
+}
+
+/** SHA-256 over the concatenation of parts, with the installed implementation. */
+export const sha256Concat = (...parts: (Uint8Array | string)[]): Uint8Array => sha256Impl(parts);
+
+export const sha256Bytes = (data: Uint8Array | string): Uint8Array => sha256Impl([data]);
 
 export const sha256Hex = (data: Uint8Array | string): string => toHex(sha256Bytes(data));
 

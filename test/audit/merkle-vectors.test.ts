@@ -2,14 +2,15 @@
 // every wantErr case must fail.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { installNodeSha256 } from "../../functions/node/native-hash";
 import {
   verifyConsistency,
   verifyInclusion,
   verifySubtreeConsistency,
   verifySubtreeInclusion,
 } from "../../shared/audit/merkle";
-import { fromBase64 } from "../../shared/encoding";
+import { fromBase64, installSha256 } from "../../shared/encoding";
 import { vectorPath } from "../support/vectors";
 
 type Raw = Record<string, unknown>;
@@ -64,16 +65,23 @@ const kinds = {
     ),
 } as const;
 
-for (const [kind, check] of Object.entries(kinds)) {
-  const files = walk(vectorPath("merkle", kind)).sort();
-  describe(`merkle vectors: ${kind} (${files.length})`, () => {
-    it("has vectors", () => expect(files.length).toBeGreaterThan(10));
-    for (const file of files) {
-      const v = load(file);
-      const name = file.slice(file.indexOf(`merkle/${kind}/`) + 7);
-      it(`${name}: ${v.wantErr ? "rejects" : "accepts"}`, () => {
-        if (v.wantErr) expect(() => check(v)).toThrow();
-        else expect(() => check(v)).not.toThrow();
+// Under the pure-JS default and under the node:crypto SHA-256 the Node entries install.
+for (const impl of ["pure-JS", "node:crypto"] as const) {
+  describe(`SHA-256: ${impl}`, () => {
+    beforeAll(() => (impl === "node:crypto" ? installNodeSha256() : installSha256(undefined)));
+    afterAll(() => installSha256(undefined));
+    for (const [kind, check] of Object.entries(kinds)) {
+      const files = walk(vectorPath("merkle", kind)).sort();
+      describe(`merkle vectors: ${kind} (${files.length})`, () => {
+        it("has vectors", () => expect(files.length).toBeGreaterThan(10));
+        for (const file of files) {
+          const v = load(file);
+          const name = file.slice(file.indexOf(`merkle/${kind}/`) + 7);
+          it(`${name}: ${v.wantErr ? "rejects" : "accepts"}`, () => {
+            if (v.wantErr) expect(() => check(v)).toThrow();
+            else expect(() => check(v)).not.toThrow();
+          });
+        }
       });
     }
   });

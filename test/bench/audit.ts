@@ -3,6 +3,7 @@
 // signature), measured in the same run; plus the offline verify rate of an export.
 // Run: npx tsx test/bench/audit.ts
 import { pathToFileURL } from "node:url";
+import { installNodeSha256 } from "../../functions/node/native-hash";
 import { RedisAuditLog } from "../../functions/node/stores/audit-redis";
 import { AuditService, verifyExport } from "../../shared/audit";
 import { seedOf, staticKeys, webcryptoSigner, webcryptoVerify } from "../audit/support/crypto";
@@ -52,6 +53,7 @@ async function appendRun(service: AuditService, concurrency: number, seconds: nu
 }
 
 export async function bench(): Promise<void> {
+  installNodeSha256(); // as every Node entry does
   const redis = connectRedis();
   const prefix = testPrefix("bench-audit");
   const signer = await webcryptoSigner(seedOf(7), "audit-1");

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 // RFC 8785 (JCS) and base64url, as wrapped by shared/encoding.
 import { describe, expect, it } from "vitest";
 import {
@@ -105,6 +106,15 @@ describe("base64url (RFC 4648 §5)", () => {
       expect(toHex(fromBase64Url(s))).toBe(toHex(b));
     }
     expect(toBase64Url(Uint8Array.of(0xfb, 0xff))).toBe("-_8");
+  });
+
+  it("matches Node's base64url for every input (small inputs take the table path)", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2100 }), (b) => {
+        expect(toBase64Url(b)).toBe(Buffer.from(b).toString("base64url"));
+      }),
+      { numRuns: 400 },
+    );
   });
 
   it("rejects padding, the standard alphabet, bad lengths and non-canonical tails", () => {

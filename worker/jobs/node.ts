@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import Docker from "dockerode";
 import { Redis } from "ioredis";
+import { installNodeSha256 } from "../../functions/node/native-hash";
 import { Sigil } from "../../sdk";
 import type { SigilConfig } from "../../shared/config";
 import { verifyEd25519 } from "../../shared/crypto";
@@ -60,6 +61,7 @@ export async function basePreflight(config: SigilConfig, redis: Redis): Promise<
 }
 
 export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode> {
+  installNodeSha256();
   const { config, env, log } = o;
   const dir = resolve(config.server.data_dir, "worker");
   const key = await loadOrCreateWorkerKey(dir);
