@@ -2,7 +2,7 @@
 // stale head, is refused; a lock held by a dead leader delays appends but loses none; an append
 // that cannot be sequenced in time is rejected as definitely not appended.
 import { afterAll, describe, expect, it } from "vitest";
-import { RedisAuditLog } from "../../functions/node/stores/audit-redis";
+import { RedisAuditLog, storedValue } from "../../functions/node/stores/audit-redis";
 import { COMMIT, commitArgs, runScript } from "../../functions/node/stores/audit-redis/scripts";
 import {
   AuditService,
@@ -62,9 +62,14 @@ describe("redis audit sequencer", () => {
       },
     );
     const k = log.keys;
-    const keys = [k.lock, k.head, k.ev, k.sums, k.nodes, k.ids];
+    const keys = [k.lock, k.head, k.ev, k.nodes];
     const args = (token: string, expected: number) =>
-      commitArgs({ token, leaseMs: 1000, release: true, channel: "ch" }, expected, sealed);
+      commitArgs(
+        { token, leaseMs: 1000, release: true, channel: "ch" },
+        expected,
+        sealed,
+        storedValue,
+      );
     // Deposed leader: its token is not the lock's.
     await redis.set(k.lock, "someone-else", "PX", 5000);
     await expect(runScript(redis, COMMIT, keys, args("deposed", 1))).rejects.toThrow(

@@ -100,16 +100,26 @@ const AnchorSchema = z.object({
 type Entry = Pending<AuditAppendInput, AuditEvent>;
 type CommitOutcome = "ok" | "fenced" | "absent" | "unknown";
 
+// One hash field per event: its 88-hex field checksums (diagnostic, unsigned) followed by the
+// canonical JSON. JSON starts with "{", so a value without checksums is told apart.
+const SUMS_RE = /^[0-9a-f]{88}$/;
+export function storedValue(r: StoredRecord): string {
+  return r.sums && SUMS_RE.test(r.sums) ? r.sums + r.json : r.json;
+}
+export function parseStored(v: string): StoredRecord {
+  if (v.startsWith("{")) return { json: v };
+  const sums = v.slice(0, 88);
+  // Garbled checksums only cost the diagnostic: verification rests on the JSON.
+  return SUMS_RE.test(sums) ? { json: v.slice(88), sums } : { json: v };
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class RedisAuditLog implements AuditLogPort {
   readonly chain: string;
   private readonly redis: Redis;
   private sub: Redis | undefined;
-  private readonly k: Record<
-    "head" | "lock" | "ev" | "sums" | "nodes" | "ids" | "cp" | "anchor",
-    string
-  >;
+  private readonly k: Record<"head" | "lock" | "ev" | "nodes" | "cp" | "anchor", string>;
   private readonly channel: string;
   private readonly token = randomBytes(16).toString("hex");
   private readonly queue: PendingQueue<AuditAppendInput, AuditEvent>;
@@ -131,9 +141,7 @@ export class RedisAuditLog implements AuditLogPort {
       head: `${base}head`,
       lock: `${base}lock`,
       ev: `${base}events`,
-      sums: `${base}sums`,
       nodes: `${base}nodes`,
-      ids: `${base}ids`,
       cp: `${base}checkpoint`,
       anchor: `${base}anchor`,
     };
@@ -422,8 +430,9 @@ export class RedisAuditLog implements AuditLogPort {
       },
       expectedSize,
       s,
+      storedValue,
     );
-    const keys = [this.k.lock, this.k.head, this.k.ev, this.k.sums, this.k.nodes, this.k.ids];
+    const keys = [this.k.lock, this.k.head, this.k.ev, this.k.nodes];
     try {
       await runScript(this.redis, COMMIT, keys, args);
       return "ok";
@@ -433,17 +442,17 @@ export class RedisAuditLog implements AuditLogPort {
     }
   }
 
-  /** After an ambiguous failure: did the batch land? (It is atomic, so its first id tells.) */
+  /** After an ambiguous failure: did the batch land? (It is atomic, so its first event tells.) */
   private async readBack(s: SealedBatch): Promise<CommitOutcome> {
     const first = s.events[0]!;
     try {
       const at = await Promise.race([
-        this.redis.hget(this.k.ids, first.eventId),
+        this.redis.hget(this.k.ev, String(first.index)),
         sleep(5000).then(() => {
           throw new Error("read-back timed out");
         }),
       ]);
-      return at === String(first.index) ? "ok" : "absent";
+      return at === storedValue(s.records[0]!) ? "ok" : "absent";
     } catch {
       return "unknown";
     }
@@ -480,19 +489,14 @@ export class RedisAuditLog implements AuditLogPort {
     if (to <= from) return [];
     const fields: string[] = [];
     for (let i = from; i < to; i++) fields.push(String(i));
-    const [[e1, evs], [e2, sums]] = (await this.redis
-      .pipeline()
-      .hmget(this.k.ev, ...fields)
-      .hmget(this.k.sums, ...fields)
-      .exec()) as [[Error | null, (string | null)[]], [Error | null, (string | null)[]]];
-    if (e1 || e2)
-      throw new AuditError("unavailable", "audit store read failed", { cause: e1 ?? e2 });
+    let values: (string | null)[];
+    try {
+      values = await this.redis.hmget(this.k.ev, ...fields);
+    } catch (e) {
+      throw new AuditError("unavailable", "audit store read failed", { cause: e });
+    }
     const head = await this.head();
-    return evs.map((json, i) => {
-      if (json === null || from + i < head.start) return undefined;
-      const s = sums[i];
-      return s ? { json, sums: s } : { json };
-    });
+    return values.map((v, i) => (v === null || from + i < head.start ? undefined : parseStored(v)));
   }
 
   async nodes(refs: readonly NodeRef[]): Promise<(Uint8Array | undefined)[]> {
@@ -545,18 +549,7 @@ export class RedisAuditLog implements AuditLogPort {
     const CHUNK = 1000;
     for (let i = old; i < anchor.size; i += CHUNK) {
       const j = Math.min(i + CHUNK, anchor.size);
-      const fields = Array.from({ length: j - i }, (_, k) => String(i + k));
-      const jsons = await this.redis.hmget(this.k.ev, ...fields);
-      const ids = jsons.flatMap((s) => {
-        const m = s ? /"eventId":"([0-9a-f-]{36})"/.exec(s) : null;
-        return m ? [m[1]!] : [];
-      });
-      const p = this.redis
-        .pipeline()
-        .hdel(this.k.ev, ...fields)
-        .hdel(this.k.sums, ...fields);
-      if (ids.length) p.hdel(this.k.ids, ...ids);
-      await p.exec();
+      await this.redis.hdel(this.k.ev, ...Array.from({ length: j - i }, (_, k) => String(i + k)));
     }
     let batch: string[] = [];
     for (const r of prunableNodes(old, anchor.size)) {
@@ -567,12 +560,6 @@ export class RedisAuditLog implements AuditLogPort {
       }
     }
     if (batch.length) await this.redis.hdel(this.k.nodes, ...batch);
-  }
-
-  /** Index of an event by id (ids are kept for read-back and lookups). */
-  async indexOf(eventId: string): Promise<number | undefined> {
-    const v = await this.redis.hget(this.k.ids, eventId);
-    return v === null ? undefined : Number(v);
   }
 
   async close(): Promise<void> {

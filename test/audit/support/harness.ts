@@ -1,7 +1,11 @@
 // Adapter harnesses for the audit contract suite: each builds a log plus the hooks an attacker
 // with write access to the store would have (rewrite a stored record or Merkle node).
 import type { Redis } from "ioredis";
-import { RedisAuditLog } from "../../../functions/node/stores/audit-redis";
+import {
+  parseStored,
+  RedisAuditLog,
+  storedValue,
+} from "../../../functions/node/stores/audit-redis";
 import {
   type AuditLogPort,
   AuditService,
@@ -69,13 +73,17 @@ export function redisHarness(name = "contract"): Harness {
       return {
         log,
         async tamper(i, fn) {
-          const [json, sums] = await Promise.all([
-            r.hget(log.keys.ev, String(i)),
-            r.hget(log.keys.sums, String(i)),
-          ]);
-          const next = fn(json === null ? undefined : sums ? { json, sums } : { json });
-          if (next) await r.hset(log.keys.ev, String(i), next.json);
-          else await r.hdel(log.keys.ev, String(i));
+          const v = await r.hget(log.keys.ev, String(i));
+          const stored = v === null ? undefined : parseStored(v);
+          const next = fn(stored);
+          // The stored checksums stay as they were: tampering with the JSON is what is tested.
+          if (next) {
+            await r.hset(
+              log.keys.ev,
+              String(i),
+              storedValue({ json: next.json, sums: stored?.sums }),
+            );
+          } else await r.hdel(log.keys.ev, String(i));
         },
         async tamperNode(ref, hash) {
           await r.hset(log.keys.nodes, nodeKey(ref), Buffer.from(hash));

@@ -3,7 +3,7 @@
 // still be at the size the batch was sealed on. A deposed leader can therefore never fork the chain.
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
-import { nodeKey, type SealedBatch } from "../../../../shared/audit";
+import { nodeKey, type SealedBatch, type StoredRecord } from "../../../../shared/audit";
 
 export interface Script {
   name: string;
@@ -33,13 +33,13 @@ return {1, h[1] or '0', h[2] or '0', h[3] or '', h[4] or '', h[5] or ''}
 );
 
 /**
- * KEYS: lock, head, events, sums, nodes, ids
+ * KEYS: lock, head, events, nodes
  * ARGV: token, expectedSize, newSize, newHash, newTs, frontier, leaseMs, release(0|1), channel,
- *       n, jsons ("\n"-joined), sums (concatenated, sumsWidth each, or ""), sumsWidth,
- *       eventIds (concatenated, 36 each), nodeFields (","-joined), nodeHashes (concatenated, 32 each)
+ *       n, values ("\n"-joined: each event's stored value, checksums then canonical JSON),
+ *       nodeFields (","-joined), nodeHashes (concatenated, 32 each)
  * Events take indexes expectedSize .. expectedSize+n-1. The batch travels as a few packed strings
- * rather than 4 arguments per event: encoding hundreds of arguments was a fifth of the leader's
- * CPU. Canonical JSON escapes control characters, so "\n" cannot occur inside an event.
+ * rather than several arguments per event: encoding hundreds of arguments was a fifth of the
+ * leader's CPU. Canonical JSON escapes control characters, so "\n" cannot occur inside a value.
  */
 export const COMMIT = script(
   "commit",
@@ -48,24 +48,19 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED s
 local size = tonumber(redis.call('HGET', KEYS[2], 'size') or '0')
 if size ~= tonumber(ARGV[2]) then return redis.error_reply('FENCED chain head moved') end
 local n = tonumber(ARGV[10])
-local jsons, sums, sw, ids = ARGV[11], ARGV[12], tonumber(ARGV[13]), ARGV[14]
-if tonumber(ARGV[3]) ~= size + n or #ids ~= 36 * n or (#sums ~= 0 and #sums ~= sw * n) then
-  return redis.error_reply('BATCH malformed')
-end
-local evs, sm, idt, nodes = {}, {}, {}, {}
+local values = ARGV[11]
+if tonumber(ARGV[3]) ~= size + n then return redis.error_reply('BATCH malformed') end
+local evs, nodes = {}, {}
 local pos = 1
 for i = 0, n - 1 do
-  local idx = string.format('%d', size + i)
-  local stop = string.find(jsons, '\\n', pos, true)
+  local stop = string.find(values, '\\n', pos, true)
   if (stop == nil) ~= (i == n - 1) then return redis.error_reply('BATCH malformed') end
-  stop = stop or (#jsons + 1)
-  evs[#evs + 1] = idx; evs[#evs + 1] = string.sub(jsons, pos, stop - 1)
+  stop = stop or (#values + 1)
+  evs[#evs + 1] = string.format('%d', size + i); evs[#evs + 1] = string.sub(values, pos, stop - 1)
   pos = stop + 1
-  if #sums > 0 then sm[#sm + 1] = idx; sm[#sm + 1] = string.sub(sums, i * sw + 1, (i + 1) * sw) end
-  idt[#idt + 1] = string.sub(ids, i * 36 + 1, i * 36 + 36); idt[#idt + 1] = idx
 end
-local hashes, h = ARGV[16], 0
-for field in string.gmatch(ARGV[15], '[^,]+') do
+local hashes, h = ARGV[13], 0
+for field in string.gmatch(ARGV[12], '[^,]+') do
   nodes[#nodes + 1] = field; nodes[#nodes + 1] = string.sub(hashes, h * 32 + 1, h * 32 + 32)
   h = h + 1
 end
@@ -73,7 +68,7 @@ if h * 32 ~= #hashes then return redis.error_reply('BATCH malformed') end
 local function hset(key, t)
   for i = 1, #t, 1000 do redis.call('HSET', key, unpack(t, i, math.min(i + 999, #t))) end
 end
-hset(KEYS[3], evs); hset(KEYS[4], sm); hset(KEYS[6], idt); hset(KEYS[5], nodes)
+hset(KEYS[3], evs); hset(KEYS[4], nodes)
 redis.call('HSET', KEYS[2], 'size', ARGV[3], 'hash', ARGV[4], 'ts', ARGV[5], 'frontier', ARGV[6])
 if ARGV[8] == '1' then
   redis.call('DEL', KEYS[1])
@@ -90,11 +85,8 @@ export function commitArgs(
   o: { token: string; leaseMs: number; release: boolean; channel: string },
   expectedSize: number,
   s: SealedBatch,
+  value: (r: StoredRecord) => string,
 ): (string | Buffer | number)[] {
-  const n = s.events.length;
-  const sums = s.records.map((r) => r.sums ?? "");
-  const sw = sums[0]?.length ?? 0;
-  const allSums = sw > 0 && sums.every((x) => x.length === sw);
   return [
     o.token,
     expectedSize,
@@ -107,11 +99,8 @@ export function commitArgs(
     o.leaseMs,
     o.release ? "1" : "0",
     o.channel,
-    n,
-    s.records.map((r) => r.json).join("\n"),
-    allSums ? sums.join("") : "",
-    allSums ? sw : 0,
-    s.events.map((e) => e.eventId).join(""),
+    s.events.length,
+    s.records.map(value).join("\n"),
     s.nodes.map(nodeKey).join(","),
     Buffer.concat(
       s.nodes.map((x) => Buffer.from(x.hash.buffer, x.hash.byteOffset, x.hash.byteLength)),
