@@ -17,6 +17,7 @@ import {
 } from "../../shared/crypto";
 import { fromBase64Url, toBase64Url, utf8 } from "../../shared/encoding";
 import {
+  CachingKeyRegistry,
   KeyManager,
   type KeyRegistry,
   keyValidityResolver,
@@ -32,6 +33,7 @@ import { RedisJobsBackend } from "./jobs/redis-backend";
 import { installNodeSha256 } from "./native-hash";
 import { openRedisAuditLog, type RedisAuditLog } from "./stores/audit-redis";
 import { FileSecretStore } from "./stores/key-files";
+import { redisInvalidationBus } from "./stores/key-invalidation";
 import { RedisKeyRegistry } from "./stores/keys-redis";
 import { RedisPinStore } from "./stores/pins-redis";
 import { RedisPolicyStore } from "./stores/policy-redis";
@@ -140,7 +142,12 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
   // Key records in Redis carry an HMAC (Redis is not trusted): nobody who can only write to Redis
   // can add an admin key. Every API node must share the secret (set SIGIL_KEY_PASSPHRASE).
   const macKey = hkdfSha256(utf8(secret), utf8("sigil"), utf8("key-registry-mac.v1"), 32);
-  const keys = new RedisKeyRegistry(redis, `${prefix}keys:`, { macKey });
+  const keyBus = redisInvalidationBus(redis, `${prefix}keys:changed`);
+  // Read-through cache with pub/sub invalidation (see shared/keys/cache.ts for the bounds).
+  const keys = new CachingKeyRegistry(new RedisKeyRegistry(redis, `${prefix}keys:`, { macKey }), {
+    ttlMs: config.auth.key_cache_ms,
+    bus: keyBus,
+  });
   const provider = new SoftwareKeyProvider({
     secret,
     store: new FileSecretStore(join(dataDir, "keys")),
@@ -250,6 +257,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
       await reconciler?.close?.();
       await (jobs as { close?: () => Promise<void> }).close?.();
       await auditLog.close();
+      keyBus.close();
     },
   };
 }

@@ -62,6 +62,9 @@ export const authSchema = z.strictObject({
   // The host[:port] values clients sign as @authority; empty accepts any (set it in production).
   allowed_authorities: z.array(z.string().min(1)).default([]),
   admin_keys: z.array(jwk).default([]),
+  // How long a key record may be served from a node's cache. Changes made through this node apply
+  // at once, through another node within a pub/sub message; this bounds the case of a lost one.
+  key_cache_ms: z.number().int().min(0).max(60_000).default(1000),
 });
 
 export const redisSchema = z.strictObject({
