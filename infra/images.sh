@@ -95,18 +95,20 @@ smoke() { # smoke TAG RUNTIME COMMAND...
   rm -rf "$job" && mkdir -p "$job/.sigil"
   printf '%s\n' "$*" >"$job/.sigil/run"
   : >"$job/.sigil/stdin"
-  local out
+  local out err
+  err="$WORK/smoke-stderr"
+  # stdout and stderr are separate pipes (their relative order is not kept): check each.
   out="$({
     echo smoketest
     tar --numeric-owner --owner=1000 --group=1000 -C "$job" -c .sigil
   } |
     "$DOCKER_BIN" run -i --rm --runtime "$runtime" --network none --read-only \
       --tmpfs /work:rw,size=16m,mode=0700,uid=1000,gid=1000 --tmpfs /tmp:rw,size=16m,mode=1777 \
-      --security-opt no-new-privileges --cap-drop ALL "$tag" 2>&1)" ||
-    die "smoke test of $tag on $runtime failed: $out"
-  local want
-  want="$(printf 'sigil-smoke-ok\nSIGIL-EXIT-smoketest:0\nSIGIL-EXIT-smoketest:0')"
-  [ "$out" = "$want" ] || die "smoke test of $tag on $runtime printed: $out"
+      --security-opt no-new-privileges --cap-drop ALL "$tag" 2>"$err")" ||
+    die "smoke test of $tag on $runtime failed: $out $(cat "$err")"
+  [ "$out" = "$(printf 'sigil-smoke-ok\nSIGIL-EXIT-smoketest:0')" ] &&
+    [ "$(cat "$err")" = "SIGIL-EXIT-smoketest:0" ] ||
+    die "smoke test of $tag on $runtime printed: $out / stderr: $(cat "$err")"
 }
 
 build_busybox() {
