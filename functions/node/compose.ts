@@ -23,7 +23,7 @@ import {
   keyValidityResolver,
   SoftwareKeyProvider,
 } from "../../shared/keys";
-import { PolicyEngine } from "../../shared/policy";
+import { PolicyEngine, RevisionCachingStore } from "../../shared/policy";
 import { HttpDiscoveryResolver, ToolVerificationService } from "../../shared/schemapin";
 import type { AppDeps } from "../app";
 import type { Logger } from "../middleware/logger";
@@ -32,8 +32,8 @@ import { type Reconciler, startReconciler } from "./jobs/reconcile";
 import { RedisJobsBackend } from "./jobs/redis-backend";
 import { installNodeSha256 } from "./native-hash";
 import { openRedisAuditLog, type RedisAuditLog } from "./stores/audit-redis";
+import { redisInvalidationBus } from "./stores/invalidation-redis";
 import { FileSecretStore } from "./stores/key-files";
-import { redisInvalidationBus } from "./stores/key-invalidation";
 import { RedisKeyRegistry } from "./stores/keys-redis";
 import { RedisPinStore } from "./stores/pins-redis";
 import { RedisPolicyStore } from "./stores/policy-redis";
@@ -195,10 +195,14 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     keys: keyValidityResolver(keys),
   });
 
+  const policyBus = redisInvalidationBus(redis, `${prefix}policy:changed`);
   const policies = await PolicyEngine.create({
-    store: new RedisPolicyStore(redis, `${prefix}policy:`, {
-      macKey: hkdfSha256(utf8(secret), utf8("sigil"), utf8("policy-store-mac.v1"), 32),
-    }),
+    store: new RevisionCachingStore(
+      new RedisPolicyStore(redis, `${prefix}policy:`, {
+        macKey: hkdfSha256(utf8(secret), utf8("sigil"), utf8("policy-store-mac.v1"), 32),
+      }),
+      { ttlMs: config.policy.revision_cache_ms, bus: policyBus },
+    ),
     config: {
       mode: config.security.policy_enforcement_mode,
       classificationLevels: config.policy.classification_levels,
@@ -258,6 +262,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
       await (jobs as { close?: () => Promise<void> }).close?.();
       await auditLog.close();
       keyBus.close();
+      policyBus.close();
     },
   };
 }

@@ -82,6 +82,10 @@ export const policySchema = z.strictObject({
     .refine((l) => new Set(l).size === l.length, "levels must be distinct")
     .default(["public", "internal", "confidential", "secret", "top_secret"]),
   cache_size: z.number().int().min(0).max(1_000_000).default(10_000),
+  // How long a node may evaluate without re-reading the policy store's revision. Writes through
+  // this node apply at once, through another node within a pub/sub message; this bounds the case
+  // of a lost one.
+  revision_cache_ms: z.number().int().min(0).max(60_000).default(1000),
 });
 
 export const riskSchema = z

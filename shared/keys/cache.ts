@@ -8,6 +8,7 @@
 // a key registered elsewhere is usable at once. Validity windows are still checked per request
 // against the cached record, so time-based expiry is exact.
 import { LRUCache } from "lru-cache";
+import type { InvalidationBus } from "../invalidation";
 import type { RegisterKeyInput } from "./record";
 import {
   cloneRecord,
@@ -18,12 +19,7 @@ import {
 } from "./record";
 import type { KeyRegistry } from "./registry";
 
-/** Cross-process invalidation (Redis pub/sub on Node). Delivery is best effort; ttlMs bounds it. */
-export interface InvalidationBus {
-  publish(kid: string): Promise<void>;
-  /** `onKid(kid)` for each announced change; `onReset()` whenever messages may have been missed. */
-  subscribe(onKid: (kid: string) => void, onReset: () => void): void;
-}
+export type { InvalidationBus };
 
 export interface KeyCacheOptions {
   ttlMs: number;

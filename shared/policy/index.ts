@@ -24,6 +24,7 @@ export {
 } from "./evaluate";
 export { format, formatDocument, formatExpr } from "./format";
 export { KEYWORDS, parse } from "./parser";
+export { type RevisionCacheOptions, RevisionCachingStore } from "./revision-cache";
 export * from "./schema";
 export {
   assertPolicyName,

@@ -2,16 +2,16 @@
 // another node as soon as its announcement arrives, and within ttlMs if the announcement is lost;
 // a lookup racing an invalidation never stores the stale record. Then the same over real Redis.
 import { afterAll, describe, expect, it } from "vitest";
-import { redisInvalidationBus } from "../../functions/node/stores/key-invalidation";
+import { redisInvalidationBus } from "../../functions/node/stores/invalidation-redis";
 import { RedisKeyRegistry } from "../../functions/node/stores/keys-redis";
 import { ed25519Kid, generateEd25519KeyPair } from "../../shared/crypto";
 import {
   CachingKeyRegistry,
-  type InvalidationBus,
   type KeyRecord,
   type KeyRegistry,
   MemoryKeyRegistry,
 } from "../../shared/keys";
+import { memoryBus } from "../support/bus";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
 
 /** A registry that counts reads and can hold one read until released. */
@@ -29,28 +29,6 @@ class Probe implements KeyRegistry {
   register = (...a: Parameters<KeyRegistry["register"]>) => this.inner.register(...a);
   rotate = (...a: Parameters<KeyRegistry["rotate"]>) => this.inner.rotate(...a);
   revoke = (...a: Parameters<KeyRegistry["revoke"]>) => this.inner.revoke(...a);
-}
-
-/** An in-process bus; `drop` loses every announcement (a partitioned subscriber). */
-function memoryBus() {
-  const subs: { onKid: (k: string) => void; onReset: () => void }[] = [];
-  const bus = {
-    drop: false,
-    make(): InvalidationBus {
-      return {
-        publish: async (kid) => {
-          if (!bus.drop) for (const s of subs) s.onKid(kid);
-        },
-        subscribe: (onKid, onReset) => {
-          subs.push({ onKid, onReset });
-        },
-      };
-    },
-    reset: () => {
-      for (const s of subs) s.onReset();
-    },
-  };
-  return bus;
 }
 
 const agent = async (reg: KeyRegistry): Promise<KeyRecord> =>

@@ -1,18 +1,18 @@
-// The key cache's invalidation bus on Redis pub/sub. A subscriber that (re)connects may have missed
-// announcements, so every "ready" after the first resets the cache.
+// The caches' invalidation bus on Redis pub/sub (shared/invalidation). A subscriber that
+// (re)connects may have missed announcements, so every "ready" after the first resets the cache.
 import type { Redis } from "ioredis";
-import type { InvalidationBus } from "../../../shared/keys/cache";
+import type { InvalidationBus } from "../../../shared/invalidation";
 
 export function redisInvalidationBus(
   redis: Redis,
   channel: string,
 ): InvalidationBus & { close(): void } {
   const sub = redis.duplicate();
-  let onKid: (kid: string) => void = () => {};
+  let onId: (id: string) => void = () => {};
   let onReset: () => void = () => {};
   let readyOnce = false;
-  sub.on("message", (ch: string, kid: string) => {
-    if (ch === channel) onKid(kid);
+  sub.on("message", (ch: string, id: string) => {
+    if (ch === channel) onId(id);
   });
   sub.on("ready", () => {
     if (readyOnce) onReset();
@@ -25,11 +25,11 @@ export function redisInvalidationBus(
   );
   sub.on("error", () => {}); // reconnects on its own; the TTL bounds what is missed meanwhile
   return {
-    async publish(kid) {
-      await redis.publish(channel, kid);
+    async publish(id) {
+      await redis.publish(channel, id);
     },
-    subscribe(k, r) {
-      onKid = k;
+    subscribe(i, r) {
+      onId = i;
       onReset = r;
     },
     close() {
