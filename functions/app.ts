@@ -1,7 +1,6 @@
 // createApp(deps): composition only. Every capability is a route module; every side effect
 // comes in through deps, so the same app runs on workerd (Durable Objects) and on Node (Redis).
 import type { MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import type { AuditService } from "../shared/audit";
 import type { SigilConfig } from "../shared/config";
@@ -13,6 +12,7 @@ import type { PolicyEngine } from "../shared/policy";
 import type { ToolVerificationService } from "../shared/schemapin";
 import type { AuditFn } from "./audit-sink";
 import { type AuthKey, authenticate, jsonGuard } from "./middleware/auth";
+import { bodyLimit } from "./middleware/body-limit";
 import { notFoundHandler, onError } from "./middleware/errors";
 import { type Logger, requestLog } from "./middleware/logger";
 import type { Role } from "./middleware/roles";

@@ -39,6 +39,8 @@ export interface AuthDeps {
   onRejected(f: AuthFailure): Promise<void>;
 }
 
+const utf8Lenient = new TextDecoder();
+
 const titles = {
   "auth-required": "Authentication required",
   "key-unknown": "Unknown or revoked key",
@@ -51,6 +53,11 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     const method = c.req.method;
     const body =
       method === "GET" || method === "HEAD" ? undefined : new Uint8Array(await c.req.arrayBuffer());
+    // Hono converts a cached ArrayBuffer to text through a new Response on every text()/json()
+    // call (twice per request here: jsonGuard and the validator); decode it once instead, as
+    // Response.text() would (UTF-8, invalid sequences replaced).
+    // (bodyCache holds promises at runtime; its declared type says string.)
+    if (body) c.req.bodyCache.text = Promise.resolve(utf8Lenient.decode(body)) as unknown as string;
     // A store failure (Redis down) is neither an allow nor a client error: 503, fail closed.
     const result = await verifyRequest(
       {

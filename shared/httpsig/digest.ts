@@ -1,11 +1,11 @@
 // RFC 9530 Content-Digest: a structured Dictionary of algorithm → byte sequence.
-import { sha256, sha512 } from "@noble/hashes/sha2.js";
+import { sha512 } from "@noble/hashes/sha2.js";
 import { parseDictionary, serializeDictionary } from "structured-headers";
-import { equalBytes } from "../encoding";
+import { equalBytes, sha256Bytes } from "../encoding";
 import { isByteSequence } from "./sf";
 
 const ALGORITHMS = {
-  "sha-256": sha256,
+  "sha-256": (b: Uint8Array) => new Uint8Array(sha256Bytes(b)), // installed impl (native on Node)
   "sha-512": sha512,
 } as const satisfies Record<string, (b: Uint8Array) => Uint8Array>;
 
