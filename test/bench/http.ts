@@ -211,7 +211,7 @@ export async function bench(): Promise<void> {
             rows.push([`  errors at concurrency ${c}`, mode, "", String(r.errors), "", "", ""]);
         }
         for (const c of [1, 2, 4, 8, 16, 64]) {
-          const r = await cannon(base, agentKey, c, 5, 3000);
+          const r = await cannon(base, agentKey, c, 5, 8000);
           if (r.rps >= 3000 && r.p50 <= 1) met.push(`${mode}, ${c} connections`);
           rows.push([
             "autocannon, pre-signed by the SDK signer",
