@@ -14,10 +14,10 @@ const children: ChildProcess[] = [];
 let stopping = false;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function run(name: string, script: string): ChildProcess {
+function run(name: string, script: string, env: Record<string, string> = {}): ChildProcess {
   const child = spawn(process.execPath, ["--import", "tsx", script], {
     stdio: "inherit",
-    env: { ...process.env, SIGIL_DATA_DIR: dataDir },
+    env: { ...process.env, SIGIL_DATA_DIR: dataDir, ...env },
   });
   child.on("exit", (code, signal) => {
     if (!stopping) {
@@ -59,7 +59,16 @@ for (let i = 0; i < 150 && !healthy; i++) {
   }
 }
 
-run("worker", "worker/main.ts");
+// The worker reports to the API this script started, unless an API URL was configured: with a
+// non-default port or host, the default api_url would point at nothing.
+const DEFAULT_API_URL = "http://127.0.0.1:8787";
+run(
+  "worker",
+  "worker/main.ts",
+  process.env.SIGIL_API_URL === undefined && config.sandbox.api_url === DEFAULT_API_URL
+    ? { SIGIL_API_URL: base }
+    : {},
+);
 
 // The worker writes its public key on first start; register it once (409 = already registered).
 const pubPath = join(dataDir, "worker", "worker-key.pub.jwk");

@@ -21,7 +21,14 @@ try {
     health: [...redisChecks(redis), ...dockerChecks(config)],
   });
 } catch (e) {
-  console.error(`[sigil api] cannot start: ${(e as Error).message}`);
+  const message = (e as Error).message;
+  console.error(`[sigil api] cannot start: ${message}`);
+  if (/integrity (tag|check)/.test(message)) {
+    // Fail closed, but say what to do: this is usually leftover data, not an attack.
+    console.error(
+      `[sigil api] Redis under the prefix "${config.redis.prefix}" holds records this deployment did not write (an older Sigil, a different SIGIL_KEY_PASSPHRASE or data dir, or tampering), so they are not trusted. Start with a fresh prefix (SIGIL_REDIS_PREFIX), or delete that prefix's keys if they are yours to discard.`,
+    );
+  }
   process.exit(1);
 }
 const app = createApp(deps);
