@@ -254,6 +254,7 @@ export async function bench(): Promise<void> {
     await new Promise((r) => server.on("exit", r));
     const redis = connectRedis();
     await dropPrefix(redis, `${prefix}:`);
+    await dropPrefix(redis, `{${prefix}}:`); // the BullMQ queue's keys
     redis.disconnect();
     rmSync(dataDir, { recursive: true, force: true });
   }
