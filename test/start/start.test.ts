@@ -1,0 +1,118 @@
+// The README's first command, as a user runs it: scripts/start.ts (what `npm start` runs after
+// infra/setup.sh) brings up the API and a worker, registers the worker's key, and a job submitted
+// through the SDK comes back signed by that worker, whose key /.well-known/sigil/keys publishes.
+// On a non-default port, which once left the worker reporting to :8787.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Sigil } from "../../sdk";
+import { devAdminClient } from "../../sdk/node";
+import { generateEd25519KeyPair, verifyEd25519 } from "../../shared/crypto";
+import { canonicalBytes, fromBase64Url, toBase64Url } from "../../shared/encoding";
+import { freePort } from "../support/edge";
+import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
+import { repoRoot } from "../support/vectors";
+
+let proc: ChildProcess;
+let output = "";
+let base: string;
+let dataDir: string;
+const prefix = testPrefix("start").replace(/:$/, "");
+
+function waitFor(text: string, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no "${text}" within ${ms} ms:\n${output}`)), ms);
+    const check = () => {
+      if (output.includes(text)) {
+        clearTimeout(t);
+        resolve();
+      } else if (proc.exitCode !== null) {
+        clearTimeout(t);
+        reject(new Error(`start exited (${proc.exitCode}):\n${output}`));
+      } else setTimeout(check, 100);
+    };
+    check();
+  });
+}
+
+beforeAll(async () => {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  dataDir = await mkdtemp(join(tmpdir(), "sigil-start-"));
+  proc = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      SIGIL_PORT: String(port),
+      SIGIL_DATA_DIR: dataDir,
+      SIGIL_REDIS_PREFIX: prefix,
+      SIGIL_LOG_LEVEL: "warn",
+      SIGIL_WORKER_ID: `start-test-${port}`,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  proc.stdout?.on("data", (b: Buffer) => {
+    output += b.toString();
+  });
+  proc.stderr?.on("data", (b: Buffer) => {
+    output += b.toString();
+  });
+  await waitFor("registered the local worker key", 90_000);
+}, 120_000);
+
+afterAll(async () => {
+  if (proc.exitCode === null) {
+    const exited = new Promise((r) => proc.on("exit", r));
+    proc.kill("SIGTERM");
+    await exited;
+  }
+  const redis = connectRedis();
+  await dropPrefix(redis, `${prefix}:`);
+  await dropPrefix(redis, `{${prefix}}:`);
+  redis.disconnect();
+  await rm(dataDir, { recursive: true, force: true });
+}, 60_000);
+
+describe("npm start on a non-default port", () => {
+  it("runs a job end to end; the result verifies with the published worker key", async () => {
+    const admin = await devAdminClient({ baseUrl: base, dataDir });
+    const kp = await generateEd25519KeyPair();
+    await admin.keys.create({
+      role: "agent",
+      subject: "agent-7",
+      publicKey: toBase64Url(kp.publicKey),
+    });
+    await admin.policies.put("sandbox", "policy jobs {\n  allow: execute(sandbox)\n}");
+    const agent = new Sigil({ baseUrl: base, secretKey: kp.secretKey });
+    const acc = await agent.jobs.submit({
+      image: "sigil/busybox:1",
+      command: ["echo", "hello from start"],
+      risk: {
+        dataSensitivity: 0,
+        codeTrustLevel: 1,
+        networkAccess: 0,
+        filesystemAccess: 0,
+        externalApis: 0,
+      },
+    } as never);
+    const job = await agent.jobs.wait(acc.jobId, 60_000);
+    expect(job.status).toBe("succeeded");
+    const r = job.result as NonNullable<typeof job.result> & { signed: Record<string, unknown> };
+    expect(r.stdout).toBe("hello from start\n");
+
+    const jwks = (await (await fetch(`${base}/.well-known/sigil/keys`)).json()) as {
+      keys: { kid: string; x: string; use?: string; role?: string }[];
+    };
+    const published = jwks.keys.find((k) => k.kid === r.kid);
+    expect(published).toBeDefined();
+    expect(
+      await verifyEd25519(
+        fromBase64Url(published!.x),
+        canonicalBytes(r.signed),
+        fromBase64Url(r.signature),
+      ),
+    ).toBe(true);
+  }, 90_000);
+});
