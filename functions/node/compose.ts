@@ -31,6 +31,7 @@ import type { HealthCheck } from "../routes/health";
 import { type Reconciler, startReconciler } from "./jobs/reconcile";
 import { RedisJobsBackend } from "./jobs/redis-backend";
 import { installNodeSha256 } from "./native-hash";
+import { nodeSigning } from "./signing";
 import { openRedisAuditLog, type RedisAuditLog } from "./stores/audit-redis";
 import { redisInvalidationBus } from "./stores/invalidation-redis";
 import { FileSecretStore } from "./stores/key-files";
@@ -148,10 +149,12 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     ttlMs: config.auth.key_cache_ms,
     bus: keyBus,
   });
+  const signing = nodeSigning(config.security.crypto_provider);
   const provider = new SoftwareKeyProvider({
     secret,
     store: new FileSecretStore(join(dataDir, "keys")),
     ...(opts.scrypt ? { scrypt: opts.scrypt } : {}),
+    signerFactory: signing.factory,
   });
   const keyManager = new KeyManager({
     registry: keys,
@@ -263,6 +266,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
       await auditLog.close();
       keyBus.close();
       policyBus.close();
+      await signing.close();
     },
   };
 }

@@ -1,18 +1,21 @@
 // Audit trail benchmark: durable appends/s and append latency against real Redis with 1, 8 and 64
 // concurrent appenders, beside the raw Ed25519 sign rate (the ceiling: every event is one
-// signature), measured in the same run; plus the offline verify rate of an export.
+// signature), measured in the same run; plus the offline verify rate of an export. The signer is
+// the one the Node API gives the audit log (functions/node/signing.ts), and the ceiling is that
+// signer's own rate.
 // Run: npx tsx test/bench/audit.ts
 import { pathToFileURL } from "node:url";
 import { installNodeSha256 } from "../../functions/node/native-hash";
+import { nodeSigning } from "../../functions/node/signing";
 import { RedisAuditLog } from "../../functions/node/stores/audit-redis";
 import { AuditService, verifyExport } from "../../shared/audit";
-import { seedOf, staticKeys, webcryptoSigner, webcryptoVerify } from "../audit/support/crypto";
+import type { Signer } from "../../shared/crypto";
+import { seedOf, staticKeys, webcryptoVerify } from "../audit/support/crypto";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
 
 const SECONDS_PER_LEVEL = 4;
 
-async function signRate(seconds: number): Promise<number> {
-  const signer = await webcryptoSigner(seedOf(1));
+async function signRate(signer: Signer, seconds: number): Promise<number> {
   const msg = new TextEncoder().encode("x".repeat(400));
   const end = performance.now() + seconds * 1000;
   let n = 0;
@@ -56,13 +59,14 @@ export async function bench(): Promise<void> {
   installNodeSha256(); // as every Node entry does
   const redis = connectRedis();
   const prefix = testPrefix("bench-audit");
-  const signer = await webcryptoSigner(seedOf(7), "audit-1");
+  const signing = nodeSigning("webcrypto"); // the default crypto_provider
+  const signer = await signing.factory(seedOf(7), "audit-1");
   const keys = staticKeys([{ kid: "audit-1", publicKey: signer.publicKey }]);
   const rows: string[][] = [];
   try {
-    const ceiling = await signRate(3);
+    const ceiling = await signRate(await signing.factory(seedOf(1), "ceiling"), 3);
     rows.push([
-      "raw Ed25519 sign (WebCrypto, 64 in flight)",
+      "raw Ed25519 sign (the Node signer pool, 64 in flight)",
       `${ceiling.toFixed(0)}/s`,
       "",
       "",
@@ -109,6 +113,7 @@ export async function bench(): Promise<void> {
   } finally {
     await dropPrefix(redis, prefix);
     redis.disconnect();
+    await signing.close();
   }
   const head = ["audit", "rate", "p50", "p99", "÷ sign rate"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

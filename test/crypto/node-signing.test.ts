@@ -1,0 +1,29 @@
+// The Node API's signer choice (functions/node/signing.ts): the worker-thread pool for the native
+// providers, the pure-JS reference for "noble". Ed25519 is deterministic, so both must produce the
+// very bytes WebCrypto does.
+import { describe, expect, it } from "vitest";
+import { nodeSigning } from "../../functions/node/signing";
+import { createSigner, verifyEd25519 } from "../../shared/crypto";
+import { toHex, utf8 } from "../../shared/encoding";
+
+describe("nodeSigning", () => {
+  for (const provider of ["webcrypto", "ring", "noble"] as const) {
+    it(`${provider}: same signatures and public key as WebCrypto`, async () => {
+      const seed = crypto.getRandomValues(new Uint8Array(32));
+      const signing = nodeSigning(provider);
+      try {
+        const ours = await signing.factory(seed, "k1");
+        const reference = await createSigner(seed, "k1");
+        expect(ours.kid).toBe("k1");
+        expect(toHex(ours.publicKey)).toBe(toHex(reference.publicKey));
+        for (const m of ["", "audit event", "x".repeat(5000)]) {
+          const sig = await ours.sign(utf8(m));
+          expect(toHex(sig)).toBe(toHex(await reference.sign(utf8(m))));
+          expect(await verifyEd25519(ours.publicKey, utf8(m), sig)).toBe(true);
+        }
+      } finally {
+        await signing.close();
+      }
+    });
+  }
+});
