@@ -190,6 +190,9 @@ function fnv1a(s: string): number {
 
 const HEX = "0123456789abcdef";
 
+/** Length of a fieldSums string: 8 hex digits per member. */
+export const FIELD_SUMS_LENGTH = EVENT_FIELDS.length * 8;
+
 /** One 8-hex checksum per member in EVENT_FIELDS order, stored beside the event (unsigned). */
 export function fieldSums(parts: EventParts): string {
   let s = "";
@@ -202,7 +205,7 @@ export function fieldSums(parts: EventParts): string {
 
 /** Members whose checksum differs from the stored one (empty if sums are absent or garbled). */
 export function changedFields(parts: EventParts, stored: string | undefined): AuditEventField[] {
-  if (stored === undefined || stored.length !== EVENT_FIELDS.length * 8) return [];
+  if (stored === undefined || stored.length !== FIELD_SUMS_LENGTH) return [];
   const now = fieldSums(parts);
   const out: AuditEventField[] = [];
   for (let i = 0; i < EVENT_FIELDS.length; i++) {

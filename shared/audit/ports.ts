@@ -1,5 +1,6 @@
 // The audit trail's ports: what it needs from crypto (shared/crypto's types; the implementation
 // is injected) and what a storage adapter must provide (memory, Redis, Durable Object).
+import { z } from "zod";
 import type { AuditAppendInput, AuditEvent } from "./event";
 import type { NodeRef } from "./merkle";
 
@@ -46,6 +47,16 @@ export interface StoredCheckpoint {
   kid: string;
 }
 
+/** What an adapter reads back for a stored checkpoint (storage is not trusted to be well-formed). */
+export const StoredCheckpointSchema = z.object({
+  treeSize: z.number().int().min(0),
+  rootHash: z.string(),
+  timestamp: z.string(),
+  note: z.string(),
+  signature: z.string(),
+  kid: z.string(),
+}) satisfies z.ZodType<StoredCheckpoint>;
+
 /** What retention leaves behind at the cut so the remainder still verifies. */
 export interface AuditAnchor {
   /** The cut: events [0, size) were archived and pruned. */
@@ -56,6 +67,13 @@ export interface AuditAnchor {
   /** Signed checkpoint at treeSize = size. */
   checkpoint: StoredCheckpoint;
 }
+
+export const AuditAnchorSchema = z.object({
+  size: z.number().int().min(1),
+  eventHash: z.string().regex(/^[0-9a-f]{64}$/),
+  timestamp: z.string(),
+  checkpoint: StoredCheckpointSchema,
+}) satisfies z.ZodType<AuditAnchor>;
 
 export interface AppendOptions {
   /** Give up (with a definite "not appended" when possible) after this long. */

@@ -2,13 +2,14 @@
 // stale head, is refused; a lock held by a dead leader delays appends but loses none; an append
 // that cannot be sequenced in time is rejected as definitely not appended.
 import { afterAll, describe, expect, it } from "vitest";
-import { RedisAuditLog, storedValue } from "../../functions/node/stores/audit-redis";
+import { parseStored, RedisAuditLog, storedValue } from "../../functions/node/stores/audit-redis";
 import { COMMIT, commitArgs, runScript } from "../../functions/node/stores/audit-redis/scripts";
 import {
   AuditService,
   CompactRange,
   EventIdClock,
   emptyChainState,
+  FIELD_SUMS_LENGTH,
   sealBatch,
 } from "../../shared/audit";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
@@ -129,6 +130,25 @@ describe("redis audit sequencer", () => {
     expect(await a.service.verify()).toEqual({ valid: true, checked: 300 });
     await a.log.close();
     await b.log.close();
+  });
+
+  it("stores checksums and JSON in one field; a value written without checksums still reads and verifies", async () => {
+    const { log, service } = await open("format");
+    for (let i = 0; i < 3; i++)
+      await service.append({ eventType: "agent.created", details: { i } });
+    const stored = (await redis.hget(log.keys.ev, "1"))!;
+    const parsed = parseStored(stored);
+    expect(parsed.sums).toHaveLength(FIELD_SUMS_LENGTH);
+    expect(JSON.parse(parsed.json).index).toBe(1);
+    expect(storedValue(parsed)).toBe(stored);
+    // The layout before checksums shared the field: JSON alone.
+    await redis.hset(log.keys.ev, "1", parsed.json);
+    expect((await log.read(1, 2))[0]).toEqual({ json: parsed.json });
+    expect(await service.verify()).toEqual({ valid: true, checked: 3 });
+    // Garbled checksums cost only the diagnostic: the JSON is still what is read and verified.
+    await redis.hset(log.keys.ev, "1", `${"z".repeat(FIELD_SUMS_LENGTH)}${parsed.json}`);
+    expect(await service.verify()).toEqual({ valid: true, checked: 3 });
+    await log.close();
   });
 
   it("close rejects queued appends instead of leaving callers waiting", async () => {

@@ -13,10 +13,9 @@
 // Signing: the object holds the service signer itself. The Worker names the service key (kid) with
 // each append; the object checks in the KeysObject that it is an active "service" key and decrypts
 // it with the same secret and SecretStore the Worker uses, so no private key crosses an RPC call.
-import { DurableObject } from "cloudflare:workers";
-import { z } from "zod";
 import {
   type AuditAnchor,
+  AuditAnchorSchema,
   type AuditAppendInput,
   AuditAppendInputSchema,
   AuditError,
@@ -37,6 +36,7 @@ import {
   type SealedBatch,
   type Signer,
   type StoredCheckpoint,
+  StoredCheckpointSchema,
   type StoredRecord,
   sealBatch,
   settle,
@@ -50,6 +50,7 @@ import type { KeysObject } from "../keys/object";
 import { edgeKeySecret } from "../keys/secret";
 import { capture, type Result, unwrap } from "../rpc";
 import { type DurableObjectNamespace, type DurableObjectState, stubSource } from "../runtime";
+import { SqlObject } from "../sql-object";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (idx INTEGER PRIMARY KEY, json TEXT NOT NULL, sums TEXT, event_id TEXT NOT NULL);
@@ -60,21 +61,6 @@ const MAX_BATCH = 512;
 const MAX_READ = 10_000;
 /** How long a checked service key is trusted before the registry is asked again. */
 const SIGNER_RECHECK_MS = 60_000;
-
-const CheckpointSchema = z.object({
-  treeSize: z.number().int().min(0),
-  rootHash: z.string(),
-  timestamp: z.string(),
-  note: z.string(),
-  signature: z.string(),
-  kid: z.string(),
-});
-const AnchorSchema = z.object({
-  size: z.number().int().min(1),
-  eventHash: z.string().regex(/^[0-9a-f]{64}$/),
-  timestamp: z.string(),
-  checkpoint: CheckpointSchema,
-});
 
 export interface AuditAppendRpcOptions {
   chain: string;
@@ -94,7 +80,7 @@ interface AuditObjectEnv {
   [key: string]: unknown;
 }
 
-export class AuditObject extends DurableObject<AuditObjectEnv> {
+export class AuditObject extends SqlObject<AuditObjectEnv> {
   #state: ChainState = emptyChainState();
   #start = 0;
   #chain: string | undefined;
@@ -104,22 +90,13 @@ export class AuditObject extends DurableObject<AuditObjectEnv> {
   #running = false;
 
   constructor(ctx: DurableObjectState, env: AuditObjectEnv) {
-    super(ctx, env);
-    ctx.storage.sql.exec(SCHEMA);
+    super(ctx, env, SCHEMA);
     this.#queue = new PendingQueue<Item, AuditEvent>({
       maxQueue: 100_000,
       defaultTimeoutMs: 10_000,
       onWork: () => void this.#pump(),
     });
     this.#load();
-  }
-
-  protected get sql() {
-    return this.ctx.storage.sql;
-  }
-
-  ping(): string {
-    return "ok";
   }
 
   // ---------------------------------------------------------------- appends
@@ -337,7 +314,7 @@ export class AuditObject extends DurableObject<AuditObjectEnv> {
     return capture(() => {
       const json = this.#meta("checkpoint");
       if (json === undefined) return undefined;
-      const p = CheckpointSchema.safeParse(JSON.parse(json));
+      const p = StoredCheckpointSchema.safeParse(JSON.parse(json));
       if (!p.success) throw new AuditError("inconsistent", "stored checkpoint is corrupt");
       return p.data;
     });
@@ -345,7 +322,7 @@ export class AuditObject extends DurableObject<AuditObjectEnv> {
 
   saveCheckpoint(expectedSize: number | null, cp: StoredCheckpoint): Promise<Result<boolean>> {
     return capture(() => {
-      const p = CheckpointSchema.safeParse(cp);
+      const p = StoredCheckpointSchema.safeParse(cp);
       if (!p.success) throw new AuditError("invalid-input", "malformed checkpoint");
       const json = this.#meta("checkpoint");
       const current = json === undefined ? null : (JSON.parse(json) as StoredCheckpoint).treeSize;
@@ -359,7 +336,7 @@ export class AuditObject extends DurableObject<AuditObjectEnv> {
     return capture(() => {
       const json = this.#meta("anchor");
       if (json === undefined) return undefined;
-      const p = AnchorSchema.safeParse(JSON.parse(json));
+      const p = AuditAnchorSchema.safeParse(JSON.parse(json));
       if (!p.success) throw new AuditError("inconsistent", "stored retention anchor is corrupt");
       return p.data;
     });
@@ -367,7 +344,7 @@ export class AuditObject extends DurableObject<AuditObjectEnv> {
 
   prune(anchor: AuditAnchor): Promise<Result<void>> {
     return capture(() => {
-      const p = AnchorSchema.safeParse(anchor);
+      const p = AuditAnchorSchema.safeParse(anchor);
       if (!p.success) throw new AuditError("invalid-input", "malformed retention anchor");
       const old = this.#start;
       if (p.data.size <= old || p.data.size > this.#state.size) {

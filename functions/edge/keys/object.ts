@@ -2,7 +2,6 @@
 // backed Durable Object. A DO runs one event at a time and SQL calls are synchronous, so each
 // method below reads, applies the shared pure transition (newRecord / rotation / revocation) and
 // writes with no await in between: concurrent rotations of one key cannot both win, without CAS.
-import { DurableObject } from "cloudflare:workers";
 import { CryptoError } from "../../../shared/crypto";
 import { toBase64Url } from "../../../shared/encoding";
 import type { EncryptedKey } from "../../../shared/keys/at-rest";
@@ -22,6 +21,7 @@ import {
 } from "../../../shared/keys/record";
 import { capture, type Result } from "../rpc";
 import type { DurableObjectState } from "../runtime";
+import { SqlObject } from "../sql-object";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS keys (kid TEXT PRIMARY KEY, role TEXT NOT NULL, created_at INTEGER NOT NULL, json TEXT NOT NULL);
@@ -29,18 +29,9 @@ CREATE INDEX IF NOT EXISTS keys_by_role ON keys (role, created_at, kid);
 CREATE TABLE IF NOT EXISTS secrets (kid TEXT PRIMARY KEY, blob TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL, expires INTEGER);`;
 
-export class KeysObject extends DurableObject {
+export class KeysObject extends SqlObject {
   constructor(ctx: DurableObjectState, env: unknown) {
-    super(ctx, env);
-    ctx.storage.sql.exec(SCHEMA);
-  }
-
-  protected get sql() {
-    return this.ctx.storage.sql;
-  }
-
-  ping(): string {
-    return "ok";
+    super(ctx, env, SCHEMA);
   }
 
   // ---------------------------------------------------------------- registry

@@ -1,24 +1,15 @@
 // PinsObject: the TOFU pins of one SchemaPin domain (one object per domain). Values are the
 // canonical JSON strings the port defines; compareAndSwap compares the whole stored string and
 // writes in the same synchronous step, so concurrent verifiers cannot overwrite each other.
-import { DurableObject } from "cloudflare:workers";
 import { capture, type Result } from "../rpc";
 import type { DurableObjectState } from "../runtime";
+import { SqlObject } from "../sql-object";
 
 const SCHEMA = "CREATE TABLE IF NOT EXISTS pins (field TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
-export class PinsObject extends DurableObject {
+export class PinsObject extends SqlObject {
   constructor(ctx: DurableObjectState, env: unknown) {
-    super(ctx, env);
-    ctx.storage.sql.exec(SCHEMA);
-  }
-
-  protected get sql() {
-    return this.ctx.storage.sql;
-  }
-
-  ping(): string {
-    return "ok";
+    super(ctx, env, SCHEMA);
   }
 
   get(field: string): Promise<Result<string | null>> {

@@ -1,7 +1,6 @@
 // PolicyObject: the versioned policy store (one object). Each mutation is synchronous SQL inside
 // transactionSync, so it is atomic and strictly ordered; snapshot() reads the current documents and
 // the revision in one synchronous step, which is one consistent read.
-import { DurableObject } from "cloudflare:workers";
 import {
   assertPolicyName,
   type NewVersion,
@@ -11,6 +10,7 @@ import {
 } from "../../../shared/policy";
 import { capture, type Result } from "../rpc";
 import type { DurableObjectState } from "../runtime";
+import { SqlObject } from "../sql-object";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS versions (name TEXT NOT NULL, version INTEGER NOT NULL, source TEXT NOT NULL,
@@ -28,18 +28,9 @@ const record = (name: string, r: VersionRow): PolicyRecord => ({
   createdAt: r.created_at,
 });
 
-export class PolicyObject extends DurableObject {
+export class PolicyObject extends SqlObject {
   constructor(ctx: DurableObjectState, env: unknown) {
-    super(ctx, env);
-    ctx.storage.sql.exec(SCHEMA);
-  }
-
-  protected get sql() {
-    return this.ctx.storage.sql;
-  }
-
-  ping(): string {
-    return "ok";
+    super(ctx, env, SCHEMA);
   }
 
   put(name: string, v: NewVersion): Promise<Result<number>> {

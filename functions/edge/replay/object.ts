@@ -2,22 +2,17 @@
 // the number of clients, not through one hot object). check-and-store is a synchronous SQL read and
 // write: atomic within the object. An expired row counts as absent at once; an alarm deletes
 // expired rows in the background so storage stays bounded by the live window.
-import { DurableObject } from "cloudflare:workers";
 import { capture, type Result } from "../rpc";
 import type { DurableObjectState } from "../runtime";
+import { SqlObject } from "../sql-object";
 
 const SCHEMA = "CREATE TABLE IF NOT EXISTS nonces (k TEXT PRIMARY KEY, exp INTEGER NOT NULL);";
 
-export class ReplayObject extends DurableObject {
+export class ReplayObject extends SqlObject {
   #alarmAt: number | null | undefined;
 
   constructor(ctx: DurableObjectState, env: unknown) {
-    super(ctx, env);
-    ctx.storage.sql.exec(SCHEMA);
-  }
-
-  ping(): string {
-    return "ok";
+    super(ctx, env, SCHEMA);
   }
 
   /** True if (keyid, nonce) was not live and is now stored until now + ttlMs. */

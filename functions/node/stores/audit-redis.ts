@@ -17,10 +17,10 @@
 // lost, the adapter reads back whether the batch landed before answering.
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
-import { z } from "zod";
 import {
   type AppendOptions,
   type AuditAnchor,
+  AuditAnchorSchema,
   type AuditAppendInput,
   AuditError,
   type AuditEvent,
@@ -32,6 +32,7 @@ import {
   CompactRange,
   DEFAULT_CHAIN,
   EventIdClock,
+  FIELD_SUMS_LENGTH,
   finishBatch,
   GENESIS_HASH,
   HASH_SIZE,
@@ -46,6 +47,7 @@ import {
   type SealedBatch,
   type Signer,
   type StoredCheckpoint,
+  StoredCheckpointSchema,
   type StoredRecord,
   settle,
 } from "../../../shared/audit";
@@ -82,35 +84,22 @@ export interface RedisAuditLogOptions {
   requireAof?: boolean;
 }
 
-const CheckpointSchema = z.object({
-  treeSize: z.number().int().min(0),
-  rootHash: z.string(),
-  timestamp: z.string(),
-  note: z.string(),
-  signature: z.string(),
-  kid: z.string(),
-});
-const AnchorSchema = z.object({
-  size: z.number().int().min(1),
-  eventHash: z.string().regex(/^[0-9a-f]{64}$/),
-  timestamp: z.string(),
-  checkpoint: CheckpointSchema,
-});
-
 type Entry = Pending<AuditAppendInput, AuditEvent>;
 type CommitOutcome = "ok" | "fenced" | "absent" | "unknown";
 
-// One hash field per event: its 88-hex field checksums (diagnostic, unsigned) followed by the
-// canonical JSON. JSON starts with "{", so a value without checksums is told apart.
-const SUMS_RE = /^[0-9a-f]{88}$/;
+// One hash field per event: its field checksums (FIELD_SUMS_LENGTH hex digits; diagnostic,
+// unsigned) followed by the canonical JSON. JSON starts with "{", so a value without checksums is
+// told apart.
+const isSums = (s: string) => s.length === FIELD_SUMS_LENGTH && /^[0-9a-f]*$/.test(s);
 export function storedValue(r: StoredRecord): string {
-  return r.sums && SUMS_RE.test(r.sums) ? r.sums + r.json : r.json;
+  return r.sums && isSums(r.sums) ? r.sums + r.json : r.json;
 }
 export function parseStored(v: string): StoredRecord {
   if (v.startsWith("{")) return { json: v };
-  const sums = v.slice(0, 88);
+  const sums = v.slice(0, FIELD_SUMS_LENGTH);
+  const json = v.slice(FIELD_SUMS_LENGTH);
   // Garbled checksums only cost the diagnostic: verification rests on the JSON.
-  return SUMS_RE.test(sums) ? { json: v.slice(88), sums } : { json: v };
+  return isSums(sums) ? { json, sums } : { json };
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -508,7 +497,7 @@ export class RedisAuditLog implements AuditLogPort {
   async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
     const json = await this.redis.hget(this.k.cp, "json");
     if (!json) return undefined;
-    const p = CheckpointSchema.safeParse(JSON.parse(json));
+    const p = StoredCheckpointSchema.safeParse(JSON.parse(json));
     if (!p.success) throw new AuditError("inconsistent", "stored checkpoint is corrupt");
     return p.data;
   }
@@ -526,7 +515,7 @@ export class RedisAuditLog implements AuditLogPort {
   async anchor(): Promise<AuditAnchor | undefined> {
     const json = await this.redis.get(this.k.anchor);
     if (!json) return undefined;
-    const p = AnchorSchema.safeParse(JSON.parse(json));
+    const p = AuditAnchorSchema.safeParse(JSON.parse(json));
     if (!p.success) throw new AuditError("inconsistent", "stored retention anchor is corrupt");
     return p.data;
   }
