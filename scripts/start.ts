@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { loadNodeConfigOrExit } from "../functions/node/config";
 import { SigilError } from "../sdk";
 import { devAdminClient } from "../sdk/node";
+import { DEFAULT_API_URL } from "../shared/config";
 
 const config = loadNodeConfigOrExit();
 const dataDir = resolve(config.server.data_dir);
@@ -61,7 +62,6 @@ for (let i = 0; i < 150 && !healthy; i++) {
 
 // The worker reports to the API this script started, unless an API URL was configured: with a
 // non-default port or host, the default api_url would point at nothing.
-const DEFAULT_API_URL = "http://127.0.0.1:8787";
 run(
   "worker",
   "worker/main.ts",

@@ -1,6 +1,8 @@
 // Request and response shapes of HTTP-API.md (v1). Fields the doc leaves open are typed loosely
 // (`Record<string, unknown>`) rather than guessed.
 
+import type { JobStatus } from "../shared/jobs/result";
+
 export type Role = "admin" | "agent" | "worker" | "auditor" | "gateway";
 
 /** An Ed25519 public key as an OKP JWK (RFC 8037), or base64url raw bytes. */
@@ -180,16 +182,7 @@ export interface JobAccepted {
   riskScore: number;
   status: "queued";
 }
-export type JobStatus =
-  | "queued"
-  | "running"
-  | "succeeded"
-  | "failed"
-  | "timeout"
-  | "oom"
-  | "killed"
-  | "rejected"
-  | "error";
+export type { JobStatus };
 export interface JobResult {
   exitCode: number;
   signal?: string | null;

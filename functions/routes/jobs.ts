@@ -13,7 +13,12 @@ import {
   type JobEnvelope,
   signEnvelope,
 } from "../../shared/jobs/envelope";
-import { type ResultBody, signedResultSchema, verifyResult } from "../../shared/jobs/result";
+import {
+  JOB_STATUSES,
+  type ResultBody,
+  signedResultSchema,
+  verifyResult,
+} from "../../shared/jobs/result";
 import { jobRequestSchema, specFromRequest } from "../../shared/jobs/schema";
 import { selectTier, type Tier } from "../../shared/risk";
 import { requireRole } from "../middleware/roles";
@@ -81,17 +86,7 @@ const jobIdParam = z.object({
 });
 
 const tierSchema = z.enum(["docker", "gvisor"]);
-const statusSchema = z.enum([
-  "queued",
-  "running",
-  "succeeded",
-  "failed",
-  "timeout",
-  "oom",
-  "killed",
-  "rejected",
-  "error",
-]);
+const statusSchema = z.enum(JOB_STATUSES);
 
 const acceptedSchema = z.object({
   jobId: z.string(),

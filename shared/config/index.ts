@@ -1,2 +1,2 @@
 export { ConfigError, type ConfigIssue, type ConfigSources, envNames, loadConfig } from "./load";
-export { type ConfigInput, configSchema, type SigilConfig } from "./schema";
+export { type ConfigInput, configSchema, DEFAULT_API_URL, type SigilConfig } from "./schema";

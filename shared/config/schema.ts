@@ -44,6 +44,9 @@ export const tofuSchema = z.strictObject({
   automatic_key_pinning: z.boolean().default(false),
 });
 
+/** Where a worker reports when nothing else is configured: the API's default address. */
+export const DEFAULT_API_URL = "http://127.0.0.1:8787";
+
 export const serverSchema = z.strictObject({
   port: z.number().int().min(0).max(65535).default(8787),
   host: z.string().min(1).default("127.0.0.1"),
@@ -128,7 +131,7 @@ export const sandboxSchema = z
     concurrency: z.number().int().min(1).max(64).default(2),
     queue: z.string().min(1).default("sigil-jobs"),
     gateway_url: z.url().optional(),
-    api_url: z.url().default("http://127.0.0.1:8787"),
+    api_url: z.url().default(DEFAULT_API_URL),
   })
   .refine((s) => s.default_timeout_ms <= s.max_timeout_ms, {
     message: "default_timeout_ms must not exceed max_timeout_ms",

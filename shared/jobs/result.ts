@@ -5,17 +5,6 @@ import { z } from "zod";
 import { canonicalBytes, fromBase64Url, sha256Hex, toBase64Url, utf8 } from "../encoding";
 import type { Tier } from "../risk";
 
-export type JobStatus =
-  | "queued"
-  | "running"
-  | "succeeded"
-  | "failed"
-  | "timeout"
-  | "oom"
-  | "killed"
-  | "rejected"
-  | "error";
-
 export const TERMINAL_STATUSES = [
   "succeeded",
   "failed",
@@ -26,6 +15,8 @@ export const TERMINAL_STATUSES = [
   "error",
 ] as const;
 export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
+export const JOB_STATUSES = ["queued", "running", ...TERMINAL_STATUSES] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
 export const isTerminal = (s: string): s is TerminalStatus =>
   (TERMINAL_STATUSES as readonly string[]).includes(s);
 

@@ -82,27 +82,29 @@ export class CachingKeyRegistry implements KeyRegistry {
     return r;
   }
 
-  async rotate(
+  rotate(
     kid: string,
     newPublicKey: Uint8Array,
     now: number,
     opts?: RotateOptions,
   ): Promise<KeyRecord> {
-    // Dropped even if the rotation fails: its outcome may be unknown (a lost reply).
-    try {
-      const r = await this.#inner.rotate(kid, newPublicKey, now, opts);
-      await this.#changed(kid, r.kid);
-      return r;
-    } catch (e) {
-      await this.#changed(kid);
-      throw e;
-    }
+    return this.#write(kid, this.#inner.rotate(kid, newPublicKey, now, opts), (r) => r.kid);
   }
 
-  async revoke(kid: string, now: number, opts?: RevokeOptions): Promise<KeyRecord> {
+  revoke(kid: string, now: number, opts?: RevokeOptions): Promise<KeyRecord> {
+    return this.#write(kid, this.#inner.revoke(kid, now, opts));
+  }
+
+  /** A change to `kid` (and the key it produced): dropped even on failure, whose outcome may be
+   * unknown (a lost reply). */
+  async #write(
+    kid: string,
+    op: Promise<KeyRecord>,
+    produced?: (r: KeyRecord) => string,
+  ): Promise<KeyRecord> {
     try {
-      const r = await this.#inner.revoke(kid, now, opts);
-      await this.#changed(kid);
+      const r = await op;
+      await this.#changed(kid, ...(produced ? [produced(r)] : []));
       return r;
     } catch (e) {
       await this.#changed(kid);

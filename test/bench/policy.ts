@@ -13,6 +13,7 @@ import {
   MemoryPolicyStore,
   PolicyEngine,
 } from "../../shared/policy";
+import { SECURE_DATA_ACCESS } from "../policy/fixtures";
 
 interface Case {
   sigil: EvaluationRequest;
@@ -29,22 +30,6 @@ interface Scenario {
 const LEVELS = ["public", "internal", "confidential", "secret", "top_secret"];
 
 // ---- scenario 1: secure_data_access ---------------------------------------------------
-
-const SECURE_DATA_ACCESS = `policy secure_data_access {
-    allow: read(sensitive_data) if (
-        user.clearance >= "secret" &&
-        user.need_to_know.contains(data.classification) &&
-        session.mfa_verified == true
-    )
-
-    deny: export(data) if data.contains_pii == true
-
-    require: [
-        user.background_check.current,
-        session.secure_connection,
-        audit_trail = "detailed"
-    ]
-}`;
 
 // Cedar has no ordered strings, so the classification level travels as its rank; the
 // untargeted require's conditions join the permit (Cedar has no obligations).

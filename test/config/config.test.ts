@@ -57,6 +57,21 @@ describe("config loader", () => {
     expect(issue!.source).toBe(`sigil.toml:${line}`);
   });
 
+  it("the cache bounds: 1 s by default, 0 turns a cache off, a negative or non-integer value is refused", () => {
+    const d = loadConfig();
+    expect([d.auth.key_cache_ms, d.policy.revision_cache_ms]).toEqual([1000, 1000]);
+    const off = loadConfig({
+      env: { SIGIL_AUTH_KEY_CACHE_MS: "0", SIGIL_POLICY_REVISION_CACHE_MS: "0" },
+    });
+    expect([off.auth.key_cache_ms, off.policy.revision_cache_ms]).toEqual([0, 0]);
+    const [neg] = issuesOf(() => loadConfig({ env: { SIGIL_AUTH_KEY_CACHE_MS: "-1" } }));
+    expect([neg!.path, neg!.source]).toEqual(["auth.key_cache_ms", "env SIGIL_AUTH_KEY_CACHE_MS"]);
+    const [bad] = issuesOf(() =>
+      loadConfig({ toml: { path: "s.toml", text: '[policy]\nrevision_cache_ms = "soon"\n' } }),
+    );
+    expect([bad!.path, bad!.source]).toEqual(["policy.revision_cache_ms", "s.toml:2"]);
+  });
+
   it("an unknown table is an error too", () => {
     const [issue] = issuesOf(() =>
       loadConfig({ toml: { path: "x.toml", text: "[securty]\nfoo = 1\n" } }),

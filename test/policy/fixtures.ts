@@ -1,5 +1,5 @@
 // The three policies of the security model, verbatim from POLICY-LANGUAGE.md.
-export const SECURITY_MODEL_POLICIES = `policy secure_data_access {
+export const SECURE_DATA_ACCESS = `policy secure_data_access {
     allow: read(sensitive_data) if (
         user.clearance >= "secret" &&
         user.need_to_know.contains(data.classification) &&
@@ -13,7 +13,9 @@ export const SECURITY_MODEL_POLICIES = `policy secure_data_access {
         session.secure_connection,
         audit_trail = "detailed"
     ]
-}
+}`;
+
+export const SECURITY_MODEL_POLICIES = `${SECURE_DATA_ACCESS}
 
 policy data_flow_control {
     allow: transform(data) if (
