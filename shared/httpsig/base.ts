@@ -36,7 +36,10 @@ export class SignatureBaseError extends Error {
 
 export function normalizeRequest(req: HttpRequestParts): NormalizedRequest {
   const url = typeof req.url === "string" ? new URL(req.url) : req.url;
-  return { method: req.method, url, headers: new Headers(req.headers) };
+  // A Headers is used as is: copying it would materialise every field (the Node adapter's
+  // lightweight Headers answers get() from the raw header list without building one).
+  const headers = req.headers instanceof Headers ? req.headers : new Headers(req.headers);
+  return { method: req.method, url, headers };
 }
 
 /** Whether a covered-component name is one this implementation can compute. */

@@ -44,7 +44,8 @@ export async function signRequest(
   signer: Signer,
   opts: SignOptions,
 ): Promise<SignatureHeaders> {
-  const norm = normalizeRequest(req);
+  // A copy: the content-digest set below must not leak into the caller's Headers.
+  const norm = normalizeRequest({ ...req, headers: new Headers(req.headers) });
   const body = bodyBytes(req.body);
   const hasBody = body !== undefined && body.length > 0;
   let contentDigest: string | undefined;

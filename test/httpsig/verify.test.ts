@@ -160,6 +160,38 @@ describe("round trips", () => {
     expect(r).toMatchObject({ ok: true, label: "agent" });
   });
 
+  it("signing leaves a caller's Headers untouched; verifying reads a Headers without copying it", async () => {
+    const headers = new Headers({ "content-type": "application/json" });
+    const body = '{"a":1}';
+    const h = await signRequest(
+      { method: "POST", url: "https://sigil.test/v1/evaluate", headers, body },
+      alice,
+      {
+        keyid: "alice",
+        created: NOW,
+      },
+    );
+    expect([...headers.keys()]).toEqual(["content-type"]);
+    for (const [k, v] of Object.entries(h)) headers.set(k, v);
+    // A Headers whose get() is all the verifier may use (the Node adapter's is lazy like this).
+    const reads: string[] = [];
+    const lazy = new Proxy(headers, {
+      get(target, prop) {
+        if (prop === "get") return (name: string) => (reads.push(name), target.get(name));
+        if (prop === Symbol.iterator || prop === "entries" || prop === "forEach")
+          throw new Error(`headers were iterated (${String(prop)})`);
+        const v = Reflect.get(target, prop, target);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    expect(
+      await verify({ method: "POST", url: "https://sigil.test/v1/evaluate", headers: lazy, body }),
+    ).toMatchObject({
+      ok: true,
+    });
+    expect(reads).toContain("signature-input");
+  });
+
   it("picks the signature named by options.label among several", async () => {
     const a = await signed(post(), alice, { label: "a", nonce: "nonce-a-1" });
     const b = await signRequest(post(), mallory, { keyid: "mallory", created: NOW, label: "m" });
