@@ -1,10 +1,9 @@
 // Composition root for the edge (workerd): Durable Object adapters for every port, the service key
 // (encrypted at rest in the KeysObject), the admin bootstrap from SIGIL_ADMIN_KEYS, and everything
 // createApp needs. The model is functions/node/compose.ts; the differences are documented inline.
-import { v7 as uuidv7 } from "uuid";
 import { AuditService } from "../../shared/audit";
 import { loadConfig, type SigilConfig } from "../../shared/config";
-import { ed25519Kid, publicKeyFromJwk, verifyEd25519 } from "../../shared/crypto";
+import { ed25519Kid, publicKeyFromJwk, uuidV7, verifyEd25519 } from "../../shared/crypto";
 import {
   KeyManager,
   type KeyRegistry,
@@ -195,7 +194,7 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
       classificationLevels: config.policy.classification_levels,
     },
     cache: config.policy.cache_size > 0 ? { max: config.policy.cache_size } : false,
-    decisionId: uuidv7,
+    decisionId: uuidV7,
   });
 
   const tools = new ToolVerificationService({

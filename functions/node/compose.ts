@@ -4,7 +4,6 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Redis } from "ioredis";
-import { v7 as uuidv7 } from "uuid";
 import { AuditService } from "../../shared/audit";
 import type { SigilConfig } from "../../shared/config";
 import {
@@ -13,6 +12,7 @@ import {
   hkdfSha256,
   publicJwk,
   publicKeyFromJwk,
+  uuidV7,
   verifyEd25519,
 } from "../../shared/crypto";
 import { fromBase64Url, toBase64Url, utf8 } from "../../shared/encoding";
@@ -211,7 +211,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
       classificationLevels: config.policy.classification_levels,
     },
     cache: config.policy.cache_size > 0 ? { max: config.policy.cache_size } : false,
-    decisionId: uuidv7,
+    decisionId: uuidV7,
   });
 
   const tools = new ToolVerificationService({

@@ -3,9 +3,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
-import { v7 as uuidv7 } from "uuid";
 import type { SigilConfig } from "../../shared/config";
-import { verifyEd25519 } from "../../shared/crypto";
+import { uuidV7, verifyEd25519 } from "../../shared/crypto";
 import type { JobRecord, JobsBackend } from "../../shared/jobs/backend";
 import {
   type EnvelopeSigner,
@@ -292,7 +291,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
   const defaultTier = cfg.security.default_sandbox_tier;
   const verify = deps.verify ?? verifyEd25519;
   const now = deps.now ?? Date.now;
-  const newJobId = deps.newJobId ?? (() => uuidv7());
+  const newJobId = deps.newJobId ?? uuidV7;
   const ttl = deps.envelopeTtlMs ?? 3600_000;
   const maxStreamMs = deps.maxStreamMs ?? 600_000;
 
@@ -367,7 +366,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       } catch (e) {
         throw unavailable("policy evaluation", e);
       }
-      const decisionId = decision.decisionId ?? uuidv7();
+      const decisionId = decision.decisionId ?? uuidV7();
       let policyMinimum: Tier | undefined;
       let denial: string | undefined;
       if (decision.decision === "deny" || decision.decision === "require_approval") {

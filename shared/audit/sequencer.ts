@@ -3,6 +3,7 @@
 // ids, chains the hashes, signs the batch in parallel and extends the Merkle tree. Storing the
 // sealed batch atomically (and fencing it) is the adapter's job.
 import { v7 as uuidv7 } from "uuid";
+import { idRandom16 } from "../crypto";
 import { canonicalJson, toBase64Url } from "../encoding";
 import {
   type AuditAppendInput,
@@ -37,22 +38,9 @@ export const emptyChainState = (): ChainState => ({
 export class EventIdClock {
   private msecs = -1;
   private seq = 0;
-  // getRandomValues is a syscall-priced call; drawing 16 bytes per event was ~15% of sealing.
-  private pool = new Uint8Array(0);
-  private poolAt = 0;
-
-  private random16(): Uint8Array {
-    if (this.poolAt + 16 > this.pool.length) {
-      this.pool = crypto.getRandomValues(new Uint8Array(4096));
-      this.poolAt = 0;
-    }
-    const r = this.pool.subarray(this.poolAt, this.poolAt + 16);
-    this.poolAt += 16;
-    return r;
-  }
 
   next(atLeastMs: number): { id: string; msecs: number } {
-    const rnds = this.random16();
+    const rnds = idRandom16();
     if (atLeastMs > this.msecs) {
       this.msecs = atLeastMs;
       // A random 31-bit start leaves room to count up within one millisecond (RFC 9562 §6.2).

@@ -40,6 +40,7 @@ export {
 export { hkdfSha256, hmacSha256, verifyHmacSha256 } from "./kdf";
 export { ed25519Kid, type OkpCurve, okpThumbprint, x25519Kid } from "./kid";
 export { type OpenOptions, openSealed, type SealOptions, seal } from "./sealed";
+export { idRandom16, uuidV7 } from "./uuid";
 export {
   generateX25519KeyPair,
   type X25519KeyPair,
