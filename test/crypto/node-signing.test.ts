@@ -1,8 +1,9 @@
-// The Node API's signer choice (functions/node/signing.ts): the worker-thread pool for the native
-// providers, the pure-JS reference for "noble". Ed25519 is deterministic, so both must produce the
+// The Node API's signer choice (functions/node/signing.ts): WebCrypto for a few signatures per
+// tick and the worker-thread pool for bursts under the native providers, the pure-JS reference
+// for "noble". Ed25519 is deterministic, so both must produce the
 // very bytes WebCrypto does.
 import { describe, expect, it } from "vitest";
-import { nodeSigning } from "../../functions/node/signing";
+import { DIRECT_SIGNS_PER_TICK, nodeSigning } from "../../functions/node/signing";
 import { createSigner, verifyEd25519 } from "../../shared/crypto";
 import { toHex, utf8 } from "../../shared/encoding";
 
@@ -20,6 +21,13 @@ describe("nodeSigning", () => {
           const sig = await ours.sign(utf8(m));
           expect(toHex(sig)).toBe(toHex(await reference.sign(utf8(m))));
           expect(await verifyEd25519(ours.publicKey, utf8(m), sig)).toBe(true);
+        }
+        // Bursts on either side of the per-tick threshold (WebCrypto below it, the pool above).
+        for (const n of [DIRECT_SIGNS_PER_TICK, DIRECT_SIGNS_PER_TICK + 1, 50]) {
+          const msgs = Array.from({ length: n }, (_, i) => utf8(`event ${i} of ${n}`));
+          const sigs = await Promise.all(msgs.map((m) => ours.sign(m)));
+          const refs = await Promise.all(msgs.map((m) => reference.sign(m)));
+          expect(sigs.map(toHex)).toEqual(refs.map(toHex));
         }
       } finally {
         await signing.close();
