@@ -177,7 +177,11 @@ describe("round trips", () => {
     const reads: string[] = [];
     const lazy = new Proxy(headers, {
       get(target, prop) {
-        if (prop === "get") return (name: string) => (reads.push(name), target.get(name));
+        if (prop === "get")
+          return (name: string) => {
+            reads.push(name);
+            return target.get(name);
+          };
         if (prop === Symbol.iterator || prop === "entries" || prop === "forEach")
           throw new Error(`headers were iterated (${String(prop)})`);
         const v = Reflect.get(target, prop, target);
