@@ -9,6 +9,7 @@ import {
   AuditError,
   type AuditLogPort,
   type LogHead,
+  nonceUnsupported,
   type Signer,
   type StoredCheckpoint,
   type StoredRecord,
@@ -54,6 +55,7 @@ export class MemoryAuditLog implements AuditLogPort {
   }
 
   append(input: AuditAppendInput, options?: AppendOptions): Promise<AuditEvent> {
+    if (options?.nonce) return Promise.reject(nonceUnsupported());
     return this.queue.submit(input, options?.timeoutMs);
   }
 

@@ -78,6 +78,19 @@ export const AuditAnchorSchema = z.object({
 export interface AppendOptions {
   /** Give up (with a definite "not appended" when possible) after this long. */
   timeoutMs?: number;
+  /**
+   * A request nonce to reserve in the same atomic step that stores the event: the append fails
+   * with `replay` (nothing stored) if the nonce was already used. Only for logs whose
+   * `reservesNonces` is true; any other log refuses the append rather than drop the check.
+   */
+  nonce?: NonceClaim;
+}
+
+/** A verified request's nonce, not yet reserved (HTTP-API.md: never accepted twice). */
+export interface NonceClaim {
+  readonly keyid: string;
+  readonly nonce: string;
+  readonly ttlSeconds: number;
 }
 
 /**
@@ -87,6 +100,8 @@ export interface AppendOptions {
 export interface AuditLogPort {
   readonly chain: string;
   append(input: AuditAppendInput, options?: AppendOptions): Promise<AuditEvent>;
+  /** Whether append can reserve a request nonce with the event (AppendOptions.nonce). */
+  readonly reservesNonces?: boolean;
   head(): Promise<LogHead>;
   /** Records at positions [from, to); undefined where nothing is stored (gap or pruned). */
   read(from: number, to: number): Promise<(StoredRecord | undefined)[]>;
@@ -110,7 +125,8 @@ export type AuditErrorCode =
   | "unavailable"
   | "conflict"
   | "inconsistent"
-  | "closed";
+  | "closed"
+  | "replay";
 
 /** Every audit failure is one of these, with a stable code the HTTP layer maps to a problem type. */
 export class AuditError extends Error {
@@ -121,3 +137,7 @@ export class AuditError extends Error {
     this.code = code;
   }
 }
+
+/** What a log without `reservesNonces` answers to AppendOptions.nonce: never a silent drop. */
+export const nonceUnsupported = () =>
+  new AuditError("unavailable", "this audit log cannot reserve request nonces");

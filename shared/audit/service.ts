@@ -98,6 +98,11 @@ export class AuditService {
     return this.opts.log;
   }
 
+  /** Whether append can reserve a request nonce with the event (see AppendOptions.nonce). */
+  get reservesNonces(): boolean {
+    return this.opts.log.reservesNonces === true;
+  }
+
   private readonly readNodes = (refs: readonly { level: number; index: number }[]) =>
     this.opts.log.nodes(refs);
 

@@ -11,6 +11,7 @@ import {
   ChainIdSchema,
   type LogHead,
   type NodeRef,
+  nonceUnsupported,
   type StoredCheckpoint,
   type StoredRecord,
 } from "../../../shared/audit";
@@ -54,6 +55,7 @@ export class DoAuditLog implements AuditLogPort {
   }
 
   append(input: AuditAppendInput, options?: AppendOptions): Promise<AuditEvent> {
+    if (options?.nonce) return Promise.reject(nonceUnsupported());
     const opts = {
       chain: this.chain,
       kid: this.#kid,

@@ -12,6 +12,11 @@
 // local disk". With `everysec` an ack may lose up to ~1 s on a power failure; replicas are not
 // awaited (Redis 7.0 has no WAITAOF; add WAIT if a replica must hold it too).
 //
+// Request nonces (AppendOptions.nonce, with `nonceKey`): COMMIT checks the batch's nonce keys
+// before writing and sets them with the events, so an evaluation's decision event and its nonce
+// cost one durable write; a used nonce fails only its own append (`replay`), the rest of the
+// batch is sealed again.
+//
 // Caller guarantees: every append resolves with its stored event or rejects with an AuditError.
 // Still queued at its deadline → "timeout" (definitely not appended). If the commit's reply is
 // lost, the adapter reads back whether the batch landed before answering.
@@ -39,6 +44,7 @@ import {
   type LogHead,
   type NodeRef,
   nodeKey,
+  nonceUnsupported,
   type Pending,
   PendingQueue,
   type PreparedBatch,
@@ -82,10 +88,23 @@ export interface RedisAuditLogOptions {
   maxInflight?: number;
   /** Refuse to open unless Redis has AOF on (default true). */
   requireAof?: boolean;
+  /**
+   * Where request nonces live (RedisReplayCache's key for a keyid and nonce). Set, the log
+   * reserves AppendOptions.nonce inside the batch's COMMIT: the event and its nonce are stored
+   * together or not at all, and a nonce already used fails the append with `replay`.
+   */
+  nonceKey?: (keyid: string, nonce: string) => string;
 }
 
-type Entry = Pending<AuditAppendInput, AuditEvent>;
-type CommitOutcome = "ok" | "fenced" | "absent" | "unknown";
+interface Queued {
+  input: AuditAppendInput;
+  nonce?: { key: string; ttlSeconds: number };
+}
+type Entry = Pending<Queued, AuditEvent>;
+/** `replay`: nothing stored; these batch positions named nonces already used. */
+type CommitOutcome = "ok" | "fenced" | "absent" | "unknown" | { replay: number[] };
+
+const replayed = () => new AuditError("replay", "nonce already used");
 
 // One hash field per event: its field checksums (FIELD_SUMS_LENGTH hex digits; diagnostic,
 // unsigned) followed by the canonical JSON. JSON starts with "{", so a value without checksums is
@@ -102,6 +121,22 @@ export function parseStored(v: string): StoredRecord {
   return isSums(sums) ? { json, sums } : { json };
 }
 
+/** A batch keeps the first append of each nonce; a later one in the same batch is a replay. */
+function firstUseOfEachNonce(batch: Entry[]): Entry[] {
+  if (!batch.some((e) => e.item.nonce)) return batch;
+  const seen = new Set<string>();
+  return batch.filter((e) => {
+    const key = e.item.nonce?.key;
+    if (key === undefined) return true;
+    if (!seen.has(key)) {
+      seen.add(key);
+      return true;
+    }
+    e.reject(replayed());
+    return false;
+  });
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class RedisAuditLog implements AuditLogPort {
@@ -111,7 +146,7 @@ export class RedisAuditLog implements AuditLogPort {
   private readonly k: Record<"head" | "lock" | "ev" | "nodes" | "cp" | "anchor", string>;
   private readonly channel: string;
   private readonly token = randomBytes(16).toString("hex");
-  private readonly queue: PendingQueue<AuditAppendInput, AuditEvent>;
+  private readonly queue: PendingQueue<Queued, AuditEvent>;
   private readonly ids = new EventIdClock();
   private cached: ChainState | undefined;
   private running = false;
@@ -184,7 +219,18 @@ export class RedisAuditLog implements AuditLogPort {
   }
 
   append(input: AuditAppendInput, options?: AppendOptions): Promise<AuditEvent> {
-    return this.queue.submit(input, options?.timeoutMs);
+    const claim = options?.nonce;
+    if (!claim) return this.queue.submit({ input }, options?.timeoutMs);
+    if (!this.opts.nonceKey) return Promise.reject(nonceUnsupported());
+    const nonce = {
+      key: this.opts.nonceKey(claim.keyid, claim.nonce),
+      ttlSeconds: claim.ttlSeconds,
+    };
+    return this.queue.submit({ input, nonce }, options?.timeoutMs);
+  }
+
+  get reservesNonces(): boolean {
+    return this.opts.nonceKey !== undefined;
   }
 
   // -------------------------------------------------------------------------------- sequencer
@@ -332,13 +378,16 @@ export class RedisAuditLog implements AuditLogPort {
         // before it is in Redis (a single batch of everything would leave each stage idle in turn).
         const free = maxInflight - inflight.length;
         const size = Math.min(maxBatch, Math.max(16, Math.ceil(this.queue.length / free)));
-        const batch = this.queue.take(size);
-        if (batch.length === 0) break;
+        const batch = firstUseOfEachNonce(this.queue.take(size));
+        if (batch.length === 0) {
+          if (this.queue.length > 0) continue;
+          break;
+        }
         let prepared: PreparedBatch;
         try {
           prepared = prepareBatch(
             link,
-            batch.map((b) => b.item),
+            batch.map((b) => b.item.input),
             {
               chain: this.chain,
               signer: this.opts.signer,
@@ -357,7 +406,7 @@ export class RedisAuditLog implements AuditLogPort {
         range.catch(() => undefined); // a failed seal is reported through `outcome`
         // COMMITs go out in batch order: each is sent when its seal (chained on the previous) ends.
         const outcome = sealed.then(
-          (x) => this.commit(expectedSize, x),
+          (x) => this.commit(expectedSize, x, batch),
           (e: unknown) => asAuditError(e, "unavailable", "sealing failed"),
         );
         inflight.push({ batch, sealed, outcome });
@@ -394,6 +443,14 @@ export class RedisAuditLog implements AuditLogPort {
       if (outcome instanceof Error) {
         // Sealing failed: nothing of this batch was sent; later batches chain on it and fail too.
         settle(first.batch, outcome);
+      } else if (typeof outcome === "object") {
+        // Nothing of the batch was stored: refuse the replays, seal the rest again.
+        const bad = new Set(outcome.replay);
+        settle(
+          first.batch.filter((_, i) => bad.has(i)),
+          replayed(),
+        );
+        this.queue.requeue(first.batch.filter((_, i) => !bad.has(i)));
       } else if (outcome === "fenced" || outcome === "absent") {
         // Not stored: back to the queue, to be sealed again under a fresh lock.
         this.queue.requeue(first.batch);
@@ -409,7 +466,11 @@ export class RedisAuditLog implements AuditLogPort {
     }
   }
 
-  private async commit(expectedSize: number, s: SealedBatch): Promise<CommitOutcome> {
+  private async commit(
+    expectedSize: number,
+    s: SealedBatch,
+    batch: readonly Entry[],
+  ): Promise<CommitOutcome> {
     const args = commitArgs(
       {
         token: this.token,
@@ -420,10 +481,15 @@ export class RedisAuditLog implements AuditLogPort {
       expectedSize,
       s,
       storedValue,
+      batch.flatMap((e, position) =>
+        e.item.nonce ? [{ position, ttlSeconds: e.item.nonce.ttlSeconds }] : [],
+      ),
     );
     const keys = [this.k.lock, this.k.head, this.k.ev, this.k.nodes];
+    for (const e of batch) if (e.item.nonce) keys.push(e.item.nonce.key);
     try {
-      await runScript(this.redis, COMMIT, keys, args);
+      const r = await runScript(this.redis, COMMIT, keys, args);
+      if (Array.isArray(r)) return { replay: r.slice(1).map(Number) };
       return "ok";
     } catch (e) {
       if (e instanceof Error && e.message.startsWith("FENCED")) return "fenced";

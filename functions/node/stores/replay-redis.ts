@@ -19,9 +19,19 @@ export class RedisReplayCache implements ReplayCache {
   async checkAndStore(keyid: string, nonce: string, ttlSeconds: number): Promise<boolean> {
     if (!(ttlSeconds > 0) || !Number.isFinite(ttlSeconds))
       throw new RangeError("ttlSeconds must be > 0");
-    // encodeURIComponent escapes ":", so (keyid, nonce) pairs cannot collide.
-    const key = `${this.#prefix}${encodeURIComponent(keyid)}:${encodeURIComponent(nonce)}`;
-    const res = await this.#redis.set(key, "1", "EX", Math.ceil(ttlSeconds), "NX");
+    const res = await this.#redis.set(
+      this.keyFor(keyid, nonce),
+      "1",
+      "EX",
+      Math.ceil(ttlSeconds),
+      "NX",
+    );
     return res === "OK";
+  }
+
+  /** The key a (keyid, nonce) pair is remembered under; the audit log reserves nonces here too. */
+  keyFor(keyid: string, nonce: string): string {
+    // encodeURIComponent escapes ":", so (keyid, nonce) pairs cannot collide.
+    return `${this.#prefix}${encodeURIComponent(keyid)}:${encodeURIComponent(nonce)}`;
   }
 }

@@ -33,10 +33,13 @@ return {1, h[1] or '0', h[2] or '0', h[3] or '', h[4] or '', h[5] or ''}
 );
 
 /**
- * KEYS: lock, head, events, nodes
+ * KEYS: lock, head, events, nodes, then one request-nonce key per guarded event
  * ARGV: token, expectedSize, newSize, newHash, newTs, frontier, leaseMs, release(0|1), channel,
  *       n, values ("\n"-joined: each event's stored value, checksums then canonical JSON),
- *       nodeFields (","-joined), nodeHashes (concatenated, 32 each)
+ *       nodeFields (","-joined), nodeHashes (concatenated, 32 each),
+ *       guard TTLs in seconds (","-joined, one per nonce key), guard positions in the batch (same)
+ * → 1, or {0, position, ...} when nonces were already used (then nothing is written).
+ * A nonce key is set (EX ttl) with its batch, so an event and its request's nonce land together.
  * Events take indexes expectedSize .. expectedSize+n-1. The batch travels as a few packed strings
  * rather than several arguments per event: encoding hundreds of arguments was a fifth of the
  * leader's CPU. Canonical JSON escapes control characters, so "\n" cannot occur inside a value.
@@ -65,11 +68,21 @@ for field in string.gmatch(ARGV[12], '[^,]+') do
   h = h + 1
 end
 if h * 32 ~= #hashes then return redis.error_reply('BATCH malformed') end
+local ttls, positions = {}, {}
+for t in string.gmatch(ARGV[14], '[^,]+') do ttls[#ttls + 1] = t end
+for p in string.gmatch(ARGV[15], '[^,]+') do positions[#positions + 1] = tonumber(p) end
+if #ttls ~= #KEYS - 4 or #positions ~= #ttls then return redis.error_reply('BATCH malformed') end
+local used = {}
+for i = 1, #ttls do
+  if redis.call('EXISTS', KEYS[4 + i]) == 1 then used[#used + 1] = positions[i] end
+end
+if #used > 0 then return {0, unpack(used)} end
 local function hset(key, t)
   for i = 1, #t, 1000 do redis.call('HSET', key, unpack(t, i, math.min(i + 999, #t))) end
 end
 hset(KEYS[3], evs); hset(KEYS[4], nodes)
 redis.call('HSET', KEYS[2], 'size', ARGV[3], 'hash', ARGV[4], 'ts', ARGV[5], 'frontier', ARGV[6])
+for i = 1, #ttls do redis.call('SET', KEYS[4 + i], '1', 'EX', ttls[i]) end
 if ARGV[8] == '1' then
   redis.call('DEL', KEYS[1])
   redis.call('PUBLISH', ARGV[9], '1')
@@ -86,6 +99,7 @@ export function commitArgs(
   expectedSize: number,
   s: SealedBatch,
   value: (r: StoredRecord) => string,
+  guards: readonly { position: number; ttlSeconds: number }[] = [],
 ): (string | Buffer | number)[] {
   return [
     o.token,
@@ -105,6 +119,8 @@ export function commitArgs(
     Buffer.concat(
       s.nodes.map((x) => Buffer.from(x.hash.buffer, x.hash.byteOffset, x.hash.byteLength)),
     ),
+    guards.map((g) => Math.ceil(g.ttlSeconds)).join(","),
+    guards.map((g) => g.position).join(","),
   ];
 }
 
