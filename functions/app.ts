@@ -73,7 +73,7 @@ export function createApp(deps: AppDeps) {
   const { config, log, keys, audit } = deps;
   const now = deps.now ?? Date.now;
 
-  const appendAudit: AuditFn = (e) => audit.append(e).catch(auditProblem);
+  const appendAudit: AuditFn = (e, o) => audit.append(e, o).catch(auditProblem);
 
   const app = router();
   app.use("*", requestId());
@@ -111,6 +111,11 @@ export function createApp(deps: AppDeps) {
       maxSkewSeconds: config.auth.clock_skew_seconds,
       allowedAuthorities: config.auth.allowed_authorities,
       now,
+      // Where the audit log can hold the nonce too (Redis), an evaluation costs one durable
+      // write: its decision event and its nonce land together or not at all.
+      ...(audit.reservesNonces
+        ? { deferNonce: (m: string, p: string) => m === "POST" && p === "/v1/evaluate" }
+        : {}),
       onRejected: async (f) => {
         await appendAudit({
           eventType: "auth.failed",

@@ -1,5 +1,7 @@
 // How routes record things: one `audit()` call per security-relevant event, and security events
 // (incident response input) as `security.event` entries with a severity.
+import type { NonceClaim } from "../shared/audit";
+
 export interface AuditInput {
   eventType: string;
   agentId: string;
@@ -11,7 +13,11 @@ export interface AuditReceipt {
   index: number;
 }
 
-export type AuditFn = (event: AuditInput) => Promise<AuditReceipt>;
+/** `nonce`: reserve the request's nonce atomically with the event (the evaluate route). */
+export type AuditFn = (
+  event: AuditInput,
+  options?: { nonce?: NonceClaim },
+) => Promise<AuditReceipt>;
 
 export type Severity = "info" | "low" | "medium" | "high" | "critical";
 

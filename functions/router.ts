@@ -1,6 +1,7 @@
 // Every route module builds on this, so request validation fails the same way everywhere:
 // 400 problem+json with field-level `errors`.
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { NonceClaim } from "../shared/audit";
 import { validationProblem } from "./middleware/errors";
 import { problemResponse } from "./problem";
 
@@ -10,6 +11,8 @@ export type AppEnv = {
     keyid?: string;
     role?: string;
     subject?: string;
+    /** A verified nonce the route reserves with its audit append (see authenticate's deferNonce). */
+    nonceClaim?: NonceClaim;
   };
 };
 

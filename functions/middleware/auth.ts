@@ -8,7 +8,7 @@ import {
   type VerifyFn,
   verifyRequest,
 } from "../../shared/httpsig";
-import { Problem } from "../problem";
+import { Problem, problemResponse } from "../problem";
 import type { AppEnv } from "../router";
 import type { Role } from "./roles";
 
@@ -37,6 +37,13 @@ export interface AuthDeps {
   now?: () => number;
   /** Appends the `auth.failed` audit event; a failure to audit must not turn a 401 into an allow. */
   onRejected(f: AuthFailure): Promise<void>;
+  /**
+   * Requests whose nonce the route reserves itself, atomically with its audit append (on the
+   * context as `nonceClaim`): one durable write per request instead of two. If the route ends
+   * without taking the claim (a 400, say), the nonce is reserved here afterwards, so a replay is
+   * refused whatever the route answered.
+   */
+  deferNonce?: (method: string, path: string) => boolean;
 }
 
 const utf8Lenient = new TextDecoder();
@@ -48,9 +55,26 @@ const titles = {
   replay: "Replayed or stale request",
 } as const;
 
+/** The 401 every authentication failure answers with. */
+export function authProblem(code: AuthFailure["code"], detail: string): Problem {
+  return new Problem(401, code, titles[code], detail);
+}
+
 export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const method = c.req.method;
+    const reject = async (code: AuthFailure["code"], detail: string, keyid?: string) => {
+      await deps.onRejected({
+        code,
+        detail,
+        method,
+        path: c.req.path,
+        requestId: c.get("requestId"),
+        ...(keyid ? { keyid } : {}),
+      });
+      return authProblem(code, detail);
+    };
+    const deferNonce = deps.deferNonce?.(method, c.req.path) === true;
     const body =
       method === "GET" || method === "HEAD" ? undefined : new Uint8Array(await c.req.arrayBuffer());
     // Hono converts a cached ArrayBuffer to text through a new Response on every text()/json()
@@ -73,33 +97,51 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
         maxSkewSeconds: deps.maxSkewSeconds,
         ...(deps.now ? { now: deps.now } : {}),
         ...(deps.allowedAuthorities?.length ? { allowedAuthorities: deps.allowedAuthorities } : {}),
+        ...(deferNonce ? { deferNonce } : {}),
       },
     ).catch((e: unknown) => {
-      throw new Problem(
-        503,
-        "unavailable",
-        "Authentication unavailable",
-        `key or nonce store failed: ${(e as Error).message}`,
-      );
+      throw storeUnavailable(e);
     });
-    if (!result.ok) {
-      const failure: AuthFailure = {
-        code: result.code,
-        detail: result.detail,
-        method,
-        path: c.req.path,
-        requestId: c.get("requestId"),
-        ...(result.keyid ? { keyid: result.keyid } : {}),
-      };
-      await deps.onRejected(failure);
-      throw new Problem(401, result.code, titles[result.code], result.detail);
-    }
+    if (!result.ok) throw await reject(result.code, result.detail, result.keyid);
     c.set("keyid", result.key.kid);
     c.set("role", result.key.role);
     c.set("subject", result.key.subject);
+    if (!result.nonceStored && result.nonce !== undefined) {
+      c.set("nonceClaim", {
+        keyid: result.keyid,
+        nonce: result.nonce,
+        ttlSeconds: result.nonceTtlSeconds,
+      });
+    }
     await next();
+    if (!deferNonce) return;
+    const left = c.get("nonceClaim");
+    if (left) {
+      c.set("nonceClaim", undefined);
+      let fresh: boolean;
+      try {
+        fresh = await deps.replay.checkAndStore(left.keyid, left.nonce, left.ttlSeconds);
+      } catch (e) {
+        c.res = problemResponse(c, storeUnavailable(e));
+        return;
+      }
+      if (!fresh) {
+        c.res = problemResponse(c, await reject("replay", "nonce already used", left.keyid));
+      }
+    } else if (c.error instanceof Problem && c.error.type === "replay") {
+      // The route's audit append found the nonce used: nothing was stored; the 401 is already out.
+      await reject("replay", c.error.detail ?? "nonce already used", result.keyid);
+    }
   };
 }
+
+const storeUnavailable = (e: unknown) =>
+  new Problem(
+    503,
+    "unavailable",
+    "Authentication unavailable",
+    `key or nonce store failed: ${(e as Error).message}`,
+  );
 
 /** Nesting deeper than this is refused before JSON.parse sees it (bounded cost, no stack blow-up). */
 export const MAX_JSON_DEPTH = 64;

@@ -184,8 +184,10 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
   const serviceSigner = await keyManager.signer(service.kid);
   const adminKeyPath = await bootstrapAdmins(config, keys, dataDir, log);
 
+  const replay = new RedisReplayCache(redis, { prefix });
   const auditLog: RedisAuditLog = await openRedisAuditLog({
     redis,
+    nonceKey: (keyid, nonce) => replay.keyFor(keyid, nonce),
     keyPrefix: `${prefix}audit:`,
     chain: config.audit.chain,
     signer: serviceSigner,
@@ -252,7 +254,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     health: opts.health,
     keys,
     keyManager,
-    replay: new RedisReplayCache(redis, { prefix }),
+    replay,
     serviceSigner,
     audit,
     policies,

@@ -3,6 +3,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { stream } from "hono/streaming";
 import { AuditAppendInputSchema, AuditError, type AuditService } from "../../shared/audit";
+import { authProblem } from "../middleware/auth";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { Problem } from "../problem";
@@ -26,6 +27,8 @@ export function auditProblem(e: unknown): never {
         throw new Problem(400, "validation", "Invalid audit request", e.message);
       case "not-found":
         throw new Problem(404, "not-found", "Not found", e.message);
+      case "replay":
+        throw authProblem("replay", "nonce already used");
       default:
         throw new Problem(503, "unavailable", "Audit trail unavailable", `${e.code}: ${e.message}`);
     }

@@ -272,7 +272,10 @@ export function policyRoutes({ policies, audit }: PolicyRouteDeps) {
       const req = c.req.valid("json");
       await fresh(policies);
       const d = policies.evaluate(req);
-      await audit(decisionAudit(c.get("subject") ?? "unknown", req, d));
+      // The nonce, when authentication left it to us, is reserved with the decision event.
+      const nonce = c.get("nonceClaim");
+      c.set("nonceClaim", undefined);
+      await audit(decisionAudit(c.get("subject") ?? "unknown", req, d), nonce ? { nonce } : {});
       return c.json(d, 200);
     })
     .openapi(batchRoute, async (c) => {

@@ -23,6 +23,10 @@ export interface VerifyOk<K extends ActiveKey = ActiveKey> {
   readonly created: number;
   /** Always set under the default policy; undefined only with `relaxPolicy.requireNonce: false`. */
   readonly nonce: string | undefined;
+  /** How long the nonce must be remembered (while this `created` stays acceptable). */
+  readonly nonceTtlSeconds: number;
+  /** False only with `deferNonce`: the caller must reserve the nonce before acting on the request. */
+  readonly nonceStored: boolean;
   readonly coveredComponents: readonly string[];
   /** What the resolver returned, so callers get role/subject without a second lookup. */
   readonly key: K;
@@ -50,6 +54,12 @@ export interface VerifyOptions<K extends ActiveKey = ActiveKey> {
   readonly label?: string;
   /** When set, `@authority` must be one of these (stops cross-service replays). */
   readonly allowedAuthorities?: readonly string[];
+  /**
+   * Leave the nonce unstored (VerifyOk.nonceStored false): the caller reserves it itself, in the
+   * same atomic step as the request's only effect (the Node API's evaluate route, with its audit
+   * event). A caller that sets this and does not reserve the nonce accepts replays.
+   */
+  readonly deferNonce?: boolean;
   /** Interop/testing only (e.g. RFC 9421 vectors). Never relax in production. */
   readonly relaxPolicy?: {
     readonly requireNonce?: boolean;
@@ -179,12 +189,24 @@ export async function verifyRequest<K extends ActiveKey = ActiveKey>(
   }
   if (!valid) return fail("signature-invalid", "signature does not verify", keyid);
 
-  if (nonce !== undefined) {
-    // Remember the nonce for as long as this `created` stays acceptable.
-    const ttl = Math.max(1, created + skew - nowSec + 1);
-    if (!(await opts.replayCache.checkAndStore(keyid, nonce, ttl))) {
+  // Remember the nonce for as long as this `created` stays acceptable.
+  const nonceTtlSeconds = Math.max(1, created + skew - nowSec + 1);
+  let nonceStored = false;
+  if (nonce !== undefined && !opts.deferNonce) {
+    if (!(await opts.replayCache.checkAndStore(keyid, nonce, nonceTtlSeconds))) {
       return fail("replay", "nonce already used", keyid);
     }
+    nonceStored = true;
   }
-  return { ok: true, keyid, label, created, nonce, coveredComponents: components, key: found };
+  return {
+    ok: true,
+    keyid,
+    label,
+    created,
+    nonce,
+    nonceTtlSeconds,
+    nonceStored,
+    coveredComponents: components,
+    key: found,
+  };
 }

@@ -254,6 +254,90 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
       expect(((await again.json()) as { type: string }).type).toMatch(/\/replay$/);
     });
 
+    // On Node the evaluate route reserves its nonce with its decision event (one durable write);
+    // the edge reserves it up front. Both must refuse every replay alike.
+    describe("evaluate replays", () => {
+      const body = JSON.stringify(readReq("secret"));
+      const signed = async (nonce: string, payload = body, path = "/v1/evaluate") => {
+        const url = `${t.url}${path}`;
+        const headers = new Headers({ "content-type": "application/json" });
+        const sig = await signRequest(
+          { method: "POST", url, headers, body: payload },
+          agentKey.signer,
+          { keyid: agentKey.kid, nonce },
+        );
+        for (const [k, v] of Object.entries(sig)) headers.set(k, v);
+        return () => fetch(url, { method: "POST", headers, body: payload });
+      };
+      const since = async (before: number) =>
+        (await auditor.audit.list({ from: before, limit: 1000 })).events;
+      const nonce = () => `n-${crypto.randomUUID()}`;
+      const isDecision = (e: { eventType: string }) =>
+        e.eventType === "policy.decision" || e.eventType === "policy.violation";
+
+      it("a replayed evaluation is refused and audited; its decision is recorded once", async () => {
+        const before = (await admin.audit.checkpoint()).treeSize;
+        const n = nonce();
+        const send = await signed(n);
+        expect((await send()).status).toBe(200);
+        const again = await send();
+        expect(again.status).toBe(401);
+        expect(((await again.json()) as { type: string }).type).toMatch(/\/replay$/);
+        const events = await since(before);
+        expect(events.filter(isDecision)).toHaveLength(1);
+        expect(
+          events.some(
+            (e) =>
+              e.eventType === "auth.failed" &&
+              (e.details as { code: string }).code === "replay" &&
+              e.agentId === agentKey.kid,
+          ),
+        ).toBe(true);
+      });
+
+      it("concurrent copies of one signed evaluation: exactly one is answered", async () => {
+        const before = (await admin.audit.checkpoint()).treeSize;
+        const send = await signed(nonce());
+        const statuses = (await Promise.all(Array.from({ length: 8 }, () => send()))).map(
+          (r) => r.status,
+        );
+        expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+        expect(statuses.filter((s) => s === 401)).toHaveLength(7);
+        const events = await since(before);
+        expect(events.filter(isDecision)).toHaveLength(1);
+        expect(events.filter((e) => e.eventType === "auth.failed")).toHaveLength(7);
+      });
+
+      it("an invalid evaluation is refused as a replay the second time", async () => {
+        const send = await signed(nonce(), JSON.stringify({ action: 1 }));
+        expect((await send()).status).toBe(400);
+        const again = await send();
+        expect(again.status).toBe(401);
+        expect(((await again.json()) as { type: string }).type).toMatch(/\/replay$/);
+      });
+
+      it("a nonce used on another route cannot be used to evaluate, nor the other way", async () => {
+        const n = nonce();
+        const url = `${t.url}/v1/audit/checkpoint`;
+        const sig = await signRequest({ method: "GET", url }, agentKey.signer, {
+          keyid: agentKey.kid,
+          nonce: n,
+        });
+        const h = new Headers(sig as unknown as Record<string, string>);
+        expect((await fetch(url, { headers: h })).status).toBe(200);
+        expect((await (await signed(n))()).status).toBe(401);
+
+        const m = nonce();
+        expect((await (await signed(m))()).status).toBe(200);
+        const sig2 = await signRequest({ method: "GET", url }, agentKey.signer, {
+          keyid: agentKey.kid,
+          nonce: m,
+        });
+        const h2 = new Headers(sig2 as unknown as Record<string, string>);
+        expect((await fetch(url, { headers: h2 })).status).toBe(401);
+      });
+    });
+
     it("a revoked key fails from then on; a rotated key is replaced", async () => {
       const k = await newKey();
       const { kid } = await admin.keys.create({
