@@ -1,6 +1,6 @@
 // POST /v1/evaluate over loopback on Node: signed requests (SDK-style RFC 9421), signature
-// verification, policy evaluation and the durable audit append per request — beside the
-// in-process evaluation rate, measured in the same run.
+// verification, policy evaluation and the audit append (with the request's nonce) per request —
+// beside the in-process evaluation rate, measured in the same run.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -188,12 +188,12 @@ export async function bench(): Promise<void> {
     const rows: string[][] = [];
     const inproc = await inProcessRate(2000);
     rows.push(["in-process evaluate (anchor)", "-", "1", inproc.toFixed(0), "-", "-", "1.000"]);
-    const met: string[] = [];
+    const met = new Map<string, string[]>();
     const redis = connectRedis();
     const original = ((await redis.config("GET", "appendfsync")) as string[])[1] ?? "always";
     try {
-      // Both persistence modes side by side: every request waits for two Redis writes (the
-      // nonce and the audit event), and under `always` each waits for an fsync.
+      // Both persistence modes side by side: on Node each evaluation is one Redis write (its
+      // decision event with its nonce), and under `always` that write waits for an fsync.
       for (const mode of ["always", "everysec"]) {
         await redis.config("SET", "appendfsync", mode);
         for (const c of [1, 8]) {
@@ -210,9 +210,11 @@ export async function bench(): Promise<void> {
           if (r.errors)
             rows.push([`  errors at concurrency ${c}`, mode, "", String(r.errors), "", "", ""]);
         }
-        for (const c of [1, 2, 4, 8, 16, 64]) {
+        // 3 connections: at 3,000 req/s that is a mean latency of exactly 1 ms (Little's law),
+        // so it is where the goal is decided.
+        for (const c of [1, 2, 3, 4, 8, 16, 64]) {
           const r = await cannon(base, agentKey, c, 5, 8000);
-          if (r.rps >= 3000 && r.p50 <= 1) met.push(`${mode}, ${c} connections`);
+          if (r.rps >= 3000 && r.p50 <= 1) met.set(mode, [...(met.get(mode) ?? []), String(c)]);
           rows.push([
             "autocannon, pre-signed by the SDK signer",
             mode,
@@ -246,8 +248,13 @@ export async function bench(): Promise<void> {
     console.log(
       "(client and server share the 2 cores; the client signs every request with a fresh nonce)",
     );
+    const verdict = (mode: string) => {
+      const at = met.get(mode);
+      return `${mode}: ${at ? `met at ${at.join(", ")} connections` : "NOT met"}`;
+    };
+    // `always` is what infra runs and what "durably stored" means for the audit trail (AUDIT.md).
     console.log(
-      `goal p50 ≤ 1 ms at ≥ 3,000 req/s: ${met.length ? `met (${met.join("; ")})` : "NOT met"}`,
+      `goal p50 ≤ 1 ms at ≥ 3,000 req/s: ${verdict("always")}; ${verdict("everysec")} (an ack may lose the last second on power loss)`,
     );
   } finally {
     server.kill("SIGTERM");
