@@ -13,7 +13,7 @@ import { toBase64Url } from "../../shared/encoding";
 import { signRequest } from "../../shared/httpsig";
 import { MemoryPolicyStore, PolicyEngine } from "../../shared/policy";
 import { freePort } from "../support/edge";
-import { connectRedis, dropPrefix } from "../support/redis";
+import { connectRedis, dropPrefix, redisUrl } from "../support/redis";
 import { newKey } from "../support/targets";
 import { repoRoot } from "../support/vectors";
 
@@ -140,6 +140,29 @@ async function cannon(
   };
 }
 
+/** The bare node:http floor (http-floor.ts) in its own process; resolves with its base URL. */
+async function startFloor(prefix: string) {
+  const floor = spawn(process.execPath, ["--import", "tsx", "test/bench/http-floor.ts"], {
+    cwd: repoRoot,
+    env: { ...process.env, FLOOR_PREFIX: prefix, FLOOR_REDIS_URL: redisUrl },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    floor.stdout.on("data", (d: Buffer) => {
+      const m = /PORT (\d+)/.exec(String(d));
+      if (m) resolve(Number(m[1]));
+    });
+    floor.on("exit", (code) => reject(new Error(`floor server exited (${code})`)));
+  });
+  return {
+    base: `http://127.0.0.1:${port}`,
+    stop: () => {
+      floor.kill("SIGTERM");
+      return new Promise((r) => floor.on("exit", r));
+    },
+  };
+}
+
 export async function bench(): Promise<void> {
   const admin = await newKey();
   const agentKey = await newKey();
@@ -189,6 +212,7 @@ export async function bench(): Promise<void> {
     const inproc = await inProcessRate(2000);
     rows.push(["in-process evaluate (anchor)", "-", "1", inproc.toFixed(0), "-", "-", "1.000"]);
     const met = new Map<string, string[]>();
+    const floor = await startFloor(`${prefix}:floor:`);
     const redis = connectRedis();
     const original = ((await redis.config("GET", "appendfsync")) as string[])[1] ?? "always";
     try {
@@ -237,10 +261,22 @@ export async function bench(): Promise<void> {
           if (r.used > r.pool)
             rows.push([`  ran out of pre-signed requests at ${c}`, mode, "", "", "", "", ""]);
         }
+        // Second anchor: the same crypto and one Redis call per request, nothing else.
+        const f = await cannon(floor.base, agentKey, 3, 5, 8000);
+        rows.push([
+          "anchor: bare node:http floor (http-floor.ts)",
+          mode,
+          "3",
+          f.rps.toFixed(0),
+          f.p50.toFixed(2),
+          f.p99.toFixed(2),
+          (f.rps / inproc).toFixed(4),
+        ]);
       }
     } finally {
       await redis.config("SET", "appendfsync", original);
       redis.disconnect();
+      await floor.stop();
     }
     console.log("| path | appendfsync | concurrency | req/s | p50 ms | p99 ms | ÷ in-process |");
     console.log("|---|---|---|---|---|---|---|");
