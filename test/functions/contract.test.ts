@@ -308,12 +308,21 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
         expect(events.filter((e) => e.eventType === "auth.failed")).toHaveLength(7);
       });
 
-      it("an invalid evaluation is refused as a replay the second time", async () => {
+      it("an invalid evaluation is refused as a replay the second time, and audited", async () => {
+        const before = (await admin.audit.checkpoint()).treeSize;
         const send = await signed(nonce(), JSON.stringify({ action: 1 }));
         expect((await send()).status).toBe(400);
         const again = await send();
         expect(again.status).toBe(401);
         expect(((await again.json()) as { type: string }).type).toMatch(/\/replay$/);
+        const events = await since(before);
+        expect(events.filter(isDecision)).toHaveLength(0);
+        expect(
+          events.filter(
+            (e) =>
+              e.eventType === "auth.failed" && (e.details as { code: string }).code === "replay",
+          ),
+        ).toHaveLength(1);
       });
 
       it("a nonce used on another route cannot be used to evaluate, nor the other way", async () => {
