@@ -4,10 +4,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { RedisAuditLog } from "../../functions/node/stores/audit-redis";
-import { AuditService } from "../../shared/audit";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
 import { repoRoot } from "../support/vectors";
-import { seedOf, staticKeys, webcryptoSigner, webcryptoVerify } from "./support/crypto";
+import { seedOf, webcryptoSigner } from "./support/crypto";
+import { serviceOver } from "./support/harness";
 
 const redis = connectRedis();
 const prefixes: string[] = [];
@@ -75,13 +75,7 @@ async function checkChain(prefix: string, acked: Map<number, string>, expectSize
   try {
     const head = await log.head();
     if (expectSize !== undefined) expect(head.size).toBe(expectSize);
-    const service = new AuditService({
-      log,
-      signer,
-      verify: webcryptoVerify(),
-      keys: staticKeys([{ kid: "audit-1", publicKey: signer.publicKey }]),
-      origin: "sigil.test/audit",
-    });
+    const service = serviceOver(log, signer).service;
     // Every acknowledged event is in the chain, at its index, with its id.
     const stored = await log.read(0, head.size);
     const ids = new Set<string>();

@@ -4,9 +4,10 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { RedisAuditLog } from "../../functions/node/stores/audit-redis";
 import { RedisReplayCache } from "../../functions/node/stores/replay-redis";
-import { AuditError, type AuditLogPort, AuditService, MemoryAuditLog } from "../../shared/audit";
+import { AuditError, type AuditLogPort, MemoryAuditLog } from "../../shared/audit";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
-import { seedOf, staticKeys, webcryptoSigner, webcryptoVerify } from "./support/crypto";
+import { seedOf, webcryptoSigner } from "./support/crypto";
+import { serviceOver } from "./support/harness";
 
 const redis = connectRedis();
 const prefix = testPrefix("audit-nonce");
@@ -24,13 +25,7 @@ async function open(sub: string, withNonces = true) {
     signer,
     ...(withNonces ? { nonceKey: (k: string, n: string) => replay.keyFor(k, n) } : {}),
   });
-  const service = new AuditService({
-    log,
-    signer,
-    verify: webcryptoVerify(),
-    keys: staticKeys([{ kid: "audit-1", publicKey: signer.publicKey }]),
-    origin: "sigil.test/audit",
-  });
+  const service = serviceOver(log, signer).service;
   return { log, service, replay };
 }
 

@@ -5,7 +5,6 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parseStored, RedisAuditLog, storedValue } from "../../functions/node/stores/audit-redis";
 import { COMMIT, commitArgs, runScript } from "../../functions/node/stores/audit-redis/scripts";
 import {
-  AuditService,
   CompactRange,
   EventIdClock,
   emptyChainState,
@@ -13,7 +12,8 @@ import {
   sealBatch,
 } from "../../shared/audit";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
-import { seedOf, staticKeys, webcryptoSigner, webcryptoVerify } from "./support/crypto";
+import { seedOf, webcryptoSigner } from "./support/crypto";
+import { serviceOver } from "./support/harness";
 
 const redis = connectRedis();
 const prefix = testPrefix("audit-seq");
@@ -31,13 +31,7 @@ async function open(sub: string, extra: Partial<Parameters<typeof RedisAuditLog.
     leaseMs: 400,
     ...extra,
   });
-  const service = new AuditService({
-    log,
-    signer,
-    verify: webcryptoVerify(),
-    keys: staticKeys([{ kid: "audit-1", publicKey: signer.publicKey }]),
-    origin: "sigil.test/audit",
-  });
+  const service = serviceOver(log, signer).service;
   return { log, service, signer };
 }
 

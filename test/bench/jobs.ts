@@ -15,18 +15,10 @@ import type { SandboxDriver } from "../../worker/jobs/driver";
 import { Outbox } from "../../worker/jobs/outbox";
 import { apiReporter } from "../../worker/jobs/reporter";
 import { createSandboxDriver } from "../../worker/jobs/sandbox-driver";
-import { startHarness } from "../jobs/support/harness";
+import { lowRisk, quiet, startHarness } from "../jobs/support/harness";
 
 const IMAGE = "sigil/busybox:1";
 const N = { docker: 15, gvisor: 10 } as const;
-const lowRisk = {
-  dataSensitivity: 0,
-  codeTrustLevel: 1,
-  networkAccess: 0,
-  filesystemAccess: 0,
-  externalApis: 0,
-};
-const quiet = { info() {}, warn() {}, error() {} };
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);

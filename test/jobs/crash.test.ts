@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { publicJwk } from "../../shared/crypto";
 import { loadOrCreateWorkerKey } from "../../worker/jobs/keys";
 import { repoRoot } from "../support/vectors";
-import { type Harness, startHarness } from "./support/harness";
+import { type Harness, lowRisk, startHarness } from "./support/harness";
 
 let h: Harness;
 let dir: string;
@@ -82,13 +82,7 @@ it("a worker killed mid-job: the job is a recorded retry on the next worker, orp
   const { jobId } = await agent.jobs.submit({
     image: "sigil/busybox:1",
     command: ["sh", "-c", "sleep 3; echo done"],
-    risk: {
-      dataSensitivity: 0,
-      codeTrustLevel: 1,
-      networkAccess: 0,
-      filesystemAccess: 0,
-      externalApis: 0,
-    },
+    risk: lowRisk,
   } as never);
   await until(
     async () => ((await h.backend.get(jobId))?.status === "running" ? true : undefined),

@@ -14,17 +14,8 @@ import type { SandboxDriver } from "../../worker/jobs/driver";
 import { Outbox } from "../../worker/jobs/outbox";
 import { apiReporter } from "../../worker/jobs/reporter";
 import { createSandboxDriver } from "../../worker/jobs/sandbox-driver";
-import { type Harness, newSigner, startHarness } from "./support/harness";
+import { type Harness, lowRisk, newSigner, quiet, startHarness } from "./support/harness";
 import { observeJobRuntimes, type RuntimeObserver } from "./support/runtime-observer";
-
-const quiet = { info() {}, warn() {}, error() {} };
-const lowRisk = {
-  dataSensitivity: 0,
-  codeTrustLevel: 1,
-  networkAccess: 0,
-  filesystemAccess: 0,
-  externalApis: 0,
-};
 
 let h: Harness;
 let agent: Signer;

@@ -14,7 +14,7 @@ import {
 } from "../../shared/jobs/envelope";
 import { outputHash, type ResultBody, signResult, verifyResult } from "../../shared/jobs/result";
 import { jobRequestSchema, specFromRequest } from "../../shared/jobs/schema";
-import { newSigner } from "./support/harness";
+import { lowRisk, newSigner } from "./support/harness";
 
 const config = loadConfig({});
 let service: Signer;
@@ -139,13 +139,7 @@ describe("job envelope", () => {
   });
 
   it("recomputes the tier from the signed risk inputs and refuses a mismatch", async () => {
-    const risk = {
-      dataSensitivity: 0,
-      codeTrustLevel: 1,
-      networkAccess: 0,
-      filesystemAccess: 0,
-      externalApis: 0,
-    };
+    const risk = lowRisk;
     const good = envelope({ risk, riskScore: 0, riskLevel: "low", tier: "docker" });
     expect(await verifyEnvelope(await signEnvelope(good, service), opts)).toMatchObject({
       ok: true,

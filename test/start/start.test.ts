@@ -11,6 +11,7 @@ import { Sigil } from "../../sdk";
 import { devAdminClient } from "../../sdk/node";
 import { generateEd25519KeyPair, verifyEd25519 } from "../../shared/crypto";
 import { canonicalBytes, fromBase64Url, toBase64Url } from "../../shared/encoding";
+import { lowRisk } from "../jobs/support/harness";
 import { freePort } from "../support/edge";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
 import { repoRoot } from "../support/vectors";
@@ -89,13 +90,7 @@ describe("npm start on a non-default port", () => {
     const acc = await agent.jobs.submit({
       image: "sigil/busybox:1",
       command: ["echo", "hello from start"],
-      risk: {
-        dataSensitivity: 0,
-        codeTrustLevel: 1,
-        networkAccess: 0,
-        filesystemAccess: 0,
-        externalApis: 0,
-      },
+      risk: lowRisk,
     } as never);
     const job = await agent.jobs.wait(acc.jobId, 60_000);
     expect(job.status).toBe("succeeded");

@@ -102,12 +102,16 @@ export function redisHarness(name = "contract"): Harness {
 
 export const ORIGIN = "sigil.test/audit";
 
+/** The service over `log`, whose only key is `signer`'s (kid "audit-1"). */
+export function serviceOver(log: AuditLogPort, signer: Signer) {
+  const keys = staticKeys([{ kid: "audit-1", publicKey: signer.publicKey }]);
+  const verify = webcryptoVerify();
+  return { service: new AuditService({ log, signer, verify, keys, origin: ORIGIN }), keys, verify };
+}
+
 /** A service over a fresh log with one signing key (kid "audit-1"). */
 export async function serviceFor(h: Harness, opts: { chain?: string; timeoutMs?: number } = {}) {
   const signer = await webcryptoSigner(seedOf(7), "audit-1");
-  const keys = staticKeys([{ kid: "audit-1", publicKey: signer.publicKey }]);
-  const verify = webcryptoVerify();
   const built = await h.build({ signer, ...opts });
-  const service = new AuditService({ log: built.log, signer, verify, keys, origin: ORIGIN });
-  return { ...built, service, signer, keys, verify };
+  return { ...built, ...serviceOver(built.log, signer), signer };
 }

@@ -28,6 +28,18 @@ import {
 import { MemoryReplayCache } from "../../../shared/httpsig";
 import { connectRedis, dropPrefix, testPrefix } from "../../support/redis";
 
+/** Risk inputs that score low: the job runs on the Docker (runc) tier. */
+export const lowRisk = {
+  dataSensitivity: 0,
+  codeTrustLevel: 1,
+  networkAccess: 0,
+  filesystemAccess: 0,
+  externalApis: 0,
+};
+
+/** A logger that drops everything. */
+export const quiet = { info() {}, warn() {}, error() {} };
+
 export interface Harness {
   config: SigilConfig;
   redis: Redis;
