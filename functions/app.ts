@@ -24,7 +24,7 @@ import { gatewayRoutes } from "./routes/gateway";
 import { type HealthCheck, healthRoutes } from "./routes/health";
 import { jobsRoutes } from "./routes/jobs";
 import { keyRoutes, wellKnownRoutes } from "./routes/keys";
-import { decisionAudit, policyRoutes } from "./routes/policies";
+import { decisionAudit, policyRoutes, reservesNonceWithAudit } from "./routes/policies";
 import { riskRoutes } from "./routes/risk";
 import { toolRoutes } from "./routes/tools";
 
@@ -113,9 +113,7 @@ export function createApp(deps: AppDeps) {
       now,
       // Where the audit log can hold the nonce too (Redis), an evaluation costs one durable
       // write: its decision event and its nonce land together or not at all.
-      ...(audit.reservesNonces
-        ? { deferNonce: (m: string, p: string) => m === "POST" && p === "/v1/evaluate" }
-        : {}),
+      ...(audit.reservesNonces ? { deferNonce: reservesNonceWithAudit } : {}),
       onRejected: async (f) => {
         await appendAudit({
           eventType: "auth.failed",

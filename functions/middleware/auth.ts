@@ -106,7 +106,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     c.set("keyid", result.key.kid);
     c.set("role", result.key.role);
     c.set("subject", result.key.subject);
-    if (!result.nonceStored && result.nonce !== undefined) {
+    if (deferNonce && result.nonce !== undefined) {
       c.set("nonceClaim", {
         keyid: result.keyid,
         nonce: result.nonce,

@@ -116,6 +116,14 @@ const deleteRoute = createRoute({
     ...problemResponses(401, 403, 404),
   },
 });
+/**
+ * The requests whose nonce the evaluate handler reserves with its decision event (authenticate's
+ * `deferNonce`), where the audit log can hold nonces. The batch route appends several events, so
+ * its nonce is reserved up front as everywhere else.
+ */
+export const reservesNonceWithAudit = (method: string, path: string): boolean =>
+  method === "POST" && path === "/v1/evaluate";
+
 const evaluateRoute = createRoute({
   method: "post",
   path: "/v1/evaluate",

@@ -25,8 +25,6 @@ export interface VerifyOk<K extends ActiveKey = ActiveKey> {
   readonly nonce: string | undefined;
   /** How long the nonce must be remembered (while this `created` stays acceptable). */
   readonly nonceTtlSeconds: number;
-  /** False only with `deferNonce`: the caller must reserve the nonce before acting on the request. */
-  readonly nonceStored: boolean;
   readonly coveredComponents: readonly string[];
   /** What the resolver returned, so callers get role/subject without a second lookup. */
   readonly key: K;
@@ -55,7 +53,7 @@ export interface VerifyOptions<K extends ActiveKey = ActiveKey> {
   /** When set, `@authority` must be one of these (stops cross-service replays). */
   readonly allowedAuthorities?: readonly string[];
   /**
-   * Leave the nonce unstored (VerifyOk.nonceStored false): the caller reserves it itself, in the
+   * Leave the nonce unstored: the caller reserves it itself (for nonceTtlSeconds), in the
    * same atomic step as the request's only effect (the Node API's evaluate route, with its audit
    * event). A caller that sets this and does not reserve the nonce accepts replays.
    */
@@ -191,12 +189,10 @@ export async function verifyRequest<K extends ActiveKey = ActiveKey>(
 
   // Remember the nonce for as long as this `created` stays acceptable.
   const nonceTtlSeconds = Math.max(1, created + skew - nowSec + 1);
-  let nonceStored = false;
   if (nonce !== undefined && !opts.deferNonce) {
     if (!(await opts.replayCache.checkAndStore(keyid, nonce, nonceTtlSeconds))) {
       return fail("replay", "nonce already used", keyid);
     }
-    nonceStored = true;
   }
   return {
     ok: true,
@@ -205,7 +201,6 @@ export async function verifyRequest<K extends ActiveKey = ActiveKey>(
     created,
     nonce,
     nonceTtlSeconds,
-    nonceStored,
     coveredComponents: components,
     key: found,
   };

@@ -1,20 +1,16 @@
 // The Redis log reserving request nonces with their events (AppendOptions.nonce): the event and
 // its nonce are stored together or not at all; a used nonce fails the append with `replay` and
 // leaves the rest of its batch to be stored; logs that cannot hold nonces refuse the option.
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RedisAuditLog } from "../../functions/node/stores/audit-redis";
+import { COMMIT, runScript } from "../../functions/node/stores/audit-redis/scripts";
 import { RedisReplayCache } from "../../functions/node/stores/replay-redis";
 import { AuditError, type AuditLogPort, MemoryAuditLog } from "../../shared/audit";
-import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
+import { redisForFile } from "../support/redis";
 import { seedOf, webcryptoSigner } from "./support/crypto";
 import { serviceOver } from "./support/harness";
 
-const redis = connectRedis();
-const prefix = testPrefix("audit-nonce");
-afterAll(async () => {
-  await dropPrefix(redis, prefix);
-  redis.disconnect();
-});
+const { redis, prefix } = redisForFile("audit-nonce");
 
 async function open(sub: string, withNonces = true) {
   const signer = await webcryptoSigner(seedOf(7), "audit-1");
@@ -85,6 +81,44 @@ describe("redis audit log: nonces reserved with events", () => {
     expect(outcomes.filter((o) => o === "stored")).toHaveLength(20);
     expect(outcomes.filter((o) => o === "replay")).toHaveLength(180);
     expect((await log.head()).size).toBe(20);
+    await log.close();
+  });
+
+  it("a malformed claim is refused at once; the appends beside it are stored", async () => {
+    const { log, service } = await open("bad");
+    const outcomes = await Promise.all([
+      codeOf(service.append(event(1))),
+      codeOf(service.append(event(2), { nonce: claim("a", 0) })),
+      codeOf(service.append(event(3), { nonce: claim("b", Number.NaN) })),
+      codeOf(service.append(event(4), { nonce: { keyid: "", nonce: "c", ttlSeconds: 60 } })),
+      codeOf(service.append(event(5), { nonce: claim("") })),
+      codeOf(service.append(event(6), { nonce: claim("d") })),
+    ]);
+    expect(outcomes).toEqual([
+      "stored",
+      "invalid-input",
+      "invalid-input",
+      "invalid-input",
+      "invalid-input",
+      "stored",
+    ]);
+    expect((await log.head()).size).toBe(2);
+    await log.close();
+  });
+
+  it("COMMIT refuses nonce keys without their TTLs and writes nothing", async () => {
+    const { log } = await open("script");
+    const keys = [
+      `${prefix}script:audit:{default}:lock`,
+      `${prefix}script:audit:{default}:head`,
+      `${prefix}script:audit:{default}:events`,
+      `${prefix}script:audit:{default}:nodes`,
+      `${prefix}script:nonce:x`,
+    ];
+    const args = ["tok", 0, 1, "h", "", "", 1000, "0", "c", 1, "{}", "", "", "", ""];
+    await redis.set(keys[0]!, "tok");
+    await expect(runScript(redis, COMMIT, keys, args)).rejects.toThrow(/BATCH malformed/);
+    expect(await redis.exists(keys[1]!, keys[2]!, keys[4]!)).toBe(0);
     await log.close();
   });
 

@@ -437,6 +437,17 @@ describe("attacks map to stable codes", () => {
     ).toMatchObject({ ok: true });
   });
 
+  it("deferNonce: the nonce is left to the caller, with how long to keep it", async () => {
+    const cache = new MemoryReplayCache();
+    const r = await signed(post(), alice, { created: NOW - 100 });
+    const first = await verify(r, { replayCache: cache, deferNonce: true });
+    expect(first).toMatchObject({ ok: true, nonceTtlSeconds: 300 - 100 + 1 });
+    // Nothing was stored: verifying again still passes, until the caller reserves it.
+    expect(await verify(r, { replayCache: cache, deferNonce: true })).toMatchObject({ ok: true });
+    expect(await verify(r, { replayCache: cache })).toMatchObject({ ok: true });
+    expect(await verify(r, { replayCache: cache })).toMatchObject({ ok: false, code: "replay" });
+  });
+
   it("created too old / in the future / expired → replay", async () => {
     expect(await verify(await signed(post(), alice, { created: NOW - 301 }))).toMatchObject({
       ok: false,

@@ -222,6 +222,19 @@ export class RedisAuditLog implements AuditLogPort {
     const claim = options?.nonce;
     if (!claim) return this.queue.submit({ input }, options?.timeoutMs);
     if (!this.opts.nonceKey) return Promise.reject(nonceUnsupported());
+    // Checked here: a claim Redis would refuse (SET EX NaN) would fail its whole batch's COMMIT.
+    if (
+      typeof claim.keyid !== "string" ||
+      claim.keyid === "" ||
+      typeof claim.nonce !== "string" ||
+      claim.nonce === "" ||
+      !Number.isFinite(claim.ttlSeconds) ||
+      claim.ttlSeconds <= 0
+    ) {
+      return Promise.reject(
+        new AuditError("invalid-input", "nonce claim needs a keyid, a nonce and a TTL > 0"),
+      );
+    }
     const nonce = {
       key: this.opts.nonceKey(claim.keyid, claim.nonce),
       ttlSeconds: claim.ttlSeconds,
