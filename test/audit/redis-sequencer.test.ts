@@ -1,7 +1,7 @@
 // The Redis sequencer's fencing and failure behaviour: a write without the lock, or sealed on a
 // stale head, is refused; a lock held by a dead leader delays appends but loses none; an append
 // that cannot be sequenced in time is rejected as definitely not appended.
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseStored, RedisAuditLog, storedValue } from "../../functions/node/stores/audit-redis";
 import { COMMIT, commitArgs, runScript } from "../../functions/node/stores/audit-redis/scripts";
 import {
@@ -11,16 +11,11 @@ import {
   FIELD_SUMS_LENGTH,
   sealBatch,
 } from "../../shared/audit";
-import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
+import { redisForFile } from "../support/redis";
 import { seedOf, webcryptoSigner } from "./support/crypto";
 import { serviceOver } from "./support/harness";
 
-const redis = connectRedis();
-const prefix = testPrefix("audit-seq");
-afterAll(async () => {
-  await dropPrefix(redis, prefix);
-  redis.disconnect();
-});
+const { redis, prefix } = redisForFile("audit-seq");
 
 async function open(sub: string, extra: Partial<Parameters<typeof RedisAuditLog.open>[0]> = {}) {
   const signer = await webcryptoSigner(seedOf(7), "audit-1");

@@ -1,17 +1,12 @@
 // Redis is not trusted (ARCHITECTURE.md): with a MAC key, a key record written or edited directly
 // in Redis — say, an injected admin key — is refused, not believed.
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RedisKeyRegistry } from "../../functions/node/stores/keys-redis";
 import { generateEd25519KeyPair } from "../../shared/crypto";
 import { KeyRegistryError } from "../../shared/keys";
-import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
+import { redisForFile } from "../support/redis";
 
-const redis = connectRedis();
-const prefix = testPrefix("keymac");
-afterAll(async () => {
-  await dropPrefix(redis, prefix);
-  redis.disconnect();
-});
+const { redis, prefix } = redisForFile("keymac");
 const macKey = new Uint8Array(32).fill(7);
 
 async function codeOf(p: Promise<unknown>) {

@@ -1,16 +1,11 @@
 // Redis is not trusted (ARCHITECTURE.md): with a MAC key, a policy written or edited directly in
 // Redis is refused — the engine fails closed (denies) instead of enforcing the planted policy.
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RedisPolicyStore } from "../../functions/node/stores/policy-redis";
 import { PolicyEngine } from "../../shared/policy";
-import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
+import { redisForFile } from "../support/redis";
 
-const redis = connectRedis();
-const prefix = testPrefix("polmac");
-afterAll(async () => {
-  await dropPrefix(redis, prefix);
-  redis.disconnect();
-});
+const { redis, prefix } = redisForFile("polmac");
 const macKey = new Uint8Array(32).fill(3);
 const ping = { action: "ping", context: {} };
 

@@ -1,16 +1,11 @@
 // Redis is not trusted (ARCHITECTURE.md): with a MAC key, a pin written or edited directly in
 // Redis — say, one that trusts an attacker's tool key — is refused, never believed.
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RedisPinStore } from "../../functions/node/stores/pins-redis";
 import type { PinRecord } from "../../shared/schemapin";
-import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
+import { redisForFile } from "../support/redis";
 
-const redis = connectRedis();
-const prefix = testPrefix("pinmac");
-afterAll(async () => {
-  await dropPrefix(redis, prefix);
-  redis.disconnect();
-});
+const { redis, prefix } = redisForFile("pinmac");
 const macKey = new Uint8Array(32).fill(5);
 
 const pin = (fingerprint: string): PinRecord => ({

@@ -2,6 +2,7 @@
 // so files can run in parallel against one server.
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
+import { afterAll } from "vitest";
 
 export const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -21,4 +22,15 @@ export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
     cursor = next;
     if (keys.length > 0) await redis.del(...keys);
   } while (cursor !== "0");
+}
+
+/** A test file's connection and key prefix; its keys are deleted when the file ends. */
+export function redisForFile(name: string): { redis: Redis; prefix: string } {
+  const redis = connectRedis();
+  const prefix = testPrefix(name);
+  afterAll(async () => {
+    await dropPrefix(redis, prefix);
+    redis.disconnect();
+  });
+  return { redis, prefix };
 }
