@@ -151,4 +151,33 @@ describe("redis audit sequencer", () => {
     expect(await pending).toMatchObject({ code: "closed" });
     await redis.del(log.keys.lock);
   });
+
+  it("an append that arrives while a batch commits is sent before that batch's reply", async () => {
+    // The log's own connection, observed: each COMMIT's send, and its reply held back 50 ms, so
+    // the second append has all the time it needs to go out while the first is unanswered.
+    const conn = redis.duplicate();
+    const seen: string[] = [];
+    const call = conn.callBuffer.bind(conn) as (cmd: string, args: unknown[]) => Promise<unknown>;
+    (conn as unknown as { callBuffer: typeof call }).callBuffer = (cmd, args) => {
+      if (args[0] !== COMMIT.sha) return call(cmd, args);
+      const n = seen.filter((x) => x.startsWith("send")).length + 1;
+      seen.push(`send ${n}`);
+      return call(cmd, args).then(async (r) => {
+        await new Promise((res) => setTimeout(res, 50));
+        seen.push(`reply ${n}`);
+        return r;
+      });
+    };
+    const { log, service } = await open("overlap", { redis: conn });
+    const first = service.append({ eventType: "agent.created", details: { n: 1 } });
+    while (seen.length === 0) await new Promise((r) => setImmediate(r));
+    const second = service.append({ eventType: "agent.created", details: { n: 2 } });
+    const [a, b] = await Promise.all([first, second]);
+    expect(seen).toEqual(["send 1", "send 2", "reply 1", "reply 2"]);
+    expect([a.index, b.index]).toEqual([0, 1]);
+    expect(b.previousHash).toBe(a.eventHash);
+    expect((await service.verify()).valid).toBe(true);
+    await log.close();
+    conn.disconnect();
+  });
 });

@@ -104,6 +104,7 @@ type Entry = Pending<Queued, AuditEvent>;
 /** `replay`: nothing stored; these batch positions named nonces already used. */
 type CommitOutcome = "ok" | "fenced" | "absent" | "unknown" | { replay: number[] };
 
+const NEWS = Symbol("news");
 const replayed = () => new AuditError("replay", "nonce already used");
 
 // One hash field per event: its field checksums (FIELD_SUMS_LENGTH hex digits; diagnostic,
@@ -153,6 +154,7 @@ export class RedisAuditLog implements AuditLogPort {
   private closed = false;
   private wakers: (() => void)[] = [];
   private workWaiters: ((why: "work" | "want") => void)[] = [];
+  private signal: { settled: Promise<typeof NEWS>; fire: () => void } | undefined;
   private wanted = false;
   private readonly wantChannel: string;
   durability: { appendonly: string; appendfsync: string } | undefined;
@@ -255,9 +257,24 @@ export class RedisAuditLog implements AuditLogPort {
   }
 
   private notify(why: "work" | "want"): void {
+    const signal = this.signal;
+    this.signal = undefined;
+    signal?.fire();
     const w = this.workWaiters;
     this.workWaiters = [];
     for (const f of w) f(why);
+  }
+
+  /** Settles at the next notify (new work or a "want"): a busy leader races it with its commits. */
+  private news(): Promise<typeof NEWS> {
+    if (!this.signal) {
+      let fire = () => {};
+      const settled = new Promise<typeof NEWS>((r) => {
+        fire = () => r(NEWS);
+      });
+      this.signal = { settled, fire };
+    }
+    return this.signal.settled;
   }
 
   /** An idle leader waits here for new work, another process's "want", or the linger timeout. */
@@ -444,7 +461,16 @@ export class RedisAuditLog implements AuditLogPort {
         await this.release().catch(() => undefined);
         return why === "want";
       }
-      const outcome = await first.outcome;
+      // Appends that arrive while this batch commits are sealed and sent at once (while slots
+      // are free) rather than after its reply: Redis takes them in order and group-commits them.
+      const outcome =
+        inflight.length + 1 < maxInflight
+          ? await Promise.race([first.outcome, this.news()])
+          : await first.outcome;
+      if (outcome === NEWS) {
+        inflight.unshift(first);
+        continue;
+      }
       if (outcome === "ok") {
         const sealed = await first.sealed;
         this.cached = sealed.next;
