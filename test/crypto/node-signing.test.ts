@@ -1,4 +1,4 @@
-// The Node API's signer choice (functions/node/signing.ts): WebCrypto for a few signatures per
+// The Node API's signer choice (functions/node/signing.ts): node:crypto inline for a few signatures per
 // tick and the worker-thread pool for bursts under the native providers, the pure-JS reference
 // for "noble". Ed25519 is deterministic, so both must produce the
 // very bytes WebCrypto does.
@@ -22,7 +22,7 @@ describe("nodeSigning", () => {
           expect(toHex(sig)).toBe(toHex(await reference.sign(utf8(m))));
           expect(await verifyEd25519(ours.publicKey, utf8(m), sig)).toBe(true);
         }
-        // Bursts on either side of the per-tick threshold (WebCrypto below it, the pool above).
+        // Bursts on either side of the per-tick threshold (inline below it, the pool above).
         for (const n of [DIRECT_SIGNS_PER_TICK, DIRECT_SIGNS_PER_TICK + 1, 50]) {
           const msgs = Array.from({ length: n }, (_, i) => utf8(`event ${i} of ${n}`));
           const sigs = await Promise.all(msgs.map((m) => ours.sign(m)));
