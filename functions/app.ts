@@ -51,11 +51,14 @@ export interface AppDeps {
 
 const ROLES = new Set<string>(["admin", "agent", "worker", "auditor", "gateway"]);
 
+const RESULT_PATHS = /^\/v1\/(jobs\/[^/]+\/result|gateway\/jobs\/finish)$/;
+
 function limitFor(config: SigilConfig): MiddlewareHandler<AppEnv> {
   const problem = (limit: number) =>
     new Problem(413, "body-too-large", "Request body too large", `the limit is ${limit} bytes`);
   const general = config.server.body_limit_bytes;
-  // A worker's result report carries stdout and stderr, each up to the output cap.
+  // A worker's result report carries stdout and stderr, each up to the output cap; so does the
+  // edge's forward of it to the Node gateway (`finish`).
   const results = Math.max(general, 2 * config.sandbox.output_bytes + 256 * 1024);
   const generalLimit = bodyLimit({
     maxSize: general,
@@ -65,8 +68,7 @@ function limitFor(config: SigilConfig): MiddlewareHandler<AppEnv> {
     maxSize: results,
     onError: (c) => problemResponse(c, problem(results)),
   });
-  return (c, next) =>
-    (/^\/v1\/jobs\/[^/]+\/result$/.test(c.req.path) ? resultLimit : generalLimit)(c, next);
+  return (c, next) => (RESULT_PATHS.test(c.req.path) ? resultLimit : generalLimit)(c, next);
 }
 
 export function createApp(deps: AppDeps) {

@@ -12,9 +12,11 @@ import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { Problem } from "../problem";
 import { router } from "../router";
+import { MAX_JOB_WAIT_MS } from "./jobs";
 
 const jobId = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/);
-const waitMs = z.number().int().min(0).max(60_000);
+// As long as the public route allows: the edge passes a client's timeoutMs through unchanged.
+const waitMs = z.number().int().min(0).max(MAX_JOB_WAIT_MS);
 const iso = z.string().max(64);
 
 const argsByOp = {

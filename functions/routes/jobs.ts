@@ -75,6 +75,9 @@ export interface JobsRouteDeps {
 }
 
 /** Policy conditions this route can enforce; any other condition fails closed. */
+/** The longest long-poll a client may ask for; the Node gateway accepts it too (edge → Node). */
+export const MAX_JOB_WAIT_MS = 120_000;
+
 const TIER_CONDITIONS = new Set(["sandbox_tier", "min_tier"]);
 
 const jobIdParam = z.object({
@@ -224,7 +227,9 @@ const waitRoute = createRoute({
   middleware: [requireRole("agent", "admin", "auditor")] as const,
   request: {
     params: jobIdParam,
-    query: z.object({ timeoutMs: z.coerce.number().int().min(0).max(120_000).default(30_000) }),
+    query: z.object({
+      timeoutMs: z.coerce.number().int().min(0).max(MAX_JOB_WAIT_MS).default(30_000),
+    }),
   },
   responses: {
     200: { description: "job", content: { "application/json": { schema: jobViewSchema } } },

@@ -2,13 +2,16 @@
 // key may call it, and it queues only envelopes that key signed itself.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GatewayJobsBackend } from "../../functions/edge/jobs/gateway";
+import { MAX_JOB_WAIT_MS } from "../../functions/routes/jobs";
 import { loadConfig } from "../../shared/config";
 import { toBase64Url } from "../../shared/encoding";
 import {
   envelopeHash,
   type JobEnvelope,
   jobRequestSchema,
+  outputHash,
   signEnvelope,
+  signResult,
   specFromRequest,
 } from "../../shared/jobs";
 import { newKey, startTarget, type Target, type TestKey } from "../support/targets";
@@ -84,5 +87,43 @@ describe("Node job gateway", () => {
       .keys.create({ role: "agent", subject: "a", publicKey: toBase64Url(agent.publicKey) });
     const asAgent = new GatewayJobsBackend({ baseUrl: t.url, signer: agent.signer });
     await expect(asAgent.get("x")).rejects.toThrow(/403/);
+  });
+
+  it("takes the longest wait the public route allows, which the edge passes through", async () => {
+    const backend = new GatewayJobsBackend({ baseUrl: t.url, signer: gateway.signer });
+    expect(await backend.wait(`gw-none-${Date.now()}`, MAX_JOB_WAIT_MS)).toBeNull();
+  });
+
+  it("takes a forwarded result report as large as a worker may send directly", async () => {
+    const backend = new GatewayJobsBackend({ baseUrl: t.url, signer: gateway.signer });
+    const stdout = "o".repeat(config.sandbox.output_bytes);
+    const stderr = "e".repeat(Math.floor(config.sandbox.output_bytes / 2));
+    expect(stdout.length + stderr.length).toBeGreaterThan(config.server.body_limit_bytes);
+    const at = new Date().toISOString();
+    const signed = await signResult(
+      {
+        jobId: `gw-big-${Date.now()}`,
+        envelopeHash: "0".repeat(64),
+        image: "sigil/busybox:1",
+        tier: "gvisor",
+        runtime: "runsc",
+        status: "succeeded",
+        reason: null,
+        exitCode: 0,
+        signal: null,
+        stdoutHash: outputHash(stdout),
+        stderrHash: outputHash(stderr),
+        truncated: false,
+        durationMs: 1,
+        startedAt: at,
+        finishedAt: at,
+        workerId: "w1",
+      },
+      gateway.signer,
+    );
+    // No such job, so nothing is stored; what matters is that the body got past the limit.
+    await expect(
+      backend.finish(signed.result.jobId, { ...signed, stdout, stderr }),
+    ).resolves.toBeDefined();
   });
 });
