@@ -50,7 +50,13 @@ export function problemResponse(c: Context, p: Problem): Response {
     title: p.title,
     status: p.status,
     ...(p.detail !== undefined ? { detail: p.detail } : {}),
-    ...(p.errors ? { errors: p.errors } : {}),
+    // HTTP-API.md: a validation error always carries `errors`; one not tied to a field names the
+    // request as a whole (path "").
+    ...(p.errors
+      ? { errors: p.errors }
+      : p.type === "validation"
+        ? { errors: [{ path: "", message: p.detail ?? p.title }] }
+        : {}),
     ...(p.extra ?? {}),
   };
   const requestId = c.get("requestId" as never) as string | undefined;

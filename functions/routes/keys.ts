@@ -253,14 +253,18 @@ export function keyRoutes({ registry, manager, audit, now }: KeyRouteDeps) {
     })
     .openapi(verifyRoute, async (c) => {
       const b = c.req.valid("json");
-      let message: Uint8Array;
-      let signature: Uint8Array;
-      try {
-        message = fromBase64Url(b.message);
-        signature = fromBase64Url(b.signature);
-      } catch (e) {
-        throw new Problem(400, "validation", "Invalid encoding", (e as Error).message);
-      }
+      const decode = (field: "message" | "signature") => {
+        try {
+          return fromBase64Url(b[field]);
+        } catch (e) {
+          const message = (e as Error).message;
+          throw new Problem(400, "validation", "Invalid encoding", message, [
+            { path: field, message },
+          ]);
+        }
+      };
+      const message = decode("message");
+      const signature = decode("signature");
       let result: { valid: boolean; kid?: string; keyStatus?: string };
       if (b.kid !== undefined) {
         const r = await registry.get(b.kid);

@@ -472,6 +472,47 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
     });
   });
 
+  describe("signatures: key status and bad input", () => {
+    it("a rotated key still verifies what it signed; a revoked one does not", async () => {
+      const k = await newKey();
+      const { kid } = await admin.keys.create({
+        role: "agent",
+        subject: "sig-status",
+        publicKey: toBase64Url(k.publicKey),
+      });
+      const msg = toBase64Url(utf8("signed before the rotation"));
+      const signature = toBase64Url(await k.signer.sign(utf8("signed before the rotation")));
+      const k2 = await newKey();
+      await admin.keys.rotate(kid, { publicKey: toBase64Url(k2.publicKey) });
+      expect(await agent.signatures.verify({ kid, message: msg, signature })).toEqual({
+        valid: true,
+        kid,
+        keyStatus: "rotated",
+      });
+      await admin.keys.revoke(kid);
+      expect(await agent.signatures.verify({ kid, message: msg, signature })).toEqual({
+        valid: false,
+        kid,
+        keyStatus: "revoked",
+      });
+      expect(
+        await agent.signatures.verify({ kid: "no-such-kid", message: msg, signature }),
+      ).toMatchObject({ valid: false, keyStatus: "unknown" });
+    });
+
+    it("validation errors carry `errors`: the field when there is one, the request otherwise", async () => {
+      const bad = await problemOf(
+        agent.signatures.verify({ kid: agentKey.kid, message: "aGk", signature: "not base64url!" }),
+      );
+      expect([bad.status, typeOf(bad)]).toEqual([400, "validation"]);
+      expect(bad.errors).toEqual([expect.objectContaining({ path: "signature" })]);
+      const { treeSize } = await auditor.audit.checkpoint();
+      const beyond = await problemOf(auditor.audit.inclusionProof({ index: treeSize + 10 }));
+      expect([beyond.status, typeOf(beyond)]).toEqual([400, "validation"]);
+      expect(beyond.errors).toEqual([{ path: "", message: beyond.detail }]);
+    });
+  });
+
   describe("audit", () => {
     it("append → 201 chained; own agentId only; system types reserved", async () => {
       const a = await agent.audit.append({ eventType: "tool.invoked", details: { tool: "calc" } });
