@@ -35,11 +35,11 @@ const putRoute = createRoute({
     body: { required: true, content: { "text/plain": { schema: z.string() } } },
   },
   responses: {
-    200: {
-      description: "identical to the current version; nothing changed",
+    201: {
+      description:
+        "the document is current: a new version, or the current one's number when identical",
       ...json(PutPolicyResultSchema),
     },
-    201: { description: "new version is current", ...json(PutPolicyResultSchema) },
     ...problemResponses(400, 401, 403, 413),
   },
 });
@@ -221,10 +221,8 @@ export function policyRoutes({ policies, audit }: PolicyRouteDeps) {
           policySetVersion: policies.policySetVersion,
         },
       });
-      return c.json(
-        { name: r.name, version: r.version, sha256: r.sha256 },
-        r.unchanged ? 200 : 201,
-      );
+      // 201 either way (HTTP-API.md); an identical upload keeps the current version number.
+      return c.json({ name: r.name, version: r.version, sha256: r.sha256 }, 201);
     })
     .openapi(listRoute, async (c) => {
       await fresh(policies);

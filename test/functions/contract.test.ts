@@ -400,6 +400,13 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
       expect(typeOf(bad)).toBe("policy-invalid");
       expect(bad.errors?.[0]).toMatchObject({ line: 1 });
       expect((await admin.policies.get("secure")).version).toBe(1);
+      // The same document again: 201, and still version 1.
+      const again = await raw("PUT", "/v1/policies/secure", {
+        key: t.admin,
+        body: SECURE_DATA_ACCESS,
+        contentType: "text/plain",
+      });
+      expect([again.status, again.json.version, again.json.sha256]).toEqual([201, 1, put.sha256]);
     });
 
     it("evaluate: allow, deny, default deny — a deny is still 200 and every decision is audited", async () => {
