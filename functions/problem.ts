@@ -51,11 +51,11 @@ export function problemResponse(c: Context, p: Problem): Response {
     status: p.status,
     ...(p.detail !== undefined ? { detail: p.detail } : {}),
     // HTTP-API.md: a validation error always carries `errors`; one not tied to a field names the
-    // request as a whole (path "").
+    // request as a whole (path "(root)", as schema errors do).
     ...(p.errors
       ? { errors: p.errors }
       : p.type === "validation"
-        ? { errors: [{ path: "", message: p.detail ?? p.title }] }
+        ? { errors: [{ path: "(root)", message: p.detail ?? p.title }] }
         : {}),
     ...(p.extra ?? {}),
   };

@@ -18,8 +18,11 @@ export interface AuthKey extends ActiveKey {
   readonly subject: string;
 }
 
+type Unauthenticated = "auth-required" | "key-unknown" | "signature-invalid" | "replay";
+
+/** A rejected request: a 401 (authentication) or, once authenticated, a 403 (outside its role). */
 export interface AuthFailure {
-  code: "auth-required" | "key-unknown" | "signature-invalid" | "replay";
+  code: Unauthenticated | "forbidden";
   detail: string;
   keyid?: string;
   method: string;
@@ -35,7 +38,10 @@ export interface AuthDeps {
   /** When set, the signed @authority must be one of these (stops cross-service replays). */
   allowedAuthorities?: readonly string[];
   now?: () => number;
-  /** Appends the `auth.failed` audit event; a failure to audit must not turn a 401 into an allow. */
+  /**
+   * Appends the `auth.failed` audit event, for every 401 and for a 403 from a role check; a
+   * failure to audit must not turn a rejection into an allow.
+   */
   onRejected(f: AuthFailure): Promise<void>;
   /**
    * Requests whose nonce the route reserves itself, atomically with its audit append (on the
@@ -56,15 +62,15 @@ const titles = {
 } as const;
 
 /** The 401 every authentication failure answers with. */
-export function authProblem(code: AuthFailure["code"], detail: string): Problem {
+export function authProblem(code: Unauthenticated, detail: string): Problem {
   return new Problem(401, code, titles[code], detail);
 }
 
 export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const method = c.req.method;
-    const reject = async (code: AuthFailure["code"], detail: string, keyid?: string) => {
-      await deps.onRejected({
+    const audit = (code: AuthFailure["code"], detail: string, keyid?: string) =>
+      deps.onRejected({
         code,
         detail,
         method,
@@ -72,6 +78,8 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
         requestId: c.get("requestId"),
         ...(keyid ? { keyid } : {}),
       });
+    const reject = async (code: Unauthenticated, detail: string, keyid?: string) => {
+      await audit(code, detail, keyid);
       return authProblem(code, detail);
     };
     const deferNonce = deps.deferNonce?.(method, c.req.path) === true;
@@ -114,6 +122,10 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
       });
     }
     await next();
+    // A role check refused the request (requireRole, in the route): audited like a 401.
+    if (c.error instanceof Problem && c.error.type === "forbidden") {
+      await audit("forbidden", c.error.detail ?? "outside its role", result.keyid);
+    }
     if (!deferNonce) return;
     const left = c.get("nonceClaim");
     if (left) {
