@@ -1,6 +1,8 @@
 // Public keys as SchemaPin ships them: PEM "PUBLIC KEY" (SPKI). We accept exactly two shapes,
 // byte for byte, so a key has one DER encoding and therefore one fingerprint:
 //   ECDSA P-256, uncompressed point (what every reference SDK exports), and Ed25519.
+import { p256 } from "@noble/curves/nist.js";
+import * as ed from "@noble/ed25519";
 import { concatBytes, equalBytes, fromBase64, fromHex, sha256Hex, toBase64 } from "../encoding";
 import { SchemaPinError } from "./errors";
 
@@ -26,29 +28,38 @@ export const FINGERPRINT_RE = /^sha256:[0-9a-f]{64}$/;
 
 export const fingerprintOf = (spki: Uint8Array): string => `sha256:${sha256Hex(spki)}`;
 
+function validPoint(decode: () => unknown): boolean {
+  try {
+    return decode() !== false;
+  } catch {
+    return false;
+  }
+}
+
+const notAPoint = (curve: string) =>
+  new SchemaPinError("key_not_found", `public key is not a valid ${curve} point`);
+
 export function parseSpki(spki: Uint8Array): ParsedPublicKey {
   if (
     spki.length === P256_SPKI_PREFIX.length + 65 &&
     equalBytes(spki.subarray(0, P256_SPKI_PREFIX.length), P256_SPKI_PREFIX) &&
     spki[P256_SPKI_PREFIX.length] === 0x04
   ) {
-    return {
-      algorithm: "ES256",
-      spki,
-      raw: spki.slice(P256_SPKI_PREFIX.length),
-      fingerprint: fingerprintOf(spki),
-    };
+    const raw = spki.slice(P256_SPKI_PREFIX.length);
+    // A point off the curve could never verify anything: refuse it here, where it is pinned.
+    if (!validPoint(() => p256.Point.fromBytes(raw))) throw notAPoint("P-256");
+    return { algorithm: "ES256", spki, raw, fingerprint: fingerprintOf(spki) };
   }
   if (
     spki.length === ED25519_SPKI_PREFIX.length + 32 &&
     equalBytes(spki.subarray(0, ED25519_SPKI_PREFIX.length), ED25519_SPKI_PREFIX)
   ) {
-    return {
-      algorithm: "Ed25519",
-      spki,
-      raw: spki.slice(ED25519_SPKI_PREFIX.length),
-      fingerprint: fingerprintOf(spki),
-    };
+    const raw = spki.slice(ED25519_SPKI_PREFIX.length);
+    // Canonical encoding, on the curve, not of small order (as shared/crypto's strict verifier).
+    if (!validPoint(() => !ed.Point.fromBytes(raw, false).isSmallOrder())) {
+      throw notAPoint("Ed25519");
+    }
+    return { algorithm: "Ed25519", spki, raw, fingerprint: fingerprintOf(spki) };
   }
   throw new SchemaPinError(
     "key_not_found",

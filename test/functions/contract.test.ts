@@ -598,7 +598,7 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
       });
       expect(review.recommendation).toBe("approve");
       const pem =
-        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEb/gaEqaH0W+1a6QdBkGLuEuRnO7YbQjMnVTMnzpO/RqQf/eXRnyTm9Jo8dtK0zVKDtOsdeMDQe4YhSSzWtXCkg==\n-----END PUBLIC KEY-----\n";
+        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEgkD2S+XyZLaKP5VAG8JxG6YNACMV\nkJFsvp95yQj+19OsI2HCg2FHeL9jPIy16LGJSdgJ/0VJBD22NAurqOqn1A==\n-----END PUBLIC KEY-----\n";
       const pin = await admin.tools.putPin("tools.example.com", { publicKeyPem: pem });
       expect(pin).toBeTruthy();
       const got = (await admin.tools.getPin("tools.example.com")) as unknown as { pins: unknown[] };
