@@ -216,8 +216,18 @@ export class Sigil {
       this.#json({ method: "PUT", path: `/v1/tools/pins/${enc(domain)}`, json: pin, call }),
     getPin: (domain: string, call?: CallOptions): Promise<T.ToolPin> =>
       this.#json({ method: "GET", path: `/v1/tools/pins/${enc(domain)}`, call }),
-    deletePin: (domain: string, call?: CallOptions): Promise<T.ToolPin> =>
-      this.#json({ method: "DELETE", path: `/v1/tools/pins/${enc(domain)}`, call }),
+    /** Removes the domain-wide pin, or with `toolId` that one tool's pin. */
+    deletePin: (
+      domain: string,
+      opts: { toolId?: string } = {},
+      call?: CallOptions,
+    ): Promise<T.ToolPin> =>
+      this.#json({
+        method: "DELETE",
+        path: `/v1/tools/pins/${enc(domain)}`,
+        query: { toolId: opts.toolId },
+        call,
+      }),
     review: (schema: unknown, call?: CallOptions): Promise<T.ToolReviewResponse> =>
       this.#json({ method: "POST", path: "/v1/tools/review", json: { schema }, call }),
   };

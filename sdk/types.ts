@@ -179,7 +179,8 @@ export interface JobSpec {
 export interface JobAccepted {
   jobId: string;
   tier: "docker" | "gvisor";
-  riskScore: number;
+  /** null when the job came without a risk assessment. */
+  riskScore: number | null;
   status: "queued";
 }
 export type { JobStatus };

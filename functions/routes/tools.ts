@@ -55,7 +55,7 @@ const getPinRoute = createRoute({
   path: "/v1/tools/pins/{domain}",
   tags: ["tools"],
   summary: "List the pins of a domain",
-  middleware: [requireRole("admin", "auditor")] as const,
+  middleware: [requireRole("admin")] as const, // HTTP-API.md: pins are admin's, reads included
   request: { params: pinParams },
   responses: {
     200: { description: "pins", ...json(anyObject) },

@@ -603,6 +603,26 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
       expect(pin).toBeTruthy();
       const got = (await admin.tools.getPin("tools.example.com")) as unknown as { pins: unknown[] };
       expect(got.pins).toHaveLength(1);
+      // A different key for the same domain: 409, and the pinned one is shown.
+      const other =
+        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEnoY+tAzm6xg7gSQPkykWn8K/PO/F\ny8++tgIRywLc2egqlfO4F/MujrJ3Kq56hIZ4M7ROcKstpEuPYBwkRR+r6Q==\n-----END PUBLIC KEY-----\n";
+      // A key that is not a point on the curve is refused before anything else.
+      const offCurve = await problemOf(
+        admin.tools.putPin("tools.example.com", { publicKeyPem: pem.replace("qOqn1A", "qOqm1A") }),
+      );
+      expect([offCurve.status, typeOf(offCurve)]).toEqual([400, "validation"]);
+      const conflict = await problemOf(
+        admin.tools.putPin("tools.example.com", { publicKeyPem: other }),
+      );
+      expect([conflict.status, typeOf(conflict)]).toEqual([409, "pin-conflict"]);
+      // One tool's own pin, removed by its toolId; the domain-wide pin stays.
+      await admin.tools.putPin("tools.example.com", { publicKeyPem: other, toolId: "calc" });
+      await admin.tools.deletePin("tools.example.com", { toolId: "calc" });
+      const left = (await admin.tools.getPin("tools.example.com")) as unknown as {
+        pins: unknown[];
+      };
+      expect(left.pins).toHaveLength(1);
+      expect(typeOf(await problemOf(auditor.tools.getPin("tools.example.com")))).toBe("forbidden");
       await admin.tools.deletePin("tools.example.com");
       expect(
         typeOf(await problemOf(agent.tools.putPin("tools.example.com", { publicKeyPem: pem }))),

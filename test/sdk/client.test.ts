@@ -375,6 +375,15 @@ describe("typed methods hit the routes of HTTP-API.md, signed", () => {
       "",
     ],
     [
+      "tools.deletePin one tool's",
+      (s) => s.tools.deletePin("d.example", { toolId: "calc" }),
+      "DELETE",
+      "/v1/tools/pins/d.example",
+      { toolId: "calc" },
+      null,
+      "",
+    ],
+    [
       "tools.review",
       (s) => s.tools.review({ name: "t" }),
       "POST",
