@@ -113,15 +113,32 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
       const doc = (await (await fetch(`${t.url}/openapi.json`)).json()) as {
         paths: Record<string, unknown>;
       };
+      // Jobs routes exist on the edge only with a Node gateway configured (not in this target).
+      const jobs =
+        targetName === "node"
+          ? [
+              "/v1/jobs",
+              "/v1/jobs/{id}",
+              "/v1/jobs/{id}/wait",
+              "/v1/jobs/{id}/events",
+              "/v1/jobs/{id}/result",
+            ]
+          : [];
       for (const p of [
+        ...jobs,
         "/v1/keys",
+        "/v1/keys/{kid}",
         "/v1/keys/{kid}/rotate",
+        "/v1/policies",
         "/v1/policies/{name}",
+        "/v1/policies/{name}/versions",
+        "/v1/policies/{name}/rollback",
         "/v1/evaluate",
         "/v1/evaluate/batch",
         "/v1/signatures/verify",
         "/v1/sign",
         "/v1/audit/events",
+        "/v1/audit/events/{index}",
         "/v1/audit/verify",
         "/v1/audit/checkpoint",
         "/v1/audit/proofs/inclusion",
@@ -427,6 +444,26 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
       expect(
         events.some((e) => (e.details as { decisionId?: string }).decisionId === allow.decisionId),
       ).toBe(true);
+    });
+
+    it("batch: every decision audited with its decisionId; more than 1000 → 400", async () => {
+      const before = (await admin.audit.checkpoint()).treeSize;
+      const results = await agent.evaluateBatch([
+        readReq("secret"),
+        readReq("public"),
+        readReq("secret"),
+      ]);
+      const ids = results.map((r) => r.decisionId);
+      expect(new Set(ids).size).toBe(3);
+      const { events } = await auditor.audit.list({ from: before, limit: 100 });
+      const audited = events
+        .filter((e) => ["policy.decision", "policy.violation"].includes(e.eventType))
+        .map((e) => (e.details as { decisionId?: string }).decisionId);
+      expect(audited).toEqual(expect.arrayContaining(ids));
+      const tooMany = await problemOf(
+        agent.evaluateBatch(Array.from({ length: 1001 }, () => readReq("public"))),
+      );
+      expect([tooMany.status, typeOf(tooMany)]).toEqual([400, "validation"]);
     });
 
     it("batch keeps order; versions, rollback, delete", async () => {
