@@ -461,10 +461,13 @@ export class RedisAuditLog implements AuditLogPort {
         await this.release().catch(() => undefined);
         return why === "want";
       }
-      // Appends that arrive while this batch commits are sealed and sent at once (while slots
-      // are free) rather than after its reply: Redis takes them in order and group-commits them.
+      // Appends that arrive while this batch is the only one committing are sealed and sent at
+      // once rather than after its reply, so their fsync follows this one's instead of waiting a
+      // round trip (at 3 connections under `always`: +11% req/s, p50 1.38 → 1.21 ms). With two in
+      // flight, later arrivals wait for a reply and go out together: sending each at once made
+      // commits smaller and cost 3-6% at 8 connections.
       const outcome =
-        inflight.length + 1 < maxInflight
+        inflight.length === 0
           ? await Promise.race([first.outcome, this.news()])
           : await first.outcome;
       if (outcome === NEWS) {
