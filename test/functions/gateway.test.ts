@@ -14,6 +14,7 @@ import {
   signResult,
   specFromRequest,
 } from "../../shared/jobs";
+import { resultBody } from "../jobs/support/result";
 import { newKey, startTarget, type Target, type TestKey } from "../support/targets";
 
 const config = loadConfig();
@@ -99,26 +100,12 @@ describe("Node job gateway", () => {
     const stdout = "o".repeat(config.sandbox.output_bytes);
     const stderr = "e".repeat(Math.floor(config.sandbox.output_bytes / 2));
     expect(stdout.length + stderr.length).toBeGreaterThan(config.server.body_limit_bytes);
-    const at = new Date().toISOString();
     const signed = await signResult(
-      {
+      resultBody({
         jobId: `gw-big-${Date.now()}`,
-        envelopeHash: "0".repeat(64),
-        image: "sigil/busybox:1",
-        tier: "gvisor",
-        runtime: "runsc",
-        status: "succeeded",
-        reason: null,
-        exitCode: 0,
-        signal: null,
         stdoutHash: outputHash(stdout),
         stderrHash: outputHash(stderr),
-        truncated: false,
-        durationMs: 1,
-        startedAt: at,
-        finishedAt: at,
-        workerId: "w1",
-      },
+      }),
       gateway.signer,
     );
     // No such job, so nothing is stored; what matters is that the body got past the limit.

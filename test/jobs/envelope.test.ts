@@ -12,9 +12,10 @@ import {
   signEnvelope,
   verifyEnvelope,
 } from "../../shared/jobs/envelope";
-import { outputHash, type ResultBody, signResult, verifyResult } from "../../shared/jobs/result";
+import { type ResultBody, signResult, verifyResult } from "../../shared/jobs/result";
 import { jobRequestSchema, specFromRequest } from "../../shared/jobs/schema";
 import { lowRisk, newSigner } from "./support/harness";
+import { resultBody } from "./support/result";
 
 const config = loadConfig({});
 let service: Signer;
@@ -184,27 +185,7 @@ describe("job envelope", () => {
 });
 
 describe("job result", () => {
-  function body(over: Partial<ResultBody> = {}): ResultBody {
-    return {
-      jobId: "j1",
-      envelopeHash: "a".repeat(64),
-      image: "sigil/busybox:1",
-      tier: "gvisor",
-      runtime: "runsc",
-      status: "succeeded",
-      reason: null,
-      exitCode: 0,
-      signal: null,
-      stdoutHash: outputHash("hi\n"),
-      stderrHash: outputHash(""),
-      truncated: false,
-      durationMs: 12,
-      startedAt: new Date(T0).toISOString(),
-      finishedAt: new Date(T0 + 12).toISOString(),
-      workerId: "w1",
-      ...over,
-    };
-  }
+  const body = (over: Partial<ResultBody> = {}) => resultBody(over, T0);
   const expectJob = {
     jobId: "j1",
     envelope: { envelopeHash: "a".repeat(64), image: "sigil/busybox:1", tier: "gvisor" as const },
