@@ -1,6 +1,7 @@
 // POST /v1/risk/assess: the security model's score, level and tier (SANDBOX.md).
 import { createRoute, z } from "@hono/zod-openapi";
 import { assessRisk, type RiskThresholds, riskInputSchema } from "../../shared/risk";
+import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { router } from "../router";
 
@@ -15,6 +16,8 @@ const route = createRoute({
   path: "/v1/risk/assess",
   tags: ["risk"],
   summary: "Score a task's risk and choose its sandbox tier",
+  // Those who submit, run policy over, or report on tasks; not worker or gateway keys.
+  middleware: [requireRole("agent", "admin", "auditor")] as const,
   request: {
     body: { required: true, content: { "application/json": { schema: riskInputSchema } } },
   },

@@ -622,6 +622,21 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
       );
       expect(bad.status).toBe(400);
       expect(bad.errors?.[0]).toMatchObject({ path: "dataSensitivity" });
+      // Outside the roles that submit or judge tasks: a worker key is refused.
+      const w = await newKey();
+      await admin.keys.create({
+        role: "worker",
+        subject: "w-risk",
+        publicKey: toBase64Url(w.publicKey),
+      });
+      const input = {
+        dataSensitivity: 0,
+        codeTrustLevel: 0,
+        networkAccess: 0,
+        filesystemAccess: 0,
+        externalApis: 0,
+      };
+      expect(typeOf(await problemOf(t.client(w).risk.assess(input)))).toBe("forbidden");
     });
 
     it("tool review; pins put/get/conflict/delete", async () => {
