@@ -476,6 +476,8 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
       expect(versions.versions).toHaveLength(2);
       await admin.policies.rollback("flip", 1);
       expect((await agent.evaluate({ action: "ping", context: {} })).decision).toBe("allow");
+      const listed = (await admin.policies.list()) as { policies: { name: string }[] };
+      expect(listed.policies.map((p) => p.name)).toContain("flip");
       await admin.policies.delete("flip");
       expect((await agent.evaluate({ action: "ping", context: {} })).decision).toBe("deny");
       expect((await problemOf(admin.policies.rollback("flip", 9))).status).toBe(404);
@@ -574,6 +576,22 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
         typeOf(await problemOf(agent.audit.append({ eventType: "key.revoked", details: {} }))),
       ).toBe("forbidden");
       expect((await auditor.audit.get(a.index)).details).toMatchObject({ tool: "calc" });
+    });
+
+    it("list pages with `next` until the end", async () => {
+      for (let i = 0; i < 5; i++)
+        await agent.audit.append({ eventType: "tool.invoked", details: { i } });
+      const { treeSize } = await auditor.audit.checkpoint();
+      const from = treeSize - 5;
+      const seen: number[] = [];
+      let page = await auditor.audit.list({ from, limit: 2 });
+      for (;;) {
+        expect(page.events.length).toBeLessThanOrEqual(2);
+        seen.push(...page.events.map((e) => e.index));
+        if (page.next === null) break;
+        page = await auditor.audit.list({ from: Number(page.next), limit: 2 });
+      }
+      expect(seen).toEqual([from, from + 1, from + 2, from + 3, from + 4]);
     });
 
     it("verify, checkpoint, inclusion and consistency proofs, export", async () => {
