@@ -149,6 +149,14 @@ describe("submit → signed result", () => {
 });
 
 describe("refusals", () => {
+  it("a wait longer than 120 s is 400 validation, naming timeoutMs", async () => {
+    const err = (await agentClient.jobs
+      .wait("00000000-0000-7000-8000-000000000000", 120_001)
+      .catch((e: unknown) => e)) as SigilError;
+    expect([err.status, err.code]).toEqual([400, "validation"]);
+    expect(err.errors).toEqual([expect.objectContaining({ path: "timeoutMs" })]);
+  });
+
   it("a policy deny is 403 policy-denied, audited, nothing queued", async () => {
     h.policy.next = {
       decision: "deny",
