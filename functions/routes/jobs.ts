@@ -74,10 +74,10 @@ export interface JobsRouteDeps {
   maxStreamMs?: number;
 }
 
-/** Policy conditions this route can enforce; any other condition fails closed. */
 /** The longest long-poll a client may ask for; the Node gateway accepts it too (edge → Node). */
 export const MAX_JOB_WAIT_MS = 120_000;
 
+/** Policy conditions this route can enforce; any other condition fails closed. */
 const TIER_CONDITIONS = new Set(["sandbox_tier", "min_tier"]);
 
 const jobIdParam = z.object({
