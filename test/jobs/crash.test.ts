@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { publicJwk } from "../../shared/crypto";
 import { loadOrCreateWorkerKey } from "../../worker/jobs/keys";
 import { repoRoot } from "../support/vectors";
-import { type Harness, lowRisk, startHarness } from "./support/harness";
+import { type Harness, startHarness, submitLowRisk } from "./support/harness";
 
 let h: Harness;
 let dir: string;
@@ -79,11 +79,7 @@ it("a worker killed mid-job: the job is a recorded retry on the next worker, orp
   const agent = h.client(await h.addKey("agent", "agent-crash"));
   const first = spawnWorker();
   await ready(first);
-  const { jobId } = await agent.jobs.submit({
-    image: "sigil/busybox:1",
-    command: ["sh", "-c", "sleep 3; echo done"],
-    risk: lowRisk,
-  } as never);
+  const { jobId } = await submitLowRisk(agent, ["sh", "-c", "sleep 3; echo done"]);
   await until(
     async () => ((await h.backend.get(jobId))?.status === "running" ? true : undefined),
     30_000,

@@ -6,7 +6,6 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sigil, SigilError } from "../../sdk";
 import { type Signer, verifyEd25519 } from "../../shared/crypto";
-import { canonicalBytes, fromBase64Url } from "../../shared/encoding";
 import { envelopeHash, signEnvelope } from "../../shared/jobs/envelope";
 import { type ResultBody, signResult } from "../../shared/jobs/result";
 import { type Consumer, startConsumer } from "../../worker/jobs/consumer";
@@ -14,7 +13,16 @@ import type { SandboxDriver } from "../../worker/jobs/driver";
 import { Outbox } from "../../worker/jobs/outbox";
 import { apiReporter } from "../../worker/jobs/reporter";
 import { createSandboxDriver } from "../../worker/jobs/sandbox-driver";
-import { type Harness, lowRisk, newSigner, quiet, startHarness } from "./support/harness";
+import {
+  type Harness,
+  lowRisk,
+  newSigner,
+  quiet,
+  runLowRisk,
+  startHarness,
+  submitLowRisk,
+} from "./support/harness";
+import { expectSignedBy } from "./support/result";
 import { observeJobRuntimes, type RuntimeObserver } from "./support/runtime-observer";
 
 let h: Harness;
@@ -73,16 +81,14 @@ afterAll(async () => {
 
 describe("submit → signed result", () => {
   it("low risk runs on runc and returns a result signed by the worker", async () => {
-    const acc = await agentClient.jobs.submit({
-      image: "sigil/busybox:1",
-      command: ["sh", "-c", "echo hello; echo oops >&2; exit 3"],
-      risk: lowRisk,
-    } as never);
+    const {
+      accepted: acc,
+      job,
+      result: r,
+    } = await runLowRisk(agentClient, ["sh", "-c", "echo hello; echo oops >&2; exit 3"]);
     expect(acc).toMatchObject({ tier: "docker", status: "queued", riskScore: 0 });
-    const job = await agentClient.jobs.wait(acc.jobId, 30_000);
     expect(job.status).toBe("failed");
     expect(await observer.runtimeOf(acc.jobId)).toBe("runc");
-    const r = job.result as NonNullable<typeof job.result> & { signed: ResultBody };
     expect(r).toMatchObject({
       exitCode: 3,
       stdout: "hello\n",
@@ -91,14 +97,8 @@ describe("submit → signed result", () => {
     });
     expect(r.kid).toBe(workerKey.kid);
     expect(r.signed.runtime).toBe("runc");
-    // Anyone with the worker's public key can check the signature over the canonical body.
-    expect(
-      await verifyEd25519(
-        workerKey.publicKey,
-        canonicalBytes(r.signed),
-        fromBase64Url(r.signature),
-      ),
-    ).toBe(true);
+    // Anyone with the worker's public key can check the result: signature, hash and outputs.
+    await expectSignedBy(r, acc.jobId, workerKey.publicKey);
     const types = h.audits.filter((a) => a.details.jobId === acc.jobId).map((a) => a.eventType);
     expect(types).toEqual(["job.submitted", "job.started", "job.completed"]);
   });
@@ -109,7 +109,7 @@ describe("submit → signed result", () => {
       code: "import sys\nprint(sys.stdin.read().upper())",
       language: "python",
       stdin: "abc",
-    } as never);
+    });
     expect(acc.tier).toBe("gvisor");
     const job = await agentClient.jobs.wait(acc.jobId, 60_000);
     expect(job.status).toBe("succeeded");
@@ -119,11 +119,7 @@ describe("submit → signed result", () => {
   });
 
   it("streams queued, started, output and finished as server-sent events", async () => {
-    const acc = await agentClient.jobs.submit({
-      image: "sigil/busybox:1",
-      command: ["echo", "streamed"],
-      risk: lowRisk,
-    } as never);
+    const acc = await submitLowRisk(agentClient, ["echo", "streamed"]);
     const seen: { event: string; data: unknown }[] = [];
     for await (const e of agentClient.jobs.events(acc.jobId))
       seen.push({ event: e.event, data: e.data });
@@ -133,11 +129,7 @@ describe("submit → signed result", () => {
   });
 
   it("another agent cannot see the job (404), a worker cannot read jobs (403)", async () => {
-    const acc = await agentClient.jobs.submit({
-      image: "sigil/busybox:1",
-      command: ["true"],
-      risk: lowRisk,
-    } as never);
+    const acc = await submitLowRisk(agentClient, ["true"]);
     const other = h.client(await h.addKey("agent", "agent-2"));
     await expect(other.jobs.get(acc.jobId)).rejects.toMatchObject({ status: 404 });
     await expect(workerClient.jobs.get(acc.jobId)).rejects.toMatchObject({
@@ -166,7 +158,7 @@ describe("refusals", () => {
     };
     try {
       const err = (await agentClient.jobs
-        .submit({ image: "sigil/busybox:1", command: ["true"] } as never)
+        .submit({ image: "sigil/busybox:1", command: ["true"] })
         .catch((e) => e)) as SigilError;
       expect(err.status).toBe(403);
       expect(err.code).toBe("policy-denied");
@@ -192,11 +184,7 @@ describe("refusals", () => {
       decisionId: "d-raise",
     };
     try {
-      const acc = await agentClient.jobs.submit({
-        image: "sigil/busybox:1",
-        command: ["true"],
-        risk: lowRisk,
-      } as never);
+      const acc = await submitLowRisk(agentClient, ["true"]);
       expect(acc.tier).toBe("gvisor");
       expect((await agentClient.jobs.wait(acc.jobId, 60_000)).status).toBe("succeeded");
       expect(await observer.runtimeOf(acc.jobId)).toBe("runsc");
@@ -206,7 +194,7 @@ describe("refusals", () => {
         decisionId: "d-x",
       };
       await expect(
-        agentClient.jobs.submit({ image: "sigil/busybox:1", command: ["true"] } as never),
+        agentClient.jobs.submit({ image: "sigil/busybox:1", command: ["true"] }),
       ).rejects.toMatchObject({ status: 403, code: "policy-denied" });
     } finally {
       h.policy.next = undefined;
@@ -287,7 +275,7 @@ describe("envelopes the service did not sign", () => {
         image: "sigil/busybox:1",
         command: ["echo", "ok"],
         risk: { ...lowRisk, dataSensitivity: 1 },
-      } as never);
+      });
       expect(acc.tier).toBe("gvisor");
       const job = await h.backend.queue.getJob(acc.jobId);
       const data = structuredClone(job!.data);
@@ -312,13 +300,7 @@ describe("envelopes the service did not sign", () => {
 
 describe("result reports", () => {
   it("the same signed result again is idempotent; a different one is 409; a forged one is 400", async () => {
-    const acc = await agentClient.jobs.submit({
-      image: "sigil/busybox:1",
-      command: ["echo", "x"],
-      risk: lowRisk,
-    } as never);
-    const job = await agentClient.jobs.wait(acc.jobId, 30_000);
-    const r = job.result as NonNullable<typeof job.result> & { signed: ResultBody };
+    const { accepted: acc, result: r } = await runLowRisk(agentClient, ["echo", "x"]);
     const signed = {
       result: r.signed,
       resultHash: r.resultHash,

@@ -13,7 +13,7 @@ import { loadConfig } from "../../shared/config";
 import { publicJwk, publicKeyFromJwk, verifyEd25519 } from "../../shared/crypto";
 import { toBase64Url } from "../../shared/encoding";
 import { signRequest } from "../../shared/httpsig";
-import { outputHash, type ResultBody, verifyResult } from "../../shared/jobs";
+import { outputHash } from "../../shared/jobs";
 import { type Consumer, startConsumer } from "../../worker/jobs/consumer";
 import type { SandboxDriver } from "../../worker/jobs/driver";
 import { Outbox } from "../../worker/jobs/outbox";
@@ -22,14 +22,11 @@ import { createSandboxDriver } from "../../worker/jobs/sandbox-driver";
 import { type EdgeInstance, startEdge } from "../support/edge";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
 import { newKey, startTarget, type Target, type TestKey } from "../support/targets";
-import { lowRisk, quiet } from "./support/harness";
+import { quiet, runLowRisk, submitLowRisk } from "./support/harness";
+import { expectSignedBy } from "./support/result";
 
 const MiB = 1024 * 1024;
 const WORKER_ID = "edge-e2e-worker";
-
-type JobResultView = NonNullable<Awaited<ReturnType<Sigil["jobs"]["wait"]>>["result"]> & {
-  signed: ResultBody;
-};
 
 // The Node side's Redis namespace and queue, so the consumer can listen on them.
 const prefix = testPrefix("edge-e2e").replace(/:$/, "").replace(/:/g, "-");
@@ -143,31 +140,18 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function expectVerified(jobId: string, r: JobResultView): Promise<void> {
-  expect(r.kid).toBe(worker.kid);
-  const verdict = await verifyResult(
-    { result: r.signed, resultHash: r.resultHash, kid: r.kid, signature: r.signature },
-    worker.publicKey,
-    verifyEd25519,
-    { jobId, output: { stdout: r.stdout, stderr: r.stderr } },
-  );
-  expect(verdict).toMatchObject({ ok: true, resultHash: r.resultHash });
-}
-
 describe("a sandbox job through the edge", () => {
   let jobId: string;
 
   it("runs on runc and returns a result signed by the worker", async () => {
-    const acc = await agentClient.jobs.submit({
-      image: "sigil/busybox:1",
-      command: ["sh", "-c", "echo hello from the edge; echo note >&2"],
-      risk: lowRisk,
-    } as never);
+    const {
+      accepted: acc,
+      job,
+      result: r,
+    } = await runLowRisk(agentClient, ["sh", "-c", "echo hello from the edge; echo note >&2"]);
     expect(acc).toMatchObject({ tier: "docker", status: "queued", riskScore: 0 });
     jobId = acc.jobId;
-    const job = await agentClient.jobs.wait(jobId, 30_000);
     expect(job.status).toBe("succeeded");
-    const r = job.result as JobResultView;
     expect(r).toMatchObject({
       status: "succeeded",
       exitCode: 0,
@@ -178,7 +162,8 @@ describe("a sandbox job through the edge", () => {
     });
     expect(r.signed.runtime).toBe("runc");
     expect(r.signed.tier).toBe("docker");
-    await expectVerified(jobId, r);
+    expect(r.kid).toBe(worker.kid);
+    await expectSignedBy(r, jobId, worker.publicKey);
     // The record lives on Node (an admin there sees it), reached by the edge over the gateway.
     const onNode = await node.client(node.admin).jobs.get(jobId);
     expect(onNode).toMatchObject({ jobId, status: "succeeded", tier: "docker" });
@@ -205,11 +190,7 @@ describe("a sandbox job through the edge", () => {
   });
 
   it("streams queued, started, output and finished as server-sent events through the edge", async () => {
-    const acc = await agentClient.jobs.submit({
-      image: "sigil/busybox:1",
-      command: ["echo", "streamed"],
-      risk: lowRisk,
-    } as never);
+    const acc = await submitLowRisk(agentClient, ["echo", "streamed"]);
     const seen: { event: string; data: unknown }[] = [];
     for await (const e of agentClient.jobs.events(acc.jobId, { timeoutMs: 30_000 }))
       seen.push({ event: e.event, data: e.data });
@@ -224,18 +205,17 @@ describe("a sandbox job through the edge", () => {
     const cap = workerConfig.sandbox.output_bytes;
     expect(cap).toBe(MiB);
     const n = cap + 64 * 1024;
-    const acc = await agentClient.jobs.submit({
-      image: "sigil/busybox:1",
-      command: [
-        "sh",
-        "-c",
-        `head -c ${n} /dev/zero | tr '\\0' o; head -c ${n} /dev/zero | tr '\\0' e >&2`,
-      ],
-      risk: lowRisk,
-    } as never);
-    const job = await agentClient.jobs.wait(acc.jobId, 30_000, { timeoutMs: 60_000 });
+    const {
+      accepted: acc,
+      job,
+      result: r,
+    } = await runLowRisk(
+      agentClient,
+      ["sh", "-c", `head -c ${n} /dev/zero | tr '\\0' o; head -c ${n} /dev/zero | tr '\\0' e >&2`],
+      30_000,
+      { timeoutMs: 60_000 },
+    );
     expect(job.status).toBe("succeeded");
-    const r = job.result as JobResultView;
     expect(r.truncated).toBe(true);
     expect(r.stdout.length).toBe(cap);
     expect(r.stderr.length).toBe(cap);
@@ -243,6 +223,6 @@ describe("a sandbox job through the edge", () => {
       loadConfig({ env: {} }).server.body_limit_bytes,
     );
     expect(r.signed.stdoutHash).toBe(outputHash("o".repeat(cap)));
-    await expectVerified(acc.jobId, r);
+    await expectSignedBy(r, acc.jobId, worker.publicKey);
   });
 });

@@ -9,9 +9,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sigil } from "../../sdk";
 import { devAdminClient } from "../../sdk/node";
-import { generateEd25519KeyPair, verifyEd25519 } from "../../shared/crypto";
-import { canonicalBytes, fromBase64Url, toBase64Url } from "../../shared/encoding";
-import { lowRisk } from "../jobs/support/harness";
+import { generateEd25519KeyPair } from "../../shared/crypto";
+import { fromBase64Url, toBase64Url } from "../../shared/encoding";
+import { runLowRisk } from "../jobs/support/harness";
+import { expectSignedBy } from "../jobs/support/result";
 import { freePort } from "../support/edge";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
 import { repoRoot } from "../support/vectors";
@@ -87,14 +88,12 @@ describe("npm start on a non-default port", () => {
     });
     await admin.policies.put("sandbox", "policy jobs {\n  allow: execute(sandbox)\n}");
     const agent = new Sigil({ baseUrl: base, secretKey: kp.secretKey });
-    const acc = await agent.jobs.submit({
-      image: "sigil/busybox:1",
-      command: ["echo", "hello from start"],
-      risk: lowRisk,
-    } as never);
-    const job = await agent.jobs.wait(acc.jobId, 60_000);
+    const {
+      accepted: acc,
+      job,
+      result: r,
+    } = await runLowRisk(agent, ["echo", "hello from start"], 60_000);
     expect(job.status).toBe("succeeded");
-    const r = job.result as NonNullable<typeof job.result> & { signed: Record<string, unknown> };
     expect(r.stdout).toBe("hello from start\n");
 
     const jwks = (await (await fetch(`${base}/.well-known/sigil/keys`)).json()) as {
@@ -102,12 +101,6 @@ describe("npm start on a non-default port", () => {
     };
     const published = jwks.keys.find((k) => k.kid === r.kid);
     expect(published).toBeDefined();
-    expect(
-      await verifyEd25519(
-        fromBase64Url(published!.x),
-        canonicalBytes(r.signed),
-        fromBase64Url(r.signature),
-      ),
-    ).toBe(true);
+    await expectSignedBy(r, acc.jobId, fromBase64Url(published!.x));
   }, 90_000);
 });

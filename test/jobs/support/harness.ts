@@ -16,7 +16,7 @@ import {
   type JobPolicyRequest,
   jobsRoutes,
 } from "../../../functions/routes/jobs";
-import { Sigil } from "../../../sdk";
+import { type CallOptions, type JobRecord, Sigil } from "../../../sdk";
 import { loadConfig, type SigilConfig } from "../../../shared/config";
 import {
   createSigner,
@@ -26,6 +26,7 @@ import {
   verifyEd25519,
 } from "../../../shared/crypto";
 import { MemoryReplayCache } from "../../../shared/httpsig";
+import type { ResultBody } from "../../../shared/jobs/result";
 import { connectRedis, dropPrefix, testPrefix } from "../../support/redis";
 
 /** Risk inputs that score low: the job runs on the Docker (runc) tier. */
@@ -36,6 +37,26 @@ export const lowRisk = {
   filesystemAccess: 0,
   externalApis: 0,
 };
+
+/** A job's result as the jobs API returns it: the worker's signed body beside the outputs. */
+export type ApiJobResult = NonNullable<JobRecord["result"]> & { signed: ResultBody };
+
+/** Submits a busybox command that scores low risk (Docker tier). */
+export function submitLowRisk(client: Sigil, command: string[]) {
+  return client.jobs.submit({ image: "sigil/busybox:1", command, risk: lowRisk });
+}
+
+/** Submits a low-risk busybox command and waits for it to finish. */
+export async function runLowRisk(
+  client: Sigil,
+  command: string[],
+  waitMs = 30_000,
+  call?: CallOptions,
+) {
+  const accepted = await submitLowRisk(client, command);
+  const job = await client.jobs.wait(accepted.jobId, waitMs, call);
+  return { accepted, job, result: job.result as ApiJobResult };
+}
 
 /** A logger that drops everything. */
 export const quiet = { info() {}, warn() {}, error() {} };

@@ -1,5 +1,9 @@
-// A well-formed job result body for tests that sign or forward one; `over` changes any field.
-import { outputHash, type ResultBody } from "../../../shared/jobs/result";
+// Job results in tests: a well-formed body to sign or forward, and the check that a result the
+// API returned verifies under the worker's key.
+import { expect } from "vitest";
+import { verifyEd25519 } from "../../../shared/crypto";
+import { outputHash, type ResultBody, verifyResult } from "../../../shared/jobs/result";
+import type { ApiJobResult } from "./harness";
 
 export function resultBody(over: Partial<ResultBody> = {}, at = Date.now()): ResultBody {
   return {
@@ -21,4 +25,19 @@ export function resultBody(over: Partial<ResultBody> = {}, at = Date.now()): Res
     workerId: "w1",
     ...over,
   };
+}
+
+/** The result verifies under the worker's public key: signature, hash, job id and both outputs. */
+export async function expectSignedBy(
+  r: ApiJobResult,
+  jobId: string,
+  publicKey: Uint8Array,
+): Promise<void> {
+  const verdict = await verifyResult(
+    { result: r.signed, resultHash: r.resultHash, kid: r.kid, signature: r.signature },
+    publicKey,
+    verifyEd25519,
+    { jobId, output: { stdout: r.stdout, stderr: r.stderr } },
+  );
+  expect(verdict).toMatchObject({ ok: true, resultHash: r.resultHash });
 }
