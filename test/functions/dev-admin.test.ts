@@ -2,10 +2,8 @@
 // pair into the data directory, mode 0600, says where it is, and the SDK picks it up from there.
 // A second start reuses it rather than minting another admin.
 import { mkdtempSync, rmSync, statSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { serve } from "@hono/node-server";
 import { afterAll, describe, expect, it } from "vitest";
 import { createApp } from "../../functions/app";
 import { jsonLogger } from "../../functions/middleware/logger";
@@ -13,6 +11,7 @@ import { composeNode } from "../../functions/node/compose";
 import { devAdminClient } from "../../sdk/node";
 import { loadConfig } from "../../shared/config";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
+import { serveOnLoopback } from "../support/serve";
 
 const redis = connectRedis();
 const dataDir = mkdtempSync(join(tmpdir(), "sigil-dev-admin-"));
@@ -34,15 +33,13 @@ async function start() {
     scrypt: { N: 2 ** 14, r: 8, p: 1 },
     reconcile: false,
   });
-  const server = serve({ fetch: createApp(deps).fetch, port: 0, hostname: "127.0.0.1" });
-  await new Promise<void>((r) => server.once("listening", () => r()));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const server = await serveOnLoopback(createApp(deps).fetch);
   return {
     deps,
     lines,
-    url,
+    url: server.url,
     stop: async () => {
-      await new Promise((r) => server.close(r));
+      await server.close();
       await deps.close();
     },
   };

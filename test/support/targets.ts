@@ -1,10 +1,8 @@
 // The HTTP contract suite runs against every target: the Node app (real Redis) and the edge app
 // (real workerd). Each target gets a fresh admin key via SIGIL_ADMIN_KEYS, so both behave alike.
 import { mkdtempSync, rmSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { serve } from "@hono/node-server";
 import { createApp } from "../../functions/app";
 import { silentLogger } from "../../functions/middleware/logger";
 import { composeNode } from "../../functions/node/compose";
@@ -19,6 +17,7 @@ import {
 } from "../../shared/crypto";
 import { startEdge } from "./edge";
 import { connectRedis, dropPrefix, testPrefix } from "./redis";
+import { serveOnLoopback } from "./serve";
 
 export interface TestKey {
   kid: string;
@@ -81,17 +80,15 @@ export async function startTarget(
     reconcile: false,
     ...(discovery ? { discovery } : {}),
   });
-  const app = createApp(deps);
-  const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
-  await new Promise<void>((r) => server.once("listening", () => r()));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const server = await serveOnLoopback(createApp(deps).fetch);
+  url = server.url;
   return {
     name,
     url,
     admin,
     client,
     async stop() {
-      await new Promise((r) => server.close(r));
+      await server.close();
       await deps.close();
       await dropPrefix(redis, `${prefix}:`);
       await dropPrefix(redis, `{${prefix}}`);

@@ -1,8 +1,3 @@
-// Test fixture: the jobs routes on a small Hono app behind the real RFC 9421 middleware (an
-// in-memory key table stands in for the key registry until createApp wires it), on a real port,
-// with Redis + BullMQ behind it. Audit events are collected in memory.
-import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
 import type { Redis } from "ioredis";
 import { type AuthKey, authenticate } from "../../../functions/middleware/auth";
 import { onError } from "../../../functions/middleware/errors";
@@ -28,6 +23,7 @@ import {
 import { MemoryReplayCache } from "../../../shared/httpsig";
 import type { ResultBody } from "../../../shared/jobs/result";
 import { connectRedis, dropPrefix, testPrefix } from "../../support/redis";
+import { serveOnLoopback } from "../../support/serve";
 
 /** Risk inputs that score low: the job runs on the Docker (runc) tier. */
 export const lowRisk = {
@@ -149,9 +145,8 @@ export async function startHarness(
   });
   await reconciler.ready();
 
-  const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
-  await new Promise<void>((r) => server.once("listening", () => r()));
-  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const server = await serveOnLoopback(app.fetch);
+  const baseUrl = server.url;
 
   return {
     config,
@@ -170,7 +165,7 @@ export async function startHarness(
     },
     client: (signer) => new Sigil({ baseUrl, signer, retries: 0 }),
     async close() {
-      await new Promise<void>((r) => server.close(() => r()));
+      await server.close();
       await reconciler.close();
       await backend.queue.obliterate({ force: true }).catch(() => undefined);
       await backend.close();
