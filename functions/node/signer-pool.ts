@@ -9,6 +9,7 @@ import { Worker } from "node:worker_threads";
 import {
   CryptoError,
   ed25519Kid,
+  ed25519Pkcs8,
   ed25519PublicKeyFromSeed,
   ed25519StrictPrecheck,
   type Signer,
@@ -59,10 +60,6 @@ parentPort.on("message", (m) => {
     parentPort.postMessage({ id: m.id, error: String(e && e.message || e) });
   }
 });`;
-
-const PKCS8_PREFIX = Uint8Array.from([
-  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-]);
 
 interface SignJob {
   key: number;
@@ -123,13 +120,8 @@ export class SignerPool {
   /** A Signer whose key lives in the pool's workers. Same contract as createSigner. */
   async createSigner(secretKey: Uint8Array, kid?: string): Promise<Signer> {
     if (this.#closed) throw closedError();
-    if (!(secretKey instanceof Uint8Array) || secretKey.length !== 32) {
-      throw new CryptoError("invalid_input", "Ed25519 secret key: expected 32 bytes");
-    }
-    const publicKey = await ed25519PublicKeyFromSeed(secretKey);
-    const der = new Uint8Array(48);
-    der.set(PKCS8_PREFIX);
-    der.set(secretKey, 16);
+    const publicKey = await ed25519PublicKeyFromSeed(secretKey); // checks it is 32 bytes
+    const der = ed25519Pkcs8(secretKey);
     const key = this.#nextKey++;
     this.#keys.set(key, der);
     for (const s of this.#slots) s.worker.postMessage({ t: "key", key, der: der.slice() });

@@ -9,7 +9,7 @@
 // - "noble": the pure-JS reference signer (portable, slow).
 import { createPrivateKey, sign as oneShotSign } from "node:crypto";
 import type { SigilConfig } from "../../shared/config";
-import { createReferenceSigner, type Signer } from "../../shared/crypto";
+import { createReferenceSigner, ed25519Pkcs8, type Signer } from "../../shared/crypto";
 import { SignerPool } from "./signer-pool";
 
 export interface NodeSigning {
@@ -20,9 +20,6 @@ export interface NodeSigning {
 /** At most this many signatures in a tick are signed inline; more go to the pool, all of them. */
 export const DIRECT_SIGNS_PER_TICK = 4;
 
-// PKCS#8 wrapper for a 32-byte Ed25519 seed (RFC 8410 §7).
-const PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
-
 export function nodeSigning(provider: SigilConfig["security"]["crypto_provider"]): NodeSigning {
   if (provider === "noble") {
     return { factory: (sk, kid) => createReferenceSigner(sk, kid), close: async () => {} };
@@ -31,11 +28,9 @@ export function nodeSigning(provider: SigilConfig["security"]["crypto_provider"]
   return {
     factory: async (sk, kid) => {
       const pooled = await pool.createSigner(sk, kid);
-      const key = createPrivateKey({
-        key: Buffer.concat([PKCS8_PREFIX, sk]),
-        format: "der",
-        type: "pkcs8",
-      });
+      const der = ed25519Pkcs8(sk);
+      const key = createPrivateKey({ key: Buffer.from(der.buffer), format: "der", type: "pkcs8" });
+      der.fill(0);
       const direct = (message: Uint8Array) => {
         const sig = oneShotSign(null, message, key);
         return new Uint8Array(sig.buffer, sig.byteOffset, sig.length);

@@ -82,10 +82,17 @@ export async function generateEd25519KeyPair(): Promise<Ed25519KeyPair> {
   return { secretKey, publicKey: await ed25519PublicKeyFromSeed(secretKey) };
 }
 
-async function importNativePrivate(secretKey: Uint8Array): Promise<CryptoKey> {
+/** PKCS#8 DER of a 32-byte Ed25519 seed, for native importers; the caller zeroes it after use. */
+export function ed25519Pkcs8(secretKey: Uint8Array): Uint8Array<ArrayBuffer> {
+  assertBytes(secretKey, 32, "Ed25519 secret key");
   const pkcs8 = new Uint8Array(48);
   pkcs8.set(PKCS8_PREFIX);
   pkcs8.set(secretKey, 16);
+  return pkcs8;
+}
+
+async function importNativePrivate(secretKey: Uint8Array): Promise<CryptoKey> {
+  const pkcs8 = ed25519Pkcs8(secretKey);
   try {
     return await crypto.subtle.importKey("pkcs8", pkcs8, ALG, false, ["sign"]);
   } finally {

@@ -18,6 +18,7 @@ export {
   createReferenceSigner,
   createSigner,
   type Ed25519KeyPair,
+  ed25519Pkcs8,
   ed25519PublicKeyFromSeed,
   ed25519StrictPrecheck,
   generateEd25519KeyPair,

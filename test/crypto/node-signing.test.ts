@@ -4,7 +4,7 @@
 // very bytes WebCrypto does.
 import { describe, expect, it } from "vitest";
 import { DIRECT_SIGNS_PER_TICK, nodeSigning } from "../../functions/node/signing";
-import { createSigner, verifyEd25519 } from "../../shared/crypto";
+import { CryptoError, createSigner, verifyEd25519 } from "../../shared/crypto";
 import { toHex, utf8 } from "../../shared/encoding";
 
 describe("nodeSigning", () => {
@@ -29,6 +29,18 @@ describe("nodeSigning", () => {
           const refs = await Promise.all(msgs.map((m) => reference.sign(m)));
           expect(sigs.map(toHex)).toEqual(refs.map(toHex));
         }
+      } finally {
+        await signing.close();
+      }
+    });
+  }
+
+  for (const provider of ["webcrypto", "noble"] as const) {
+    it(`${provider}: a seed that is not 32 bytes is refused with a CryptoError`, async () => {
+      const signing = nodeSigning(provider);
+      try {
+        for (const n of [31, 33])
+          await expect(signing.factory(new Uint8Array(n), "k")).rejects.toBeInstanceOf(CryptoError);
       } finally {
         await signing.close();
       }
