@@ -2,7 +2,7 @@
 // byte for byte, so a key has one DER encoding and therefore one fingerprint:
 //   ECDSA P-256, uncompressed point (what every reference SDK exports), and Ed25519.
 import { p256 } from "@noble/curves/nist.js";
-import * as ed from "@noble/ed25519";
+import { isValidEd25519PublicKey } from "../crypto";
 import { concatBytes, equalBytes, fromBase64, fromHex, sha256Hex, toBase64 } from "../encoding";
 import { SchemaPinError } from "./errors";
 
@@ -28,9 +28,10 @@ export const FINGERPRINT_RE = /^sha256:[0-9a-f]{64}$/;
 
 export const fingerprintOf = (spki: Uint8Array): string => `sha256:${sha256Hex(spki)}`;
 
-function validPoint(decode: () => unknown): boolean {
+function onP256(raw: Uint8Array): boolean {
   try {
-    return decode() !== false;
+    p256.Point.fromBytes(raw); // throws unless the point is on the curve
+    return true;
   } catch {
     return false;
   }
@@ -47,7 +48,7 @@ export function parseSpki(spki: Uint8Array): ParsedPublicKey {
   ) {
     const raw = spki.slice(P256_SPKI_PREFIX.length);
     // A point off the curve could never verify anything: refuse it here, where it is pinned.
-    if (!validPoint(() => p256.Point.fromBytes(raw))) throw notAPoint("P-256");
+    if (!onP256(raw)) throw notAPoint("P-256");
     return { algorithm: "ES256", spki, raw, fingerprint: fingerprintOf(spki) };
   }
   if (
@@ -55,10 +56,8 @@ export function parseSpki(spki: Uint8Array): ParsedPublicKey {
     equalBytes(spki.subarray(0, ED25519_SPKI_PREFIX.length), ED25519_SPKI_PREFIX)
   ) {
     const raw = spki.slice(ED25519_SPKI_PREFIX.length);
-    // Canonical encoding, on the curve, not of small order (as shared/crypto's strict verifier).
-    if (!validPoint(() => !ed.Point.fromBytes(raw, false).isSmallOrder())) {
-      throw notAPoint("Ed25519");
-    }
+    // Canonical encoding, on the curve, not of small order: the core's strict key check.
+    if (!isValidEd25519PublicKey(raw)) throw notAPoint("Ed25519");
     return { algorithm: "Ed25519", spki, raw, fingerprint: fingerprintOf(spki) };
   }
   throw new SchemaPinError(
