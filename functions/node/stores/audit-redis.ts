@@ -104,7 +104,6 @@ type Entry = Pending<Queued, AuditEvent>;
 /** `replay`: nothing stored; these batch positions named nonces already used. */
 type CommitOutcome = "ok" | "fenced" | "absent" | "unknown" | { replay: number[] };
 
-const NEWS = Symbol("news");
 const replayed = () => new AuditError("replay", "nonce already used");
 
 // One hash field per event: its field checksums (FIELD_SUMS_LENGTH hex digits; diagnostic,
@@ -153,8 +152,10 @@ export class RedisAuditLog implements AuditLogPort {
   private running = false;
   private closed = false;
   private wakers: (() => void)[] = [];
-  private workWaiters: ((why: "work" | "want") => void)[] = [];
-  private signal: { settled: Promise<typeof NEWS>; fire: () => void } | undefined;
+  /** Fired by the next notify: new work, or another process wanting the lock. */
+  private signal:
+    | { next: Promise<"work" | "want">; fire: (why: "work" | "want") => void }
+    | undefined;
   private wanted = false;
   private readonly wantChannel: string;
   durability: { appendonly: string; appendfsync: string } | undefined;
@@ -259,37 +260,32 @@ export class RedisAuditLog implements AuditLogPort {
   private notify(why: "work" | "want"): void {
     const signal = this.signal;
     this.signal = undefined;
-    signal?.fire();
-    const w = this.workWaiters;
-    this.workWaiters = [];
-    for (const f of w) f(why);
+    signal?.fire(why);
   }
 
-  /** Settles at the next notify (new work or a "want"): a busy leader races it with its commits. */
-  private news(): Promise<typeof NEWS> {
+  /** Settles at the next notify; the leader waits on it when idle and races it while committing. */
+  private news(): Promise<"work" | "want"> {
     if (!this.signal) {
-      let fire = () => {};
-      const settled = new Promise<typeof NEWS>((r) => {
-        fire = () => r(NEWS);
+      let fire: (why: "work" | "want") => void = () => {};
+      const next = new Promise<"work" | "want">((r) => {
+        fire = r;
       });
-      this.signal = { settled, fire };
+      this.signal = { next, fire };
     }
-    return this.signal.settled;
+    return this.signal.next;
   }
 
   /** An idle leader waits here for new work, another process's "want", or the linger timeout. */
-  private waitWork(ms: number): Promise<"work" | "want" | "timeout"> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.workWaiters = this.workWaiters.filter((f) => f !== done);
-        resolve("timeout");
-      }, ms);
-      const done = (why: "work" | "want") => {
-        clearTimeout(t);
-        resolve(why);
-      };
-      this.workWaiters.push(done);
+  private async waitWork(ms: number): Promise<"work" | "want" | "timeout"> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((r) => {
+      timer = setTimeout(() => r("timeout"), ms);
     });
+    try {
+      return await Promise.race([this.news(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private waitRelease(ms: number): Promise<void> {
@@ -470,7 +466,7 @@ export class RedisAuditLog implements AuditLogPort {
         inflight.length === 0
           ? await Promise.race([first.outcome, this.news()])
           : await first.outcome;
-      if (outcome === NEWS) {
+      if (outcome === "work" || outcome === "want") {
         inflight.unshift(first);
         continue;
       }
