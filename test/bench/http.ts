@@ -296,8 +296,7 @@ export async function bench(): Promise<void> {
     server.kill("SIGTERM");
     await new Promise((r) => server.on("exit", r));
     const redis = connectRedis();
-    await dropPrefix(redis, `${prefix}:`);
-    await dropPrefix(redis, `{${prefix}}:`); // the BullMQ queue's keys
+    await dropPrefix(redis, `${prefix}:`); // and the BullMQ queue's `{prefix}:` keys
     redis.disconnect();
     rmSync(dataDir, { recursive: true, force: true });
   }

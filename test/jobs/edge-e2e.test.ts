@@ -134,7 +134,6 @@ afterAll(async () => {
   await node?.stop();
   if (redis) {
     await dropPrefix(redis, `${prefix}:`);
-    await dropPrefix(redis, `{${prefix}}`);
     redis.disconnect();
   }
   if (dir) await rm(dir, { recursive: true, force: true });

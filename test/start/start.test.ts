@@ -72,7 +72,6 @@ afterAll(async () => {
   }
   const redis = connectRedis();
   await dropPrefix(redis, `${prefix}:`);
-  await dropPrefix(redis, `{${prefix}}:`);
   redis.disconnect();
   await rm(dataDir, { recursive: true, force: true });
 }, 60_000);

@@ -14,15 +14,25 @@ export function connectRedis(): Redis {
   return new Redis(redisUrl, { maxRetriesPerRequest: 3, lazyConnect: false });
 }
 
-/** Deletes every key under a prefix (SCAN, never KEYS). */
+/**
+ * Deletes every key under a prefix (SCAN, never KEYS). A prefix ending in ":" also covers the
+ * BullMQ queue's hash-tagged form of it: Sigil's queue under prefix `p` keeps its keys at `{p}:…`.
+ */
 export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== "0");
+  const patterns = [`${prefix}*`];
+  if (prefix.endsWith(":")) patterns.push(`{${escapeGlob(prefix.slice(0, -1))}}:*`);
+  for (const pattern of patterns) {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== "0");
+  }
 }
+
+// SCAN's MATCH is a glob; a literal "{" or "[" in a prefix must not act as one.
+const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, "\\$&");
 
 /** A test file's connection and key prefix; its keys are deleted when the file ends. */
 export function redisForFile(name: string): { redis: Redis; prefix: string } {

@@ -91,7 +91,6 @@ export async function startTarget(
       await server.close();
       await deps.close();
       await dropPrefix(redis, `${prefix}:`);
-      await dropPrefix(redis, `{${prefix}}`);
       redis.disconnect();
       rmSync(dataDir, { recursive: true, force: true });
     },

@@ -170,7 +170,6 @@ export async function startHarness(
       await backend.queue.obliterate({ force: true }).catch(() => undefined);
       await backend.close();
       await dropPrefix(redis, `${prefix}:`);
-      await dropPrefix(redis, `{${prefix}}`);
       redis.disconnect();
     },
   };
