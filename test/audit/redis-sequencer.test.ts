@@ -152,6 +152,36 @@ describe("redis audit sequencer", () => {
     await redis.del(log.keys.lock);
   });
 
+  it("appends made by separate callbacks of one event-loop turn share one COMMIT", async () => {
+    // Two requests whose signature checks finish in the same turn append from two callbacks; the
+    // leader must not seal the first alone the moment it arrives.
+    const conn = redis.duplicate();
+    const sizes: number[] = [];
+    const call = conn.callBuffer.bind(conn) as (cmd: string, args: unknown[]) => Promise<unknown>;
+    (conn as unknown as { callBuffer: typeof call }).callBuffer = (cmd, args) => {
+      // EVALSHA sha numkeys ...keys ...argv; ARGV[10] is the batch's event count.
+      if (args[0] === COMMIT.sha) sizes.push(Number(args.slice(2 + Number(args[1]))[9]));
+      return call(cmd, args);
+    };
+    const { log, service } = await open("gather", { redis: conn });
+    await service.append({ eventType: "agent.created", details: { n: 0 } }); // the leader is now idle
+    const acks = await new Promise<Awaited<ReturnType<typeof service.append>>[]>((resolve) => {
+      const pending: ReturnType<typeof service.append>[] = [];
+      setImmediate(() =>
+        pending.push(service.append({ eventType: "agent.created", details: { n: 1 } })),
+      );
+      setImmediate(() => {
+        pending.push(service.append({ eventType: "agent.created", details: { n: 2 } }));
+        resolve(Promise.all(pending));
+      });
+    });
+    expect(acks.map((a) => a.index)).toEqual([1, 2]);
+    expect(sizes).toEqual([1, 2]);
+    expect((await service.verify()).valid).toBe(true);
+    await log.close();
+    conn.disconnect();
+  });
+
   it("an append that arrives while a batch commits is sent before that batch's reply", async () => {
     // The log's own connection, observed: each COMMIT's send, and its reply held back 50 ms, so
     // the second append has all the time it needs to go out while the first is unanswered.
