@@ -1,6 +1,7 @@
 // Audit trail benchmark: durable appends/s and append latency against real Redis with 1, 8 and 64
 // concurrent appenders, beside the raw Ed25519 sign rate (the ceiling: every event is one
-// signature), measured in the same run; plus the offline verify rate of an export. The signer is
+// signature), and a bare Redis write with and without its fsync (the machine's cost of
+// durability), measured in the same run; plus the offline verify rate of an export. The signer is
 // the one the Node API gives the audit log (functions/node/signing.ts), and the ceiling is that
 // signer's own rate.
 // Run: npx tsx test/bench/audit.ts
@@ -32,6 +33,21 @@ async function signRate(signer: Signer, seconds: number): Promise<number> {
 
 const pct = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+
+/** The machine's own cost of one durable write: SETs of an event-sized value, one in flight. */
+async function bareWrites(redis: ReturnType<typeof connectRedis>, key: string, n: number) {
+  const value = "x".repeat(600);
+  const lat: number[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await redis.set(key, value);
+    lat.push(performance.now() - t);
+  }
+  const secs = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  return { rate: n / secs, p50: pct(lat, 50), p99: pct(lat, 99) };
+}
 
 async function appendRun(service: AuditService, concurrency: number, seconds: number) {
   const lat: number[] = [];
@@ -76,6 +92,20 @@ export async function bench(): Promise<void> {
       "",
       "1.00 (ceiling)",
     ]);
+    // Anchors for latency: a bare durable write, and the same without the fsync.
+    for (const mode of ["always", "everysec"] as const) {
+      await redis.config("SET", "appendfsync", mode);
+      await bareWrites(redis, `${prefix}bare`, 300); // warm-up
+      const w = await bareWrites(redis, `${prefix}bare`, 3000);
+      rows.push([
+        `anchor: bare Redis SET (600 B), 1 in flight (AOF ${mode})`,
+        `${w.rate.toFixed(0)}/s`,
+        `${w.p50.toFixed(2)} ms`,
+        `${w.p99.toFixed(2)} ms`,
+        "",
+      ]);
+    }
+    await redis.config("SET", "appendfsync", "always");
     let last: AuditService | undefined;
     for (const c of [1, 8, 64]) {
       const log = await RedisAuditLog.open({ redis, keyPrefix: `${prefix}${c}:`, signer });
