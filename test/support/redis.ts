@@ -19,7 +19,7 @@ export function connectRedis(): Redis {
  * BullMQ queue's hash-tagged form of it: Sigil's queue under prefix `p` keeps its keys at `{p}:…`.
  */
 export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
-  const patterns = [`${prefix}*`];
+  const patterns = [`${escapeGlob(prefix)}*`];
   if (prefix.endsWith(":")) patterns.push(`{${escapeGlob(prefix.slice(0, -1))}}:*`);
   for (const pattern of patterns) {
     let cursor = "0";
@@ -31,7 +31,7 @@ export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
   }
 }
 
-// SCAN's MATCH is a glob; a literal "{" or "[" in a prefix must not act as one.
+// SCAN's MATCH is a glob: a "*", "?", "[" or backslash in a prefix must match only itself.
 const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, "\\$&");
 
 /** A test file's connection and key prefix; its keys are deleted when the file ends. */
