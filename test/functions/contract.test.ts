@@ -4,7 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Sigil, SigilError } from "../../sdk";
 import { fromBase64, sha256Bytes, toBase64Url, utf8 } from "../../shared/encoding";
 import { signRequest } from "../../shared/httpsig";
-import { newKey, startTarget, type Target, type TestKey, targetNames } from "../support/targets";
+import {
+  newKey,
+  registeredKey,
+  startTarget,
+  type Target,
+  type TestKey,
+  targetNames,
+} from "../support/targets";
 
 const SECURE_DATA_ACCESS = `policy secure_data_access {
     allow: read(sensitive_data) if (
@@ -35,6 +42,13 @@ async function problemOf(p: Promise<unknown>): Promise<SigilError> {
   throw new Error("expected a problem response");
 }
 const typeOf = (e: SigilError) => e.type?.split("/").pop();
+
+/** An `auth.failed` audit event, of one rejection code if given. */
+const authFailed =
+  (code?: string) =>
+  (e: { eventType: string; details: unknown }): boolean =>
+    e.eventType === "auth.failed" &&
+    (code === undefined || (e.details as { code: string }).code === code);
 
 describe.each(targetNames)("HTTP contract on %s", (targetName) => {
   let t: Target;
@@ -86,18 +100,8 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
   beforeAll(async () => {
     t = await startTarget(targetName);
     admin = t.client(t.admin);
-    agentKey = await newKey();
-    auditorKey = await newKey();
-    await admin.keys.create({
-      role: "agent",
-      subject: "agent-007",
-      publicKey: toBase64Url(agentKey.publicKey),
-    });
-    await admin.keys.create({
-      role: "auditor",
-      subject: "auditor-1",
-      publicKey: toBase64Url(auditorKey.publicKey),
-    });
+    agentKey = await registeredKey(admin, "agent", "agent-007");
+    auditorKey = await registeredKey(admin, "auditor", "auditor-1");
     agent = t.client(agentKey);
     auditor = t.client(auditorKey);
   }, 120_000);
@@ -249,11 +253,7 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
       expect(r.json.type).toMatch(new RegExp(`/${type}$`));
       // Every rejection is audited, the 403 of a wrong role as well as each 401.
       const { events } = await auditor.audit.list({ from: before, limit: 100 });
-      expect(
-        events.some(
-          (e) => e.eventType === "auth.failed" && (e.details as { code: string }).code === type,
-        ),
-      ).toBe(true);
+      expect(events.some(authFailed(type))).toBe(true);
     });
 
     it("a replayed nonce is refused the second time", async () => {
@@ -307,14 +307,9 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
         expectReplay(await answer(await send()));
         const events = await since(before);
         expect(events.filter(isDecision)).toHaveLength(1);
-        expect(
-          events.some(
-            (e) =>
-              e.eventType === "auth.failed" &&
-              (e.details as { code: string }).code === "replay" &&
-              e.agentId === agentKey.kid,
-          ),
-        ).toBe(true);
+        expect(events.some((e) => authFailed("replay")(e) && e.agentId === agentKey.kid)).toBe(
+          true,
+        );
       });
 
       it("concurrent copies of one signed evaluation: exactly one is answered", async () => {
@@ -327,7 +322,7 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
         expect(statuses.filter((s) => s === 401)).toHaveLength(7);
         const events = await since(before);
         expect(events.filter(isDecision)).toHaveLength(1);
-        expect(events.filter((e) => e.eventType === "auth.failed")).toHaveLength(7);
+        expect(events.filter(authFailed())).toHaveLength(7);
       });
 
       it("an invalid evaluation is refused as a replay the second time, and audited", async () => {
@@ -337,12 +332,7 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
         expectReplay(await answer(await send()));
         const events = await since(before);
         expect(events.filter(isDecision)).toHaveLength(0);
-        expect(
-          events.filter(
-            (e) =>
-              e.eventType === "auth.failed" && (e.details as { code: string }).code === "replay",
-          ),
-        ).toHaveLength(1);
+        expect(events.filter(authFailed("replay"))).toHaveLength(1);
       });
 
       it("a nonce used on another route cannot be used to evaluate, nor the other way", async () => {
@@ -361,12 +351,8 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
     });
 
     it("a revoked key fails from then on; a rotated key is replaced", async () => {
-      const k = await newKey();
-      const { kid } = await admin.keys.create({
-        role: "agent",
-        subject: "temp",
-        publicKey: toBase64Url(k.publicKey),
-      });
+      const k = await registeredKey(admin, "agent", "temp");
+      const kid = k.kid;
       const c = t.client(k);
       await c.audit.checkpoint();
       const k2 = await newKey();
@@ -519,12 +505,8 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
 
   describe("signatures: key status and bad input", () => {
     it("a rotated key still verifies what it signed; a revoked one does not", async () => {
-      const k = await newKey();
-      const { kid } = await admin.keys.create({
-        role: "agent",
-        subject: "sig-status",
-        publicKey: toBase64Url(k.publicKey),
-      });
+      const k = await registeredKey(admin, "agent", "sig-status");
+      const kid = k.kid;
       const msg = toBase64Url(utf8("signed before the rotation"));
       const signature = toBase64Url(await k.signer.sign(utf8("signed before the rotation")));
       const k2 = await newKey();
@@ -641,12 +623,7 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
       expect(bad.status).toBe(400);
       expect(bad.errors?.[0]).toMatchObject({ path: "dataSensitivity" });
       // Outside the roles that submit or judge tasks: a worker key is refused.
-      const w = await newKey();
-      await admin.keys.create({
-        role: "worker",
-        subject: "w-risk",
-        publicKey: toBase64Url(w.publicKey),
-      });
+      const w = await registeredKey(admin, "worker", "w-risk");
       const input = {
         dataSensitivity: 0,
         codeTrustLevel: 0,

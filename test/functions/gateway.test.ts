@@ -4,7 +4,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GatewayJobsBackend } from "../../functions/edge/jobs/gateway";
 import { MAX_JOB_WAIT_MS } from "../../functions/routes/jobs";
 import { loadConfig } from "../../shared/config";
-import { toBase64Url } from "../../shared/encoding";
 import {
   envelopeHash,
   type JobEnvelope,
@@ -15,7 +14,7 @@ import {
   specFromRequest,
 } from "../../shared/jobs";
 import { resultBody } from "../jobs/support/result";
-import { newKey, startTarget, type Target, type TestKey } from "../support/targets";
+import { newKey, registeredKey, startTarget, type Target, type TestKey } from "../support/targets";
 
 const config = loadConfig();
 
@@ -47,10 +46,7 @@ describe("Node job gateway", () => {
   let gateway: TestKey;
   beforeAll(async () => {
     t = await startTarget("node");
-    gateway = await newKey();
-    await t
-      .client(t.admin)
-      .keys.create({ role: "gateway", subject: "edge", publicKey: toBase64Url(gateway.publicKey) });
+    gateway = await registeredKey(t.client(t.admin), "gateway", "edge");
   }, 60_000);
   afterAll(async () => t?.stop());
 
@@ -82,10 +78,7 @@ describe("Node job gateway", () => {
   });
 
   it("is closed to every role but gateway", async () => {
-    const agent = await newKey();
-    await t
-      .client(t.admin)
-      .keys.create({ role: "agent", subject: "a", publicKey: toBase64Url(agent.publicKey) });
+    const agent = await registeredKey(t.client(t.admin), "agent", "a");
     const asAgent = new GatewayJobsBackend({ baseUrl: t.url, signer: agent.signer });
     await expect(asAgent.get("x")).rejects.toThrow(/403/);
   });

@@ -3,9 +3,8 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sigil } from "../../sdk";
-import { toBase64Url } from "../../shared/encoding";
 import { TestServer } from "../schemapin/helpers";
-import { newKey, startTarget, type Target } from "../support/targets";
+import { registeredKey, startTarget, type Target } from "../support/targets";
 import { vectorPath } from "../support/vectors";
 
 const signed = JSON.parse(
@@ -30,13 +29,7 @@ describe("tool verification over HTTP (Node)", () => {
       { allowLocal: true, baseUrls: { [DOMAIN]: server.base("py") } },
     );
     admin = t.client(t.admin);
-    const k = await newKey();
-    await admin.keys.create({
-      role: "agent",
-      subject: "tool-user",
-      publicKey: toBase64Url(k.publicKey),
-    });
-    agent = t.client(k);
+    agent = t.client(await registeredKey(admin, "agent", "tool-user"));
   }, 60_000);
   afterAll(async () => {
     await t?.stop();

@@ -21,7 +21,7 @@ import { apiReporter } from "../../worker/jobs/reporter";
 import { createSandboxDriver } from "../../worker/jobs/sandbox-driver";
 import { type EdgeInstance, startEdge } from "../support/edge";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
-import { newKey, startTarget, type Target, type TestKey } from "../support/targets";
+import { newKey, registeredKey, startTarget, type Target, type TestKey } from "../support/targets";
 import { quiet, runLowRisk, submitLowRisk } from "./support/harness";
 import { expectSignedBy } from "./support/result";
 
@@ -78,20 +78,10 @@ beforeAll(async () => {
   expect(registered.kid).toBe(edgeServiceKid);
 
   // Agent and worker keys live in the EDGE's own key registry.
-  agent = await newKey();
-  worker = await newKey();
   const admin = edgeClient(edgeAdmin);
   edgeAdminClient = admin;
-  await admin.keys.create({
-    role: "agent",
-    subject: "edge-agent",
-    publicKey: toBase64Url(agent.publicKey),
-  });
-  await admin.keys.create({
-    role: "worker",
-    subject: WORKER_ID,
-    publicKey: toBase64Url(worker.publicKey),
-  });
+  agent = await registeredKey(admin, "agent", "edge-agent");
+  worker = await registeredKey(admin, "worker", WORKER_ID);
   agentClient = edgeClient(agent);
   // Default deny: the edge's own policy store must allow sandbox jobs.
   await admin.policies.put("sandbox", "policy jobs {\n  allow: execute(sandbox)\n}");

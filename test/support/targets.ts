@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { createApp } from "../../functions/app";
 import { silentLogger } from "../../functions/middleware/logger";
 import { composeNode } from "../../functions/node/compose";
-import { Sigil } from "../../sdk";
+import { type Role, Sigil } from "../../sdk";
 import { loadConfig } from "../../shared/config";
 import {
   createSigner,
@@ -15,6 +15,7 @@ import {
   publicJwk,
   type Signer,
 } from "../../shared/crypto";
+import { toBase64Url } from "../../shared/encoding";
 import { startEdge } from "./edge";
 import { connectRedis, dropPrefix, testPrefix } from "./redis";
 import { serveOnLoopback } from "./serve";
@@ -30,6 +31,15 @@ export async function newKey(): Promise<TestKey> {
   const kp = await generateEd25519KeyPair();
   const kid = ed25519Kid(kp.publicKey);
   return { kid, ...kp, signer: await createSigner(kp.secretKey, kid) };
+}
+
+/** A fresh key pair, registered through `admin` under this role and subject. */
+export async function registeredKey(admin: Sigil, role: Role, subject: string): Promise<TestKey> {
+  const k = await newKey();
+  const { kid } = await admin.keys.create({ role, subject, publicKey: toBase64Url(k.publicKey) });
+  // The tests sign with k.kid: the service must name the key the same way.
+  if (kid !== k.kid) throw new Error(`registered as ${kid}, expected ${k.kid}`);
+  return k;
 }
 
 export interface Target {
