@@ -1,4 +1,4 @@
-// Every transparency-dev Merkle vector under ../shared/vectors/merkle: happy paths must verify,
+// Every transparency-dev Merkle vector under test/vectors/merkle: happy paths must verify,
 // every wantErr case must fail.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";

@@ -1,10 +1,10 @@
-// External test vectors live beside the checkout (../shared/vectors), in CI as here.
+// External test vectors, copied into the repository with their licences (test/vectors/README.md).
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-export const vectorsDir = resolve(repoRoot, "..", "shared", "vectors");
+export const vectorsDir = resolve(repoRoot, "test", "vectors");
 
 export const vectorPath = (...parts: string[]): string => join(vectorsDir, ...parts);
 
