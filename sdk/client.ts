@@ -182,12 +182,12 @@ export class Sigil {
     inclusionProof: (
       q: { index: number; treeSize?: number },
       call?: CallOptions,
-    ): Promise<T.AuditProof> =>
+    ): Promise<T.InclusionProof> =>
       this.#json({ method: "GET", path: "/v1/audit/proofs/inclusion", query: q, call }),
     consistencyProof: (
       q: { from: number; to?: number },
       call?: CallOptions,
-    ): Promise<T.AuditProof> =>
+    ): Promise<T.ConsistencyProof> =>
       this.#json({ method: "GET", path: "/v1/audit/proofs/consistency", query: q, call }),
     /** The raw NDJSON export: kept as text so it can be verified offline byte for byte. */
     export: async (q: { from?: number; to?: number } = {}, call?: CallOptions): Promise<string> => {

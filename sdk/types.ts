@@ -1,7 +1,10 @@
 // Request and response shapes of HTTP-API.md (v1). Fields the doc leaves open are typed loosely
 // (`Record<string, unknown>`) rather than guessed.
 
+import type { AuditEvent, ConsistencyProofView, InclusionProofView } from "../shared/audit";
 import type { JobStatus } from "../shared/jobs/result";
+
+export type { AuditEvent };
 
 export type Role = "admin" | "agent" | "worker" | "auditor" | "gateway";
 
@@ -92,12 +95,6 @@ export interface AuditAppendResponse {
   signature: string;
   kid: string;
 }
-export type AuditEvent = AuditAppendResponse & {
-  eventType: string;
-  agentId?: string;
-  details: Record<string, unknown>;
-  [k: string]: unknown;
-};
 export interface AuditEventPage {
   events: AuditEvent[];
   next: number | string | null;
@@ -115,7 +112,10 @@ export interface AuditCheckpoint {
   kid: string;
   [k: string]: unknown;
 }
-export type AuditProof = Record<string, unknown>;
+/** An RFC 9162 inclusion proof; hashes are base64. */
+export type InclusionProof = InclusionProofView;
+/** An RFC 9162 consistency proof; hashes are base64. */
+export type ConsistencyProof = ConsistencyProofView;
 
 /** Each input is a number in [0, 1] (SANDBOX.md); anything else is a 400, never a clamp. */
 export interface RiskAssessRequest {
@@ -195,6 +195,8 @@ export interface JobResult {
   resultHash: string;
   signature: string;
   kid: string;
+  /** The exact body the worker signed (verify with shared/jobs/result.ts verifyResult). */
+  signed: Record<string, unknown>;
 }
 export interface JobRecord {
   status: JobStatus;

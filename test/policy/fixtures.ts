@@ -1,47 +1,7 @@
-// The three policies of the security model, verbatim from POLICY-LANGUAGE.md.
-export const SECURE_DATA_ACCESS = `policy secure_data_access {
-    allow: read(sensitive_data) if (
-        user.clearance >= "secret" &&
-        user.need_to_know.contains(data.classification) &&
-        session.mfa_verified == true
-    )
-
-    deny: export(data) if data.contains_pii == true
-
-    require: [
-        user.background_check.current,
-        session.secure_connection,
-        audit_trail = "detailed"
-    ]
-}`;
-
-export const SECURITY_MODEL_POLICIES = `${SECURE_DATA_ACCESS}
-
-policy data_flow_control {
-    allow: transform(data) if (
-        source.classification <= target.classification &&
-        user.transform_permissions.contains(operation.type)
-    )
-
-    deny: aggregate(datasets) if (
-        any(datasets, |d| d.privacy_level > operation.privacy_budget)
-    )
-
-    require: differential_privacy for statistical_operations
-}
-
-policy resource_governance {
-    allow: allocate(resources) if (
-        user.resource_quota.remaining >= resources.total &&
-        operation.priority <= user.max_priority
-    )
-
-    deny: long_running_operations if system.maintenance_mode
-
-    require: supervisor_approval for high_memory_operations
-}
-`;
-
+// The three policies of the security model, verbatim from its policy examples; the README's tour
+// pushes the same file.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { sha256Hex } from "../../shared/encoding";
 import {
   buildPolicySet,
@@ -51,6 +11,16 @@ import {
   type PolicySetOptions,
   parse,
 } from "../../shared/policy";
+import { repoRoot } from "../support/vectors";
+
+export const SECURITY_MODEL_POLICIES = readFileSync(
+  join(repoRoot, "examples", "security-model.policy"),
+  "utf8",
+);
+export const SECURE_DATA_ACCESS = SECURITY_MODEL_POLICIES.slice(
+  0,
+  SECURITY_MODEL_POLICIES.indexOf("\n\npolicy data_flow_control"),
+);
 
 /** Builds a set from named sources (parse errors throw). */
 export function setOf(sources: Record<string, string>, opts: PolicySetOptions = {}): PolicySet {

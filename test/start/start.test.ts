@@ -1,7 +1,8 @@
 // The README's first command, as a user runs it: scripts/start.ts (what `npm start` runs after
 // infra/setup.sh) brings up the API and a worker, registers the worker's key, and a job submitted
 // through the SDK comes back signed by that worker, whose key /.well-known/sigil/keys publishes.
-// On a non-default port, which once left the worker reporting to :8787.
+// On a non-default port, which once left the worker reporting to :8787. The README's tour runs
+// against the same instance, word for word.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -102,4 +103,27 @@ describe("npm start on a non-default port", () => {
     expect(published).toBeDefined();
     await expectSignedBy(r, acc.jobId, fromBase64Url(published!.x));
   }, 90_000);
+
+  it("the README's tour (examples/tour.ts) runs to the end against it", async () => {
+    const tour = spawn(process.execPath, ["--import", "tsx", "examples/tour.ts"], {
+      cwd: repoRoot,
+      env: { ...process.env, SIGIL_URL: base, SIGIL_DATA_DIR: dataDir },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let said = "";
+    tour.stdout?.on("data", (b: Buffer) => {
+      said += b.toString();
+    });
+    tour.stderr?.on("data", (b: Buffer) => {
+      said += b.toString();
+    });
+    const code = await new Promise<number | null>((r) => tour.on("exit", r));
+    expect(said).toContain("read(sensitive_data): allow_with_conditions");
+    expect(said).toContain("without MFA: deny");
+    expect(said).toMatch(/stdout: 42 \(exit 0/);
+    expect(said).toContain(": verified");
+    expect(said).toMatch(/chain and signatures: valid/);
+    expect(said).toContain("tour complete");
+    expect(code, said).toBe(0);
+  }, 120_000);
 });
