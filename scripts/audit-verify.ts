@@ -11,7 +11,8 @@ import { type AuditKeyResolver, type VerifyFn, verifyExport } from "../shared/au
 import { fromBase64Url, toHex } from "../shared/encoding";
 
 // Validity is read leniently: JWT-style nbf/exp (seconds), or RFC 3339 validFrom/validUntil
-// (also notBefore/notAfter), and a revoked key stays valid for what it signed before revokedAt.
+// (also notBefore/notAfter), and a revoked key stays valid for what it signed before its
+// revocation: `revoked_at` (seconds, as /.well-known/sigil/keys publishes it) or RFC 3339 revokedAt.
 const JwkSchema = z.looseObject({
   kty: z.literal("OKP"),
   crv: z.literal("Ed25519"),
@@ -25,6 +26,7 @@ const JwkSchema = z.looseObject({
   notAfter: z.string().optional(),
   status: z.string().optional(),
   revokedAt: z.string().optional(),
+  revoked_at: z.number().optional(),
 });
 const JwksSchema = z.object({ keys: z.array(z.unknown()) });
 
@@ -45,11 +47,14 @@ export function resolverFromJwks(jwks: unknown): AuditKeyResolver {
     const t = Date.parse(timestamp);
     const from = k.nbf !== undefined ? k.nbf * 1000 : Date.parse(k.validFrom ?? k.notBefore ?? "");
     const until = k.exp !== undefined ? k.exp * 1000 : Date.parse(k.validUntil ?? k.notAfter ?? "");
-    const revoked = k.revokedAt
-      ? Date.parse(k.revokedAt)
-      : k.status === "revoked"
-        ? -Infinity
-        : NaN;
+    const revoked =
+      k.revoked_at !== undefined
+        ? k.revoked_at * 1000
+        : k.revokedAt
+          ? Date.parse(k.revokedAt)
+          : k.status === "revoked"
+            ? -Infinity
+            : NaN;
     const validAt =
       Number.isFinite(t) &&
       (Number.isNaN(from) || t >= from) &&

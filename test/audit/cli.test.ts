@@ -65,6 +65,8 @@ describe("audit-verify CLI", () => {
           revokedAt: "2024-06-01T00:00:00.000Z",
         },
         { kty: "OKP", crv: "Ed25519", x, kid: "c", nbf: 1_700_000_000 },
+        // As /.well-known/sigil/keys publishes a revoked key: revoked_at in seconds.
+        { kty: "OKP", crv: "Ed25519", x, kid: "e", status: "revoked", revoked_at: 1_717_200_000 },
         { kty: "RSA", kid: "d" },
       ],
     });
@@ -73,6 +75,8 @@ describe("audit-verify CLI", () => {
     expect((await keys("b", "2024-05-01T00:00:00.000Z"))?.validAt).toBe(true);
     expect((await keys("b", "2024-07-01T00:00:00.000Z"))?.validAt).toBe(false);
     expect((await keys("c", "2020-01-01T00:00:00.000Z"))?.validAt).toBe(false);
+    expect((await keys("e", "2024-05-01T00:00:00.000Z"))?.validAt).toBe(true);
+    expect((await keys("e", "2024-07-01T00:00:00.000Z"))?.validAt).toBe(false);
     expect(await keys("d", "2024-05-01T00:00:00.000Z")).toBeUndefined();
     expect(await keys("zzz", "2024-05-01T00:00:00.000Z")).toBeUndefined();
   });
