@@ -1,6 +1,8 @@
 // How routes record things: one `audit()` call per security-relevant event, and security events
 // (incident response input) as `security.event` entries with a severity.
-import type { NonceClaim } from "../shared/audit";
+import type { NonceClaim, Severity } from "../shared/audit";
+
+export type { Severity } from "../shared/audit";
 
 export interface AuditInput {
   eventType: string;
@@ -19,8 +21,6 @@ export type AuditFn = (
   options?: { nonce?: NonceClaim },
 ) => Promise<AuditReceipt>;
 
-export type Severity = "info" | "low" | "medium" | "high" | "critical";
-
 export function securityEvent(
   audit: AuditFn,
   agentId: string,
@@ -32,6 +32,7 @@ export function securityEvent(
   return audit({
     eventType: "security.event",
     agentId,
-    details: { category, severity, description, ...details },
+    // Sigil's own category and severity win over anything of the same name in `details`.
+    details: { ...details, category, severity, description },
   });
 }

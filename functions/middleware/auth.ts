@@ -52,7 +52,30 @@ export interface AuthDeps {
   deferNonce?: (method: string, path: string) => boolean;
 }
 
-const utf8Lenient = new TextDecoder();
+// HTTP-API.md: every string in a request is well-formed Unicode; a body that is not UTF-8 is not.
+const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The body as text, or, when its bytes are not UTF-8, a rejection that every reader of the text
+ * (the JSON guard, a text/plain route) answers as 400 `validation`. Nothing reads the body in any
+ * other form, so no route sees replacement characters where the signed bytes had something else.
+ */
+function bodyText(body: Uint8Array): Promise<string> {
+  try {
+    return Promise.resolve(utf8Strict.decode(body));
+  } catch {
+    const refused = Promise.reject(
+      new Problem(
+        400,
+        "validation",
+        "Request failed validation",
+        "the body is not well-formed UTF-8",
+      ),
+    );
+    refused.catch(() => undefined); // a route that never reads its body must not crash on it
+    return refused;
+  }
+}
 
 const titles = {
   "auth-required": "Authentication required",
@@ -86,10 +109,9 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     const body =
       method === "GET" || method === "HEAD" ? undefined : new Uint8Array(await c.req.arrayBuffer());
     // Hono converts a cached ArrayBuffer to text through a new Response on every text()/json()
-    // call (twice per request here: jsonGuard and the validator); decode it once instead, as
-    // Response.text() would (UTF-8, invalid sequences replaced).
+    // call (twice per request here: jsonGuard and the validator); decode it once instead, strictly.
     // (bodyCache holds promises at runtime; its declared type says string.)
-    if (body) c.req.bodyCache.text = Promise.resolve(utf8Lenient.decode(body)) as unknown as string;
+    if (body) c.req.bodyCache.text = bodyText(body) as unknown as string;
     // A store failure (Redis down) is neither an allow nor a client error: 503, fail closed.
     const result = await verifyRequest(
       {
@@ -158,29 +180,93 @@ const storeUnavailable = (e: unknown) =>
 /** Nesting deeper than this is refused before JSON.parse sees it (bounded cost, no stack blow-up). */
 export const MAX_JSON_DEPTH = 64;
 
-function jsonDepthExceeds(text: string, max: number): boolean {
+/**
+ * Whether a Content-Type names JSON: `application/json` or any `+json` type (RFC 6839), in any
+ * letter case, with any parameters and surrounding whitespace. The media type is taken as Hono's
+ * json validator takes it (before `;`, trimmed, lowercased), and this accepts everything that
+ * validator parses (`application/([\w.-]+\+)?json`), so no route parses a body the guard skipped.
+ */
+export function isJsonMediaType(contentType: string | undefined): boolean {
+  if (!contentType) return false;
+  const essence = contentType.split(";", 1)[0]!.trim().toLowerCase();
+  return essence === "application/json" || essence.endsWith("+json");
+}
+
+const hexValue = (c: number): number =>
+  c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+
+/** The code unit a `\uXXXX` escape whose hex digits start at `at` stands for, or -1. */
+function escapedUnit(text: string, at: number): number {
+  const a = hexValue(text.charCodeAt(at));
+  const b = hexValue(text.charCodeAt(at + 1));
+  const c = hexValue(text.charCodeAt(at + 2));
+  const d = hexValue(text.charCodeAt(at + 3));
+  return (a | b | c | d) < 0 ? -1 : (a << 12) | (b << 8) | (c << 4) | d;
+}
+
+export type JsonScan =
+  | { ok: true }
+  | { ok: false; reason: "too-deep" }
+  | { ok: false; reason: "ill-formed"; offset: number };
+
+/**
+ * One pass over JSON text, before JSON.parse: whether it nests deeper than `max`, and whether some
+ * string (key or value) would not be well-formed Unicode once parsed, i.e. holds a lone surrogate,
+ * raw or as a `\u` escape (a high one not followed by a low one, or a low one on its own).
+ * Malformed JSON is left to JSON.parse; an ill-formed string in it is reported all the same.
+ */
+export function scanJson(text: string, max: number): JsonScan {
   let depth = 0;
   let inString = false;
+  let illFormedAt = -1;
   for (let i = 0; i < text.length; i++) {
     const ch = text.charCodeAt(i);
     if (inString) {
-      if (ch === 92 /* \ */) i++;
-      else if (ch === 34 /* " */) inString = false;
+      if (ch === 34 /* " */) inString = false;
+      else if (ch === 92 /* \ */) {
+        if (text.charCodeAt(i + 1) !== 117 /* u */) {
+          i++;
+          continue;
+        }
+        const unit = escapedUnit(text, i + 2);
+        if ((unit & 0xf800) === 0xd800) {
+          // A surrogate escape is well-formed only as the high half of an escaped pair.
+          const low =
+            unit < 0xdc00 && text.charCodeAt(i + 6) === 92 && text.charCodeAt(i + 7) === 117
+              ? escapedUnit(text, i + 8)
+              : -1;
+          if (low >= 0xdc00 && low <= 0xdfff) {
+            i += 11;
+            continue;
+          }
+          if (illFormedAt < 0) illFormedAt = i;
+        }
+        i += unit < 0 ? 1 : 5;
+      } else if ((ch & 0xf800) === 0xd800) {
+        // A raw surrogate (text that did not come from a strict UTF-8 decode): pairs only.
+        if (ch < 0xdc00 && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) i++;
+        else if (illFormedAt < 0) illFormedAt = i;
+      }
     } else if (ch === 34) inString = true;
     else if (ch === 123 || ch === 91) {
-      if (++depth > max) return true;
+      if (++depth > max) return { ok: false, reason: "too-deep" };
     } else if (ch === 125 || ch === 93) depth--;
   }
-  return false;
+  return illFormedAt < 0 ? { ok: true } : { ok: false, reason: "ill-formed", offset: illFormedAt };
 }
 
-/** For JSON bodies: a clear 400 for malformed or too deeply nested JSON, before validation. */
+/**
+ * For JSON bodies (every JSON media type): a clear 400 for malformed or too deeply nested JSON
+ * (`invalid-json`) and for a string that is not well-formed Unicode (`validation`: a lone
+ * surrogate would make canonicalisation of the audit event throw), before validation.
+ */
 export function jsonGuard(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const type = c.req.header("content-type") ?? "";
-    if (c.req.method !== "GET" && type.startsWith("application/json")) {
+    const method = c.req.method;
+    if (method !== "GET" && method !== "HEAD" && isJsonMediaType(c.req.header("content-type"))) {
       const text = await c.req.text();
-      if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
+      const scan = scanJson(text, MAX_JSON_DEPTH);
+      if (!scan.ok && scan.reason === "too-deep") {
         throw new Problem(
           400,
           "invalid-json",
@@ -192,6 +278,14 @@ export function jsonGuard(): MiddlewareHandler<AppEnv> {
         JSON.parse(text);
       } catch (e) {
         throw new Problem(400, "invalid-json", "Malformed JSON", (e as Error).message);
+      }
+      if (!scan.ok) {
+        throw new Problem(
+          400,
+          "validation",
+          "Request failed validation",
+          `every string must be well-formed Unicode: a lone surrogate at character ${scan.offset}`,
+        );
       }
     }
     await next();

@@ -29,6 +29,18 @@ export function onError(log: Logger) {
           new Problem(413, "body-too-large", "Request body too large", err.message),
         );
       }
+      if (status === 415) {
+        // The route's body is JSON and the request's Content-Type is not a JSON media type.
+        return problemResponse(
+          c,
+          new Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the body as application/json",
+          ),
+        );
+      }
       if (status === 400) {
         return problemResponse(
           c,

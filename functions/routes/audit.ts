@@ -2,7 +2,12 @@
 // checkpoints, Merkle proofs, NDJSON export.
 import { createRoute, z } from "@hono/zod-openapi";
 import { stream } from "hono/streaming";
-import { AuditAppendInputSchema, AuditError, type AuditService } from "../../shared/audit";
+import {
+  AuditAppendInputSchema,
+  AuditError,
+  type AuditService,
+  isClientEventType,
+} from "../../shared/audit";
 import { authProblem } from "../middleware/auth";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
@@ -12,12 +17,6 @@ import { router } from "../router";
 const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 const index = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const anyObject = z.record(z.string(), z.unknown());
-
-/** Event types only Sigil itself writes; a client appending one could forge the record. */
-const SYSTEM_PREFIXES = ["auth.", "policy.", "key.", "job.", "security.", "signature."];
-const SYSTEM_TYPES = new Set(["tool.verified", "tool.pinned", "tool.unpinned", "tool.reviewed"]);
-export const isSystemEventType = (t: string) =>
-  SYSTEM_TYPES.has(t) || SYSTEM_PREFIXES.some((p) => t.startsWith(p));
 
 export function auditProblem(e: unknown): never {
   if (e instanceof AuditError) {
@@ -40,7 +39,8 @@ const appendRoute = createRoute({
   method: "post",
   path: "/v1/audit/events",
   tags: ["audit"],
-  summary: "Append an event (acknowledged once durably stored)",
+  summary:
+    "Append an event (acknowledged once durably stored). Clients write only agent.*, app.*, tool.invoked, message.routed and resource.allocated; every other type is Sigil's own (403)",
   middleware: [requireRole("agent", "admin")] as const,
   request: { body: { required: true, ...json(AuditAppendInputSchema) } },
   responses: {
@@ -146,23 +146,23 @@ export function auditRoutes(audit: AuditService) {
       const body = c.req.valid("json");
       const role = c.get("role");
       const subject = c.get("subject") ?? "unknown";
-      if (role !== "admin") {
-        if (body.agentId !== undefined && body.agentId !== subject) {
-          throw new Problem(
-            403,
-            "forbidden",
-            "Forbidden",
-            `an agent appends only its own events (agentId must be ${subject})`,
-          );
-        }
-        if (isSystemEventType(body.eventType)) {
-          throw new Problem(
-            403,
-            "forbidden",
-            "Forbidden",
-            `event type ${body.eventType} is written by Sigil itself`,
-          );
-        }
+      if (role !== "admin" && body.agentId !== undefined && body.agentId !== subject) {
+        throw new Problem(
+          403,
+          "forbidden",
+          "Forbidden",
+          `an agent appends only its own events (agentId must be ${subject})`,
+        );
+      }
+      // Every caller, admins too: what is not on the allow-list is Sigil's own record. A 403 (the
+      // type is valid, the caller may not write it), audited like every refusal by role.
+      if (!isClientEventType(body.eventType)) {
+        throw new Problem(
+          403,
+          "forbidden",
+          "Forbidden",
+          `event type ${body.eventType} is written by Sigil itself; clients append only agent.*, app.*, tool.invoked, message.routed and resource.allocated`,
+        );
       }
       const r = await audit
         .append({

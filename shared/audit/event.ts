@@ -40,6 +40,36 @@ export const AuditAppendInputSchema = z.strictObject({
 });
 export type AuditAppendInput = z.infer<typeof AuditAppendInputSchema>;
 
+/**
+ * Whether a client may append this event type (POST /v1/audit/events, HTTP-API.md "Audit"): only
+ * what an agent runtime observes itself. An allow-list: every other type (`auth.*`, `policy.*`,
+ * `security.*`, `sandbox.*`, `incident.*`, `tool.verified`, ... and any type added later) is
+ * written by Sigil alone, so a client cannot forge a record of what Sigil saw.
+ */
+export function isClientEventType(eventType: string): boolean {
+  return (
+    eventType.startsWith("agent.") ||
+    eventType.startsWith("app.") ||
+    eventType === "tool.invoked" ||
+    eventType === "message.routed" ||
+    eventType === "resource.allocated"
+  );
+}
+
+export const SEVERITIES = ["info", "low", "medium", "high", "critical"] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+/**
+ * An event's severity (incident response input): only Sigil's own `security.event` entries have
+ * one, set by their writer. Every other event has none, whatever its details say; in particular a
+ * `severity` a client puts in the details of a type it may append is never taken as one.
+ */
+export function eventSeverity(e: Pick<AuditEvent, "eventType" | "details">): Severity | undefined {
+  if (e.eventType !== "security.event") return undefined;
+  const s = e.details.severity;
+  return SEVERITIES.find((x) => x === s);
+}
+
 /** A stored, signed event. Strict: an unknown member is tampering too. */
 export const AuditEventSchema = z.strictObject({
   chain: ChainIdSchema,

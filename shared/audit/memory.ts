@@ -15,6 +15,8 @@ import {
   type StoredRecord,
 } from "./ports";
 import {
+  type AdmittedAppend,
+  admitAppend,
   asAuditError,
   type ChainState,
   EventIdClock,
@@ -41,7 +43,7 @@ export class MemoryAuditLog implements AuditLogPort {
   private readonly nodeMap = new Map<string, Uint8Array>();
   private checkpoint: StoredCheckpoint | undefined;
   private anchorValue: AuditAnchor | undefined;
-  private readonly queue: PendingQueue<AuditAppendInput, AuditEvent>;
+  private readonly queue: PendingQueue<AdmittedAppend, AuditEvent>;
   private readonly ids = new EventIdClock();
   private running = false;
 
@@ -56,7 +58,13 @@ export class MemoryAuditLog implements AuditLogPort {
 
   append(input: AuditAppendInput, options?: AppendOptions): Promise<AuditEvent> {
     if (options?.nonce) return Promise.reject(nonceUnsupported());
-    return this.queue.submit(input, options?.timeoutMs);
+    let admitted: AdmittedAppend;
+    try {
+      admitted = admitAppend(input);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.queue.submit(admitted, options?.timeoutMs);
   }
 
   private async pump(): Promise<void> {

@@ -68,6 +68,44 @@ export interface SealedBatch {
   next: ChainState;
 }
 
+/**
+ * An append checked on arrival, before it may join a batch: its strings are well-formed Unicode and
+ * its details are already in canonical form, so sealing it cannot fail on its content.
+ */
+export interface AdmittedAppend {
+  readonly input: AuditAppendInput;
+  /** RFC 8785 canonical JSON of input.details. */
+  readonly details: string;
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
+
+/**
+ * Admits one append: every adapter calls this in `append`, so an input canonicalisation would
+ * refuse (a lone surrogate in any key or value, a value JSON cannot hold) is rejected alone with
+ * `invalid-input` instead of failing the batch it would have been sealed with. Canonicalising here
+ * replaces doing it while sealing, so it costs nothing extra.
+ */
+export function admitAppend(input: AuditAppendInput): AdmittedAppend {
+  const { eventType, agentId, details } = input;
+  if (typeof eventType !== "string" || !eventType.isWellFormed()) {
+    throw new AuditError("invalid-input", "eventType must be a well-formed string");
+  }
+  if (agentId !== undefined && (typeof agentId !== "string" || !agentId.isWellFormed())) {
+    throw new AuditError("invalid-input", "agentId must be a well-formed string");
+  }
+  if (!isPlainObject(details)) throw new AuditError("invalid-input", "details must be an object");
+  try {
+    return { input, details: canonicalJson(details) };
+  } catch (e) {
+    throw new AuditError(
+      "invalid-input",
+      `details have no canonical JSON form (${e instanceof Error ? e.message : String(e)})`,
+    );
+  }
+}
+
 /** Where the chain's hash link and clock stand (the Merkle range follows once signatures land). */
 export type ChainLink = Pick<ChainState, "size" | "headHash" | "lastTimestamp">;
 
@@ -86,14 +124,14 @@ export interface PreparedBatch {
 /** The synchronous half of sealing: assigns indexes, ids and timestamps, chains, starts signing. */
 export function prepareBatch(
   link: ChainLink,
-  inputs: readonly AuditAppendInput[],
+  inputs: readonly AdmittedAppend[],
   ctx: SealContext,
 ): PreparedBatch {
   let clock = Math.max(ctx.now(), link.lastTimestamp ? Date.parse(link.lastTimestamp) : 0);
   let previousHash = link.headHash;
   const bodies: PreparedBatch["bodies"] = [];
   for (let i = 0; i < inputs.length; i++) {
-    const input = inputs[i]!;
+    const { input, details } = inputs[i]!;
     const { id, msecs } = ctx.ids.next(clock);
     clock = msecs;
     const body = {
@@ -103,14 +141,18 @@ export function prepareBatch(
       timestamp: new Date(msecs).toISOString(),
       agentId: input.agentId ?? "system",
       eventType: input.eventType,
-      details: input.details as AuditEvent["details"],
       previousHash,
     };
+    // Every member left is a string or a safe integer, whose JSON cannot fail.
     const parts = eventParts(body);
+    parts.details = details;
     const eventHash = computeEventHash(parts);
     parts.eventHash = `"${eventHash}"`; // hex: its canonical JSON is itself, quoted
     previousHash = eventHash;
-    bodies.push({ event: { ...body, eventHash }, parts });
+    bodies.push({
+      event: { ...body, details: input.details as AuditEvent["details"], eventHash },
+      parts,
+    });
   }
   // Hashes are fixed, so the signatures are independent: sign them all at once.
   const signatures = Promise.all(bodies.map((b) => ctx.signer.sign(signingBytes(b.parts))));
@@ -154,7 +196,7 @@ export async function finishBatch(p: PreparedBatch, range: CompactRange): Promis
 /** Seals inputs onto `state` (which it does not modify). */
 export async function sealBatch(
   state: ChainState,
-  inputs: readonly AuditAppendInput[],
+  inputs: readonly AdmittedAppend[],
   ctx: SealContext,
 ): Promise<SealedBatch> {
   return finishBatch(prepareBatch(state, inputs, ctx), state.range);

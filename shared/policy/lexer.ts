@@ -169,17 +169,15 @@ export function lex(source: string, maxErrors: number): LexResult {
       }
       const body = source.slice(i + 1, j);
       const text = source.slice(start, j + 1);
-      if (!STRING_BODY.test(body)) {
+      const value = STRING_BODY.test(body) ? (JSON.parse(text) as string) : undefined;
+      if (value === undefined) {
         report(line, col, "invalid string: expected JSON escapes and no control characters", text);
+      } else if (!value.isWellFormed()) {
+        // A \uD800-style escape outside a pair: decisions carry policy strings into the audit
+        // trail, whose canonical JSON cannot hold one (HTTP-API.md: well-formed Unicode only).
+        report(line, col, "invalid string: a lone surrogate escape is not Unicode text", text);
       } else {
-        tokens.push({
-          type: "string",
-          text,
-          value: JSON.parse(text) as string,
-          line,
-          column: col,
-          offset: i,
-        });
+        tokens.push({ type: "string", text, value, line, column: col, offset: i });
       }
       i = j + 1;
       continue;

@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { parseStored, RedisAuditLog, storedValue } from "../../functions/node/stores/audit-redis";
 import { COMMIT, commitArgs, runScript } from "../../functions/node/stores/audit-redis/scripts";
 import {
+  admitAppend,
   CompactRange,
   EventIdClock,
   emptyChainState,
@@ -43,7 +44,7 @@ describe("redis audit sequencer", () => {
     const state = { ...emptyChainState(), range: CompactRange.empty() };
     const sealed = await sealBatch(
       state,
-      [{ eventType: "agent.created", details: { forked: true } }],
+      [admitAppend({ eventType: "agent.created", details: { forked: true } })],
       {
         chain: "default",
         signer,

@@ -14,12 +14,13 @@
 // each append; the object checks in the KeysObject that it is an active "service" key and decrypts
 // it with the same secret and SecretStore the Worker uses, so no private key crosses an RPC call.
 import {
+  type AdmittedAppend,
   type AuditAnchor,
   AuditAnchorSchema,
-  type AuditAppendInput,
   AuditAppendInputSchema,
   AuditError,
   type AuditEvent,
+  admitAppend,
   asAuditError,
   ChainIdSchema,
   type ChainState,
@@ -70,7 +71,7 @@ export interface AuditAppendRpcOptions {
 }
 
 interface Item {
-  input: AuditAppendInput;
+  input: AdmittedAppend;
   signer: Signer;
 }
 type Entry = Pending<Item, AuditEvent>;
@@ -105,9 +106,11 @@ export class AuditObject extends SqlObject<AuditObjectEnv> {
     return capture(async () => {
       const parsed = AuditAppendInputSchema.safeParse(input);
       if (!parsed.success) throw new AuditError("invalid-input", parsed.error.message);
+      // Refused here, alone: a bad input inside a batch would fail every append sealed with it.
+      const admitted = admitAppend(parsed.data);
       this.#bindChain(opts.chain);
       const signer = await this.#signer(opts.kid);
-      return this.#queue.submit({ input: parsed.data, signer }, opts.timeoutMs);
+      return this.#queue.submit({ input: admitted, signer }, opts.timeoutMs);
     });
   }
 

@@ -23,6 +23,7 @@
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import {
+  type AdmittedAppend,
   type AppendOptions,
   type AuditAnchor,
   AuditAnchorSchema,
@@ -30,6 +31,7 @@ import {
   AuditError,
   type AuditEvent,
   type AuditLogPort,
+  admitAppend,
   asAuditError,
   ChainIdSchema,
   type ChainLink,
@@ -97,7 +99,7 @@ export interface RedisAuditLogOptions {
 }
 
 interface Queued {
-  input: AuditAppendInput;
+  input: AdmittedAppend;
   nonce?: { key: string; ttlSeconds: number };
 }
 type Entry = Pending<Queued, AuditEvent>;
@@ -232,7 +234,14 @@ export class RedisAuditLog implements AuditLogPort {
     }
   }
 
-  append(input: AuditAppendInput, options?: AppendOptions): Promise<AuditEvent> {
+  append(raw: AuditAppendInput, options?: AppendOptions): Promise<AuditEvent> {
+    // Refused here, alone: a bad input inside a batch would fail every append sealed with it.
+    let input: AdmittedAppend;
+    try {
+      input = admitAppend(raw);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const claim = options?.nonce;
     if (!claim) return this.queue.submit({ input }, options?.timeoutMs);
     if (!this.opts.nonceKey) return Promise.reject(nonceUnsupported());
