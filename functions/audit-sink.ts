@@ -28,10 +28,14 @@ export function securityEvent(
   severity: Severity,
   description: string,
   details: Record<string, unknown> = {},
+  options: { nonce?: NonceClaim } = {},
 ): Promise<AuditReceipt> {
-  return audit({
-    eventType: "security.event",
-    agentId,
-    details: { category, severity, description, ...details },
-  });
+  return audit(
+    {
+      eventType: "security.event",
+      agentId,
+      details: { category, severity, description, ...details },
+    },
+    options,
+  );
 }

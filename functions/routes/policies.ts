@@ -1,5 +1,6 @@
 // Policy documents (versioned) and evaluation (POLICY-LANGUAGE.md, HTTP-API.md).
 import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { canonicalJson, sha256Hex } from "../../shared/encoding";
 import {
   type Decision,
@@ -16,12 +17,12 @@ import {
   reservedAttributesIn,
   withServerAttributes,
 } from "../../shared/policy";
-import type { AuditFn } from "../audit-sink";
+import { type AuditFn, securityEvent } from "../audit-sink";
 import { identityOf } from "../middleware/auth";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { type FieldError, notFound, Problem } from "../problem";
-import { router } from "../router";
+import { type AppEnv, router } from "../router";
 
 const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 const nameParam = z.object({ name: PolicyNameSchema });
@@ -163,8 +164,16 @@ export interface PolicyRouteDeps {
   now?: () => number;
 }
 
-/** GOVERNANCE.md: a caller cannot speak for itself. One 400 naming every reserved attribute sent. */
-function refuseReserved(contexts: readonly { path: string; context: object }[]): void {
+/**
+ * GOVERNANCE.md: a caller cannot speak for itself. A context carrying a reserved attribute is a
+ * 400 naming each one, and an attempt to set the caller's identity is a security event (with the
+ * request's nonce when the route holds it, so a replay cannot repeat the event).
+ */
+async function refuseReserved(
+  c: Context<AppEnv>,
+  audit: AuditFn,
+  contexts: readonly { path: string; context: object }[],
+): Promise<void> {
   const errors: FieldError[] = [];
   for (const { path, context } of contexts) {
     for (const k of reservedAttributesIn(context)) {
@@ -174,15 +183,26 @@ function refuseReserved(contexts: readonly { path: string; context: object }[]):
       });
     }
   }
-  if (errors.length > 0) {
-    throw new Problem(
-      400,
-      "reserved-attribute",
-      "Reserved context attribute",
-      `the server sets ${[...new Set(errors.map((e) => e.path.split(".").pop()))].join(" and ")} in the policy context; send the request without ${errors.length === 1 ? "it" : "them"}`,
-      errors,
-    );
-  }
+  if (errors.length === 0) return;
+  const names = [...new Set(errors.map((e) => e.path.split(".").pop()))].join(" and ");
+  const nonce = c.get("nonceClaim");
+  c.set("nonceClaim", undefined);
+  await securityEvent(
+    audit,
+    c.get("subject") ?? "unknown",
+    "reserved_attribute",
+    "medium",
+    `the request tried to set ${names} in the policy context`,
+    { kid: c.get("keyid") ?? null, paths: errors.map((e) => e.path), path: c.req.path },
+    nonce ? { nonce } : {},
+  );
+  throw new Problem(
+    400,
+    "reserved-attribute",
+    "Reserved context attribute",
+    `the server sets ${names} in the policy context; send the request without ${errors.length === 1 ? "it" : "them"}`,
+    errors,
+  );
 }
 
 /** Sees other nodes' writes before deciding; a store outage is a 503, never a stale allow. */
@@ -307,7 +327,7 @@ export function policyRoutes({ policies, audit, now = Date.now }: PolicyRouteDep
     })
     .openapi(evaluateRoute, async (c) => {
       const req = c.req.valid("json");
-      refuseReserved([{ path: "context", context: req.context }]);
+      await refuseReserved(c, audit, [{ path: "context", context: req.context }]);
       await fresh(policies);
       const d = policies.evaluate({
         ...req,
@@ -321,7 +341,9 @@ export function policyRoutes({ policies, audit, now = Date.now }: PolicyRouteDep
     })
     .openapi(batchRoute, async (c) => {
       const { requests } = c.req.valid("json");
-      refuseReserved(
+      await refuseReserved(
+        c,
+        audit,
         requests.map((r, i) => ({ path: `requests.${i}.context`, context: r.context })),
       );
       await fresh(policies);

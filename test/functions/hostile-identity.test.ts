@@ -66,7 +66,9 @@ describe.each(targetNames)("hostile identity on %s", (targetName) => {
   describe("the caller cannot speak for someone else", () => {
     it("a policy keyed on agent.subject sees the authenticated subject, not the context's", async () => {
       const alice = t.client(await registeredKey(admin, "agent", "alice"));
-      const mallory = t.client(await registeredKey(admin, "agent", "mallory"));
+      const malloryKey = await registeredKey(admin, "agent", "mallory");
+      const mallory = t.client(malloryKey);
+      const from = await treeSize();
       // Mallory claims to be Alice: refused, not merged (and never an allow).
       const spoofed = mallory.evaluate({
         action: "read",
@@ -103,6 +105,46 @@ describe.each(targetNames)("hostile identity on %s", (targetName) => {
         { action: "whoami", context: {} },
       ]);
       expect(results.map((d) => d.decision)).toEqual(["deny", "allow"]);
+      // Each attempt to speak for someone else is a security event naming the key.
+      const attempts = (await eventsSince(from)).filter(
+        (e) => e.eventType === "security.event" && e.details.category === "reserved_attribute",
+      );
+      expect(attempts.map((e) => [e.agentId, e.details.kid, e.details.paths])).toEqual([
+        ["mallory", malloryKey.kid, ["context.agent"]],
+        ["mallory", malloryKey.kid, ["context.agent"]],
+        ["mallory", malloryKey.kid, ["requests.1.context.agent"]],
+      ]);
+    });
+
+    it("a replayed spoofing request is a replay: refused once as 400, then 401, one event", async () => {
+      const k = await registeredKey(admin, "agent", "replayer");
+      const url = `${t.url}/v1/evaluate`;
+      const body = JSON.stringify({
+        action: "read",
+        resource: "alice_files",
+        context: { agent: { subject: "alice" } },
+      });
+      const headers = new Headers({ "content-type": "application/json" });
+      const sig = await signRequest({ method: "POST", url, headers, body }, k.signer, {
+        keyid: k.kid,
+      });
+      for (const [name, v] of Object.entries(sig)) if (v) headers.set(name, v);
+      const from = await treeSize();
+      const send = async () => {
+        const r = await fetch(url, { method: "POST", headers, body });
+        return [
+          r.status,
+          String(((await r.json()) as { type: string }).type)
+            .split("/")
+            .pop(),
+        ];
+      };
+      expect(await send()).toEqual([400, "reserved-attribute"]);
+      expect(await send()).toEqual([401, "replay"]);
+      const events = (await eventsSince(from)).filter(
+        (e) => e.details.kid === k.kid || e.agentId === k.kid,
+      );
+      expect(events.filter((e) => e.eventType === "security.event")).toHaveLength(1);
     });
 
     it("a context carrying request (or both) is 400 reserved-attribute, naming each", async () => {
