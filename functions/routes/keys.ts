@@ -1,7 +1,13 @@
 // Key registry (admin), signature verification and service-held signing (HTTP-API.md "Keys",
 // "Signatures"), and the public JWK Set under /.well-known/sigil/keys.
 import { createRoute, z } from "@hono/zod-openapi";
-import { ed25519Kid, publicJwk, publicKeyFromJwk, verifyEd25519 } from "../../shared/crypto";
+import {
+  CryptoError,
+  ed25519Kid,
+  publicJwk,
+  publicKeyFromJwk,
+  verifyEd25519,
+} from "../../shared/crypto";
 import { fromBase64Url, toBase64Url } from "../../shared/encoding";
 import {
   HELD_SIGNATURE_CONTEXT,
@@ -380,7 +386,10 @@ export function keyRoutes({ registry, manager, audit, now }: KeyRouteDeps) {
         }
       }
       const message = fromBase64Url(c.req.valid("json").message);
-      const signer = await manager.signer(record.kid);
+      // Revoked since we looked (the owner's revocation took it along): refuse, not a 500.
+      const signer = await manager.signer(record.kid).catch((e: unknown) => {
+        throw e instanceof CryptoError && e.code === "invalid_key" ? refuse() : e;
+      });
       const signature = toBase64Url(await signer.sign(heldSignatureInput(message)));
       await audit({
         eventType: "signature.created",
