@@ -3,11 +3,11 @@
 import type { MiddlewareHandler } from "hono";
 import { requestId } from "hono/request-id";
 import type { AuditService } from "../shared/audit";
-import type { SigilConfig } from "../shared/config";
+import { allowedAuthorities, type SigilConfig } from "../shared/config";
 import { type Signer, verifyEd25519 } from "../shared/crypto";
-import type { ReplayCache } from "../shared/httpsig";
+import type { KeyResolver, ReplayCache } from "../shared/httpsig";
 import type { JobsBackend } from "../shared/jobs";
-import { type KeyManager, type KeyRegistry, usableForNewRequest } from "../shared/keys";
+import { isHeldKey, type KeyManager, type KeyRegistry, usableForNewRequest } from "../shared/keys";
 import type { PolicyEngine } from "../shared/policy";
 import type { ToolVerificationService } from "../shared/schemapin";
 import type { AuditFn } from "./audit-sink";
@@ -51,6 +51,40 @@ export interface AppDeps {
 
 const ROLES = new Set<string>(["admin", "agent", "worker", "auditor", "gateway"]);
 
+/**
+ * The keys that may authenticate a request: an active key of a request-signing role, inside its
+ * validity window. Never a held key (role held, or agent under a held: subject from before that
+ * role existed): it signs /v1/sign output only (GOVERNANCE.md, HTTP-API.md "Signatures").
+ */
+export function requestKeyResolver(
+  keys: Pick<KeyRegistry, "get">,
+  now: () => number,
+): KeyResolver<AuthKey> {
+  return async (kid) => {
+    const r = await keys.get(kid);
+    if (!r) return { status: "unknown" };
+    if (isHeldKey(r))
+      return { status: "revoked", reason: "a service-held key cannot sign requests" };
+    if (!ROLES.has(r.role))
+      return { status: "revoked", reason: `a ${r.role} key cannot sign requests` };
+    if (!usableForNewRequest(r, now())) {
+      return {
+        status: "revoked",
+        reason: `key is ${r.status === "active" ? "outside its validity window" : r.status}`,
+      };
+    }
+    return {
+      status: "active",
+      publicKey: r.publicKey,
+      kid: r.kid,
+      role: r.role as Role,
+      subject: r.subject,
+      groups: r.groups,
+      trust: r.trust,
+    };
+  };
+}
+
 const RESULT_PATHS = /^\/v1\/(jobs\/[^/]+\/result|gateway\/jobs\/finish)$/;
 
 function limitFor(config: SigilConfig): MiddlewareHandler<AppEnv> {
@@ -88,30 +122,12 @@ export function createApp(deps: AppDeps) {
   app.use(
     "/v1/*",
     authenticate({
-      resolveKey: async (kid) => {
-        const r = await keys.get(kid);
-        if (!r) return { status: "unknown" };
-        if (!ROLES.has(r.role))
-          return { status: "revoked", reason: `a ${r.role} key cannot sign requests` };
-        if (!usableForNewRequest(r, now())) {
-          return {
-            status: "revoked",
-            reason: `key is ${r.status === "active" ? "outside its validity window" : r.status}`,
-          };
-        }
-        const key: AuthKey = {
-          status: "active",
-          publicKey: r.publicKey,
-          kid: r.kid,
-          role: r.role as Role,
-          subject: r.subject,
-        };
-        return key;
-      },
+      resolveKey: requestKeyResolver(keys, now),
       verify: verifyEd25519,
       replay: deps.replay,
       maxSkewSeconds: config.auth.clock_skew_seconds,
-      allowedAuthorities: config.auth.allowed_authorities,
+      // Never empty: by default this service's own host and port (shared/config).
+      allowedAuthorities: allowedAuthorities(config),
       now,
       // Where the audit log can hold the nonce too (Redis), an evaluation costs one durable
       // write: its decision event and its nonce land together or not at all.
@@ -134,7 +150,7 @@ export function createApp(deps: AppDeps) {
   app.use("/v1/*", jsonGuard());
 
   app.route("/", keyRoutes({ registry: keys, manager: deps.keyManager, audit: appendAudit, now }));
-  app.route("/", policyRoutes({ policies: deps.policies, audit: appendAudit }));
+  app.route("/", policyRoutes({ policies: deps.policies, audit: appendAudit, now }));
   app.route("/", auditRoutes(audit));
   app.route(
     "/",
@@ -150,18 +166,13 @@ export function createApp(deps: AppDeps) {
         serviceSigner: deps.serviceSigner,
         evaluate: async (req, caller) => {
           await deps.policies.reload();
+          // req.context carries the server-set agent.* and request.time (routes/jobs.ts).
           const d = deps.policies.evaluate({
             action: req.action,
             resource: req.resource,
-            context: req.context as never,
+            context: req.context,
           });
-          await appendAudit(
-            decisionAudit(
-              caller.subject ?? caller.keyid,
-              { ...req, context: req.context as never },
-              d,
-            ),
-          );
+          await appendAudit(decisionAudit(caller.subject ?? caller.keyid, req, d));
           return d as never;
         },
         audit: async (e) => {

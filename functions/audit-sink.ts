@@ -28,11 +28,15 @@ export function securityEvent(
   severity: Severity,
   description: string,
   details: Record<string, unknown> = {},
+  options: { nonce?: NonceClaim } = {},
 ): Promise<AuditReceipt> {
-  return audit({
-    eventType: "security.event",
-    agentId,
-    // Sigil's own category and severity win over anything of the same name in `details`.
-    details: { ...details, category, severity, description },
-  });
+  return audit(
+    {
+      eventType: "security.event",
+      agentId,
+      // Sigil's own category and severity win over anything of the same name in `details`.
+      details: { ...details, category, severity, description },
+    },
+    options,
+  );
 }

@@ -13,7 +13,7 @@ export const problemSchema = z
   .openapi("Problem");
 
 const descriptions: Record<number, string> = {
-  400: "invalid request (validation, invalid-json, policy-invalid)",
+  400: "invalid request (validation, invalid-json, policy-invalid, reserved-attribute)",
   401: "authentication failed (auth-required, key-unknown, signature-invalid, replay)",
   403: "outside the key's role (forbidden) or denied by policy (policy-denied)",
   404: "not found",

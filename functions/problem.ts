@@ -18,6 +18,7 @@ export type ProblemType =
   | "method-not-allowed"
   | "policy-invalid"
   | "policy-denied"
+  | "reserved-attribute"
   | "pin-conflict"
   | "conflict"
   | "unavailable"

@@ -11,6 +11,9 @@ export type AppEnv = {
     keyid?: string;
     role?: string;
     subject?: string;
+    /** The authenticated key's admin-set groups and code trust (its record, never the request). */
+    groups?: readonly string[];
+    trust?: number;
     /** A verified nonce the route reserves with its audit append (see authenticate's deferNonce). */
     nonceClaim?: NonceClaim;
   };

@@ -22,15 +22,22 @@ export interface CreateKeyRequest {
   role: Role;
   subject: string;
   publicKey: PublicKeyInput;
+  /** Admin-set groups (approver groups; policies see them as agent.groups). Default none. */
+  groups?: string[];
+  /** Admin-set code trust level in [0, 1]: jobs' codeTrustLevel and agent.trust. Default 0. */
+  trust?: number;
 }
 export interface KidResponse {
   kid: string;
 }
 export interface KeyRecord {
   kid: string;
-  role?: Role;
+  /** `held` for an agent's service-held key (POST /v1/sign), which never signs requests. */
+  role?: Role | "held";
   subject?: string;
   status?: string;
+  groups?: string[];
+  trust?: number;
   [k: string]: unknown;
 }
 
@@ -76,6 +83,10 @@ export interface VerifySignatureResponse {
   kid?: string;
   keyStatus?: string;
 }
+/**
+ * A /v1/sign signature is over HELD_SIGNATURE_CONTEXT followed by the message (domain separation);
+ * /v1/signatures/verify with `kid` accounts for it, given the original message.
+ */
 export interface SignResponse {
   signature: string;
   kid: string;
@@ -117,14 +128,22 @@ export type InclusionProof = InclusionProofView;
 /** An RFC 9162 consistency proof; hashes are base64. */
 export type ConsistencyProof = ConsistencyProofView;
 
-/** Each input is a number in [0, 1] (SANDBOX.md); anything else is a 400, never a clamp. */
+/**
+ * Each input is a number in [0, 1] (SANDBOX.md), the three access flags may be booleans (true = 1);
+ * anything else is a 400, never a clamp.
+ */
 export interface RiskAssessRequest {
   dataSensitivity: number;
   codeTrustLevel: number;
-  networkAccess: number;
-  filesystemAccess: number;
-  externalApis: number;
+  networkAccess: number | boolean;
+  filesystemAccess: number | boolean;
+  externalApis: number | boolean;
 }
+/**
+ * A job's declared risk: any subset. It can only raise the score: codeTrustLevel is the submitting
+ * key's admin-set trust (a lower declared value counts, a higher one does not).
+ */
+export type RiskDeclaration = Partial<RiskAssessRequest>;
 export interface RiskAssessResponse {
   score: number;
   level: "low" | "medium" | "high";
@@ -174,12 +193,12 @@ export interface JobSpec {
   network?: {
     allow: { domain?: string; cidr?: string; ports?: number[]; protocol?: string }[];
   };
-  risk?: RiskAssessRequest;
+  risk?: RiskDeclaration;
 }
 export interface JobAccepted {
   jobId: string;
   tier: "docker" | "gvisor";
-  /** null when the job came without a risk assessment. */
+  /** The score of the inputs the server bounded (key trust, declared and derived inputs). */
   riskScore: number | null;
   status: "queued";
 }

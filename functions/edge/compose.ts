@@ -2,7 +2,7 @@
 // (encrypted at rest in the KeysObject), the admin bootstrap from SIGIL_ADMIN_KEYS, and everything
 // createApp needs. The model is functions/node/compose.ts; the differences are documented inline.
 import { AuditService } from "../../shared/audit";
-import { loadConfig, type SigilConfig } from "../../shared/config";
+import { allowedAuthorities, loadConfig, type SigilConfig } from "../../shared/config";
 import { ed25519Kid, publicKeyFromJwk, uuidV7, verifyEd25519 } from "../../shared/crypto";
 import {
   KeyManager,
@@ -148,6 +148,15 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
   if (config.security.hsm_enabled || config.security.key_store_type === "hsm") {
     throw new Error(
       "hsm_enabled / key_store_type = hsm: no PKCS#11 KeyProvider ships in this build; refusing to fall back to software keys",
+    );
+  }
+
+  if (config.auth.allowed_authorities.length === 0) {
+    // A Worker does not know the host it is reached under: by default it answers for its
+    // configured server host:port (wrangler dev's 127.0.0.1:8787) only, which fails closed.
+    log.warn(
+      "no SIGIL_AUTH_ALLOWED_AUTHORITIES: requests are accepted only when signed for the configured server host:port; set it to the Worker's public host",
+      { authorities: allowedAuthorities(config) },
     );
   }
 

@@ -1,6 +1,6 @@
 // RFC 9421 authentication for /v1 (HTTP-API.md): the verified key's role and subject go on the
 // context; every rejection is a 401 with a stable type and an `auth.failed` audit event.
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import {
   type ActiveKey,
   type KeyResolver,
@@ -8,6 +8,7 @@ import {
   type VerifyFn,
   verifyRequest,
 } from "../../shared/httpsig";
+import type { CallerIdentity } from "../../shared/policy";
 import { Problem, problemResponse } from "../problem";
 import type { AppEnv } from "../router";
 import type { Role } from "./roles";
@@ -16,6 +17,21 @@ export interface AuthKey extends ActiveKey {
   readonly kid: string;
   readonly role: Role | "service";
   readonly subject: string;
+  /** The admin-set groups of the key's record; none when absent. */
+  readonly groups?: readonly string[];
+  /** The admin-set code trust of the key's record; 0 (untrusted) when absent. */
+  readonly trust?: number;
+}
+
+/** Who the server authenticated, as policies see it (GOVERNANCE.md "Identity comes from the server"). */
+export function identityOf(c: Context<AppEnv>): CallerIdentity {
+  return {
+    kid: c.get("keyid") ?? "",
+    subject: c.get("subject") ?? "",
+    role: c.get("role") ?? "",
+    groups: c.get("groups") ?? [],
+    trust: c.get("trust") ?? 0,
+  };
 }
 
 type Unauthenticated = "auth-required" | "key-unknown" | "signature-invalid" | "replay";
@@ -136,6 +152,8 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     c.set("keyid", result.key.kid);
     c.set("role", result.key.role);
     c.set("subject", result.key.subject);
+    c.set("groups", result.key.groups ?? []);
+    c.set("trust", result.key.trust ?? 0);
     if (deferNonce && result.nonce !== undefined) {
       c.set("nonceClaim", {
         keyid: result.keyid,

@@ -1,6 +1,7 @@
 // The Node API: `npm run api`. Redis holds state; the same createApp as the edge.
 import { serve } from "@hono/node-server";
 import { Redis } from "ioredis";
+import { allowedAuthorities } from "../../shared/config";
 import { createApp } from "../app";
 import { jsonLogger } from "../middleware/logger";
 import { composeNode } from "./compose";
@@ -36,7 +37,11 @@ const app = createApp(deps);
 const server = serve(
   { fetch: app.fetch, port: config.server.port, hostname: config.server.host },
   (info) => {
-    log.info("sigil api listening", { url: `http://${config.server.host}:${info.port}` });
+    log.info("sigil api listening", {
+      url: `http://${config.server.host}:${info.port}`,
+      // Requests signed for any other @authority are refused ([auth] allowed_authorities).
+      authorities: allowedAuthorities(config),
+    });
     if (deps.adminKeyPath)
       log.info("local admin key (use it with the SDK's devAdminClient)", {
         path: deps.adminKeyPath,

@@ -19,7 +19,10 @@ import {
   verifyResult,
 } from "../../shared/jobs/result";
 import { jobRequestSchema, specFromRequest } from "../../shared/jobs/schema";
-import { selectTier, type Tier } from "../../shared/risk";
+import { withServerAttributes } from "../../shared/policy/identity";
+import type { JsonObject } from "../../shared/policy/schema";
+import { boundedRisk, type DerivedRisk, selectTier, type Tier } from "../../shared/risk";
+import { identityOf } from "../middleware/auth";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { Problem } from "../problem";
@@ -35,7 +38,7 @@ export interface JobAuditEvent {
 export interface JobPolicyRequest {
   action: "execute";
   resource: "sandbox";
-  context: Record<string, string | number | boolean | null | Record<string, unknown>>;
+  context: JsonObject;
 }
 
 /** The subset of the policy engine's Decision this route acts on. */
@@ -52,6 +55,9 @@ export interface Caller {
   keyid: string;
   role: string;
   subject: string | null;
+  /** The key's admin-set groups and code trust (its record): agent.* in the policy context. */
+  groups: readonly string[];
+  trust: number;
 }
 
 export interface JobsRouteDeps {
@@ -79,6 +85,8 @@ export const MAX_JOB_WAIT_MS = 120_000;
 
 /** Policy conditions this route can enforce; any other condition fails closed. */
 const TIER_CONDITIONS = new Set(["sandbox_tier", "min_tier"]);
+/** A policy's `data_sensitivity = x` (x in [0, 1]) raises the job's dataSensitivity to x. */
+const SENSITIVITY_CONDITION = "data_sensitivity";
 
 const jobIdParam = z.object({
   id: z
@@ -197,6 +205,8 @@ function caller(c: Context<AppEnv>): Caller {
     keyid: c.get("keyid") ?? "",
     role: c.get("role") ?? "",
     subject: c.get("subject") ?? null,
+    groups: c.get("groups") ?? [],
+    trust: c.get("trust") ?? 0,
   };
 }
 
@@ -340,7 +350,12 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         );
       }
       const spec = specFromRequest(req);
-      const base = selectTier(req.risk, { defaultTier, thresholds });
+      // GOVERNANCE.md: codeTrustLevel is the key's admin-set trust; the declaration only raises.
+      const derived: DerivedRisk = {
+        codeTrustLevel: who.trust,
+        networkAccess: req.network.allow.length > 0 ? 1 : 0,
+      };
+      const base = selectTier(boundedRisk(req.risk, derived), { defaultTier, thresholds });
       const jobId = newJobId();
 
       let decision: JobPolicyDecision;
@@ -349,22 +364,26 @@ export function jobsRoutes(deps: JobsRouteDeps) {
           {
             action: "execute",
             resource: "sandbox",
-            context: {
-              jobId,
-              image: spec.image,
-              tier: base.tier,
-              riskScore: base.assessment?.score ?? null,
-              riskLevel: base.assessment?.level ?? null,
-              kind: spec.command ? "command" : "code",
-              language: spec.language ?? null,
-              timeoutMs: spec.timeoutMs,
-              memoryMb: spec.limits.memoryMb,
-              cpus: spec.limits.cpus,
-              pids: spec.limits.pids,
-              files: Object.keys(spec.files ?? {}).length,
-              network: false,
-              agent: { kid: who.keyid, subject: who.subject },
-            },
+            // agent.* and request.time as on /v1/evaluate: one definition (shared/policy/identity).
+            context: withServerAttributes(
+              {
+                jobId,
+                image: spec.image,
+                tier: base.tier,
+                riskScore: base.assessment?.score ?? null,
+                riskLevel: base.assessment?.level ?? null,
+                kind: spec.command ? "command" : "code",
+                language: spec.language ?? null,
+                timeoutMs: spec.timeoutMs,
+                memoryMb: spec.limits.memoryMb,
+                cpus: spec.limits.cpus,
+                pids: spec.limits.pids,
+                files: Object.keys(spec.files ?? {}).length,
+                network: false,
+              },
+              identityOf(c),
+              now(),
+            ),
           },
           who,
         );
@@ -373,6 +392,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       }
       const decisionId = decision.decisionId ?? uuidV7();
       let policyMinimum: Tier | undefined;
+      let policySensitivity: number | undefined;
       let denial: string | undefined;
       if (decision.decision === "deny" || decision.decision === "require_approval") {
         // No approval workflow for jobs: an approval requirement denies (fail closed).
@@ -389,6 +409,13 @@ export function jobsRoutes(deps: JobsRouteDeps) {
                 ? "gvisor"
                 : policyMinimum
               : cond.value;
+          else if (
+            cond.name === SENSITIVITY_CONDITION &&
+            typeof cond.value === "number" &&
+            cond.value >= 0 &&
+            cond.value <= 1
+          )
+            policySensitivity = Math.max(policySensitivity ?? 0, cond.value);
           else denial = `policy condition ${cond.name} cannot be enforced on a sandbox job`;
         }
       }
@@ -409,7 +436,11 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         });
       }
 
-      const { tier, assessment } = selectTier(req.risk, {
+      const risk = boundedRisk(req.risk, {
+        ...derived,
+        ...(policySensitivity !== undefined ? { dataSensitivity: policySensitivity } : {}),
+      });
+      const { tier, assessment } = selectTier(risk, {
         defaultTier,
         thresholds,
         ...(policyMinimum ? { policyMinimum } : {}),
@@ -422,7 +453,8 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         spec,
         image: spec.image,
         tier,
-        risk: req.risk ?? null,
+        // The inputs as the server bounded them: the worker re-derives the tier from these.
+        risk,
         riskScore: assessment?.score ?? null,
         riskLevel: assessment?.level ?? null,
         policyMinimumTier: policyMinimum ?? null,
@@ -441,6 +473,9 @@ export function jobsRoutes(deps: JobsRouteDeps) {
           image: spec.image,
           tier,
           riskScore: envelope.riskScore,
+          risk,
+          keyTrust: who.trust,
+          ...(req.risk !== undefined ? { declaredRisk: req.risk } : {}),
           decisionId,
           serviceKid: signed.kid,
         },

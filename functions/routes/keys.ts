@@ -1,14 +1,30 @@
 // Key registry (admin), signature verification and service-held signing (HTTP-API.md "Keys",
 // "Signatures"), and the public JWK Set under /.well-known/sigil/keys.
 import { createRoute, z } from "@hono/zod-openapi";
-import { publicJwk, publicKeyFromJwk, verifyEd25519 } from "../../shared/crypto";
+import {
+  CryptoError,
+  ed25519Kid,
+  publicJwk,
+  publicKeyFromJwk,
+  verifyEd25519,
+} from "../../shared/crypto";
 import { fromBase64Url, toBase64Url } from "../../shared/encoding";
 import {
+  HELD_SIGNATURE_CONTEXT,
+  HELD_SUBJECT_PREFIX,
+  heldSignatureInput,
+  heldSubject,
+  isHeldKey,
+  KEY_GROUP_LIMITS,
+  type KeyChange,
   type KeyManager,
   type KeyRecord,
   type KeyRegistry,
   KeyRegistryError,
   keyAuditEvent,
+  keyGroupsSchema,
+  keyTrustSchema,
+  usableForNewRequest,
 } from "../../shared/keys";
 import type { AuditFn } from "../audit-sink";
 import { requireRole } from "../middleware/roles";
@@ -41,6 +57,8 @@ const keyView = z.object({
   revokedAt: z.string().optional(),
   rotatedTo: z.string().optional(),
   rotatedFrom: z.string().optional(),
+  groups: z.array(z.string()),
+  trust: z.number(),
 });
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -59,6 +77,8 @@ export function viewKey(r: KeyRecord) {
     ...(r.revokedAt !== undefined ? { revokedAt: iso(r.revokedAt) } : {}),
     ...(r.rotatedTo !== undefined ? { rotatedTo: r.rotatedTo } : {}),
     ...(r.rotatedFrom !== undefined ? { rotatedFrom: r.rotatedFrom } : {}),
+    groups: [...r.groups],
+    trust: r.trust,
   };
 }
 
@@ -96,8 +116,25 @@ const createKeyRoute = createRoute({
       ...json(
         z.strictObject({
           role: z.enum(["admin", "agent", "worker", "auditor", "gateway"]),
-          subject: z.string().min(1).max(200),
+          subject: z
+            .string()
+            .min(1)
+            .max(200)
+            .refine(
+              (s) => !s.startsWith(HELD_SUBJECT_PREFIX),
+              `the ${HELD_SUBJECT_PREFIX} prefix is reserved for service-held keys`,
+            ),
           publicKey: publicKeyInput,
+          groups: keyGroupsSchema
+            .optional()
+            .describe(
+              `admin-set groups (approver groups; policies read them as agent.groups): at most ${KEY_GROUP_LIMITS.count}, each 1-${KEY_GROUP_LIMITS.length} of A-Z a-z 0-9 _ . -, distinct. Default none`,
+            ),
+          trust: keyTrustSchema
+            .optional()
+            .describe(
+              "admin-set code trust level in [0, 1]: a job's risk codeTrustLevel and the policy attribute agent.trust. Default 0 (untrusted: its jobs run on gVisor)",
+            ),
         }),
       ),
     },
@@ -148,6 +185,7 @@ const verifyRoute = createRoute({
   path: "/v1/signatures/verify",
   tags: ["signatures"],
   summary: "Verify an Ed25519 signature by public key or registered kid",
+  description: `A signature made by POST /v1/sign is checked as such: for a service-held key (by kid, or by its public key when registered) the signed bytes are "${JSON.stringify(HELD_SIGNATURE_CONTEXT).slice(1, -1)}" followed by message, as /v1/sign signed them. Pass the original message.`,
   middleware: [requireRole("agent", "admin", "auditor")] as const,
   request: {
     body: {
@@ -187,6 +225,7 @@ const signRoute = createRoute({
   path: "/v1/sign",
   tags: ["signatures"],
   summary: "Sign with the calling agent's service-held key (created on first use)",
+  description: `Domain-separated: the signature is over the UTF-8 context prefix "${JSON.stringify(HELD_SIGNATURE_CONTEXT).slice(1, -1)}" followed by the message bytes, never the message alone, so it can never serve as a request signature, envelope or any other Sigil signature. POST /v1/signatures/verify with the returned kid checks it (give the original message). The held key (role held) cannot authenticate requests, and it is revoked when its agent has no usable key left.`,
   middleware: [requireRole("agent")] as const,
   request: { body: { required: true, ...json(z.strictObject({ message: b64url(1_400_000) })) } },
   responses: {
@@ -205,16 +244,29 @@ export interface KeyRouteDeps {
   now: () => number;
 }
 
-/** Service-held agent keys live under their own subject so they never shadow a client's key. */
-export const heldSubject = (subject: string) => `held:${subject}`;
-
 export function keyRoutes({ registry, manager, audit, now }: KeyRouteDeps) {
   const who = (s: string | undefined) => s ?? "admin";
+  /** Held keys revoked with their owner: each one audited like any revocation. */
+  const auditHeld = async (changes: KeyChange[], agentId: string, owner: string) => {
+    for (const change of changes) {
+      await audit({
+        eventType: "key.revoked",
+        agentId,
+        details: { ...change.event, heldByService: true, ownerKid: owner },
+      });
+    }
+  };
   return router()
     .openapi(createKeyRoute, async (c) => {
-      const { role, subject, publicKey } = c.req.valid("json");
+      const { role, subject, publicKey, groups, trust } = c.req.valid("json");
       const change = await manager
-        .registerExternalKey({ role, subject, publicKey: decodePublicKey(publicKey) })
+        .registerExternalKey({
+          role,
+          subject,
+          publicKey: decodePublicKey(publicKey),
+          ...(groups !== undefined ? { groups } : {}),
+          ...(trust !== undefined ? { trust } : {}),
+        })
         .catch(registryProblem);
       await audit({
         eventType: "key.created",
@@ -244,6 +296,14 @@ export function keyRoutes({ registry, manager, audit, now }: KeyRouteDeps) {
         agentId: who(c.get("subject")),
         details: { ...keyAuditEvent("key.revoked", record) },
       });
+      // The agent's service-held key goes with its last usable key (GOVERNANCE: never a
+      // credential that outlives its owner).
+      if (record.role === "agent" && !isHeldKey(record)) {
+        const held = await manager
+          .revokeOrphanedHeldKeys(record.subject, `owner key ${record.kid} revoked`)
+          .catch(registryProblem);
+        await auditHeld(held, who(c.get("subject")), record.kid);
+      }
       return c.json(viewKey(record), 200);
     })
     .openapi(getKeyRoute, async (c) => {
@@ -266,17 +326,26 @@ export function keyRoutes({ registry, manager, audit, now }: KeyRouteDeps) {
       const message = decode("message");
       const signature = decode("signature");
       let result: { valid: boolean; kid?: string; keyStatus?: string };
+      // A held key only ever signed context || message (/v1/sign): verify exactly that.
+      const signedBytes = (r: KeyRecord | undefined) =>
+        r && isHeldKey(r) ? heldSignatureInput(message) : message;
       if (b.kid !== undefined) {
         const r = await registry.get(b.kid);
         if (!r) {
           result = { valid: false, kid: b.kid, keyStatus: "unknown" };
         } else {
-          const ok = await verifyEd25519(r.publicKey, message, signature);
+          const ok = await verifyEd25519(r.publicKey, signedBytes(r), signature);
           // A revoked key proves nothing any more: its holder may not be who signed.
           result = { valid: ok && r.status !== "revoked", kid: r.kid, keyStatus: r.status };
         }
       } else {
-        result = { valid: await verifyEd25519(decodePublicKey(b.publicKey!), message, signature) };
+        const publicKey = decodePublicKey(b.publicKey!);
+        const r = await registry.get(ed25519Kid(publicKey));
+        result = {
+          valid:
+            (await verifyEd25519(publicKey, signedBytes(r), signature)) &&
+            !(r && isHeldKey(r) && r.status === "revoked"),
+        };
       }
       await audit({
         eventType: "signature.verified",
@@ -286,20 +355,42 @@ export function keyRoutes({ registry, manager, audit, now }: KeyRouteDeps) {
       return c.json(result, 200);
     })
     .openapi(signRoute, async (c) => {
-      const subject = heldSubject(c.get("subject") ?? "unknown");
-      let record = await manager.currentKey("agent", subject);
+      const ownerKid = c.get("keyid") ?? "";
+      const owner = c.get("subject") ?? "unknown";
+      const subject = heldSubject(owner);
+      // The owner's key as the registry has it now, not as authentication found it: a revocation
+      // that landed since must stop this signature.
+      const ownerActive = async () => {
+        const r = await registry.get(ownerKid);
+        return r !== undefined && usableForNewRequest(r, now());
+      };
+      const refuse = () =>
+        new Problem(403, "forbidden", "Forbidden", `key ${ownerKid} is no longer active`);
+      if (!(await ownerActive())) throw refuse();
+      let record = await manager.currentKey("held", subject);
       if (!record) {
-        const change = await manager.createKey({ role: "agent", subject });
+        const change = await manager.createKey({ role: "held", subject });
         record = change.record;
         await audit({
           eventType: "key.created",
           agentId: subject,
-          details: { ...change.event, heldByService: true },
+          details: { ...change.event, heldByService: true, ownerKid },
         });
+        // A revocation of the owner that raced the creation must not leave a live held key.
+        if (!(await ownerActive())) {
+          const held = await manager
+            .revokeOrphanedHeldKeys(owner, `owner key ${ownerKid} revoked`)
+            .catch(registryProblem);
+          await auditHeld(held, subject, ownerKid);
+          throw refuse();
+        }
       }
       const message = fromBase64Url(c.req.valid("json").message);
-      const signer = await manager.signer(record.kid);
-      const signature = toBase64Url(await signer.sign(message));
+      // Revoked since we looked (the owner's revocation took it along): refuse, not a 500.
+      const signer = await manager.signer(record.kid).catch((e: unknown) => {
+        throw e instanceof CryptoError && e.code === "invalid_key" ? refuse() : e;
+      });
+      const signature = toBase64Url(await signer.sign(heldSignatureInput(message)));
       await audit({
         eventType: "signature.created",
         agentId: subject,

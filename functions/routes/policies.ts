@@ -1,5 +1,6 @@
 // Policy documents (versioned) and evaluation (POLICY-LANGUAGE.md, HTTP-API.md).
 import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { canonicalJson, sha256Hex } from "../../shared/encoding";
 import {
   type Decision,
@@ -13,12 +14,15 @@ import {
   PolicyVersionInfoSchema,
   PutPolicyResultSchema,
   RollbackSchema,
+  reservedAttributesIn,
+  withServerAttributes,
 } from "../../shared/policy";
-import type { AuditFn } from "../audit-sink";
+import { type AuditFn, securityEvent } from "../audit-sink";
+import { identityOf } from "../middleware/auth";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
-import { notFound, Problem } from "../problem";
-import { router } from "../router";
+import { type FieldError, notFound, Problem } from "../problem";
+import { type AppEnv, router } from "../router";
 
 const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 const nameParam = z.object({ name: PolicyNameSchema });
@@ -129,6 +133,8 @@ const evaluateRoute = createRoute({
   path: "/v1/evaluate",
   tags: ["evaluate"],
   summary: "May this agent do X? A decision is data: a deny is still 200",
+  description:
+    "The server sets context.agent (kid, subject, role, groups, trust: the authenticated key and its admin-set record) and context.request.time (RFC 3339, the server's clock, to the second); a context carrying `agent` or `request` is 400 reserved-attribute.",
   middleware: [requireRole("agent")] as const,
   request: { body: { required: true, ...json(EvaluationRequestSchema) } },
   responses: {
@@ -141,6 +147,8 @@ const batchRoute = createRoute({
   path: "/v1/evaluate/batch",
   tags: ["evaluate"],
   summary: "Evaluate up to 1000 requests against one policy-set version, results in order",
+  description:
+    "Each item's context gets the server-set agent.* and request.time as in POST /v1/evaluate; an item whose context carries `agent` or `request` makes the whole batch 400 reserved-attribute.",
   middleware: [requireRole("agent")] as const,
   request: { body: { required: true, ...json(EvaluationBatchSchema) } },
   responses: {
@@ -152,6 +160,49 @@ const batchRoute = createRoute({
 export interface PolicyRouteDeps {
   policies: PolicyEngine;
   audit: AuditFn;
+  /** The server's clock: request.time. */
+  now?: () => number;
+}
+
+/**
+ * GOVERNANCE.md: a caller cannot speak for itself. A context carrying a reserved attribute is a
+ * 400 naming each one, and an attempt to set the caller's identity is a security event (with the
+ * request's nonce when the route holds it, so a replay cannot repeat the event).
+ */
+async function refuseReserved(
+  c: Context<AppEnv>,
+  audit: AuditFn,
+  contexts: readonly { path: string; context: object }[],
+): Promise<void> {
+  const errors: FieldError[] = [];
+  for (const { path, context } of contexts) {
+    for (const k of reservedAttributesIn(context)) {
+      errors.push({
+        path: `${path}.${k}`,
+        message: `${k} is set by the server from the authenticated key; a request cannot set it`,
+      });
+    }
+  }
+  if (errors.length === 0) return;
+  const names = [...new Set(errors.map((e) => e.path.split(".").pop()))].join(" and ");
+  const nonce = c.get("nonceClaim");
+  c.set("nonceClaim", undefined);
+  await securityEvent(
+    audit,
+    c.get("subject") ?? "unknown",
+    "reserved_attribute",
+    "medium",
+    `the request tried to set ${names} in the policy context`,
+    { kid: c.get("keyid") ?? null, paths: errors.map((e) => e.path), path: c.req.path },
+    nonce ? { nonce } : {},
+  );
+  throw new Problem(
+    400,
+    "reserved-attribute",
+    "Reserved context attribute",
+    `the server sets ${names} in the policy context; send the request without ${errors.length === 1 ? "it" : "them"}`,
+    errors,
+  );
 }
 
 /** Sees other nodes' writes before deciding; a store outage is a 503, never a stale allow. */
@@ -182,7 +233,7 @@ export function decisionAudit(agentId: string, req: EvaluationRequest, d: Decisi
   };
 }
 
-export function policyRoutes({ policies, audit }: PolicyRouteDeps) {
+export function policyRoutes({ policies, audit, now = Date.now }: PolicyRouteDeps) {
   return router()
     .openapi(putRoute, async (c) => {
       const { name } = c.req.valid("param");
@@ -276,8 +327,12 @@ export function policyRoutes({ policies, audit }: PolicyRouteDeps) {
     })
     .openapi(evaluateRoute, async (c) => {
       const req = c.req.valid("json");
+      await refuseReserved(c, audit, [{ path: "context", context: req.context }]);
       await fresh(policies);
-      const d = policies.evaluate(req);
+      const d = policies.evaluate({
+        ...req,
+        context: withServerAttributes(req.context, identityOf(c), now()),
+      });
       // The nonce, when authentication left it to us, is reserved with the decision event.
       const nonce = c.get("nonceClaim");
       c.set("nonceClaim", undefined);
@@ -286,10 +341,19 @@ export function policyRoutes({ policies, audit }: PolicyRouteDeps) {
     })
     .openapi(batchRoute, async (c) => {
       const { requests } = c.req.valid("json");
+      await refuseReserved(
+        c,
+        audit,
+        requests.map((r, i) => ({ path: `requests.${i}.context`, context: r.context })),
+      );
       await fresh(policies);
-      const results = policies.evaluateBatch(requests);
-      const who = c.get("subject") ?? "unknown";
-      await Promise.all(results.map((d, i) => audit(decisionAudit(who, requests[i]!, d))));
+      const who = identityOf(c);
+      const at = now();
+      const results = policies.evaluateBatch(
+        requests.map((r) => ({ ...r, context: withServerAttributes(r.context, who, at) })),
+      );
+      const agentId = who.subject || "unknown";
+      await Promise.all(results.map((d, i) => audit(decisionAudit(agentId, requests[i]!, d))));
       return c.json({ results }, 200);
     });
 }

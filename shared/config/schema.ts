@@ -62,7 +62,9 @@ export const serverSchema = z.strictObject({
 
 export const authSchema = z.strictObject({
   clock_skew_seconds: z.number().int().min(1).max(3600).default(300),
-  // The host[:port] values clients sign as @authority; empty accepts any (set it in production).
+  // The host[:port] values clients sign as @authority. Empty means this service's own: server
+  // host:port, plus localhost/127.0.0.1/[::1] with that port (see allowedAuthorities). Set it to
+  // the public host[:port] when clients reach the service under another name (a proxy, the edge).
   allowed_authorities: z.array(z.string().min(1)).default([]),
   admin_keys: z.array(jwk).default([]),
   // How long a key record may be served from a node's cache. Changes made through this node apply

@@ -21,7 +21,11 @@ export interface JobEnvelope {
   spec: JobSpec;
   image: string;
   tier: Tier;
-  /** The risk inputs as submitted, so the worker can recompute the tier; null = none given. */
+  /**
+   * The inputs the tier was derived from, so the worker can recompute it: the server's (the
+   * submitting key's trust as codeTrustLevel, what the job and policy imply), raised by what the
+   * submitter declared. null only in envelopes without an assessment (the default tier).
+   */
   risk: RiskInput | null;
   riskScore: number | null;
   riskLevel: "low" | "medium" | "high" | null;

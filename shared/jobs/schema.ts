@@ -3,7 +3,7 @@
 // spec from the envelope with its own settings, so a spec that slipped past one side fails there.
 import { z } from "zod";
 import type { SigilConfig } from "../config";
-import { riskInputSchema } from "../risk";
+import { riskDeclarationSchema } from "../risk";
 
 export const JOB_BOUNDS = {
   commandArgs: 256,
@@ -174,7 +174,8 @@ export function jobRequestSchema(s: SandboxSettings) {
             .max(JOB_BOUNDS.networkRules),
         })
         .default({ allow: [] }),
-      risk: riskInputSchema.optional(),
+      // Declared inputs only raise the score; codeTrustLevel is the key's trust (GOVERNANCE.md).
+      risk: riskDeclarationSchema.optional(),
     })
     .superRefine(exactlyOneRunForm);
 }

@@ -6,6 +6,9 @@
 //   auditor keys         role "auditor"
 //   session keys         ephemeral, issued under a parent key (parent = its kid), minutes-long life
 //   external tool keys   role "tool": public half only (SchemaPin/TOFU), registered, never generated
+//   held keys            role "held": an agent's service-held key for POST /v1/sign, under the
+//                        subject held:<agent>; never authenticates a request, and is revoked once
+//                        its agent has no usable key left (revokeOrphanedHeldKeys)
 //
 // Rotation policy (key_rotation_interval_days, default 90): every generated key gets
 // expiresAt = notBefore + interval, and usableForNewRequest refuses it after that. We enforce it
@@ -15,6 +18,8 @@
 import { CryptoError, type Signer } from "../crypto";
 import type { KeyProvider } from "./provider";
 import {
+  heldSubject,
+  isHeldKey,
   type KeyAuditEvent,
   type KeyRecord,
   KeyRegistryError,
@@ -105,6 +110,8 @@ export class KeyManager {
       createdAt: now,
       expiresAt,
       parent: parent.kid,
+      groups: parent.groups,
+      trust: parent.trust,
     });
   }
 
@@ -114,6 +121,8 @@ export class KeyManager {
     subject: string;
     publicKey: Uint8Array;
     expiresAt?: number;
+    groups?: readonly string[];
+    trust?: number;
   }): Promise<KeyChange> {
     const record = await this.#registry.register({ ...input, createdAt: this.#now() });
     return { record, event: keyAuditEvent("key.created", record) };
@@ -160,6 +169,35 @@ export class KeyManager {
     return keys
       .filter((r) => r.subject === subject && r.parent === undefined && usableForNewRequest(r, now))
       .at(-1);
+  }
+
+  /**
+   * Revokes the held keys of the agent `ownerSubject` (active or rotated) once that agent has no
+   * usable agent key of its own left: a held key never outlives the agent it signs for. Returns the
+   * changes to audit; none while some key of the agent can still authenticate.
+   */
+  async revokeOrphanedHeldKeys(ownerSubject: string, reason: string): Promise<KeyChange[]> {
+    const now = this.#now();
+    const owners = (await this.#registry.list("agent")).filter(
+      (r) => r.subject === ownerSubject && !isHeldKey(r) && usableForNewRequest(r, now),
+    );
+    if (owners.length > 0) return [];
+    const subject = heldSubject(ownerSubject);
+    // Role held, and held keys made before that role existed (agent, held:…).
+    const held = [
+      ...(await this.#registry.list("held")),
+      ...(await this.#registry.list("agent")),
+    ].filter((r) => r.subject === subject && isHeldKey(r) && r.status !== "revoked");
+    const changes: KeyChange[] = [];
+    for (const r of held) {
+      try {
+        changes.push(await this.revoke(r.kid, { reason }));
+      } catch (e) {
+        // Revoked meanwhile by a concurrent call: the outcome we want.
+        if (!(e instanceof KeyRegistryError && e.code === "already_revoked")) throw e;
+      }
+    }
+    return changes;
   }
 
   /** Active generated keys within `leadDays` of their expiry. */

@@ -5,6 +5,8 @@ import { ed25519Kid } from "../crypto";
 import { fromBase64Url, toBase64Url } from "../encoding";
 
 // gateway: the edge's service key as the Node job gateway knows it (signs envelopes it hands over).
+// held: an agent's service-held key (POST /v1/sign); it signs only domain-separated messages and
+// can never authenticate a request.
 export const KEY_ROLES = [
   "admin",
   "agent",
@@ -13,10 +15,59 @@ export const KEY_ROLES = [
   "service",
   "tool",
   "gateway",
+  "held",
 ] as const;
 export type KeyRole = (typeof KEY_ROLES)[number];
 export const KEY_STATUSES = ["active", "rotated", "revoked"] as const;
 export type KeyStatus = (typeof KEY_STATUSES)[number];
+
+// ---- admin-set attributes (GOVERNANCE.md): groups and code trust ----
+
+/** Bounds on a key's groups: few, short, of a charset safe in logs, policies and Redis keys. */
+export const KEY_GROUP_LIMITS = { count: 32, length: 64 } as const;
+export const KEY_GROUP_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+export const keyGroupSchema = z
+  .string()
+  .min(1)
+  .max(KEY_GROUP_LIMITS.length)
+  .regex(KEY_GROUP_PATTERN, "a group is A-Z a-z 0-9 _ . - (starting with a letter or digit)");
+export const keyGroupsSchema = z
+  .array(keyGroupSchema)
+  .max(KEY_GROUP_LIMITS.count)
+  .refine((g) => new Set(g).size === g.length, "groups must be distinct");
+/** The admin-set code trust level of a key, in [0, 1]; 0 (untrusted) unless an admin says more. */
+export const keyTrustSchema = z.number().min(0).max(1);
+
+// ---- service-held keys (POST /v1/sign) ----
+
+/** Service-held keys live under their own subject so they never shadow a client's key. */
+export const HELD_SUBJECT_PREFIX = "held:";
+export const heldSubject = (ownerSubject: string): string =>
+  `${HELD_SUBJECT_PREFIX}${ownerSubject}`;
+
+/**
+ * Is this a service-held key? Role `held`, or a record made before that role existed: an `agent`
+ * key under a `held:` subject. Either way it can never authenticate a request.
+ */
+export const isHeldKey = (r: Pick<KeyRecord, "role" | "subject">): boolean =>
+  r.role === "held" || (r.role === "agent" && r.subject.startsWith(HELD_SUBJECT_PREFIX));
+
+/**
+ * What a held key signs is `HELD_SIGNATURE_CONTEXT || message`, never the message alone, so its
+ * output can never be an RFC 9421 signature base (which starts with `"`), a job envelope or an
+ * audit event (canonical JSON, `{`) or anything else a Sigil key signs.
+ */
+export const HELD_SIGNATURE_CONTEXT = "sigil.held-signature.v1\n";
+const heldContextBytes = new TextEncoder().encode(HELD_SIGNATURE_CONTEXT);
+
+/** The bytes a held key signs for `message`. */
+export function heldSignatureInput(message: Uint8Array): Uint8Array {
+  const out = new Uint8Array(heldContextBytes.length + message.length);
+  out.set(heldContextBytes, 0);
+  out.set(message, heldContextBytes.length);
+  return out;
+}
 
 export interface KeyRecord {
   /** RFC 7638 thumbprint of publicKey: the record is self-certifying, a swapped key changes the kid. */
@@ -41,6 +92,10 @@ export interface KeyRecord {
   rotatedFrom?: string;
   /** kid of the key this one was issued under (e.g. an agent key for an ephemeral session key). */
   parent?: string;
+  /** Admin-set groups (approver groups, policy attribute agent.groups); [] for older records. */
+  groups: string[];
+  /** Admin-set code trust level in [0, 1] (risk score, agent.trust); 0 for older records. */
+  trust: number;
 }
 
 export interface RegisterKeyInput {
@@ -51,6 +106,10 @@ export interface RegisterKeyInput {
   notBefore?: number;
   expiresAt?: number;
   parent?: string;
+  /** Default []. */
+  groups?: readonly string[];
+  /** Default 0. */
+  trust?: number;
 }
 
 export interface RotateOptions {
@@ -142,6 +201,23 @@ export function newRecord(input: RegisterKeyInput): KeyRecord {
   if (!(input.publicKey instanceof Uint8Array) || input.publicKey.length !== 32) {
     throw new KeyRegistryError("invalid", "publicKey must be 32 bytes");
   }
+  // Only the service makes held keys, and only under a held: subject; no other key may take one.
+  if ((input.role === "held") !== input.subject.startsWith(HELD_SUBJECT_PREFIX)) {
+    throw new KeyRegistryError(
+      "invalid",
+      `the ${HELD_SUBJECT_PREFIX} subject prefix is reserved for service-held keys (role held)`,
+    );
+  }
+  // Only an absent field takes the default: a null (say, NaN through JSON) is refused.
+  const groups = keyGroupsSchema.safeParse(input.groups === undefined ? [] : input.groups);
+  if (!groups.success) {
+    throw new KeyRegistryError(
+      "invalid",
+      `groups: ${groups.error.issues[0]?.message ?? "invalid"}`,
+    );
+  }
+  const trust = keyTrustSchema.safeParse(input.trust === undefined ? 0 : input.trust);
+  if (!trust.success) throw new KeyRegistryError("invalid", "trust must be a number in [0, 1]");
   const createdAt = finiteTime(input.createdAt, "createdAt");
   const notBefore = finiteTime(input.notBefore ?? createdAt, "notBefore");
   const r: KeyRecord = {
@@ -152,6 +228,8 @@ export function newRecord(input: RegisterKeyInput): KeyRecord {
     status: "active",
     createdAt,
     notBefore,
+    groups: [...groups.data],
+    trust: trust.data,
   };
   if (input.expiresAt !== undefined) {
     r.expiresAt = finiteTime(input.expiresAt, "expiresAt");
@@ -175,10 +253,13 @@ export function rotation(
   const lifetime = old.expiresAt === undefined ? undefined : old.expiresAt - old.notBefore;
   const expiresAt = opts.expiresAt ?? (lifetime === undefined ? undefined : now + lifetime);
   const next = newRecord({
-    role: old.role,
+    // A held key made before role `held` existed (agent, held:…) becomes one on rotation.
+    role: isHeldKey(old) ? "held" : old.role,
     subject: old.subject,
     publicKey: newPublicKey,
     createdAt: now,
+    groups: old.groups,
+    trust: old.trust,
     ...(expiresAt === undefined ? {} : { expiresAt }),
     ...(old.parent === undefined ? {} : { parent: old.parent }),
   });
@@ -218,11 +299,14 @@ const storedSchema = z.strictObject({
   rotatedTo: z.string().optional(),
   rotatedFrom: z.string().optional(),
   parent: z.string().optional(),
+  // Absent in records written before keys had groups and trust: they read as [] and 0.
+  groups: keyGroupsSchema.optional(),
+  trust: keyTrustSchema.optional(),
 });
 export type StoredKeyRecord = z.infer<typeof storedSchema>;
 
 export function toStored(r: KeyRecord): StoredKeyRecord {
-  return { ...r, publicKey: toBase64Url(r.publicKey) };
+  return { ...r, publicKey: toBase64Url(r.publicKey), groups: [...r.groups] };
 }
 
 /** Parses a stored record; throws if malformed or if the kid does not match the public key. */
@@ -239,13 +323,17 @@ export function fromStored(value: unknown): KeyRecord {
   if (publicKey.length !== 32 || ed25519Kid(publicKey) !== s.kid) {
     throw new KeyRegistryError("invalid", "stored key record: kid does not match public key");
   }
-  const r: KeyRecord = { ...s, publicKey };
+  const r: KeyRecord = { ...s, publicKey, groups: s.groups ?? [], trust: s.trust ?? 0 };
   // zod keeps absent optionals absent; strip explicit undefineds for stable equality.
   for (const k of Object.keys(r) as (keyof KeyRecord)[]) if (r[k] === undefined) delete r[k];
   return r;
 }
 
-export const cloneRecord = (r: KeyRecord): KeyRecord => ({ ...r, publicKey: r.publicKey.slice() });
+export const cloneRecord = (r: KeyRecord): KeyRecord => ({
+  ...r,
+  publicKey: r.publicKey.slice(),
+  groups: [...r.groups],
+});
 
 /** Stable order for list(): oldest first, then by kid. */
 export const byCreation = (a: KeyRecord, b: KeyRecord): number =>
@@ -264,11 +352,21 @@ export interface KeyAuditEvent {
   previousKid?: string;
   reason?: string;
   expiresAt?: number;
+  groups: string[];
+  trust: number;
 }
 
 /** The audit payload for a mutation, from the record that mutation returned. */
 export function keyAuditEvent(type: KeyAuditType, r: KeyRecord): KeyAuditEvent {
-  const e: KeyAuditEvent = { type, kid: r.kid, role: r.role, subject: r.subject, at: r.createdAt };
+  const e: KeyAuditEvent = {
+    type,
+    kid: r.kid,
+    role: r.role,
+    subject: r.subject,
+    at: r.createdAt,
+    groups: [...r.groups],
+    trust: r.trust,
+  };
   if (type === "key.rotated" && r.rotatedFrom !== undefined) e.previousKid = r.rotatedFrom;
   if (type === "key.revoked") {
     e.at = r.revokedAt ?? r.createdAt;

@@ -23,6 +23,7 @@ export {
   policySetVersion,
 } from "./evaluate";
 export { format, formatDocument, formatExpr } from "./format";
+export * from "./identity";
 export { KEYWORDS, parse } from "./parser";
 export { type RevisionCacheOptions, RevisionCachingStore } from "./revision-cache";
 export * from "./schema";

@@ -47,7 +47,8 @@ async function coldContainer(docker: Docker, tier: Tier): Promise<number> {
 export async function bench(): Promise<void> {
   const h = await startHarness("bench");
   const dir = await mkdtemp(join(tmpdir(), "sigil-bench-"));
-  const agent = h.client(await h.addKey("agent", "bench-agent"));
+  // Trusted by the admin: its low-risk jobs run on runc (codeTrustLevel is the key's trust).
+  const agent = h.client(await h.addKey("agent", "bench-agent", undefined, { trust: 1 }));
   const workerKey = await h.addKey("worker", "bench-worker");
   // The product's driver, with its warm pool filled before measuring.
   const sandbox = createSandboxDriver("bench-worker", h.config);

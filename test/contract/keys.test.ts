@@ -65,7 +65,76 @@ describe.each(adapters)("KeyRegistry contract: %s", (_name, make) => {
       role: "agent",
       subject: "agent-1",
       at: T0,
+      groups: [],
+      trust: 0,
     });
+  });
+
+  it("keeps admin-set groups and trust: stored, listed, carried across rotation, audited", async () => {
+    const reg = make();
+    const r = await reg.register({
+      role: "agent",
+      subject: "ops-bot",
+      publicKey: await newKey(),
+      createdAt: T0,
+      groups: ["ops", "supervisor"],
+      trust: 0.75,
+    });
+    expect(r).toMatchObject({ groups: ["ops", "supervisor"], trust: 0.75 });
+    expect(await reg.get(r.kid)).toEqual(r);
+    expect((await reg.list("agent")).find((x) => x.kid === r.kid)).toEqual(r);
+    const plain = await reg.register({
+      role: "worker",
+      subject: "w",
+      publicKey: await newKey(),
+      createdAt: T0,
+    });
+    expect(plain).toMatchObject({ groups: [], trust: 0 });
+    expect(await reg.get(plain.kid)).toEqual(plain);
+
+    const next = await reg.rotate(r.kid, await newKey(), T0 + 10);
+    expect(next).toMatchObject({ groups: ["ops", "supervisor"], trust: 0.75 });
+    expect(await reg.get(next.kid)).toEqual(next);
+    expect(keyAuditEvent("key.rotated", next)).toMatchObject({
+      groups: ["ops", "supervisor"],
+      trust: 0.75,
+    });
+    const revoked = await reg.revoke(next.kid, T0 + 20);
+    expect(revoked).toMatchObject({ groups: ["ops", "supervisor"], trust: 0.75 });
+    expect(keyAuditEvent("key.revoked", revoked)).toMatchObject({ trust: 0.75 });
+  });
+
+  it("refuses groups and trust out of bounds, and the held: subject outside role held", async () => {
+    const reg = make();
+    const base = { role: "agent", subject: "x", createdAt: T0 };
+    const bad = [
+      { groups: ["has space"] },
+      { groups: ["-leading"] },
+      { groups: ["ok", "ok"] },
+      { groups: ["g\ud800"] },
+      { groups: ["x".repeat(65)] },
+      { groups: Array.from({ length: 33 }, (_, i) => `g${i}`) },
+      { trust: 1.01 },
+      { trust: -0.1 },
+      { trust: Number.NaN },
+      { subject: "held:alice" },
+      { role: "held", subject: "alice" },
+    ];
+    for (const extra of bad) {
+      const input = { ...base, publicKey: await newKey(), ...extra };
+      expect(await code(reg.register(input as Parameters<KeyRegistry["register"]>[0]))).toBe(
+        "invalid",
+      );
+    }
+    const held = await reg.register({
+      role: "held",
+      subject: "held:alice",
+      publicKey: await newKey(),
+      createdAt: T0,
+    });
+    expect(await reg.get(held.kid)).toEqual(held);
+    expect((await reg.list("held")).map((k) => k.kid)).toEqual([held.kid]);
+    expect(await reg.list()).toHaveLength(1);
   });
 
   it("refuses duplicates and invalid input", async () => {

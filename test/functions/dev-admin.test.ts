@@ -10,6 +10,7 @@ import { jsonLogger } from "../../functions/middleware/logger";
 import { composeNode } from "../../functions/node/compose";
 import { devAdminClient } from "../../sdk/node";
 import { loadConfig } from "../../shared/config";
+import { freePort } from "../support/edge";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
 import { serveOnLoopback } from "../support/serve";
 
@@ -24,7 +25,10 @@ afterAll(async () => {
 
 async function start() {
   const lines: string[] = [];
-  const config = loadConfig({ env: { SIGIL_DATA_DIR: dataDir, SIGIL_REDIS_PREFIX: prefix } });
+  const port = await freePort();
+  const config = loadConfig({
+    env: { SIGIL_DATA_DIR: dataDir, SIGIL_REDIS_PREFIX: prefix, SIGIL_SERVER_PORT: String(port) },
+  });
   const deps = await composeNode({
     config,
     redis,
@@ -33,7 +37,7 @@ async function start() {
     scrypt: { N: 2 ** 14, r: 8, p: 1 },
     reconcile: false,
   });
-  const server = await serveOnLoopback(createApp(deps).fetch);
+  const server = await serveOnLoopback(createApp(deps).fetch, port);
   return {
     deps,
     lines,

@@ -76,7 +76,8 @@ afterAll(async () => {
 });
 
 it("a worker killed mid-job: the job is a recorded retry on the next worker, orphans removed", async () => {
-  const agent = h.client(await h.addKey("agent", "agent-crash"));
+  // Trusted by the admin, so the low-risk job runs on runc.
+  const agent = h.client(await h.addKey("agent", "agent-crash", undefined, { trust: 1 }));
   const first = spawnWorker();
   await ready(first);
   const { jobId } = await submitLowRisk(agent, ["sh", "-c", "sleep 3; echo done"]);

@@ -37,7 +37,8 @@ let dir: string;
 
 beforeAll(async () => {
   h = await startHarness("e2e");
-  agent = await h.addKey("agent", "agent-1");
+  // An admin trusts this agent's code (trust 1): its low-risk jobs run on runc.
+  agent = await h.addKey("agent", "agent-1", undefined, { trust: 1 });
   workerKey = await h.addKey("worker", "worker-1");
   agentClient = h.client(agent);
   workerClient = h.client(workerKey);
@@ -103,15 +104,17 @@ describe("submit → signed result", () => {
     expect(types).toEqual(["job.submitted", "job.started", "job.completed"]);
   });
 
-  it("no risk assessment runs on the default tier, gVisor (runsc)", async () => {
-    const acc = await agentClient.jobs.submit({
+  it("a key no admin trusted runs on gVisor (runsc), whatever it declares", async () => {
+    const untrusted = h.client(await h.addKey("agent", "agent-untrusted"));
+    const acc = await untrusted.jobs.submit({
       image: "sigil/python:1",
       code: "import sys\nprint(sys.stdin.read().upper())",
       language: "python",
       stdin: "abc",
+      risk: lowRisk,
     });
-    expect(acc.tier).toBe("gvisor");
-    const job = await agentClient.jobs.wait(acc.jobId, 60_000);
+    expect(acc).toMatchObject({ tier: "gvisor", riskScore: 0.3 });
+    const job = await untrusted.jobs.wait(acc.jobId, 60_000);
     expect(job.status).toBe("succeeded");
     expect(job.result?.stdout).toBe("ABC\n");
     expect(await observer.runtimeOf(acc.jobId)).toBe("runsc");
@@ -164,10 +167,13 @@ describe("refusals", () => {
       expect(err.code).toBe("policy-denied");
       const req = h.policy.seen.at(-1)!;
       expect(req).toMatchObject({ action: "execute", resource: "sandbox" });
+      // The job's attributes, and the caller as the server authenticated it.
       expect(req.context).toMatchObject({
         image: "sigil/busybox:1",
-        tier: "gvisor",
+        tier: "docker",
         network: false,
+        agent: { kid: agent.kid, subject: "agent-1", role: "agent", groups: [], trust: 1 },
+        request: { time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/) },
       });
       const denied = h.audits.find((a) => a.eventType === "job.denied")!;
       expect(denied.details).toMatchObject({ decisionId: "d-deny" });

@@ -80,7 +80,8 @@ beforeAll(async () => {
   // Agent and worker keys live in the EDGE's own key registry.
   const admin = edgeClient(edgeAdmin);
   edgeAdminClient = admin;
-  agent = await registeredKey(admin, "agent", "edge-agent");
+  // Trusted by the edge's admin: its low-risk jobs run on runc (codeTrustLevel = the key's trust).
+  agent = await registeredKey(admin, "agent", "edge-agent", { trust: 1 });
   worker = await registeredKey(admin, "worker", WORKER_ID);
   agentClient = edgeClient(agent);
   // Default deny: the edge's own policy store must allow sandbox jobs.

@@ -85,6 +85,7 @@ describe("npm start on a non-default port", () => {
       role: "agent",
       subject: "agent-7",
       publicKey: toBase64Url(kp.publicKey),
+      trust: 1, // its low-risk job runs on runc
     });
     await admin.policies.put("sandbox", "policy jobs {\n  allow: execute(sandbox)\n}");
     const agent = new Sigil({ baseUrl: base, secretKey: kp.secretKey });

@@ -44,7 +44,11 @@ export async function startEdge(
     "--show-interactive-dev-session=false",
     "--log-level",
     "warn",
-    ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+    // The edge answers requests signed for its configured host:port (default allowed_authorities).
+    ...Object.entries({ SIGIL_SERVER_PORT: String(port), ...vars }).flatMap(([k, v]) => [
+      "--var",
+      `${k}:${v}`,
+    ]),
   ];
   let out = "";
   const child: ChildProcess = spawn("npx", args, {

@@ -16,7 +16,7 @@ import {
   type Signer,
 } from "../../shared/crypto";
 import { toBase64Url } from "../../shared/encoding";
-import { startEdge } from "./edge";
+import { freePort, startEdge } from "./edge";
 import { connectRedis, dropPrefix, testPrefix } from "./redis";
 import { serveOnLoopback } from "./serve";
 
@@ -33,10 +33,20 @@ export async function newKey(): Promise<TestKey> {
   return { kid, ...kp, signer: await createSigner(kp.secretKey, kid) };
 }
 
-/** A fresh key pair, registered through `admin` under this role and subject. */
-export async function registeredKey(admin: Sigil, role: Role, subject: string): Promise<TestKey> {
+/** A fresh key pair, registered through `admin` under this role and subject (and groups, trust). */
+export async function registeredKey(
+  admin: Sigil,
+  role: Role,
+  subject: string,
+  attrs: { groups?: string[]; trust?: number } = {},
+): Promise<TestKey> {
   const k = await newKey();
-  const { kid } = await admin.keys.create({ role, subject, publicKey: toBase64Url(k.publicKey) });
+  const { kid } = await admin.keys.create({
+    role,
+    subject,
+    publicKey: toBase64Url(k.publicKey),
+    ...attrs,
+  });
   // The tests sign with k.kid: the service must name the key the same way.
   if (kid !== k.kid) throw new Error(`registered as ${kid}, expected ${k.kid}`);
   return k;
@@ -72,11 +82,15 @@ export async function startTarget(
   }
   const dataDir = mkdtempSync(join(tmpdir(), "sigil-node-"));
   const prefix = testPrefix("http").replace(/:$/, "");
+  // The port is configured as well as listened on: the default allowed @authority is the
+  // service's own host:port, as on a real start.
+  const port = await freePort();
   const config = loadConfig({
     env: {
       SIGIL_ADMIN_KEYS: adminKeys,
       SIGIL_DATA_DIR: dataDir,
       SIGIL_REDIS_PREFIX: prefix,
+      SIGIL_SERVER_PORT: String(port),
       ...extraEnv,
     },
   });
@@ -90,7 +104,7 @@ export async function startTarget(
     reconcile: false,
     ...(discovery ? { discovery } : {}),
   });
-  const server = await serveOnLoopback(createApp(deps).fetch);
+  const server = await serveOnLoopback(createApp(deps).fetch, port);
   url = server.url;
   return {
     name,

@@ -25,7 +25,10 @@ import type { ResultBody } from "../../../shared/jobs/result";
 import { connectRedis, dropPrefix, testPrefix } from "../../support/redis";
 import { serveOnLoopback } from "../../support/serve";
 
-/** Risk inputs that score low: the job runs on the Docker (runc) tier. */
+/**
+ * Risk inputs that score low: the job runs on the Docker (runc) tier when its key has trust 1
+ * (codeTrustLevel is the key's admin-set trust, never the declaration: GOVERNANCE.md).
+ */
 export const lowRisk = {
   dataSensitivity: 0,
   codeTrustLevel: 1,
@@ -67,7 +70,13 @@ export interface Harness {
   audits: JobAuditEvent[];
   policy: { next?: JobPolicyDecision; seen: JobPolicyRequest[] };
   keys: Map<string, AuthKey>;
-  addKey(role: Role, subject: string, signer?: Signer): Promise<Signer>;
+  /** A key of this role; `attrs` are its admin-set groups and trust (default none and 0). */
+  addKey(
+    role: Role,
+    subject: string,
+    signer?: Signer,
+    attrs?: { groups?: string[]; trust?: number },
+  ): Promise<Signer>;
   client(signer: Signer): Sigil;
   close(): Promise<void>;
 }
@@ -158,9 +167,17 @@ export async function startHarness(
     audits,
     policy,
     keys,
-    async addKey(role, subject, signer) {
+    async addKey(role, subject, signer, attrs = {}) {
       const s = signer ?? (await newSigner());
-      keys.set(s.kid, { status: "active", kid: s.kid, publicKey: s.publicKey, role, subject });
+      keys.set(s.kid, {
+        status: "active",
+        kid: s.kid,
+        publicKey: s.publicKey,
+        role,
+        subject,
+        groups: attrs.groups ?? [],
+        trust: attrs.trust ?? 0,
+      });
       return s;
     },
     client: (signer) => new Sigil({ baseUrl, signer, retries: 0 }),
