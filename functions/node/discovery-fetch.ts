@@ -6,7 +6,7 @@
 // followed here (the shared resolver decides, and sends a redirect's target back through this
 // fetch); the shared resolver bounds the body and the time, and the abort signal ends everything.
 import type { LookupAddress } from "node:dns";
-import { lookup as systemLookup, Resolver } from "node:dns/promises";
+import { Resolver, lookup as systemLookup } from "node:dns/promises";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { LookupFunction } from "node:net";

@@ -342,7 +342,7 @@ export class AddressPolicy {
     const listed = this.allow.filter((c) => cidrContains(c, ip));
     const exact = listed.some((c) => c.prefix === (ip.family === 4 ? 32 : 128));
     if (k === "cloud-metadata" && !exact) {
-      return refuse(k, "a cloud metadata address (only an exact allow-list entry admits it)");
+      return refuse(k, "a cloud-metadata address (only an exact allow-list entry admits it)");
     }
     if (listed.length > 0) return { ok: true, address, family: ip.family };
     if (k !== "public") {

@@ -94,11 +94,11 @@ export function normalizeDomain(domain: string, opts: { allowLocal?: boolean } =
       "ip-literal",
     );
   }
-  if (labels.length < 2) bad("single-label names are not allowed", "single-label-name");
   const special = SPECIAL_USE_SUFFIXES.find((s) => d === s || d.endsWith(`.${s}`));
   if (special !== undefined) {
     bad(`.${special} names are not public DNS names`, "special-use-name");
   }
+  if (labels.length < 2) bad("single-label names are not allowed", "single-label-name");
   return d;
 }
 
