@@ -62,8 +62,6 @@ export interface ComposeOptions {
   env?: NodeJS.ProcessEnv;
   /** Tests: accept localhost/IP SchemaPin domains mapped to local servers. */
   discovery?: ConstructorParameters<typeof HttpDiscoveryResolver>[0];
-  /** Tests: a CA (PEM) that an HTTPS discovery test server's certificate chains to. */
-  discoveryCa?: string;
   /** Tests: cheaper scrypt for key files. */
   scrypt?: { N: number; r: number; p: number };
   /** Start the BullMQ stalled-job reconciler (the API process should; tests may not). */
@@ -270,7 +268,6 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
   const discoveryFetch = new PinnedDiscoveryFetch({
     allowCidrs: config.tofu.discovery_allow_cidrs,
     resolvers: config.tofu.discovery_resolvers,
-    ...(opts.discoveryCa ? { ca: opts.discoveryCa } : {}),
   });
   const tools = new ToolVerificationService({
     pins: new RedisPinStore(redis, `${prefix}pins:`, {
