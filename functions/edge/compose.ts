@@ -13,7 +13,12 @@ import {
   usableForNewRequest,
 } from "../../shared/keys";
 import { PolicyEngine } from "../../shared/policy";
-import { HttpDiscoveryResolver, ToolVerificationService } from "../../shared/schemapin";
+import {
+  configuredResolver,
+  HttpDiscoveryResolver,
+  loadTrustBundles,
+  ToolVerificationService,
+} from "../../shared/schemapin";
 import type { AppDeps } from "../app";
 import { jsonLogger, type Logger } from "../middleware/logger";
 import type { HealthCheck } from "../routes/health";
@@ -206,9 +211,41 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
     decisionId: uuidV7,
   });
 
+  // SchemaPin discovery. Trust bundles come inline (a Worker var or secret holding the JSON, e.g.
+  // SIGIL_TOFU_TRUST_BUNDLES): there are no files to read. workerd has no DNS API, so the edge
+  // cannot resolve a name, check its addresses or pin a connection; what it can do is refuse by
+  // name (the shared resolver never fetches an IP literal in any notation, localhost or a
+  // special-use name, and follows no redirect off the origin). In production the platform's fetch
+  // runs on Cloudflare's network, not inside the operator's, so private addresses there do not
+  // reach the deployment's network; `wrangler dev` fetches from the local machine. Deployments that
+  // need the guarantee regardless set `[tofu] discovery = "bundles-only"`.
+  const bundles = await loadTrustBundles(
+    config.tofu.trust_bundles.map((b, i) => {
+      if (typeof b === "string") {
+        throw new Error(
+          `[tofu] trust_bundles[${i}]: the edge has no files to read; give the bundle's JSON itself`,
+        );
+      }
+      return { source: `trust_bundles[${i}]`, raw: b };
+    }),
+    config.tofu.bundle_authorities,
+    Date.now(),
+  );
+  if (
+    config.tofu.discovery === "network" &&
+    (config.tofu.discovery_allow_cidrs.length > 0 || config.tofu.discovery_resolvers.length > 0)
+  ) {
+    log.warn(
+      "[tofu] discovery_allow_cidrs and discovery_resolvers have no effect on the edge: the platform's fetch resolves names itself",
+    );
+  }
   const tools = new ToolVerificationService({
     pins: new DoPinStore(env.SIGIL_PINS),
-    resolver: new HttpDiscoveryResolver({}),
+    resolver: configuredResolver({
+      mode: config.tofu.discovery,
+      bundles,
+      network: new HttpDiscoveryResolver({ fetch: (url, init) => fetch(url, init) }),
+    }),
     tofu: config.tofu,
   });
 

@@ -24,10 +24,17 @@ import {
   SoftwareKeyProvider,
 } from "../../shared/keys";
 import { PolicyEngine, RevisionCachingStore } from "../../shared/policy";
-import { HttpDiscoveryResolver, ToolVerificationService } from "../../shared/schemapin";
+import {
+  type BundleSource,
+  configuredResolver,
+  HttpDiscoveryResolver,
+  loadTrustBundles,
+  ToolVerificationService,
+} from "../../shared/schemapin";
 import type { AppDeps } from "../app";
 import type { Logger } from "../middleware/logger";
 import type { HealthCheck } from "../routes/health";
+import { PinnedDiscoveryFetch } from "./discovery-fetch";
 import { type Reconciler, startReconciler } from "./jobs/reconcile";
 import { RedisJobsBackend } from "./jobs/redis-backend";
 import { installNodeSha256 } from "./native-hash";
@@ -80,6 +87,35 @@ async function keySecret(dataDir: string, env: NodeJS.ProcessEnv): Promise<strin
     );
     return (await readFile(path, "utf8")).trim();
   }
+}
+
+/** A bundle file larger than this is refused (bundles list keys, not payloads). */
+const MAX_BUNDLE_FILE = 8 * 1024 * 1024;
+
+/** `[tofu] trust_bundles`: file paths are read here, inline bundles are taken as they are. */
+async function bundleSources(
+  entries: SigilConfig["tofu"]["trust_bundles"],
+): Promise<BundleSource[]> {
+  return Promise.all(
+    entries.map(async (entry, i): Promise<BundleSource> => {
+      if (typeof entry !== "string") return { source: `trust_bundles[${i}]`, raw: entry };
+      const path = resolve(entry);
+      let text: string;
+      try {
+        text = await readFile(path, "utf8");
+      } catch (e) {
+        throw new Error(`[tofu] trust_bundles: cannot read ${path}: ${(e as Error).message}`);
+      }
+      if (text.length > MAX_BUNDLE_FILE) {
+        throw new Error(`[tofu] trust_bundles: ${path} is larger than ${MAX_BUNDLE_FILE} bytes`);
+      }
+      try {
+        return { source: path, raw: JSON.parse(text) };
+      } catch {
+        throw new Error(`[tofu] trust_bundles: ${path} is not JSON`);
+      }
+    }),
+  );
 }
 
 /** Registers configured admin keys; with none, creates a local dev admin key in the data dir. */
@@ -216,11 +252,32 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     decisionId: uuidV7,
   });
 
+  // SchemaPin discovery: trust bundles first (offline), then the network through a fetch that
+  // resolves names itself, refuses non-public addresses and pins the connection to them.
+  const bundles = await loadTrustBundles(
+    await bundleSources(config.tofu.trust_bundles),
+    config.tofu.bundle_authorities,
+    Date.now(),
+  );
+  if (bundles.length > 0) {
+    log.info("schemapin trust bundles loaded", {
+      bundles: bundles.length,
+      domains: bundles.reduce((n, b) => n + b.documents.length, 0),
+    });
+  }
+  const discoveryFetch = new PinnedDiscoveryFetch({
+    allowCidrs: config.tofu.discovery_allow_cidrs,
+    resolvers: config.tofu.discovery_resolvers,
+  });
   const tools = new ToolVerificationService({
     pins: new RedisPinStore(redis, `${prefix}pins:`, {
       macKey: hkdfSha256(utf8(secret), utf8("sigil"), utf8("pin-store-mac.v1"), 32),
     }),
-    resolver: new HttpDiscoveryResolver(opts.discovery ?? {}),
+    resolver: configuredResolver({
+      mode: config.tofu.discovery,
+      bundles,
+      network: new HttpDiscoveryResolver({ fetch: discoveryFetch.fetch, ...opts.discovery }),
+    }),
     tofu: config.tofu,
     ...(opts.discovery?.allowLocal ? { allowLocalDomains: true } : {}),
   });

@@ -1,6 +1,7 @@
 // One schema for every setting. Defaults are the secure ones (ARCHITECTURE.md invariant 2):
 // strict enforcement, gVisor as the default tier, no network, no silent TOFU pinning.
 import { z } from "zod";
+import { cidrProblem, parseResolverAddress } from "../schemapin/addresses";
 
 const MiB = 1024 * 1024;
 
@@ -37,12 +38,62 @@ export const securitySchema = z.strictObject({
   emergency_override_enabled: z.boolean().default(false),
 });
 
-export const tofuSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  key_verification_required: z.boolean().default(true),
-  trust_on_first_use_timeout_hours: z.number().min(0).max(8760).default(24),
-  automatic_key_pinning: z.boolean().default(false),
+const cidrText = z.string().superRefine((v, ctx) => {
+  const problem = cidrProblem(v);
+  if (problem) ctx.addIssue({ code: "custom", message: `"${v.slice(0, 64)}": ${problem}` });
 });
+
+export const tofuSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    key_verification_required: z.boolean().default(true),
+    trust_on_first_use_timeout_hours: z.number().min(0).max(8760).default(24),
+    automatic_key_pinning: z.boolean().default(false),
+    // SCHEMAPIN.md "Discovery without trusting the network". "bundles-only": never fetch, provider
+    // keys come from trust bundles alone (air-gapped deployments).
+    discovery: z.enum(["network", "bundles-only"]).default("network"),
+    // Non-public addresses discovery may connect to all the same (tests, private deployments).
+    // Default none: loopback, private, link-local, CGNAT, metadata and this host's addresses are
+    // refused. Unspecified, multicast, broadcast and reserved space stay refused whatever this
+    // says, and a cloud metadata address only passes when an entry names exactly that address.
+    discovery_allow_cidrs: z.array(cidrText).max(64).default([]),
+    // DNS servers that resolve provider names ("ip", "ip:port", "[v6]:port"). Empty: the system
+    // resolver. Node only: the edge platform's fetch resolves names itself.
+    discovery_resolvers: z
+      .array(
+        z
+          .string()
+          .refine(
+            (v) => parseResolverAddress(v) !== null,
+            'an IP address, "ip:port" or "[v6]:port"',
+          ),
+      )
+      .max(8)
+      .default([]),
+    // Signed trust bundles consulted before the network: file paths (Node) or the bundle JSON
+    // itself (both; the only form on the edge). A bundle that does not verify stops start-up.
+    trust_bundles: z
+      .array(z.union([z.string().min(1), z.record(z.string(), z.unknown())]))
+      .max(64)
+      .default([]),
+    // Keys whose trust bundles we accept: `sha256:<hex>` SPKI fingerprints or PEM public keys.
+    bundle_authorities: z
+      .array(
+        z
+          .string()
+          .refine(
+            (v) =>
+              /^sha256:[0-9a-f]{64}$/.test(v) || v.trim().startsWith("-----BEGIN PUBLIC KEY-----"),
+            "a sha256:<64 hex> fingerprint or a PEM public key",
+          ),
+      )
+      .max(64)
+      .default([]),
+  })
+  .refine((t) => t.trust_bundles.length === 0 || t.bundle_authorities.length > 0, {
+    message: "trust_bundles need bundle_authorities (the keys that sign them)",
+    path: ["trust_bundles"],
+  });
 
 /** Where a worker reports when nothing else is configured: the API's default address. */
 export const DEFAULT_API_URL = "http://127.0.0.1:8787";

@@ -62,13 +62,26 @@ export async function verifyTrustBundle(
 
 /** Serves discovery and revocation documents from verified trust bundles (offline). */
 export class TrustBundleResolver implements DiscoveryResolver {
-  constructor(private readonly bundles: readonly TrustBundle[]) {}
+  /**
+   * `bundles` must have been verified (`verifyTrustBundle`). `now` re-checks `expires_at` on every
+   * lookup, so a bundle that expires while the service runs stops vouching for its domains.
+   */
+  constructor(
+    private readonly bundles: readonly TrustBundle[],
+    private readonly now: () => number = Date.now,
+  ) {}
 
   async resolve(domainIn: string): Promise<ResolvedProvider> {
     const domain = normalizeDomain(domainIn, { allowLocal: true });
+    let expired: string | null = null;
     for (const b of this.bundles) {
       const doc = b.documents.find((d) => d.domain.toLowerCase() === domain);
       if (!doc) continue;
+      const exp = b.expires_at === undefined ? null : parseRfc3339(b.expires_at);
+      if (b.expires_at !== undefined && (exp === null || this.now() > exp)) {
+        expired = b.expires_at.slice(0, 64);
+        continue;
+      }
       const { domain: _d, ...discovery } = doc;
       const rev = b.revocations.find((r) => r.domain.toLowerCase() === domain);
       return {
@@ -78,6 +91,12 @@ export class TrustBundleResolver implements DiscoveryResolver {
         source: "trust-bundle",
       };
     }
-    throw new SchemaPinError("discovery_fetch_failed", `no bundled discovery for ${domain}`);
+    // "Not here": the chain may try the next resolver (an expired bundle vouches for nothing).
+    throw new SchemaPinError(
+      "discovery_fetch_failed",
+      expired === null
+        ? `no bundled discovery for ${domain}`
+        : `the trust bundle for ${domain} expired at ${expired}`,
+    );
   }
 }

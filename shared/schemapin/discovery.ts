@@ -1,6 +1,11 @@
 // Discovery of `https://{domain}/.well-known/schemapin.json` and of the standalone revocation
-// document it may point to. Bounded in time and size, https only, no IP or localhost domains,
-// redirects followed only within the same origin. Tests map a domain to a local base URL.
+// document it may point to. Bounded in time and size, https only, redirects followed only within
+// the same origin. Every URL fetched (redirect targets and revocation endpoints included) must have
+// a DNS name as its host that passes `normalizeDomain`: IP literals in any notation the URL parser
+// accepts, localhost and special-use names never reach the fetch. Which *addresses* a name may
+// resolve to is the fetch's business: the Node adapter (functions/node/discovery-fetch.ts)
+// resolves, checks every answer against `AddressPolicy` and pins the connection; on the edge the
+// platform's fetch has no DNS API (see functions/edge/compose.ts).
 import { fromUtf8 } from "../encoding";
 import {
   type RevocationDocument,
@@ -23,30 +28,83 @@ export interface DiscoveryResolver {
   resolve(domain: string): Promise<ResolvedProvider>;
 }
 
+/**
+ * Port: one HTTP GET without following redirects. The global fetch fits; the Node adapter adds
+ * resolution, the address check and connection pinning. It may throw a SchemaPinError (kept as is).
+ */
+export type DiscoveryFetch = (
+  url: string,
+  init: {
+    method: "GET";
+    redirect: "manual";
+    signal: AbortSignal;
+    headers: Record<string, string>;
+  },
+) => Promise<Response>;
+
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /**
- * Validates and lowercases a provider domain. Rejects IP literals, localhost and single-label
- * names unless `allowLocal` (tests only).
+ * The WHATWG URL parser reads a host whose last label is a number (decimal, octal or 0x-hex) as
+ * an IPv4 address: `https://1.2.3.0x7f/` is 1.2.3.127. Such a name is an IP literal, not a domain.
+ */
+const NUMERIC_LABEL = /^(?:[0-9]+|0x[0-9a-f]*)$/;
+
+/**
+ * Names that are never public DNS (RFC 6761, 6762, 8375, 9476, ICANN's .internal and the
+ * never-delegated .home/.corp/.lan). `.example` and `.test` stay allowed: they resolve nowhere
+ * publicly and tests use them.
+ */
+const SPECIAL_USE_SUFFIXES = [
+  "localhost",
+  "localdomain",
+  "local",
+  "internal",
+  "intranet",
+  "lan",
+  "home",
+  "corp",
+  "home.arpa",
+  "onion",
+  "alt",
+  "invalid",
+];
+
+/**
+ * Validates and lowercases a provider domain. Rejects IP literals (in any notation the URL parser
+ * accepts), localhost, special-use and single-label names unless `allowLocal` (tests only).
  */
 export function normalizeDomain(domain: string, opts: { allowLocal?: boolean } = {}): string {
   const d = domain.toLowerCase();
-  const bad = (why: string): never => {
-    throw new SchemaPinError("discovery_fetch_failed", `refused provider domain: ${why}`);
+  const bad = (why: string, kind?: string): never => {
+    throw new SchemaPinError(
+      "discovery_fetch_failed",
+      `refused provider domain: ${why}`,
+      kind ? { host: d.slice(0, 253), kind } : undefined,
+    );
   };
   if (d.length === 0 || d.length > 253) bad("length");
+  if (d.includes(":") || d.startsWith("[")) bad("IP addresses are not allowed", "ip-literal");
   const labels = d.split(".");
   if (!labels.every((l) => LABEL.test(l))) bad("not a DNS hostname");
   if (opts.allowLocal) return d;
-  if (labels.length < 2) bad("single-label names are not allowed");
-  // A numeric last label is an IPv4 literal (or an ambiguous name); no TLD is all digits.
-  if (/^[0-9]+$/.test(labels[labels.length - 1]!)) bad("IP addresses are not allowed");
-  if (d === "localhost" || d.endsWith(".localhost")) bad("localhost is not allowed");
+  if (NUMERIC_LABEL.test(labels[labels.length - 1]!)) {
+    bad(
+      "IP addresses are not allowed (a numeric last label makes the name an IPv4 literal)",
+      "ip-literal",
+    );
+  }
+  const special = SPECIAL_USE_SUFFIXES.find((s) => d === s || d.endsWith(`.${s}`));
+  if (special !== undefined) {
+    bad(`.${special} names are not public DNS names`, "special-use-name");
+  }
+  if (labels.length < 2) bad("single-label names are not allowed", "single-label-name");
   return d;
 }
 
 export interface HttpDiscoveryOptions {
-  fetch?: typeof fetch;
+  /** Default: the global fetch (no address check; the compositions always pass their own). */
+  fetch?: DiscoveryFetch;
   /** Whole-request budget per document, headers and body. Default 5000 ms. */
   timeoutMs?: number;
   /** Largest accepted document. Default 64 KiB. */
@@ -94,7 +152,7 @@ async function readBounded(res: Response, maxBytes: number): Promise<Uint8Array>
 }
 
 export class HttpDiscoveryResolver implements DiscoveryResolver {
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: DiscoveryFetch;
   private readonly timeoutMs: number;
   private readonly maxBytes: number;
   private readonly maxRedirects: number;
@@ -110,11 +168,28 @@ export class HttpDiscoveryResolver implements DiscoveryResolver {
     return this.opts.baseUrls?.[domain]?.replace(/\/+$/, "") ?? `https://${domain}`;
   }
 
+  /**
+   * Every URL discovery fetches: https on the default port, no credentials, and a host that is a
+   * DNS name passing `normalizeDomain` exactly as the URL parser left it (so no IP literal in any
+   * notation reaches the fetch). Tests' mapped base URLs are exempt.
+   */
+  private checkUrl(u: URL, mapped: boolean): void {
+    if (mapped) return;
+    if (u.protocol !== "https:" || u.port !== "" || u.username !== "" || u.password !== "") {
+      throw fetchFailed(`refused URL ${u.origin}: discovery is https on port 443 only`);
+    }
+    const host = normalizeDomain(u.hostname, { allowLocal: this.opts.allowLocal ?? false });
+    if (host !== u.hostname) throw fetchFailed(`refused URL host ${u.hostname.slice(0, 253)}`);
+  }
+
   /** GET a JSON document, following only same-origin redirects. */
-  async fetchJson(url: string): Promise<unknown> {
-    const origin = new URL(url).origin;
+  async fetchJson(url: string, opts: { mapped?: boolean } = {}): Promise<unknown> {
+    const mapped = opts.mapped ?? false;
+    const first = new URL(url);
+    this.checkUrl(first, mapped);
+    const origin = first.origin;
     const signal = AbortSignal.timeout(this.timeoutMs);
-    let current = url;
+    let current = first.href;
     try {
       for (let hop = 0; ; hop++) {
         const res = await this.fetchImpl(current, {
@@ -133,6 +208,8 @@ export class HttpDiscoveryResolver implements DiscoveryResolver {
           if (next.origin !== origin) {
             throw fetchFailed(`redirect to another origin (${next.origin}) refused`);
           }
+          // Same origin, but the target goes through the same checks (and the fetch's own).
+          this.checkUrl(next, mapped);
           current = next.href;
           continue;
         }
@@ -154,8 +231,11 @@ export class HttpDiscoveryResolver implements DiscoveryResolver {
     }
   }
 
-  /** The revocation endpoint must be https within the provider's domain (we fail closed). */
-  private revocationUrl(domain: string, endpoint: string): string {
+  /**
+   * The revocation endpoint must be https on the default port within the provider's domain (we
+   * fail closed). Returns the URL to fetch and whether it is a tests' mapped base.
+   */
+  private revocationUrl(domain: string, endpoint: string): { url: string; mapped: boolean } {
     let u: URL;
     try {
       u = new URL(endpoint);
@@ -163,21 +243,26 @@ export class HttpDiscoveryResolver implements DiscoveryResolver {
       throw new SchemaPinError("discovery_invalid", "revocation_endpoint is not a URL");
     }
     const host = u.hostname.toLowerCase();
-    if (u.protocol !== "https:" || (host !== domain && !host.endsWith(`.${domain}`))) {
+    if (
+      u.protocol !== "https:" ||
+      u.port !== "" ||
+      (host !== domain && !host.endsWith(`.${domain}`))
+    ) {
       throw new SchemaPinError(
         "discovery_invalid",
-        "revocation_endpoint must be https within the provider's domain",
+        "revocation_endpoint must be https (port 443) within the provider's domain",
       );
     }
     if (this.opts.baseUrls?.[domain] && host === domain) {
-      return `${this.baseUrl(domain)}${u.pathname}${u.search}`;
+      return { url: `${this.baseUrl(domain)}${u.pathname}${u.search}`, mapped: true };
     }
-    return u.href;
+    return { url: u.href, mapped: false };
   }
 
   async resolve(domainIn: string): Promise<ResolvedProvider> {
     const domain = normalizeDomain(domainIn, { allowLocal: this.opts.allowLocal ?? false });
-    const raw = await this.fetchJson(`${this.baseUrl(domain)}${WELL_KNOWN_PATH}`);
+    const mapped = this.opts.baseUrls?.[domain] !== undefined;
+    const raw = await this.fetchJson(`${this.baseUrl(domain)}${WELL_KNOWN_PATH}`, { mapped });
     const parsed = wellKnownSchema.safeParse(raw);
     if (!parsed.success) {
       throw new SchemaPinError("discovery_invalid", `malformed discovery document for ${domain}`);
@@ -186,10 +271,11 @@ export class HttpDiscoveryResolver implements DiscoveryResolver {
     let revocation: RevocationDocument | null = null;
     if (discovery.revocation_endpoint !== undefined) {
       // Declared but unreachable is a failure, not "nothing revoked" (the SDKs fail open here).
-      const rawRev = await this.fetchJson(
-        this.revocationUrl(domain, discovery.revocation_endpoint),
+      const rev = this.revocationUrl(domain, discovery.revocation_endpoint);
+      revocation = parseRevocationDocument(
+        await this.fetchJson(rev.url, { mapped: rev.mapped }),
+        domain,
       );
-      revocation = parseRevocationDocument(rawRev, domain);
     }
     return { domain, discovery, revocation, source: "well-known" };
   }

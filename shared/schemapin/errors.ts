@@ -15,11 +15,22 @@ export const SCHEMAPIN_ERROR_CODES = [
 
 export type SchemaPinErrorCode = (typeof SCHEMAPIN_ERROR_CODES)[number];
 
+/** Discovery refused to go somewhere: a hostile or misconfigured provider, worth a security event. */
+export interface DiscoveryRefusal {
+  /** The provider domain or URL host that was refused. */
+  host: string;
+  /** The resolved (or literal) address, when the refusal is about one. */
+  address?: string;
+  /** What it is: an address class ("loopback", "cloud-metadata", ...), "ip-literal", "special-use-name", ... */
+  kind: string;
+}
+
 export class SchemaPinError extends Error {
   override readonly name = "SchemaPinError";
   constructor(
     readonly code: SchemaPinErrorCode,
     message: string,
+    readonly refusal?: DiscoveryRefusal,
   ) {
     super(message);
   }

@@ -1,4 +1,5 @@
 // SchemaPin tool verification, strict TOFU and static tool review.
+export * from "./addresses";
 export * from "./api";
 export * from "./bundle";
 export * from "./canonical";
@@ -10,4 +11,5 @@ export * from "./keys";
 export * from "./pins";
 export * from "./review";
 export * from "./service";
+export * from "./setup";
 export * from "./signatures";

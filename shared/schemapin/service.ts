@@ -8,7 +8,7 @@ import type { VerifyToolRequest } from "./api";
 import { canonicalizeSchema, checkCanonicalization } from "./canonical";
 import { type DiscoveryResolver, normalizeDomain, type ResolvedProvider } from "./discovery";
 import { normalizeFingerprint } from "./documents";
-import { SchemaPinError, type SchemaPinErrorCode } from "./errors";
+import { type DiscoveryRefusal, SchemaPinError, type SchemaPinErrorCode } from "./errors";
 import { type KeyAlgorithm, type ParsedPublicKey, parsePublicKeyPem, spkiToPem } from "./keys";
 import { type PinRecord, type PinStore, pinKey } from "./pins";
 import { checkSchemaSignature, type SignatureVariant } from "./signatures";
@@ -78,13 +78,16 @@ export interface ToolAuditEvent {
 }
 
 export interface ToolSecurityEvent {
-  type: "tool.key_pin_mismatch" | "tool.key_revoked";
-  severity: "high";
+  type: "tool.key_pin_mismatch" | "tool.key_revoked" | "tool.discovery_refused";
+  severity: "medium" | "high";
   at: string;
   domain: string;
   toolId: string;
-  fingerprint: string;
+  /** The provider key involved; null when discovery was refused before any key was seen. */
+  fingerprint: string | null;
   pinnedFingerprint?: string;
+  /** tool.discovery_refused: what was refused (host, address, kind). */
+  refusal?: DiscoveryRefusal;
   detail: string;
 }
 
@@ -197,8 +200,23 @@ export class ToolVerificationService {
       result: VerifyResult,
       e: SchemaPinError,
       extra: Partial<VerifyToolResponse> = {},
-    ): VerifyToolOutcome =>
-      finish({ ...base, ...extra, result, errorCode: e.code, detail: e.message });
+    ): VerifyToolOutcome => {
+      // Discovery refusing to go somewhere (an IP literal, a name that resolves to a private or
+      // metadata address) is an SSRF attempt or a misconfigured provider: a security event.
+      if (e.refusal) {
+        security.push({
+          type: "tool.discovery_refused",
+          severity: "medium",
+          at: iso(at),
+          domain: extra.domain ?? base.domain,
+          toolId: req.toolId,
+          fingerprint: null,
+          refusal: e.refusal,
+          detail: e.message,
+        });
+      }
+      return finish({ ...base, ...extra, result, errorCode: e.code, detail: e.message });
+    };
 
     // 1. Canonical form (local, before any network).
     let domain: string;

@@ -25,7 +25,8 @@ describe("tool verification over HTTP (Node)", () => {
     server.json("/py/.well-known/schemapin.json", wellKnown);
     t = await startTarget(
       "node",
-      {},
+      // Discovery connects only to public addresses unless the operator allows more.
+      { SIGIL_TOFU_DISCOVERY_ALLOW_CIDRS: '["127.0.0.1/32"]' },
       { allowLocal: true, baseUrls: { [DOMAIN]: server.base("py") } },
     );
     admin = t.client(t.admin);
