@@ -287,7 +287,8 @@ export function policyRoutes({ policies, audit }: PolicyRouteDeps) {
     .openapi(batchRoute, async (c) => {
       const { requests } = c.req.valid("json");
       await fresh(policies);
-      const results = policies.evaluateBatch(requests);
+      // Yields between slices: a batch of costly evaluations must not stall other requests.
+      const results = await policies.evaluateBatchYielding(requests);
       const who = c.get("subject") ?? "unknown";
       await Promise.all(results.map((d, i) => audit(decisionAudit(who, requests[i]!, d))));
       return c.json({ results }, 200);
