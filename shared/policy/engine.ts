@@ -49,6 +49,9 @@ export interface PolicyEngineOptions {
 /** A batch yields to the event loop after this long (or this much work) since it last did. */
 const BATCH_SLICE_MS = 4;
 
+// Evaluation is synchronous, so one scratch record serves every caller that passes none.
+const scratchUsage: EvaluationUsage = { work: 0, timedOut: false };
+
 const macrotask = (): Promise<void> =>
   new Promise((resolve) => {
     setTimeout(resolve, 0);
@@ -337,7 +340,7 @@ export class PolicyEngine {
   private evaluateWith(
     set: PolicySet | null,
     req: EvaluationRequest,
-    usage: EvaluationUsage = { work: 0, timedOut: false },
+    usage: EvaluationUsage = scratchUsage,
   ): Decision {
     if (!set) return this.withId(this.failClosed(this.failure ?? "policy set not loaded"));
     if (
