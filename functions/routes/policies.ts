@@ -349,7 +349,8 @@ export function policyRoutes({ policies, audit, now = Date.now }: PolicyRouteDep
       await fresh(policies);
       const who = identityOf(c);
       const at = now();
-      const results = policies.evaluateBatch(
+      // Yields between slices: a batch of costly evaluations must not stall other requests.
+      const results = await policies.evaluateBatchYielding(
         requests.map((r) => ({ ...r, context: withServerAttributes(r.context, who, at) })),
       );
       const agentId = who.subject || "unknown";

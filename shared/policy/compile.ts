@@ -8,9 +8,79 @@ export interface Env {
   ctx: Record<string, unknown>;
   /** Lambda parameters, one slot per nesting level. */
   locals: unknown[];
-  /** Lambda iterations left; bounds nested any/all over large arrays. */
+  /** Work units left (see `charge`); below zero the evaluation is over budget. */
   budget: number;
+  /** The meter looks at the budget and the clock only once `budget` drops below this. */
+  checkAt: number;
+  /** Monotonic milliseconds; null: no time limit. */
+  clock: (() => number) | null;
+  /** The clock() value after which the evaluation fails; NaN until the clock is first read. */
+  deadline: number;
+  /** Set once the time limit ended the evaluation: such a result depends on load, not input. */
+  timedOut: boolean;
+  limits: EvaluationLimits;
 }
+
+/** What one evaluation may spend. */
+export interface EvaluationLimits {
+  /**
+   * Work units: one per value visited (lambda iteration, array element, structure node
+   * compared) and one per CHARS_PER_UNIT string code units built, scanned or compared.
+   */
+  maxWork: number;
+  /** Wall-clock backstop, in milliseconds of `clock`, from the first CLOCK_EVERY units on. */
+  maxMs: number;
+  /** Monotonic milliseconds (the caller's; shared/ reads no clock of its own). Null: no time limit. */
+  clock: (() => number) | null;
+}
+
+/** String code units per work unit: scanning text costs far less per unit than visiting a value. */
+export const CHARS_PER_UNIT = 4;
+/** Work units between two looks at the clock (the clock is never read by cheap evaluations). */
+const CLOCK_EVERY = 4096;
+
+export function newEnv(ctx: Record<string, unknown>, limits: EvaluationLimits): Env {
+  const clock = limits.clock;
+  return {
+    ctx,
+    locals: [],
+    budget: limits.maxWork,
+    checkAt: clock ? limits.maxWork - CLOCK_EVERY : 0,
+    clock,
+    deadline: Number.NaN,
+    timedOut: false,
+    limits,
+  };
+}
+
+/**
+ * Charges `units` of work to the evaluation before it is done, so an operation over budget
+ * never runs. Exhaustion (and, as a backstop, the time limit) is an evaluation error.
+ */
+function charge(env: Env, e: Expr, units: number): void {
+  env.budget -= units;
+  if (env.budget < env.checkAt) meter(env, e);
+}
+
+function meter(env: Env, e: Expr): void {
+  const timeLimit = () => fail(e, `evaluation time limit exceeded (${env.limits.maxMs} ms)`);
+  if (env.timedOut) throw timeLimit();
+  if (env.budget < 0) {
+    throw fail(e, `evaluation budget exceeded (${env.limits.maxWork} work units)`);
+  }
+  if (!env.clock) return;
+  const now = env.clock();
+  // The clock starts at the first look, CLOCK_EVERY units in: cheap evaluations never read it.
+  if (Number.isNaN(env.deadline)) env.deadline = now + env.limits.maxMs;
+  else if (now > env.deadline) {
+    env.timedOut = true;
+    env.checkAt = Number.POSITIVE_INFINITY; // every later charge fails at once
+    throw timeLimit();
+  }
+  env.checkAt = Math.max(0, env.budget - CLOCK_EVERY);
+}
+
+const textCost = (codeUnits: number): number => 1 + Math.floor(codeUnits / CHARS_PER_UNIT);
 
 export type Fn = (env: Env) => unknown;
 
@@ -173,6 +243,10 @@ export function kindOf(v: unknown): string {
 
 function show(v: unknown): string {
   let s: string;
+  // A message costs little whatever it names: long strings are clipped first, structures
+  // are named by kind (serialising one could cost as much as the request).
+  if (typeof v === "string" && v.length > 40) v = v.slice(0, 40);
+  if (v !== null && typeof v === "object") return kindOf(v);
   try {
     s = JSON.stringify(v) ?? String(v);
   } catch {
@@ -184,32 +258,57 @@ function show(v: unknown): string {
 const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === "object" && !Array.isArray(v);
 
-/** Structural equality of JSON values; values of different kinds are unequal. */
-export function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!deepEqual(a[i], b[i])) return false;
-    return true;
+/**
+ * Equality for `==`, `!=` and array `contains()`. Both operands must be of one kind (null,
+ * boolean, number, string, array, object): a mismatch is an evaluation error, as for `<`, so
+ * `role == "guest"` cannot be escaped by sending `["guest"]`. Structures of different shape
+ * (length, key set) are unequal; same-shaped ones are compared at every position, so a
+ * mismatch anywhere is an error whatever the order of an object's keys. Charges its work.
+ */
+function equal(env: Env, e: Expr, how: string, a: unknown, b: unknown): boolean {
+  if (typeof a === "string" && typeof b === "string") {
+    charge(env, e, a.length === b.length ? textCost(a.length) : 1);
+    return a === b;
   }
-  if (Array.isArray(b)) return false;
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  for (const k of ka) {
-    if (!hasOwn.call(b, k)) return false;
-    if (!deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
-      return false;
+  const ka = kindOf(a);
+  const kb = kindOf(b);
+  if (ka !== kb) throw fail(e, `cannot compare ${ka} with ${kb} using ${how}`);
+  charge(env, e, 1);
+  if (a === b || (ka !== "array" && ka !== "object")) return a === b;
+  if (ka === "array") {
+    const x = a as unknown[];
+    const y = b as unknown[];
+    if (x.length !== y.length) return false;
+    let same = true;
+    for (let i = 0; i < x.length; i++) if (!equal(env, e, how, x[i], y[i])) same = false;
+    return same;
   }
-  return true;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const keys = Object.keys(x);
+  const count = Object.keys(y).length;
+  // Listing keys has no cheaper way: charged just after, so the overrun is one listing.
+  charge(env, e, keys.length + count);
+  if (keys.length !== count) return false;
+  for (const k of keys) if (!hasOwn.call(y, k)) return false;
+  let same = true;
+  for (const k of keys) if (!equal(env, e, how, x[k], y[k])) same = false;
+  return same;
 }
+
+const isNullLiteral = (e: Expr): boolean => e.kind === "literal" && e.value === null;
 
 function bool(e: Expr, v: unknown, what: string): boolean {
   if (v === true || v === false) return v;
   throw fail(e, `${what} must be a boolean, found ${kindOf(v)}`);
 }
 
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/** Code points of `s` (a lone surrogate counts as one). */
 function codePoints(s: string): number {
+  // The regular expression scans natively, and flattens a concatenation once, not per read.
+  if (!SURROGATE.test(s)) return s.length;
   let n = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
@@ -244,7 +343,10 @@ export function compileExpr(e: Expr, scope: string[], levels: Map<string, number
     }
     case "array": {
       const items = e.items.map((x) => compileExpr(x, scope, levels));
-      return (env) => items.map((f) => f(env));
+      return (env) => {
+        charge(env, e, items.length);
+        return items.map((f) => f(env));
+      };
     }
     case "member": {
       const obj = compileExpr(e.object, scope, levels);
@@ -276,6 +378,7 @@ export function compileExpr(e: Expr, scope: string[], levels: Map<string, number
         if (isObject(o)) {
           if (typeof i !== "string")
             throw fail(e, `object key must be a string, found ${kindOf(i)}`);
+          charge(env, e, textCost(i.length));
           if (hasOwn.call(o, i) && o[i] !== undefined) return o[i];
           throw fail(e, `attribute ${show(i)} is absent`);
         }
@@ -286,21 +389,30 @@ export function compileExpr(e: Expr, scope: string[], levels: Map<string, number
       const obj = compileExpr(e.object, scope, levels);
       const arg = compileExpr(e.args[0]!, scope, levels);
       switch (e.method) {
-        case "contains":
+        case "contains": {
+          // `xs.contains(v)` is `any(xs, |x| x == v)`, with the same kind rules; a literal
+          // `null` argument is a null test, as in `x == null`.
+          const nullTest = isNullLiteral(e.args[0]!);
           return (env) => {
             const o = obj(env);
             const a = arg(env);
             if (Array.isArray(o)) {
-              for (const x of o) if (deepEqual(x, a)) return true;
+              if (nullTest) {
+                charge(env, e, 1 + o.length);
+                return o.includes(null);
+              }
+              for (const x of o) if (equal(env, e, "contains()", x, a)) return true;
               return false;
             }
             if (typeof o === "string") {
               if (typeof a !== "string")
                 throw fail(e, `substring must be a string, found ${kindOf(a)}`);
+              charge(env, e, textCost(o.length + a.length));
               return o.includes(a);
             }
             throw fail(e, `contains() needs an array or a string, found ${kindOf(o)}`);
           };
+        }
         case "starts_with":
         case "ends_with": {
           const starts = e.method === "starts_with";
@@ -310,6 +422,7 @@ export function compileExpr(e: Expr, scope: string[], levels: Map<string, number
             if (typeof o !== "string" || typeof a !== "string") {
               throw fail(e, `${e.method}() needs strings, found ${kindOf(o)} and ${kindOf(a)}`);
             }
+            charge(env, e, textCost(a.length));
             return starts ? o.startsWith(a) : o.endsWith(a);
           };
         }
@@ -351,7 +464,7 @@ export function compileExpr(e: Expr, scope: string[], levels: Map<string, number
         if (!Array.isArray(xs))
           throw fail(e, `${e.quantifier}() needs an array, found ${kindOf(xs)}`);
         for (const x of xs) {
-          if (--env.budget < 0) throw fail(e, "evaluation budget exceeded");
+          charge(env, e, 1);
           env.locals[slot] = x;
           const b = bool(e, body(env), "lambda body");
           if (b === isAny) return isAny;
@@ -363,9 +476,16 @@ export function compileExpr(e: Expr, scope: string[], levels: Map<string, number
       const f = compileExpr(e.operand, scope, levels);
       return (env) => {
         const v = f(env);
-        if (typeof v === "string") return codePoints(v);
+        if (typeof v === "string") {
+          charge(env, e, textCost(v.length));
+          return codePoints(v);
+        }
         if (Array.isArray(v)) return v.length;
-        if (isObject(v)) return Object.keys(v).length;
+        if (isObject(v)) {
+          const n = Object.keys(v).length;
+          charge(env, e, 1 + n);
+          return n;
+        }
         throw fail(e, `len() needs a string, array or object, found ${kindOf(v)}`);
       };
     }
@@ -383,13 +503,25 @@ function compileCmp(
 ): Fn {
   const l = compileExpr(e.left, scope, levels);
   const r = compileExpr(e.right, scope, levels);
-  if (e.op === "==") return (env) => deepEqual(l(env), r(env));
-  if (e.op === "!=") return (env) => !deepEqual(l(env), r(env));
+  if (e.op === "==" || e.op === "!=") {
+    const ne = e.op === "!=";
+    // `x == null` / `x != null` is a null test and accepts any kind of x; elsewhere null is
+    // a kind of its own, so a null where a string is expected is an error, like an absent
+    // attribute.
+    if (isNullLiteral(e.left) || isNullLiteral(e.right)) {
+      const other = isNullLiteral(e.left) ? r : l;
+      return (env) => (other(env) === null) !== ne;
+    }
+    const how = `'${e.op}'`;
+    return (env) => equal(env, e, how, l(env), r(env)) !== ne;
+  }
   const op = e.op;
   // Orders two operands as numbers or as classification levels; anything else is an error.
-  const order = (a: unknown, b: unknown): [number, number] => {
+  const order = (env: Env, a: unknown, b: unknown): [number, number] => {
     if (typeof a === "number" && typeof b === "number") return [a, b];
     if (typeof a === "string" && typeof b === "string") {
+      // A Map lookup hashes the string: linear in its length when it was built at run time.
+      charge(env, e, textCost(a.length + b.length));
       const ia = levels.get(a);
       const ib = levels.get(b);
       if (ia !== undefined && ib !== undefined) return [ia, ib];
@@ -407,7 +539,7 @@ function compileCmp(
         const a = l(env);
         const b = r(env);
         if (typeof a === "number" && typeof b === "number") return a < b;
-        const [x, y] = order(a, b);
+        const [x, y] = order(env, a, b);
         return x < y;
       };
     case "<=":
@@ -415,7 +547,7 @@ function compileCmp(
         const a = l(env);
         const b = r(env);
         if (typeof a === "number" && typeof b === "number") return a <= b;
-        const [x, y] = order(a, b);
+        const [x, y] = order(env, a, b);
         return x <= y;
       };
     case ">":
@@ -423,7 +555,7 @@ function compileCmp(
         const a = l(env);
         const b = r(env);
         if (typeof a === "number" && typeof b === "number") return a > b;
-        const [x, y] = order(a, b);
+        const [x, y] = order(env, a, b);
         return x > y;
       };
     case ">=":
@@ -431,7 +563,7 @@ function compileCmp(
         const a = l(env);
         const b = r(env);
         if (typeof a === "number" && typeof b === "number") return a >= b;
-        const [x, y] = order(a, b);
+        const [x, y] = order(env, a, b);
         return x >= y;
       };
   }
@@ -448,7 +580,11 @@ function compileArith(
   return (env) => {
     const a = l(env);
     const b = r(env);
-    if (op === "+" && typeof a === "string" && typeof b === "string") return a + b;
+    if (op === "+" && typeof a === "string" && typeof b === "string") {
+      // Charged by the result's length, before it is built.
+      charge(env, e, textCost(a.length + b.length));
+      return a + b;
+    }
     if (typeof a !== "number" || typeof b !== "number") {
       throw fail(
         e,

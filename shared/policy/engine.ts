@@ -4,9 +4,14 @@
 import { LRUCache } from "lru-cache";
 import { canonicalJson, sha256Hex } from "../encoding";
 import type { PolicyDocument } from "./ast";
-import { type CompiledDocument, compileDocument } from "./compile";
+import { type CompiledDocument, compileDocument, type EvaluationLimits } from "./compile";
 import { DEFAULT_LIMITS, PolicyError, type PolicyLimits } from "./errors";
-import { PolicySet, policySetVersion } from "./evaluate";
+import {
+  DEFAULT_EVALUATION_LIMITS,
+  type EvaluationUsage,
+  PolicySet,
+  policySetVersion,
+} from "./evaluate";
 import { parse } from "./parser";
 import {
   type Decision,
@@ -35,7 +40,22 @@ export interface PolicyEngineOptions {
   /** Adds a `decisionId` to every decision (e.g. a UUIDv7); cached decisions get a fresh id. */
   decisionId?: () => string;
   now?: () => Date;
+  /** Work and time one evaluation may spend (the clock is injectable: shared/ reads none itself). */
+  evaluation?: Partial<EvaluationLimits>;
+  /** Lets other work run between slices of a batch (default: a macrotask, setTimeout 0). */
+  yieldToLoop?: () => Promise<void>;
 }
+
+/** A batch yields to the event loop after this long (or this much work) since it last did. */
+const BATCH_SLICE_MS = 4;
+
+// Evaluation is synchronous, so one scratch record serves every caller that passes none.
+const scratchUsage: EvaluationUsage = { work: 0, timedOut: false };
+
+const macrotask = (): Promise<void> =>
+  new Promise((resolve) => {
+    setTimeout(resolve, 0);
+  });
 
 export type ErrorItem = { line: number; column: number; message: string };
 
@@ -75,6 +95,8 @@ export class PolicyEngine {
   private readonly cache: LRUCache<string, Decision> | null;
   private readonly decisionId: (() => string) | undefined;
   private readonly now: () => Date;
+  private readonly evaluation: EvaluationLimits;
+  private readonly yieldToLoop: () => Promise<void>;
   private set: PolicySet | null = null;
   private failure: string | null = "policy set not loaded";
   private revision = -1;
@@ -87,6 +109,8 @@ export class PolicyEngine {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.decisionId = opts.decisionId;
     this.now = opts.now ?? (() => new Date());
+    this.evaluation = { ...DEFAULT_EVALUATION_LIMITS, ...opts.evaluation };
+    this.yieldToLoop = opts.yieldToLoop ?? macrotask;
     this.cache =
       opts.cache === false
         ? null
@@ -240,6 +264,7 @@ export class PolicyEngine {
       snap.documents.map((r) => next.get(r.name)!.compiled),
       policySetVersion(docs),
       this.config.mode,
+      this.evaluation,
     );
     // One assignment: evaluations see either the old set or the new one, never a mix.
     this.set = set;
@@ -274,8 +299,9 @@ export class PolicyEngine {
 
   // ---- evaluation -------------------------------------------------------------
 
-  evaluate(req: EvaluationRequest): Decision {
-    return this.evaluateWith(this.set, req);
+  /** `usage`, when given, receives the work the evaluation was charged. */
+  evaluate(req: EvaluationRequest, usage?: EvaluationUsage): Decision {
+    return this.evaluateWith(this.set, req, usage);
   }
 
   /** Evaluates every request against one policy-set version, in order. */
@@ -284,7 +310,38 @@ export class PolicyEngine {
     return reqs.map((r) => this.evaluateWith(set, r));
   }
 
-  private evaluateWith(set: PolicySet | null, req: EvaluationRequest): Decision {
+  /**
+   * evaluateBatch for a server: the same decisions against one policy-set version, but it
+   * yields to the event loop between slices (BATCH_SLICE_MS, or one evaluation's work budget),
+   * so one large batch never stalls other requests for longer than about one slice.
+   */
+  async evaluateBatchYielding(reqs: readonly EvaluationRequest[]): Promise<Decision[]> {
+    const set = this.set;
+    const { clock, maxWork } = this.evaluation;
+    const out: Decision[] = [];
+    const usage: EvaluationUsage = { work: 0, timedOut: false };
+    let work = 0;
+    let since = clock ? clock() : 0;
+    for (const r of reqs) {
+      usage.work = 0;
+      usage.timedOut = false;
+      out.push(this.evaluateWith(set, r, usage));
+      work += usage.work;
+      // Work is counted too: some runtimes (workerd) do not advance the clock while running.
+      if (work >= maxWork || (clock && clock() - since >= BATCH_SLICE_MS)) {
+        await this.yieldToLoop();
+        work = 0;
+        if (clock) since = clock();
+      }
+    }
+    return out;
+  }
+
+  private evaluateWith(
+    set: PolicySet | null,
+    req: EvaluationRequest,
+    usage: EvaluationUsage = scratchUsage,
+  ): Decision {
     if (!set) return this.withId(this.failClosed(this.failure ?? "policy set not loaded"));
     if (
       req === null ||
@@ -308,7 +365,7 @@ export class PolicyEngine {
     }
     let d: Decision;
     try {
-      d = set.evaluate(req);
+      d = set.evaluate(req, usage);
     } catch (e) {
       return this.withId(
         this.failClosed(
@@ -317,8 +374,9 @@ export class PolicyEngine {
         ),
       );
     }
-    // Frozen so no caller can alter what later callers will be served.
-    if (key !== undefined) this.cache!.set(key, deepFreeze(d));
+    // Frozen so no caller can alter what later callers will be served. A decision the time
+    // limit cut short depends on load, not on the request: it is not kept.
+    if (key !== undefined && !usage.timedOut) this.cache!.set(key, deepFreeze(d));
     return this.withId(d);
   }
 

@@ -10,7 +10,9 @@ import {
   compileDocument,
   type Env,
   EvalFailure,
+  type EvaluationLimits,
   kindOf,
+  newEnv,
   type Obligation,
 } from "./compile";
 import type {
@@ -23,13 +25,38 @@ import type {
 } from "./schema";
 import { DEFAULT_CLASSIFICATION_LEVELS } from "./schema";
 
-/** Lambda iterations allowed per evaluation (any/all); more is an evaluation error. */
+/**
+ * Work units one evaluation may spend (see EvaluationLimits): a few milliseconds of the
+ * costliest work per unit. More is an evaluation error, so the request is denied.
+ */
 export const EVAL_BUDGET = 100_000;
+
+/** Web-standard monotonic clock where the runtime has one (Node and workerd do). */
+const defaultClock: (() => number) | null =
+  typeof performance === "object" && typeof performance.now === "function"
+    ? () => performance.now()
+    : null;
+
+export const DEFAULT_EVALUATION_LIMITS: EvaluationLimits = {
+  maxWork: EVAL_BUDGET,
+  // A backstop only: the work budget ends a hostile evaluation well before this.
+  maxMs: 100,
+  clock: defaultClock,
+};
+
+/** What one evaluation spent; filled in by `evaluate` when the caller passes one. */
+export interface EvaluationUsage {
+  /** Work units charged (at most the limit: an operation over budget is not run). */
+  work: number;
+  /** The time limit ended it: the decision depends on load, so it is not cached. */
+  timedOut: boolean;
+}
 
 export interface PolicySetOptions {
   mode?: EnforcementMode;
   /** Lowest first; default public < internal < confidential < secret < top_secret. */
   classificationLevels?: readonly string[];
+  evaluation?: Partial<EvaluationLimits>;
 }
 
 export interface NamedDocument {
@@ -56,16 +83,23 @@ export class PolicySet {
   readonly version: string;
   readonly mode: EnforcementMode;
   readonly documents: readonly CompiledDocument[];
+  readonly limits: EvaluationLimits;
   private readonly byAction = new Map<string, CompiledRule[]>();
   private readonly byTag = new Map<string, CompiledRule[]>();
   private readonly wildcard: CompiledRule[] = [];
   /** byAction merged with wildcard, per action: the whole candidate list for untagged requests. */
   private readonly actionCandidates = new Map<string, CompiledRule[]>();
 
-  constructor(documents: readonly CompiledDocument[], version: string, mode: EnforcementMode) {
+  constructor(
+    documents: readonly CompiledDocument[],
+    version: string,
+    mode: EnforcementMode,
+    limits: Partial<EvaluationLimits> = {},
+  ) {
     this.documents = documents;
     this.version = version;
     this.mode = mode;
+    this.limits = { ...DEFAULT_EVALUATION_LIMITS, ...limits };
     for (const d of documents) {
       for (const p of d.policies) {
         for (const r of p.rules) {
@@ -114,9 +148,9 @@ export class PolicySet {
     return out;
   }
 
-  evaluate(req: EvaluationRequest): Decision {
+  evaluate(req: EvaluationRequest, usage?: EvaluationUsage): Decision {
     const { action, resource } = req;
-    const env: Env = { ctx: req.context, locals: [], budget: EVAL_BUDGET };
+    const env = newEnv(req.context, this.limits);
     const stamp = ++stampCounter;
     const o: Outcome = {
       denies: [],
@@ -165,6 +199,10 @@ export class PolicySet {
         p.memo = ok ? "ok" : "unmet";
       }
       if (p.memo === "ok") o.grants.push(r);
+    }
+    if (usage) {
+      usage.work = Math.min(this.limits.maxWork, this.limits.maxWork - env.budget);
+      usage.timedOut = env.timedOut;
     }
     return this.decide(req, o);
   }
@@ -363,5 +401,5 @@ export function buildPolicySet(
 ): PolicySet {
   const levels = opts.classificationLevels ?? DEFAULT_CLASSIFICATION_LEVELS;
   const compiled = docs.map((d) => compileDocument(d.name, d.doc, { levels }));
-  return new PolicySet(compiled, policySetVersion(docs), opts.mode ?? "strict");
+  return new PolicySet(compiled, policySetVersion(docs), opts.mode ?? "strict", opts.evaluation);
 }

@@ -2,7 +2,12 @@
 // versioned store, a decision cache and a canonical formatter.
 export type * from "./ast";
 export { METHODS } from "./ast";
-export { type CompiledDocument, compileDocument } from "./compile";
+export {
+  CHARS_PER_UNIT,
+  type CompiledDocument,
+  compileDocument,
+  type EvaluationLimits,
+} from "./compile";
 export {
   type DecisionCacheOptions,
   type ErrorItem,
@@ -16,7 +21,9 @@ export {
 export { DEFAULT_LIMITS, type Diagnostic, PolicyError, type PolicyLimits } from "./errors";
 export {
   buildPolicySet,
+  DEFAULT_EVALUATION_LIMITS,
   EVAL_BUDGET,
+  type EvaluationUsage,
   type NamedDocument,
   PolicySet,
   type PolicySetOptions,

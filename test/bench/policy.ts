@@ -3,7 +3,9 @@
 //   1. the seed's secure_data_access, translated to Cedar;
 //   2. a generated set of 1,000 policies over 100 actions.
 // Sigil runs with the decision cache disabled; the cached figure is reported separately.
+// Then the hostile payloads of issue 15 (budget bombs): how long each blocks the event loop.
 // Run: npx tsx test/bench/policy.ts
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
 import {
@@ -212,6 +214,69 @@ async function runScenario(s: Scenario, ms: number) {
 
 const fmt = (x: number, d = 2) => x.toFixed(d).padStart(10);
 
+// ---- hostile payloads (issue 15, item 7) ------------------------------------------------
+
+const STRING_BOMB = `policy bomb {
+  allow: go
+  deny: go if any(xs, |i| len(${Array.from({ length: 16 }, () => "a").join(" + ")}) < 0)
+}`;
+const CONTAINS = "policy grant { allow: use if all(requested, |s| granted.contains(s)) }";
+
+async function hostile(): Promise<string[]> {
+  const e = await PolicyEngine.create({ store: new MemoryPolicyStore(), cache: false });
+  for (const [name, src] of [
+    ["bomb", STRING_BOMB],
+    ["grant", CONTAINS],
+  ] as const) {
+    const put = await e.put(name, src);
+    if (!put.ok) throw new Error(`sigil parse: ${JSON.stringify(put.errors)}`);
+  }
+  const rows: string[] = [];
+  // 1. One request, a 16 KB string and 9,000 items: evaluation is synchronous, so the time it
+  //    takes is the time the event loop is blocked.
+  const bomb: EvaluationRequest = {
+    action: "go",
+    context: { a: "x".repeat(16_384), xs: Array.from({ length: 9000 }, (_, i) => i) },
+  };
+  const kb = (v: unknown) => JSON.stringify(v).length / 1024;
+  const times: number[] = [];
+  let d: Decision | undefined;
+  for (let i = 0; i < 21; i++) {
+    const t0 = performance.now();
+    d = e.evaluate(bomb);
+    times.push(performance.now() - t0);
+  }
+  rows.push(
+    `string bomb, 1 request (${kb(bomb).toFixed(0)} KB)`.padEnd(48) +
+      `first ${times[0]!.toFixed(1)} ms, then at most ${Math.max(...times.slice(1)).toFixed(1)} ms blocked; ${d!.decision}: ${d!.errors?.[0]?.message ?? d!.reason}`,
+  );
+  // 2. A ~1 MB batch of all(requested, |s| granted.contains(s)) through the route's path
+  //    (evaluateBatchYielding): the longest event-loop stall while it runs.
+  const item: EvaluationRequest = {
+    action: "use",
+    context: {
+      granted: Array.from({ length: 5000 }, (_, i) => `g${i}`),
+      requested: Array.from({ length: 4990 }, () => "g4999"),
+    },
+  };
+  const batch = Array.from({ length: Math.floor(1024 / kb(item)) }, () => item);
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  h.enable();
+  await new Promise((r) => setTimeout(r, 20));
+  const t0 = performance.now();
+  const out = await e.evaluateBatchYielding(batch);
+  const total = performance.now() - t0;
+  await new Promise((r) => setTimeout(r, 20));
+  h.disable();
+  rows.push(
+    `contains batch, ${batch.length} requests (${kb({ requests: batch }).toFixed(0)} KB)`.padEnd(
+      48,
+    ) +
+      `${total.toFixed(0)} ms in all, longest event-loop stall ${(h.max / 1e6).toFixed(1)} ms; ${out.filter((x) => x.decision === "deny").length} denied`,
+  );
+  return rows;
+}
+
 export async function bench(): Promise<void> {
   const ms = Number(process.env.BENCH_MS ?? 2500);
   const rows: string[] = [];
@@ -235,6 +300,8 @@ export async function bench(): Promise<void> {
   );
   for (const r of rows) console.log(r);
   for (const v of verdicts) console.log(v);
+  console.log("\nhostile payloads (issue 15): event-loop block per request");
+  for (const r of await hostile()) console.log(r);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

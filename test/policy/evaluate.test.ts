@@ -28,7 +28,10 @@ describe("values and comparisons", () => {
         c: { k: [3] },
       }).decision,
     ).toBe("allow");
-    expect(cond('a == "1"', { a: 1 }).decision).toBe("deny"); // different kinds are unequal, not an error
+    // Different kinds are an evaluation error (was: unequal, so `!=` held), as with `<`.
+    const d = cond('a == "1"', { a: 1 });
+    expect(d.decision).toBe("deny");
+    expect(d.errors?.[0]?.message).toBe(`a == "1": cannot compare number with string using '=='`);
   });
 
   it("ordered comparison of strings needs classification levels", () => {
@@ -79,11 +82,19 @@ describe("values and comparisons", () => {
   });
 
   it("methods, len, indexing and arithmetic", () => {
-    const ctx = { s: "hello world", xs: ["a", { b: 1 }], o: { k: 1, j: 2 }, o2: { b: 1 }, n: 7 };
+    const ctx = {
+      s: "hello world",
+      xs: ["a", { b: 1 }],
+      os: [{ b: 2 }, { b: 1 }],
+      ws: ["a", "b"],
+      o: { k: 1, j: 2 },
+      o2: { b: 1 },
+      n: 7,
+    };
     for (const e of [
       's.contains("lo w")',
       's.starts_with("hell") && s.ends_with("rld")',
-      'xs.contains(o2) && !xs.contains("z")',
+      'os.contains(o2) && !ws.contains("z") && xs.contains("a")',
       'len(s) == 11 && len(xs) == 2 && len(o) == 2 && len("é😀") == 2',
       'xs[1].b == 1 && o["j"] == 2',
       "n % 4 == 3 && n / 2 == 3.5 && -n + 10 == 3 && n * 2 - 1 == 13",
@@ -98,6 +109,10 @@ describe("values and comparisons", () => {
       'o["zz"] == 1',
       "n / 0 == 1",
       "s.contains(1)",
+      // Array membership is `==` on each element in turn: a mismatched kind before a match is
+      // an error (this array was searchable for any kind before).
+      'xs.contains("z")',
+      "xs.contains(o2)",
       "n.contains(1)",
       "len(n) == 1",
       '"a" + 1 == 1',
@@ -119,7 +134,12 @@ describe("values and comparisons", () => {
 
   it("a hostile nested any/all exhausts the evaluation budget instead of hanging", () => {
     const xs = Array.from({ length: 1000 }, (_, i) => i);
-    const d = cond("any(xs, |a| any(xs, |b| any(xs, |c| c < 0)))", { xs });
+    // No clock: the work budget, not the time backstop, is what stops it (deterministically).
+    const d = evalOne(
+      "policy p { allow: t if any(xs, |a| any(xs, |b| any(xs, |c| c < 0))) }",
+      req("t", { xs }),
+      { evaluation: { clock: null } },
+    );
     expect(d.decision).toBe("deny");
     expect(d.errors?.[0]?.message).toMatch(/budget exceeded/);
   });

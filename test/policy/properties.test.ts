@@ -1,5 +1,5 @@
 // Property-based tests (fast-check): parser robustness, format round-trip, order
-// independence and cache transparency.
+// independence, cache transparency and the kind rules of equality.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -7,6 +7,7 @@ import {
   type Expr,
   format,
   formatDocument,
+  type JsonValue,
   KEYWORDS,
   MemoryPolicyStore,
   type Policy,
@@ -339,6 +340,9 @@ const cond = fc.constantFrom(
   " if ctx.missing == 1",
   " if any(ctx.xs, |x| x == ctx.n)",
   " if !ctx.flag || ctx.n % 2 == 0",
+  // Kind mismatches are evaluation errors: the properties below hold for them too.
+  " if ctx.lvl != ctx.n",
+  " if ctx.xs.contains(ctx.lvl)",
 );
 const ruleText = fc.oneof(
   fc
@@ -433,6 +437,62 @@ describe("evaluation", () => {
         },
       ),
       { numRuns: 150 },
+    );
+  });
+});
+
+const kind = (v: unknown): string => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v);
+const eqSet = setOf({
+  d: `policy eq { allow: eq if a == b }
+      policy ne { allow: ne if a != b }`,
+});
+const eqOutcome = (op: "eq" | "ne", a: JsonValue, b: JsonValue) =>
+  eqSet.evaluate({ action: op, context: { a, b } });
+
+describe("equality", () => {
+  // Was: values of different kinds are unequal (so `!=` held and `role == "guest"` was
+  // escaped by sending ["guest"]). Now a mismatch is an evaluation error, as for `<`.
+  it("== and != between different kinds are evaluation errors, never a decision", () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 2 }), fc.jsonValue({ maxDepth: 2 }), (a, b) => {
+        fc.pre(kind(a) !== kind(b));
+        for (const op of ["eq", "ne"] as const) {
+          const d = eqOutcome(op, a as JsonValue, b as JsonValue);
+          expect(d.decision).toBe("deny");
+          expect(d.errors?.[0]?.message).toMatch(/cannot compare/);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("between two values of one primitive kind exactly one of == and != holds", () => {
+    const prim = fc.oneof(
+      fc.tuple(fc.string({ maxLength: 3 }), fc.string({ maxLength: 3 })),
+      fc.tuple(fc.integer({ min: -3, max: 3 }), fc.integer({ min: -3, max: 3 })),
+      fc.tuple(fc.boolean(), fc.boolean()),
+      fc.constant([null, null] as const),
+    );
+    fc.assert(
+      fc.property(prim, ([a, b]) => {
+        const eq = eqOutcome("eq", a, b);
+        const ne = eqOutcome("ne", a, b);
+        expect(eq.errors ?? ne.errors).toBeUndefined();
+        expect([eq.decision, ne.decision].filter((x) => x === "allow")).toHaveLength(1);
+        expect(eq.decision === "allow").toBe(a === b);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("every JSON value equals its copy, without error", () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 3 }), (a) => {
+        const copy = JSON.parse(JSON.stringify(a)) as JsonValue;
+        expect(eqOutcome("eq", a as JsonValue, copy).decision).toBe("allow");
+        expect(eqOutcome("ne", a as JsonValue, copy).errors).toBeUndefined();
+      }),
+      { numRuns: 300 },
     );
   });
 });
