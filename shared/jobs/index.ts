@@ -40,11 +40,17 @@ export {
   verifyResult,
 } from "./result";
 export {
+  DEFAULT_LIMITS,
   JOB_BOUNDS,
+  type JobLimits,
   type JobRequest,
   type JobSpec,
+  jobIdSchema,
   jobRequestSchema,
   jobSpecSchema,
+  LIMIT_BOUNDS,
+  type SandboxJobSpec,
   type SandboxSettings,
+  sandboxJobSpecSchema,
   specFromRequest,
 } from "./schema";

@@ -47,8 +47,14 @@ export async function basePreflight(config: SigilConfig, redis: Redis): Promise<
   }
   const docker = new Docker();
   try {
-    const info = (await docker.info()) as { Runtimes?: Record<string, unknown> };
+    const info = (await docker.info()) as { Runtimes?: Record<string, unknown>; NCPU?: number };
     if (!info.Runtimes?.runc) problems.push("runc is not registered with dockerd");
+    // dockerd refuses a container with more CPUs than the host has: every job the API accepts
+    // (up to sandbox.cpus) must run here.
+    if (typeof info.NCPU === "number" && config.sandbox.cpus > info.NCPU)
+      problems.push(
+        `sandbox.cpus is ${config.sandbox.cpus} but this host has ${info.NCPU} CPUs; jobs the API accepts would not start here`,
+      );
     if (!info.Runtimes?.runsc)
       problems.push("runsc (gVisor) is not registered with dockerd; run infra/docker.sh");
     const tags = new Set((await docker.listImages()).flatMap((i) => i.RepoTags ?? []));

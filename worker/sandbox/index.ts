@@ -29,7 +29,6 @@ export {
   SandboxClosedError,
   type SandboxEvent,
   type SandboxLimits,
-  SandboxLimitsSchema,
   SandboxSpecError,
   Tier,
 } from "./types";
