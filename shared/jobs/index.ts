@@ -1,10 +1,14 @@
 // Sandbox jobs: request schema, signed envelope, signed result, and the jobs port.
 export type {
+  ClaimInfo,
+  ClaimOutcome,
+  ClaimRefusal,
   FinishOutcome,
   JobEvent,
   JobEventType,
   JobRecord,
   JobsBackend,
+  ResultClaim,
   StartInfo,
   StartOutcome,
   StoredResult,
