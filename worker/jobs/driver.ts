@@ -33,8 +33,13 @@ export interface SandboxRunResult {
 
 export interface SandboxDriver {
   runJob(spec: SandboxRunSpec, opts?: { signal?: AbortSignal }): Promise<SandboxRunResult>;
-  /** Removes containers an earlier run of this worker left behind. */
+  /**
+   * Removes containers an earlier run of this worker left behind, and those of any worker on the
+   * host whose process is gone; never a live worker's.
+   */
   cleanupOrphans(workerId: string): Promise<unknown>;
+  /** Stops the warm pool and removes its idle containers; running jobs go on. */
+  drain?(): Promise<void>;
   /** Stops the warm pool and removes every container this driver created. */
   shutdown(): Promise<void>;
 }

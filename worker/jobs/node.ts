@@ -146,7 +146,25 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
     consumer,
     stop(graceMs = 30_000) {
       stopping ??= (async () => {
-        await consumer.close(graceMs);
+        // Idle warm containers go first: they run no job, and a supervisor that stops waiting
+        // (SIGKILL after its own grace period) must not find them still there.
+        const drained = (driver.drain?.() ?? Promise.resolve()).catch((e) =>
+          log.error("warm pool drain failed", { err: String(e) }),
+        );
+        // Running jobs get the grace period; the containers are removed even if the queue
+        // connection hangs in closing.
+        let t: NodeJS.Timeout | undefined;
+        await Promise.race([
+          consumer.close(graceMs),
+          new Promise<void>((r) => {
+            t = setTimeout(() => {
+              log.warn("queue close did not finish; removing containers anyway", { graceMs });
+              r();
+            }, graceMs + 10_000);
+          }),
+        ]);
+        clearTimeout(t);
+        await drained;
         await driver
           .shutdown()
           .catch((e) => log.error("driver shutdown failed", { err: String(e) }));
