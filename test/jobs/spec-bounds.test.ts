@@ -2,6 +2,7 @@
 // worker's whole path without a refusal (the signed envelope re-parsed under the worker's
 // settings, the sandbox driver's own spec check, the job archive, the Docker create options),
 // and the values on which API and worker used to disagree are refused at submission.
+import Docker from "dockerode";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, type SigilConfig } from "../../shared/config";
@@ -15,8 +16,10 @@ import {
   verifyEnvelope,
 } from "../../shared/jobs";
 import { sandboxRunSpec } from "../../worker/jobs/driver";
+import { basePreflight } from "../../worker/jobs/node";
 import { buildJobArchive, createOptions, Sandbox } from "../../worker/sandbox";
 import { shapeOf } from "../../worker/sandbox/config";
+import { connectRedis } from "../support/redis";
 import { newSigner } from "./support/harness";
 
 const MiB = 1024 * 1024;
@@ -138,6 +141,23 @@ describe("the values API and worker disagreed on", () => {
       ["SIGIL_SANDBOX_OUTPUT_BYTES", String(B.outputBytes.max + 1)],
     ] as const)
       expect(() => loadConfig({ env: { [k]: v } }), k).toThrow(ConfigError);
+  });
+});
+
+describe("a worker whose host cannot give what the API accepts", () => {
+  it("refuses to start when sandbox.cpus is more than the host's CPUs", async () => {
+    // dockerd refuses a container with more CPUs than the host has.
+    const ncpu = ((await new Docker().info()) as { NCPU: number }).NCPU;
+    if (ncpu >= B.cpus.max) return; // no configuration can ask for more than this host has
+    const over = loadConfig({ env: { SIGIL_SANDBOX_CPUS: String(ncpu + 1) } });
+    const redis = connectRedis();
+    try {
+      const problems = await basePreflight(over, redis);
+      expect(problems.some((p) => p.includes(`sandbox.cpus is ${ncpu + 1}`))).toBe(true);
+      expect((await basePreflight(defaults, redis)).filter((p) => p.includes("cpus"))).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
   });
 });
 
