@@ -663,6 +663,15 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       }
       if (!publicKey)
         throw new Problem(403, "forbidden", "Forbidden", `worker key ${signed.kid} is not active`);
+      // The very result already stored, re-sent by the key that signed it (its acknowledgement
+      // was lost, possibly under a later attempt): nothing changes, so nothing to refuse.
+      if (
+        record?.result &&
+        record.result.kid === who.keyid &&
+        record.result.resultHash === signed.resultHash &&
+        record.result.signature === signed.signature
+      )
+        return c.json({ outcome: "duplicate" as const, status: record.status }, 200);
       // HTTP-API.md: accepted only from the worker key that claimed the job (this attempt).
       if (record && record.claims[String(report.attempt)] !== who.keyid) {
         const claimed = report.lockHash

@@ -164,7 +164,13 @@ describe.each(targetNames)("%s", (name) => {
     expect(await refusal(started(w2, t))).toEqual([403, "forbidden"]);
     expect(await refusal(report(w2, t, {}, t.lockHash))).toEqual([403, "forbidden"]);
 
-    expect(await report(w1, t)).toMatchObject({ outcome: "stored", status: "succeeded" });
+    const mine = await resultOf(w1, t);
+    const send = (attempt: number) =>
+      client(w1).jobs.reportResult(t.jobId, { type: "result", attempt, ...mine });
+    expect(await send(t.attempt)).toMatchObject({ outcome: "stored", status: "succeeded" });
+    // Its own stored result again, even under a later attempt (a lost acknowledgement, re-sent
+    // after a restart): a duplicate, not a refusal.
+    expect(await send(t.attempt + 1)).toMatchObject({ outcome: "duplicate" });
     const job = await agent.jobs.get(t.jobId);
     expect(job).toMatchObject({ status: "succeeded", attempts: 1 });
     expect(job.result).toMatchObject({ kid: w1.kid, stdout: "done\n" });
