@@ -21,6 +21,7 @@ import {
   signEnvelope,
 } from "../../shared/jobs/envelope";
 import {
+  resultHash as hashResult,
   JOB_STATUSES,
   type ResultBody,
   signedResultSchema,
@@ -668,8 +669,10 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       if (
         record?.result &&
         record.result.kid === who.keyid &&
+        record.result.signature === signed.signature &&
         record.result.resultHash === signed.resultHash &&
-        record.result.signature === signed.signature
+        // the body itself, not only the hash the report states
+        hashResult(signed.result) === record.result.resultHash
       )
         return c.json({ outcome: "duplicate" as const, status: record.status }, 200);
       // HTTP-API.md: accepted only from the worker key that claimed the job (this attempt).
