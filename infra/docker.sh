@@ -43,12 +43,24 @@ apt_install docker.io runsc
 RUNSC_PATH="$(command -v runsc || true)"
 [ -n "$RUNSC_PATH" ] || die "runsc is installed but not on PATH; install the Debian package runsc"
 [ -x /usr/sbin/dockerd ] || die "/usr/sbin/dockerd missing; reinstall the Debian package docker.io"
-if [ -n "$RUNSC_PLATFORM" ] && ! "$RUNSC_PATH" flags 2>&1 | grep -A1 -- '-platform' | grep -q "$RUNSC_PLATFORM"; then
-  die "SIGIL_RUNSC_PLATFORM=$RUNSC_PLATFORM is not supported by $("$RUNSC_PATH" --version | head -n1)"
+# Probes capture a command's output first and match it afterwards (probe_has in lib.sh), never
+# `cmd | grep -q`: under pipefail that read as "no match" about one run in four, and dropped
+# --oci-seccomp from daemon.json.
+RUNSC_FLAGS="$("$RUNSC_PATH" flags 2>&1)" || die "\`runsc flags\` failed: $RUNSC_FLAGS"
+RUNSC_VERSION="$("$RUNSC_PATH" --version 2>&1)" || RUNSC_VERSION="runsc (version unknown)"
+RUNSC_VERSION="${RUNSC_VERSION%%$'\n'*}"
+if [ -n "$RUNSC_PLATFORM" ]; then
+  PLATFORM_HELP="$(grep -A1 -e '-platform' <<<"$RUNSC_FLAGS" || true)"
+  grep -q -e "$RUNSC_PLATFORM" <<<"$PLATFORM_HELP" ||
+    die "SIGIL_RUNSC_PLATFORM=$RUNSC_PLATFORM is not supported by $RUNSC_VERSION"
 fi
 
 OCI_SECCOMP=""
-if "$RUNSC_PATH" flags 2>&1 | grep -q -- '-oci-seccomp'; then OCI_SECCOMP="--oci-seccomp"; fi
+if probe_has '-oci-seccomp' "$RUNSC_PATH" flags; then
+  OCI_SECCOMP="--oci-seccomp"
+else
+  warn "$RUNSC_VERSION has no --oci-seccomp: Tier 2 jobs would run without Docker's seccomp profile inside gVisor (the worker and /health refuse that); install a newer runsc"
+fi
 
 # 2. Probe what this machine needs (used only for keys the operator has not set).
 CGROUP_DRIVER=""
@@ -163,3 +175,20 @@ for rt in runc runsc; do
     die "dockerd does not list the runtime '$rt' (runtimes: $RUNTIMES). Check $DAEMON_JSON and restart dockerd."
 done
 log "docker ready: $("$DOCKER_BIN" info --format 'server {{.ServerVersion}}, storage {{.Driver}}, cgroup {{.CgroupDriver}} v{{.CgroupVersion}}'), runtimes: $(node -e 'console.log(Object.keys(JSON.parse(process.argv[1])).join(", "))' "$RUNTIMES")"
+
+# 6. Prove the hardening is in effect, not only configured: a container under each gVisor runtime
+#    must run with a seccomp filter (Seccomp: 2 in /proc/self/status). Needs the busybox image,
+#    which images.sh builds after this script on a first set-up; the worker and /health check
+#    the same at run time.
+PROBE_IMAGE="sigil/busybox:1"
+if "$DOCKER_BIN" image inspect "$PROBE_IMAGE" >/dev/null 2>&1; then
+  for rt in runsc runsc-ptrace; do
+    STATUS="$("$DOCKER_BIN" run --rm --runtime "$rt" --network none --read-only --cap-drop ALL \
+      --security-opt no-new-privileges --user 1000:1000 --entrypoint /bin/cat "$PROBE_IMAGE" \
+      /proc/self/status 2>&1)" || die "a probe container under $rt failed: $STATUS"
+    MODE="$(awk '$1 == "Seccomp:" { print $2 }' <<<"$STATUS")"
+    [ "$MODE" = "2" ] ||
+      die "containers under $rt run without a seccomp filter (Seccomp: ${MODE:-none}); check that $DAEMON_JSON gives $rt --oci-seccomp and that dockerd reloaded it"
+  done
+  log "seccomp filter in effect under runsc and runsc-ptrace (Seccomp: 2)"
+fi

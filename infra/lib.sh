@@ -18,8 +18,23 @@ need_root() {
   fi
 }
 
+# probe_has PATTERN CMD... : 0 when the output (stdout and stderr) of CMD contains PATTERN, 1 when
+# not, 2 when CMD fails. The output is captured first and matched afterwards: `CMD | grep -q` under
+# pipefail reads as "no match" whenever grep exits at its first match and CMD, still writing,
+# dies of SIGPIPE (that dropped runsc's --oci-seccomp about one set-up in four). Every probe in
+# infra/ captures first; none pipes into grep -q or head.
+probe_has() {
+  local pattern="$1" out
+  shift
+  out="$("$@" 2>&1)" || return 2
+  grep -q -e "$pattern" <<<"$out"
+}
+
+# Capture, then compare.
 pkg_installed() {
-  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
+  local status
+  status="$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" || return 1
+  [ "$status" = "install ok installed" ]
 }
 
 # apt_install PKG... : install the packages that are missing; a no-op (and no network) when
@@ -52,8 +67,8 @@ apt_mirror() {
   local f uri=""
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
     [ -f "$f" ] || continue
-    uri="$(awk '$1=="deb" { for (i=2;i<=NF;i++) if ($i ~ /^(https?|file):/) { print $i; exit } }' "$f" |
-      grep -v -- '-security' | head -n1 || true)"
+    # awk picks the first non-security mirror itself: no early-exiting reader in a pipeline.
+    uri="$(awk '$1=="deb" { for (i=2;i<=NF;i++) if ($i ~ /^(https?|file):/ && $i !~ /-security/) { print $i; exit } }' "$f" || true)"
     [ -n "$uri" ] && break
   done
   if [ -z "$uri" ]; then

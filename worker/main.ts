@@ -3,7 +3,7 @@
 
 import { loadNodeConfig } from "../functions/node/config";
 import { ConfigError } from "../shared/config";
-import { PreflightError, startWorkerNode } from "./jobs/node";
+import { PreflightError, startWorkerNode, type WorkerNode } from "./jobs/node";
 import { createSandboxDriver } from "./jobs/sandbox-driver";
 
 const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
@@ -29,8 +29,37 @@ try {
 
 const graceMs = Number(process.env.SIGIL_WORKER_GRACE_MS ?? "") || 30_000;
 let sandbox: ReturnType<typeof createSandboxDriver> | undefined;
+let node: WorkerNode | undefined;
+let stopSignal: string | undefined;
+
+function stop(signal: string): void {
+  // Handlers stay installed: a second signal (a supervisor repeating SIGTERM, Ctrl-C with
+  // `npm start` signalling too) must not kill the process before it removed its containers.
+  if (stopSignal) {
+    log.info("already stopping", { signal });
+    return;
+  }
+  stopSignal = signal;
+  if (!node) {
+    // During start-up no warm container exists yet (a probe container removes itself, and
+    // carries this process as its owner for the next worker's sweep): stop at once.
+    log.info("stopping during start-up", { signal });
+    process.exit(1);
+  }
+  log.info("stopping: no new jobs, finishing running ones", { signal, graceMs });
+  node.stop(graceMs).then(
+    () => process.exit(0),
+    (e) => {
+      log.error("shutdown failed", { err: String(e) });
+      process.exit(1);
+    },
+  );
+}
+process.on("SIGTERM", () => stop("SIGTERM"));
+process.on("SIGINT", () => stop("SIGINT"));
+
 try {
-  const node = await startWorkerNode({
+  node = await startWorkerNode({
     config,
     env: process.env,
     log,
@@ -42,18 +71,6 @@ try {
   });
   // Fill the warm pools in the background; a job that arrives first gets a cold container.
   sandbox?.warm().catch((e) => log.warn("warm pool could not fill", { err: String(e) }));
-  const stop = (signal: string) => {
-    log.info("stopping: no new jobs, finishing running ones", { signal, graceMs });
-    node.stop(graceMs).then(
-      () => process.exit(0),
-      (e) => {
-        log.error("shutdown failed", { err: String(e) });
-        process.exit(1);
-      },
-    );
-  };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
 } catch (e) {
   console.error(`[sigil worker] ${e instanceof PreflightError ? e.message : (e as Error).message}`);
   process.exit(1);

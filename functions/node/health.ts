@@ -1,9 +1,11 @@
 // Dependency checks for /health on Node: Redis (reachable, persistence as infra/ sets it) and
-// the local Docker Engine (reachable, runsc registered, sandbox images present).
+// the local Docker Engine (reachable, runsc registered and its seccomp filter proven in effect by
+// a cached probe container, sandbox images present).
 import Docker from "dockerode";
 import type { Redis } from "ioredis";
 import type { SigilConfig } from "../../shared/config";
 import type { HealthCheck } from "../routes/health";
+import { probeImage, type RunscProbe, runscSeccompProbe } from "./runsc-probe";
 
 export function redisChecks(redis: Redis): HealthCheck[] {
   return [
@@ -27,13 +29,24 @@ export function redisChecks(redis: Redis): HealthCheck[] {
   ];
 }
 
-export function dockerChecks(config: SigilConfig, docker = new Docker()): HealthCheck[] {
+export function dockerChecks(
+  config: SigilConfig,
+  docker = new Docker(),
+  probe: RunscProbe = runscSeccompProbe({
+    docker,
+    runtime: config.sandbox.gvisor_runtime,
+    image: probeImage(config.sandbox.images),
+  }),
+): HealthCheck[] {
   // One `docker info` shared by the checks of one /health call.
   let info: Promise<{ Runtimes?: Record<string, unknown> }> | undefined;
   const getInfo = () => {
     info ??= docker.info().finally(() => setTimeout(() => (info = undefined), 1000));
     return info;
   };
+  const tier2 = config.sandbox.gvisor_runtime;
+  // Probe at start-up, so the first /health does not wait for a container.
+  void probe.result();
   return [
     {
       name: "dockerd",
@@ -48,12 +61,18 @@ export function dockerChecks(config: SigilConfig, docker = new Docker()): Health
       required: true,
       async check() {
         const runtimes = Object.keys((await getInfo()).Runtimes ?? {});
-        return runtimes.includes("runsc")
-          ? { ok: true, detail: `runtimes: ${runtimes.join(", ")}` }
-          : {
-              ok: false,
-              detail: `runsc is not registered with dockerd (runtimes: ${runtimes.join(", ")}); run infra/docker.sh`,
-            };
+        const missing = ["runsc", tier2].filter((r) => !runtimes.includes(r));
+        if (missing.length > 0)
+          return {
+            ok: false,
+            detail: `${missing.join(", ")} not registered with dockerd (runtimes: ${runtimes.join(", ")}); run infra/docker.sh`,
+          };
+        // Registered is not enough: the probe (cached) shows the filter in effect.
+        const p = await probe.result();
+        return {
+          ok: p.ok,
+          detail: `runtimes: ${runtimes.join(", ")}; ${p.detail} (probed ${new Date(p.at).toISOString()})`,
+        };
       },
     },
     {

@@ -1,13 +1,21 @@
 // The Node job gateway (ARCHITECTURE.md "Shape"): a Worker cannot speak BullMQ, so the edge hands
 // its JobsBackend calls here as `POST /v1/gateway/jobs/<op> {args}` → `{result}`, signed with a key
 // an admin registered with role `gateway`. Every envelope is re-verified here against the calling
-// gateway's own key, so a gateway can only queue what it signed itself.
+// gateway's own key, so a gateway can only queue what it signed itself; every forwarded result is
+// re-verified under the worker key it names (whose thumbprint is its key id) and against the job,
+// and the backend stores it only from the worker key that claimed the attempt.
 import { createRoute, z } from "@hono/zod-openapi";
 import type { SigilConfig } from "../../shared/config";
-import { verifyEd25519 } from "../../shared/crypto";
-import { type JobsBackend, signedResultSchema, verifyEnvelope } from "../../shared/jobs";
-import type { KeyRegistry } from "../../shared/keys";
-import type { AuditFn } from "../audit-sink";
+import { ed25519Kid, verifyEd25519 } from "../../shared/crypto";
+import { fromBase64Url } from "../../shared/encoding";
+import {
+  type JobsBackend,
+  signedResultSchema,
+  verifyEnvelope,
+  verifyResult,
+} from "../../shared/jobs";
+import { type KeyRegistry, usableForNewRequest } from "../../shared/keys";
+import { type AuditFn, securityEvent } from "../audit-sink";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { Problem } from "../problem";
@@ -18,20 +26,34 @@ const jobId = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/);
 // As long as the public route allows: the edge passes a client's timeoutMs through unchanged.
 const waitMs = z.number().int().min(0).max(MAX_JOB_WAIT_MS);
 const iso = z.string().max(64);
+const attempt = z.number().int().min(1).max(1000);
+const workerKid = z.string().min(1).max(256);
 
 const argsByOp = {
   submit: z.tuple([z.unknown(), z.string().regex(/^[0-9a-f]{64}$/)]),
   get: z.tuple([jobId]),
+  claim: z.tuple([
+    jobId,
+    z.strictObject({ attempt, workerKid, lockHash: z.string().regex(/^[0-9a-f]{64}$/) }),
+  ]),
   markStarted: z.tuple([
     jobId,
     z.strictObject({
-      attempt: z.number().int().min(1).max(1000),
+      attempt,
       workerId: z.string().min(1).max(128),
-      workerKid: z.string().min(1).max(256),
+      workerKid,
       at: iso,
     }),
   ]),
-  finish: z.tuple([jobId, signedResultSchema.extend({ stdout: z.string(), stderr: z.string() })]),
+  finish: z.tuple([
+    jobId,
+    signedResultSchema.extend({ stdout: z.string(), stderr: z.string() }),
+    z.strictObject({
+      attempt,
+      workerKid,
+      workerPublicKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "a base64url Ed25519 key"),
+    }),
+  ]),
   fail: z.tuple([jobId, z.enum(["error", "rejected"]), z.string().max(2000)]),
   events: z.tuple([jobId, z.string().max(64).nullable(), waitMs]),
   wait: z.tuple([jobId, waitMs]),
@@ -113,14 +135,62 @@ export function gatewayRoutes({ backend, keys, config, audit }: GatewayRouteDeps
       case "get":
         result = await backend.get((a as [string])[0]);
         break;
+      case "claim": {
+        const [id, info] = a as z.infer<(typeof argsByOp)["claim"]>;
+        result = await backend.claim(id, info);
+        break;
+      }
       case "markStarted": {
         const [id, info] = a as z.infer<(typeof argsByOp)["markStarted"]>;
         result = await backend.markStarted(id, info);
         break;
       }
       case "finish": {
-        const [id, stored] = a as z.infer<(typeof argsByOp)["finish"]>;
-        result = await backend.finish(id, stored as never);
+        const [id, stored, claim] = a as z.infer<(typeof argsByOp)["finish"]>;
+        const refuse = async (detail: string): Promise<never> => {
+          await securityEvent(
+            audit,
+            c.get("subject") ?? "gateway",
+            "job.result_refused",
+            "high",
+            `a forwarded job result was refused: ${detail}`,
+            {
+              jobId: id,
+              via: "gateway",
+              gatewayKid: c.get("keyid"),
+              workerKid: claim.workerKid,
+              attempt: claim.attempt,
+            },
+          );
+          throw new Problem(403, "forbidden", "Result refused", detail);
+        };
+        const publicKey = fromBase64Url(claim.workerPublicKey);
+        if (ed25519Kid(publicKey) !== claim.workerKid || stored.kid !== claim.workerKid)
+          await refuse("the result's key id is not the thumbprint of the forwarded worker key");
+        // A key this node knows must be an active worker key here too.
+        const known = await keys.get(claim.workerKid);
+        if (known && (known.role !== "worker" || !usableForNewRequest(known, Date.now())))
+          await refuse(`key ${claim.workerKid} is not an active worker key`);
+        const record = await backend.get(id);
+        const { stdout, stderr, ...signed } = stored;
+        const verdict = await verifyResult(signed, publicKey, verifyEd25519, {
+          jobId: id,
+          ...(record
+            ? {
+                envelope: {
+                  envelopeHash: record.envelopeHash,
+                  image: record.image,
+                  tier: record.tier,
+                },
+              }
+            : {}),
+          output: { stdout, stderr },
+        });
+        if (!verdict.ok) await refuse(`${verdict.reason}: ${verdict.detail}`);
+        const out = await backend.finish(id, stored, claim);
+        if (out.outcome === "refused")
+          await refuse(`worker key ${claim.workerKid} did not claim attempt ${claim.attempt}`);
+        result = out;
         break;
       }
       case "fail": {

@@ -5,7 +5,15 @@ import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { SigilConfig } from "../../shared/config";
 import { uuidV7, verifyEd25519 } from "../../shared/crypto";
-import type { JobRecord, JobsBackend } from "../../shared/jobs/backend";
+import { toBase64Url } from "../../shared/encoding";
+import type {
+  ClaimOutcome,
+  ClaimRefusal,
+  FinishOutcome,
+  JobRecord,
+  JobsBackend,
+  StartOutcome,
+} from "../../shared/jobs/backend";
 import {
   type EnvelopeSigner,
   envelopeHash as hashEnvelope,
@@ -13,6 +21,7 @@ import {
   signEnvelope,
 } from "../../shared/jobs/envelope";
 import {
+  resultHash as hashResult,
   JOB_STATUSES,
   type ResultBody,
   signedResultSchema,
@@ -137,11 +146,14 @@ const jobViewSchema = z
   })
   .openapi("Job");
 
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 const startedReport = z.strictObject({
   type: z.literal("started"),
   attempt: z.number().int().min(1).max(1000),
   workerId: z.string().min(1).max(128),
-  envelopeHash: z.string().regex(/^[0-9a-f]{64}$/),
+  envelopeHash: hex64,
+  /** sha256 (hex) of the queue lock token the worker holds for this attempt: its claim. */
+  lockHash: hex64,
 });
 const resultReport = z.strictObject({
   type: z.literal("result"),
@@ -149,6 +161,11 @@ const resultReport = z.strictObject({
   signed: signedResultSchema,
   stdout: z.string(),
   stderr: z.string(),
+  /**
+   * While the worker still holds the queue lock: claims the attempt with the result, for a worker
+   * that refused the envelope and so never reported a start.
+   */
+  lockHash: hex64.optional(),
 });
 const reportSchema = z.discriminatedUnion("type", [startedReport, resultReport]);
 
@@ -328,6 +345,76 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     if (!r || !visible(r, who))
       throw new Problem(404, "not-found", "Not found", `job ${id} was not found`);
     return r;
+  }
+
+  /** A `security.event` (functions/audit-sink.ts shape): input for incident response. */
+  function securityAudit(
+    who: Caller,
+    category: string,
+    details: Record<string, unknown> & { description: string },
+  ): Promise<void> {
+    const { description, ...rest } = details;
+    return audit({
+      eventType: "security.event",
+      agentId: who.keyid,
+      details: { category, severity: "high", description, workerKid: who.keyid, ...rest },
+    });
+  }
+
+  /** A worker key that did not claim the attempt: a security event, then 403. */
+  async function refuse(
+    who: Caller,
+    category: "job.claim_refused" | "job.result_refused",
+    jobId: string,
+    attempt: number,
+    reason: ClaimRefusal | "signed-by-other",
+    record: JobRecord | null,
+    extra: Record<string, unknown> = {},
+  ): Promise<never> {
+    const claimedBy = record?.claims[String(attempt)] ?? null;
+    const description =
+      reason === "signed-by-other"
+        ? "a worker reports only results it signed itself"
+        : reason === "no-lock"
+          ? `worker key ${who.keyid} does not hold the queue's lock for attempt ${attempt} of job ${jobId}`
+          : `attempt ${attempt} of job ${jobId} was not claimed by worker key ${who.keyid}`;
+    await securityAudit(who, category, {
+      jobId,
+      attempt,
+      reason,
+      claimedBy,
+      description,
+      ...extra,
+    });
+    throw new Problem(403, "forbidden", "Forbidden", description);
+  }
+
+  /** Claims an attempt for the calling worker key; a refusal is a security event and a 403. */
+  async function claimAttempt(
+    jobId: string,
+    who: Caller,
+    attempt: number,
+    lockHash: string,
+    step: "start" | "result",
+  ): Promise<Exclude<ClaimOutcome, { outcome: "missing" | "refused" }>> {
+    let out: ClaimOutcome;
+    try {
+      out = await deps.backend.claim(jobId, { attempt, workerKid: who.keyid, lockHash });
+    } catch (e) {
+      throw unavailable("job store", e);
+    }
+    if (out.outcome === "missing")
+      throw new Problem(404, "not-found", "Not found", `job ${jobId} was not found`);
+    if (out.outcome === "refused")
+      return refuse(
+        who,
+        step === "start" ? "job.claim_refused" : "job.result_refused",
+        jobId,
+        attempt,
+        out.reason,
+        out.record,
+      );
+    return out;
   }
 
   return router()
@@ -553,6 +640,13 @@ export function jobsRoutes(deps: JobsRouteDeps) {
             { outcome: "finished" as const, proceed: false, status: record.status },
             200,
           );
+        // The attempt becomes this key's only if it holds the queue's lock for it.
+        const claimed = await claimAttempt(id, who, report.attempt, report.lockHash, "start");
+        if (claimed.outcome === "finished")
+          return c.json(
+            { outcome: "finished" as const, proceed: false, status: claimed.record.status },
+            200,
+          );
         if (report.attempt <= record.attempts)
           return c.json(
             { outcome: "duplicate" as const, proceed: true, status: record.status },
@@ -570,7 +664,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
             envelopeHash: report.envelopeHash,
           },
         });
-        let out: Awaited<ReturnType<JobsBackend["markStarted"]>>;
+        let out: StartOutcome;
         try {
           out = await deps.backend.markStarted(id, {
             attempt: report.attempt,
@@ -583,6 +677,8 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         }
         if (out.outcome === "missing")
           throw new Problem(404, "not-found", "Not found", `job ${id} was not found`);
+        if (out.outcome === "refused")
+          return refuse(who, "job.claim_refused", id, report.attempt, out.reason, out.record);
         return c.json(
           { outcome: out.outcome, proceed: out.outcome !== "finished", status: out.record.status },
           200,
@@ -592,12 +688,9 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       // A result: it must be signed by the very worker key that authenticated this request.
       const signed = report.signed;
       if (signed.kid !== who.keyid)
-        throw new Problem(
-          403,
-          "forbidden",
-          "Forbidden",
-          "a worker reports only results it signed itself",
-        );
+        return refuse(who, "job.result_refused", id, report.attempt, "signed-by-other", record, {
+          signedBy: signed.kid,
+        });
       let publicKey: Uint8Array | undefined;
       try {
         publicKey = await deps.workerKey(signed.kid);
@@ -606,6 +699,32 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       }
       if (!publicKey)
         throw new Problem(403, "forbidden", "Forbidden", `worker key ${signed.kid} is not active`);
+      // The very result already stored, re-sent by the key that signed it (its acknowledgement
+      // was lost, possibly under a later attempt): nothing changes, so nothing to refuse.
+      if (
+        record?.result &&
+        record.result.kid === who.keyid &&
+        record.result.signature === signed.signature &&
+        record.result.resultHash === signed.resultHash &&
+        // the body itself, not only the hash the report states
+        hashResult(signed.result) === record.result.resultHash
+      )
+        return c.json({ outcome: "duplicate" as const, status: record.status }, 200);
+      // HTTP-API.md: accepted only from the worker key that claimed the job (this attempt).
+      if (record && record.claims[String(report.attempt)] !== who.keyid) {
+        const claimed = report.lockHash
+          ? await claimAttempt(id, who, report.attempt, report.lockHash, "result")
+          : undefined;
+        if (claimed?.outcome !== "claimed" && claimed?.outcome !== "duplicate")
+          return refuse(
+            who,
+            "job.result_refused",
+            id,
+            report.attempt,
+            record.claims[String(report.attempt)] ? "claimed-by-other" : "not-claimant",
+            record,
+          );
+      }
       const verdict = await verifyResult(signed, publicKey, verify, {
         jobId: id,
         ...(record
@@ -620,10 +739,12 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         output: { stdout: report.stdout, stderr: report.stderr },
       });
       if (!verdict.ok) {
-        await audit({
-          eventType: "job.result_rejected",
-          agentId: who.keyid,
-          details: { jobId: id, reason: verdict.reason, detail: verdict.detail },
+        await securityAudit(who, "job.result_refused", {
+          jobId: id,
+          attempt: report.attempt,
+          reason: verdict.reason,
+          detail: verdict.detail,
+          description: `a signed job result was refused: ${verdict.reason}`,
         });
         if (
           verdict.reason === "malformed" ||
@@ -661,7 +782,11 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       if (record.result) {
         if (record.result.resultHash === verdict.resultHash)
           return c.json({ outcome: "duplicate" as const, status: record.status }, 200);
-        await audit({ eventType: "job.result_conflict", agentId: who.keyid, details });
+        // A second, different result for one job: a worker compromise signal (INCIDENTS.md).
+        await securityAudit(who, "job.result_conflict", {
+          ...details,
+          description: `job ${id} already has a different result`,
+        });
         throw new Problem(
           409,
           "conflict",
@@ -674,18 +799,24 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         agentId: who.keyid,
         details,
       });
-      let out: Awaited<ReturnType<JobsBackend["finish"]>>;
+      let out: FinishOutcome;
       try {
-        out = await deps.backend.finish(id, {
-          ...signed,
-          stdout: report.stdout,
-          stderr: report.stderr,
-        });
+        out = await deps.backend.finish(
+          id,
+          { ...signed, stdout: report.stdout, stderr: report.stderr },
+          {
+            attempt: report.attempt,
+            workerKid: who.keyid,
+            workerPublicKey: toBase64Url(publicKey),
+          },
+        );
       } catch (e) {
         throw unavailable("job store", e);
       }
       if (out.outcome === "missing")
         throw new Problem(404, "not-found", "Not found", `job ${id} was not found`);
+      if (out.outcome === "refused")
+        return refuse(who, "job.result_refused", id, report.attempt, out.reason, out.record);
       if (out.outcome === "conflict")
         throw new Problem(
           409,

@@ -1,6 +1,7 @@
 // One schema for every setting. Defaults are the secure ones (ARCHITECTURE.md invariant 2):
 // strict enforcement, gVisor as the default tier, no network, no silent TOFU pinning.
 import { z } from "zod";
+import { DEFAULT_LIMITS, DEFAULT_TIMEOUT_MS, LIMIT_BOUNDS } from "../jobs/bounds";
 import { cidrProblem, parseResolverAddress } from "../schemapin/addresses";
 
 const MiB = 1024 * 1024;
@@ -165,17 +166,43 @@ export const auditSchema = z.strictObject({
 export const sandboxSchema = z
   .strictObject({
     images: z.array(z.string().min(1)).default(["sigil/busybox:1", "sigil/python:1"]),
-    default_timeout_ms: z.number().int().min(100).max(3_600_000).default(30_000),
-    max_timeout_ms: z.number().int().min(100).max(3_600_000).default(300_000),
-    memory_mb: z.number().int().min(16).max(65_536).default(512),
-    cpus: z.number().gt(0).max(64).default(0.5),
-    pids: z.number().int().min(8).max(32_768).default(128),
+    // Per-job limits: the maxima a job may ask for and its defaults, within what a sandbox can
+    // run at all (shared/jobs/bounds.ts, which the worker's sandbox validates with too).
+    default_timeout_ms: z
+      .number()
+      .int()
+      .min(LIMIT_BOUNDS.timeoutMs.min)
+      .max(LIMIT_BOUNDS.timeoutMs.max)
+      .default(DEFAULT_TIMEOUT_MS),
+    max_timeout_ms: z
+      .number()
+      .int()
+      .min(LIMIT_BOUNDS.timeoutMs.min)
+      .max(LIMIT_BOUNDS.timeoutMs.max)
+      .default(300_000),
+    memory_mb: z
+      .number()
+      .int()
+      .min(LIMIT_BOUNDS.memoryMb.min)
+      .max(LIMIT_BOUNDS.memoryMb.max)
+      .default(DEFAULT_LIMITS.memoryMb),
+    cpus: z
+      .number()
+      .min(LIMIT_BOUNDS.cpus.min)
+      .max(LIMIT_BOUNDS.cpus.max)
+      .default(DEFAULT_LIMITS.cpus),
+    pids: z
+      .number()
+      .int()
+      .min(LIMIT_BOUNDS.pids.min)
+      .max(LIMIT_BOUNDS.pids.max)
+      .default(DEFAULT_LIMITS.pids),
     output_bytes: z
       .number()
       .int()
-      .min(1024)
-      .max(64 * MiB)
-      .default(MiB),
+      .min(LIMIT_BOUNDS.outputBytes.min)
+      .max(LIMIT_BOUNDS.outputBytes.max)
+      .default(DEFAULT_LIMITS.outputBytes),
     cap_add: z.array(z.string().regex(/^[A-Z_]+$/)).default([]),
     // The Docker runtime for Tier 2. Its gVisor platform is fixed where infra/docker.sh registers
     // it (SIGIL_RUNSC_PLATFORM); `runsc-ptrace` is always registered pinned to ptrace.

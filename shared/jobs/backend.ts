@@ -27,6 +27,12 @@ export interface JobRecord {
   /** Why the job ended without a result from a sandbox (rejected, error). */
   reason: string | null;
   result: StoredResult | null;
+  /**
+   * Who claimed each attempt: attempt number → worker key id. A worker claims an attempt by
+   * proving it holds the queue's lock for it (see ClaimInfo); only that key may start the
+   * attempt or report its result (HTTP-API.md Jobs).
+   */
+  claims: Record<string, string>;
 }
 
 /** A verified result as stored: the signed report plus the output it hashes. */
@@ -44,6 +50,25 @@ export interface JobEvent {
   data: Record<string, unknown>;
 }
 
+/** Why a claim, a start or a result of a worker key was refused. */
+export type ClaimRefusal =
+  /** The key does not hold the queue's lock for this attempt (it did not take the job). */
+  | "no-lock"
+  /** Another worker key claimed this attempt. */
+  | "claimed-by-other"
+  /** The key never claimed this attempt. */
+  | "not-claimant";
+
+export type ClaimOutcome =
+  /** The attempt is now this key's. */
+  | { outcome: "claimed"; record: JobRecord }
+  /** It already was this key's. */
+  | { outcome: "duplicate"; record: JobRecord }
+  /** The job already has its result. */
+  | { outcome: "finished"; record: JobRecord }
+  | { outcome: "refused"; reason: ClaimRefusal; record: JobRecord }
+  | { outcome: "missing" };
+
 export type StartOutcome =
   /** First start, or a recorded retry (attempt > 1). */
   | { outcome: "started"; record: JobRecord }
@@ -51,19 +76,45 @@ export type StartOutcome =
   | { outcome: "duplicate"; record: JobRecord }
   /** The job already has its result: the worker must not run it again. */
   | { outcome: "finished"; record: JobRecord }
+  /** The key did not claim this attempt. */
+  | { outcome: "refused"; reason: ClaimRefusal; record: JobRecord }
   | { outcome: "missing" };
 
 export type FinishOutcome =
   | { outcome: "stored"; record: JobRecord }
   | { outcome: "duplicate"; record: JobRecord }
   | { outcome: "conflict"; record: JobRecord }
+  /** The key did not claim this attempt. */
+  | { outcome: "refused"; reason: ClaimRefusal; record: JobRecord }
   | { outcome: "missing" };
+
+/**
+ * A worker's claim on one attempt of a job. `lockHash` is sha256 (hex) of the BullMQ lock token
+ * the worker got when the queue handed it the job: the queue sets that lock only for the worker
+ * that moved the job to active, so the claim is bound to taking the job, not to asking for it.
+ */
+export interface ClaimInfo {
+  attempt: number;
+  workerKid: string;
+  lockHash: string;
+}
 
 export interface StartInfo {
   attempt: number;
   workerId: string;
   workerKid: string;
   at: string;
+}
+
+/** Who reports a result: the attempt and the worker key that must have claimed it. */
+export interface ResultClaim {
+  attempt: number;
+  workerKid: string;
+  /**
+   * The worker key's Ed25519 public key, base64url. The Node job gateway verifies a forwarded
+   * result under it (its RFC 7638 thumbprint must be the key id); the Redis backend ignores it.
+   */
+  workerPublicKey: string;
 }
 
 export interface JobsBackend {
@@ -73,9 +124,18 @@ export interface JobsBackend {
    */
   submit(envelope: SignedEnvelope, envelopeHash: string): Promise<JobRecord>;
   get(jobId: string): Promise<JobRecord | null>;
+  /**
+   * Records that `workerKid` took attempt `attempt`, if it proves the queue's lock for it. An
+   * attempt is claimed once; the same key again is a duplicate, another key is refused.
+   */
+  claim(jobId: string, info: ClaimInfo): Promise<ClaimOutcome>;
+  /** Marks the attempt running; only the key that claimed the attempt may. */
   markStarted(jobId: string, info: StartInfo): Promise<StartOutcome>;
-  /** Stores a verified result once; the same result again is a duplicate, another a conflict. */
-  finish(jobId: string, result: StoredResult): Promise<FinishOutcome>;
+  /**
+   * Stores a verified result once; the same result again is a duplicate, another a conflict.
+   * Only the key that claimed the attempt may finish the job (checked atomically with the store).
+   */
+  finish(jobId: string, result: StoredResult, claim: ResultClaim): Promise<FinishOutcome>;
   /** Ends a job without a sandbox result (worker lost, rejected upstream); no-op when finished. */
   fail(jobId: string, status: "error" | "rejected", reason: string): Promise<FinishOutcome>;
   /**

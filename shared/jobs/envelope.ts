@@ -9,7 +9,7 @@ import {
   selectTier,
   type Tier,
 } from "../risk";
-import { type JobSpec, jobSpecSchema, type SandboxSettings } from "./schema";
+import { type JobSpec, jobIdSchema, jobSpecSchema, type SandboxSettings } from "./schema";
 
 /** Domain separation: an envelope signature can never be replayed as another signed object. */
 export const ENVELOPE_TYPE = "sigil.job-envelope.v1";
@@ -58,7 +58,7 @@ const isoTime = z
 /** Shape only: bounds on the spec are checked by the verifier with its own settings. */
 const envelopeShape = z.strictObject({
   type: z.literal(ENVELOPE_TYPE),
-  jobId: z.string().min(1).max(128),
+  jobId: jobIdSchema,
   submitter: z.strictObject({
     kid: z.string().min(1).max(256),
     subject: z.string().max(256).nullable(),

@@ -1,10 +1,14 @@
 // Sandbox jobs: request schema, signed envelope, signed result, and the jobs port.
 export type {
+  ClaimInfo,
+  ClaimOutcome,
+  ClaimRefusal,
   FinishOutcome,
   JobEvent,
   JobEventType,
   JobRecord,
   JobsBackend,
+  ResultClaim,
   StartInfo,
   StartOutcome,
   StoredResult,
@@ -40,11 +44,17 @@ export {
   verifyResult,
 } from "./result";
 export {
+  DEFAULT_LIMITS,
   JOB_BOUNDS,
+  type JobLimits,
   type JobRequest,
   type JobSpec,
+  jobIdSchema,
   jobRequestSchema,
   jobSpecSchema,
+  LIMIT_BOUNDS,
+  type SandboxJobSpec,
   type SandboxSettings,
+  sandboxJobSpecSchema,
   specFromRequest,
 } from "./schema";

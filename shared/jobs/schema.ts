@@ -1,9 +1,20 @@
-// POST /v1/jobs input, bounded everywhere (HTTP-API.md Jobs, SANDBOX.md). Limits are capped by the
-// configured maxima, so the schema is built from the sandbox settings; the worker re-parses the
-// spec from the envelope with its own settings, so a spec that slipped past one side fails there.
+// The one definition of a job spec and its bounds (HTTP-API.md Jobs, SANDBOX.md): the API validates
+// POST /v1/jobs with it (capped by the configured maxima), the worker re-parses the signed spec
+// from the envelope with it (under its own settings), and the sandbox driver's spec type is built
+// from the same fields with the hard bounds of ./bounds.ts. A job the API accepts is a job the
+// worker runs; a spec that slipped past one side fails at the other, before anything runs.
 import { z } from "zod";
 import type { SigilConfig } from "../config";
 import { riskDeclarationSchema } from "../risk";
+import {
+  DEFAULT_LIMITS,
+  DEFAULT_TIMEOUT_MS,
+  fitsJobArchive,
+  LIMIT_BOUNDS,
+  splitUstarPath,
+} from "./bounds";
+
+export { DEFAULT_LIMITS, DEFAULT_TIMEOUT_MS, fitsJobArchive, LIMIT_BOUNDS, splitUstarPath };
 
 export const JOB_BOUNDS = {
   commandArgs: 256,
@@ -34,14 +45,33 @@ export type SandboxSettings = Pick<
 const byteLength = (s: string) => new TextEncoder().encode(s).length;
 const maxBytes = (n: number) => (s: string) => byteLength(s) <= n;
 
-// Relative paths only, no "..", no hidden control dir: the entrypoint owns /work/.sigil.
+/** Queue job id, record key, container label and name part alike. */
+export const jobIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,128}$/, "job ids are 1-128 of [A-Za-z0-9_-]");
+
+// Relative paths only, no "..", no hidden control dir (the entrypoint owns /work/.sigil), and
+// storable in the job archive's ustar headers.
 const filePath = z
   .string()
   .min(1)
   .max(JOB_BOUNDS.pathChars)
   .regex(/^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/, "must be a relative path of [A-Za-z0-9._-]")
   .refine((p) => !p.split("/").some((seg) => seg === "." || seg === ".."), "no . or .. segments")
-  .refine((p) => p !== ".sigil" && !p.startsWith(".sigil/"), ".sigil/ is reserved");
+  .refine((p) => p !== ".sigil" && !p.startsWith(".sigil/"), ".sigil/ is reserved")
+  .refine(fitsJobArchive, "path does not fit a tar header (name ≤ 100 bytes after the last /)");
+
+/** "a" and "a/b" cannot both be files: the archive would not unpack. */
+function noFileIsADirectory(files: Record<string, string>): boolean {
+  const names = new Set(Object.keys(files));
+  for (const path of names) {
+    const segs = path.split("/");
+    for (let i = 1; i < segs.length; i++) if (names.has(segs.slice(0, i).join("/"))) return false;
+  }
+  return true;
+}
+
+const noNul = (s: string) => !s.includes("\0");
 
 const envName = z
   .string()
@@ -68,15 +98,74 @@ export interface JobSpec {
   network: { allow: never[] };
 }
 
-function specShape(s: SandboxSettings) {
+export interface JobLimits {
+  memoryMb: number;
+  cpus: number;
+  pids: number;
+  outputBytes: number;
+}
+
+/** Maxima and defaults a spec is parsed against; the minima are always LIMIT_BOUNDS'. */
+export interface SpecBounds {
+  /** Allow-list checked by the schema; omitted where the caller checks images itself. */
+  images?: readonly string[];
+  timeoutMs: { max: number; default: number };
+  limits: { max: JobLimits; default: JobLimits };
+}
+
+/** The API and the worker: the configured values are both the maxima and the defaults. */
+export function boundsFromSettings(s: SandboxSettings): SpecBounds {
+  const limits = { memoryMb: s.memory_mb, cpus: s.cpus, pids: s.pids, outputBytes: s.output_bytes };
   return {
-    image: z
-      .string()
-      .min(1)
-      .max(256)
-      .refine((i) => s.images.includes(i), {
-        message: `image is not on the allow-list (${s.images.join(", ")})`,
-      }),
+    images: s.images,
+    timeoutMs: { max: s.max_timeout_ms, default: s.default_timeout_ms },
+    limits: { max: limits, default: limits },
+  };
+}
+
+/** The sandbox driver on its own: every value a sandbox can run, SANDBOX.md's defaults. */
+export const SANDBOX_BOUNDS: SpecBounds = {
+  timeoutMs: { max: LIMIT_BOUNDS.timeoutMs.max, default: DEFAULT_TIMEOUT_MS },
+  limits: {
+    max: {
+      memoryMb: LIMIT_BOUNDS.memoryMb.max,
+      cpus: LIMIT_BOUNDS.cpus.max,
+      pids: LIMIT_BOUNDS.pids.max,
+      outputBytes: LIMIT_BOUNDS.outputBytes.max,
+    },
+    default: { ...DEFAULT_LIMITS },
+  },
+};
+
+function limitsSchema(max: JobLimits, dflt: JobLimits) {
+  const b = LIMIT_BOUNDS;
+  return z
+    .strictObject({
+      memoryMb: z.number().int().min(b.memoryMb.min).max(max.memoryMb).default(dflt.memoryMb),
+      cpus: z.number().min(b.cpus.min).max(max.cpus).default(dflt.cpus),
+      pids: z.number().int().min(b.pids.min).max(max.pids).default(dflt.pids),
+      outputBytes: z
+        .number()
+        .int()
+        .min(b.outputBytes.min)
+        .max(max.outputBytes)
+        .default(dflt.outputBytes),
+    })
+    .default({ ...dflt });
+}
+
+function specShape(b: SpecBounds) {
+  const images = b.images;
+  return {
+    image: images
+      ? z
+          .string()
+          .min(1)
+          .max(256)
+          .refine((i) => images.includes(i), {
+            message: `image is not on the allow-list (${images.join(", ")})`,
+          })
+      : z.string().min(1).max(256),
     command: z
       .array(z.string().max(JOB_BOUNDS.argBytes).refine(maxBytes(JOB_BOUNDS.argBytes)))
       .min(1)
@@ -85,13 +174,14 @@ function specShape(s: SandboxSettings) {
         (a) => a.reduce((n, x) => n + byteLength(x), 0) <= JOB_BOUNDS.commandBytes,
         `command may total at most ${JOB_BOUNDS.commandBytes} bytes`,
       )
-      .refine((a) => a.every((x) => !x.includes("\0")), "arguments may not contain NUL")
+      .refine((a) => a.every(noNul), "arguments may not contain NUL")
       .optional(),
     code: z
       .string()
       .min(1)
       .max(JOB_BOUNDS.codeBytes)
       .refine(maxBytes(JOB_BOUNDS.codeBytes), `code may be at most ${JOB_BOUNDS.codeBytes} bytes`)
+      .refine(noNul, "code may not contain NUL")
       .optional(),
     language: z.enum(["python", "sh"]).optional(),
     files: z
@@ -102,6 +192,7 @@ function specShape(s: SandboxSettings) {
           Object.values(f).reduce((n, x) => n + byteLength(x), 0) <= JOB_BOUNDS.filesTotalBytes,
         `files may total at most ${JOB_BOUNDS.filesTotalBytes} bytes`,
       )
+      .refine(noFileIsADirectory, "a file path may not also be the directory of another file")
       .optional(),
     stdin: z
       .string()
@@ -112,57 +203,47 @@ function specShape(s: SandboxSettings) {
       )
       .optional(),
     env: z
-      .record(
-        envName,
-        z
-          .string()
-          .max(JOB_BOUNDS.envValueBytes)
-          .refine((v) => !v.includes("\0"), "no NUL"),
-      )
+      .record(envName, z.string().max(JOB_BOUNDS.envValueBytes).refine(noNul, "no NUL"))
       .refine(
         (e) => Object.keys(e).length <= JOB_BOUNDS.envVars,
         `at most ${JOB_BOUNDS.envVars} variables`,
       )
       .optional(),
-    timeoutMs: z.number().int().min(100).max(s.max_timeout_ms).default(s.default_timeout_ms),
-    limits: z
-      .strictObject({
-        memoryMb: z.number().int().min(16).max(s.memory_mb).default(s.memory_mb),
-        cpus: z.number().gt(0).max(s.cpus).default(s.cpus),
-        pids: z.number().int().min(8).max(s.pids).default(s.pids),
-        outputBytes: z.number().int().min(1024).max(s.output_bytes).default(s.output_bytes),
-      })
-      .default({
-        memoryMb: s.memory_mb,
-        cpus: s.cpus,
-        pids: s.pids,
-        outputBytes: s.output_bytes,
-      }),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(LIMIT_BOUNDS.timeoutMs.min)
+      .max(b.timeoutMs.max)
+      .default(b.timeoutMs.default),
+    limits: limitsSchema(b.limits.max, b.limits.default),
   };
 }
 
 type RunShape = { command?: unknown; code?: unknown; language?: unknown };
-function exactlyOneRunForm(v: RunShape, ctx: z.RefinementCtx): void {
-  const hasCommand = v.command !== undefined;
-  const hasCode = v.code !== undefined;
-  if (hasCommand === hasCode) {
-    ctx.addIssue({
-      code: "custom",
-      path: hasCommand ? ["code"] : ["command"],
-      message: "give either command (string[]) or code + language, not both and not neither",
-    });
-  }
-  if (hasCode && v.language === undefined)
-    ctx.addIssue({ code: "custom", path: ["language"], message: "code needs a language" });
-  if (!hasCode && v.language !== undefined)
-    ctx.addIssue({ code: "custom", path: ["language"], message: "language goes with code" });
+function runForm(languageRequired: boolean) {
+  return (v: RunShape, ctx: z.RefinementCtx): void => {
+    const hasCommand = v.command !== undefined;
+    const hasCode = v.code !== undefined;
+    if (hasCommand === hasCode) {
+      ctx.addIssue({
+        code: "custom",
+        path: hasCommand ? ["code"] : ["command"],
+        message: "give either command (string[]) or code + language, not both and not neither",
+      });
+    }
+    if (languageRequired && hasCode && v.language === undefined)
+      ctx.addIssue({ code: "custom", path: ["language"], message: "code needs a language" });
+    if (!hasCode && v.language !== undefined)
+      ctx.addIssue({ code: "custom", path: ["language"], message: "language goes with code" });
+  };
 }
+const exactlyOneRunForm = runForm(true);
 
 /** The POST /v1/jobs body. `network.allow` is parsed here and refused by the route (no egress yet). */
 export function jobRequestSchema(s: SandboxSettings) {
   return z
     .strictObject({
-      ...specShape(s),
+      ...specShape(boundsFromSettings(s)),
       network: z
         .strictObject({
           allow: z
@@ -185,11 +266,26 @@ export type JobRequest = z.infer<ReturnType<typeof jobRequestSchema>>;
 export function jobSpecSchema(s: SandboxSettings) {
   return z
     .strictObject({
-      ...specShape(s),
+      ...specShape(boundsFromSettings(s)),
       network: z.strictObject({ allow: z.array(z.never()).max(0) }),
     })
     .superRefine(exactlyOneRunForm);
 }
+
+/**
+ * What the sandbox driver runs: the same spec fields and rules, plus the job id and tier, bounded
+ * by what a sandbox can run at all (each worker's configured maxima are checked on the envelope
+ * before this). A code job without a language runs as python (the driver's library default).
+ */
+export const sandboxJobSpecSchema = z
+  .strictObject({
+    jobId: jobIdSchema,
+    tier: z.enum(["docker", "gvisor"]),
+    ...specShape(SANDBOX_BOUNDS),
+  })
+  .superRefine(runForm(false));
+export type SandboxJobSpecInput = z.input<typeof sandboxJobSpecSchema>;
+export type SandboxJobSpec = z.output<typeof sandboxJobSpecSchema>;
 
 /** Builds the signed spec from a validated request (drops risk, which the envelope carries). */
 export function specFromRequest(r: JobRequest): JobSpec {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GatewayJobsBackend } from "../../functions/edge/jobs/gateway";
 import { MAX_JOB_WAIT_MS } from "../../functions/routes/jobs";
 import { loadConfig } from "../../shared/config";
+import { toBase64Url } from "../../shared/encoding";
 import {
   envelopeHash,
   type JobEnvelope,
@@ -93,17 +94,24 @@ describe("Node job gateway", () => {
     const stdout = "o".repeat(config.sandbox.output_bytes);
     const stderr = "e".repeat(Math.floor(config.sandbox.output_bytes / 2));
     expect(stdout.length + stderr.length).toBeGreaterThan(config.server.body_limit_bytes);
+    // Signed by a worker key of the edge's (Node does not know it): the gateway verifies the
+    // result under the forwarded key, whose thumbprint is its kid.
+    const worker = await newKey();
     const signed = await signResult(
       resultBody({
         jobId: `gw-big-${Date.now()}`,
         stdoutHash: outputHash(stdout),
         stderrHash: outputHash(stderr),
       }),
-      gateway.signer,
+      worker.signer,
     );
     // No such job, so nothing is stored; what matters is that the body got past the limit.
     await expect(
-      backend.finish(signed.result.jobId, { ...signed, stdout, stderr }),
-    ).resolves.toBeDefined();
+      backend.finish(
+        signed.result.jobId,
+        { ...signed, stdout, stderr },
+        { attempt: 1, workerKid: worker.kid, workerPublicKey: toBase64Url(worker.publicKey) },
+      ),
+    ).resolves.toMatchObject({ outcome: "missing" });
   });
 });

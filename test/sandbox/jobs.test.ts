@@ -152,9 +152,16 @@ describe.each(TIERS)("tier %s", (tier) => {
         language: "sh",
         // The bomb runs in a subshell. The job's own shell must not fork after it (busybox sh
         // exits when its own fork fails, and a busy loop starves under the bomb's CPU use): it
-        // waits on a FIFO opened beforehand with the builtin read, then echoes.
-        code: "mkfifo /tmp/p; exec 3<>/tmp/p; ( f() { f | f & }; f ); read -t 3 -u 3 x; echo survived",
-        timeoutMs: 20_000,
+        // waits on a FIFO opened beforehand with the builtin read, and counts the sandbox's
+        // processes with a builtin glob until the bomb is at the limit (a fixed 3 s was too short
+        // under runsc's ptrace platform on a loaded machine: 66 to 85 of 128 processes by then,
+        // so no fork had failed yet), then waits a second more and echoes.
+        code: [
+          "mkfifo /tmp/p; exec 3<>/tmp/p; ( f() { f | f & }; f )",
+          "i=0; while [ $i -lt 40 ]; do read -t 0.5 -u 3 x; i=$((i+1)); set -- /proc/[0-9]*; [ $# -ge 120 ] && break; done",
+          "read -t 1 -u 3 x; echo survived",
+        ].join("\n"),
+        timeoutMs: 30_000,
       });
       expect(r.stderr).toContain("can't fork");
       expect(r.status).toBe("succeeded");

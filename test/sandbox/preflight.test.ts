@@ -15,8 +15,11 @@ describe("preflight", () => {
         "runtime:runc",
         "runtime:runsc",
         "seccomp",
+        // A probe container under runsc shows the seccomp filter in effect.
+        "seccomp:runsc",
       ].sort(),
     );
+    expect(r.checks.find((c) => c.name === "seccomp:runsc")?.message).toContain("Seccomp: 2");
     expect(r.checks.filter((c) => !c.ok)).toEqual([]);
     expect(r.ok).toBe(true);
   });

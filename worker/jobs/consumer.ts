@@ -4,7 +4,7 @@
 import { type Job, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Signer } from "../../shared/crypto";
-import { canonicalJson, sha256Hex } from "../../shared/encoding";
+import { canonicalJson, sha256Hex, utf8 } from "../../shared/encoding";
 import { type EnvelopeVerifyOptions, verifyEnvelope } from "../../shared/jobs/envelope";
 import {
   outputHash,
@@ -13,7 +13,7 @@ import {
   type TerminalStatus,
 } from "../../shared/jobs/result";
 import type { Tier } from "../../shared/risk";
-import type { SandboxDriver, SandboxRunResult } from "./driver";
+import { type SandboxDriver, type SandboxRunResult, sandboxRunSpec } from "./driver";
 import type { Outbox, PendingReport, ResultReport } from "./outbox";
 
 export interface StartedReport {
@@ -21,6 +21,8 @@ export interface StartedReport {
   attempt: number;
   workerId: string;
   envelopeHash: string;
+  /** sha256 (hex) of this attempt's queue lock token: the claim the API checks. */
+  lockHash: string;
 }
 
 /** The API side of reporting. Transient failures reject; `refused` means a definite 4xx. */
@@ -131,6 +133,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
   async function finishWith(
     jobId: string,
     attempt: number,
+    lockHash: string,
     body: ResultBody,
     run?: SandboxRunResult,
   ) {
@@ -143,6 +146,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
         signed,
         stdout: run?.stdout ?? "",
         stderr: run?.stderr ?? "",
+        lockHash,
       },
     };
     await o.outbox.put(p);
@@ -155,13 +159,20 @@ export function startConsumer(o: ConsumerOptions): Consumer {
     return { status: body.status, resultHash: signed.resultHash };
   }
 
-  async function process(job: Job<QueuedData>) {
+  async function process(job: Job<QueuedData>, token?: string) {
     const jobId = job.id ?? "";
     const attempt = Math.max(1, job.attemptsStarted);
+    // The queue set this lock for this worker alone when it handed over the job: its hash is how
+    // the API tells the worker that took the attempt from any other worker key.
+    const lockHash = sha256Hex(utf8(token ?? job.token ?? ""));
     // A result already signed for this job (crash after signing): re-send it, do not run again.
-    const pending = await o.outbox.get(jobId).catch(() => undefined);
-    if (pending) {
+    // It goes out as this attempt, claimed with this attempt's lock, in case the earlier attempt
+    // never reached the API.
+    const stored = await o.outbox.get(jobId).catch(() => undefined);
+    if (stored) {
       o.log.info("re-sending a stored result instead of re-running", { jobId, attempt });
+      const pending = { jobId, report: { ...stored.report, attempt, lockHash } };
+      await o.outbox.put(pending);
       if (!(await deliver(pending))) scheduleFlush();
       return { status: "redelivered" };
     }
@@ -177,7 +188,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
       const claimed = (raw as { envelope?: { image?: unknown; tier?: unknown } } | undefined)
         ?.envelope;
       const hash = verdict.ok ? verdict.envelopeHash : (verdict.envelopeHash ?? hashOf(raw));
-      return finishWith(jobId, attempt, {
+      return finishWith(jobId, attempt, lockHash, {
         jobId,
         envelopeHash: hash,
         image:
@@ -207,6 +218,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
       attempt,
       workerId: o.workerId,
       envelopeHash: verdict.envelopeHash,
+      lockHash,
     });
     if (!ack.proceed) {
       o.log.info("job already finished; not running it again", { jobId, attempt });
@@ -215,19 +227,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
 
     let run: SandboxRunResult;
     try {
-      run = await o.driver.runJob({
-        jobId,
-        image: env.image,
-        tier: env.tier,
-        ...(env.spec.command ? { command: env.spec.command } : {}),
-        ...(env.spec.code !== undefined ? { code: env.spec.code } : {}),
-        ...(env.spec.language ? { language: env.spec.language } : {}),
-        ...(env.spec.files ? { files: env.spec.files } : {}),
-        ...(env.spec.stdin !== undefined ? { stdin: env.spec.stdin } : {}),
-        ...(env.spec.env ? { env: env.spec.env } : {}),
-        timeoutMs: env.spec.timeoutMs,
-        limits: env.spec.limits,
-      });
+      run = await o.driver.runJob(sandboxRunSpec(env));
     } catch (e) {
       run = errorRun(env.tier, (e as Error).message);
     }
@@ -240,6 +240,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
     return finishWith(
       jobId,
       attempt,
+      lockHash,
       {
         jobId,
         envelopeHash: verdict.envelopeHash,

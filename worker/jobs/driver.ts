@@ -1,19 +1,16 @@
 // The sandbox driver as the worker uses it (the agreed shape of worker/sandbox). Declared here so
 // the job consumer depends on the shape, not on the driver's internals.
+import type { JobEnvelope } from "../../shared/jobs/envelope";
+import type { JobSpec } from "../../shared/jobs/schema";
 import type { Tier } from "../../shared/risk";
 
-export interface SandboxRunSpec {
-  jobId: string;
-  image: string;
-  tier: Tier;
-  command?: string[];
-  code?: string;
-  language?: "python" | "sh";
-  files?: Record<string, string>;
-  stdin?: string;
-  env?: Record<string, string>;
-  timeoutMs: number;
-  limits: { memoryMb: number; cpus: number; pids: number; outputBytes: number };
+/** The signed spec (shared/jobs/schema.ts, the one definition) with the job's id and tier. */
+export type SandboxRunSpec = Omit<JobSpec, "network"> & { jobId: string; tier: Tier };
+
+/** What the sandbox runs for a verified envelope: its spec as signed, its id and tier. */
+export function sandboxRunSpec(env: Pick<JobEnvelope, "jobId" | "tier" | "spec">): SandboxRunSpec {
+  const { network: _network, ...spec } = env.spec;
+  return { ...spec, jobId: env.jobId, tier: env.tier };
 }
 
 export type SandboxRunStatus = "succeeded" | "failed" | "timeout" | "oom" | "killed" | "error";
@@ -36,8 +33,13 @@ export interface SandboxRunResult {
 
 export interface SandboxDriver {
   runJob(spec: SandboxRunSpec, opts?: { signal?: AbortSignal }): Promise<SandboxRunResult>;
-  /** Removes containers an earlier run of this worker left behind. */
+  /**
+   * Removes containers an earlier run of this worker left behind, and those of any worker on the
+   * host whose process is gone; never a live worker's.
+   */
   cleanupOrphans(workerId: string): Promise<unknown>;
+  /** Stops the warm pool and removes its idle containers; running jobs go on. */
+  drain?(): Promise<void>;
   /** Stops the warm pool and removes every container this driver created. */
   shutdown(): Promise<void>;
 }

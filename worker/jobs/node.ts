@@ -47,8 +47,14 @@ export async function basePreflight(config: SigilConfig, redis: Redis): Promise<
   }
   const docker = new Docker();
   try {
-    const info = (await docker.info()) as { Runtimes?: Record<string, unknown> };
+    const info = (await docker.info()) as { Runtimes?: Record<string, unknown>; NCPU?: number };
     if (!info.Runtimes?.runc) problems.push("runc is not registered with dockerd");
+    // dockerd refuses a container with more CPUs than the host has: every job the API accepts
+    // (up to sandbox.cpus) must run here.
+    if (typeof info.NCPU === "number" && config.sandbox.cpus > info.NCPU)
+      problems.push(
+        `sandbox.cpus is ${config.sandbox.cpus} but this host has ${info.NCPU} CPUs; jobs the API accepts would not start here`,
+      );
     if (!info.Runtimes?.runsc)
       problems.push("runsc (gVisor) is not registered with dockerd; run infra/docker.sh");
     const tags = new Set((await docker.listImages()).flatMap((i) => i.RepoTags ?? []));
@@ -140,7 +146,25 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
     consumer,
     stop(graceMs = 30_000) {
       stopping ??= (async () => {
-        await consumer.close(graceMs);
+        // Idle warm containers go first: they run no job, and a supervisor that stops waiting
+        // (SIGKILL after its own grace period) must not find them still there.
+        const drained = (driver.drain?.() ?? Promise.resolve()).catch((e) =>
+          log.error("warm pool drain failed", { err: String(e) }),
+        );
+        // Running jobs get the grace period; the containers are removed even if the queue
+        // connection hangs in closing.
+        let t: NodeJS.Timeout | undefined;
+        await Promise.race([
+          consumer.close(graceMs),
+          new Promise<void>((r) => {
+            t = setTimeout(() => {
+              log.warn("queue close did not finish; removing containers anyway", { graceMs });
+              r();
+            }, graceMs + 10_000);
+          }),
+        ]);
+        clearTimeout(t);
+        await drained;
         await driver
           .shutdown()
           .catch((e) => log.error("driver shutdown failed", { err: String(e) }));

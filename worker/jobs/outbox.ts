@@ -10,6 +10,8 @@ export interface ResultReport {
   signed: unknown;
   stdout: string;
   stderr: string;
+  /** sha256 of the queue lock token of the attempt that produced it (see consumer.ts). */
+  lockHash?: string;
 }
 
 export interface PendingReport {

@@ -25,6 +25,7 @@ export function createSandboxDriver(
     driver: {
       runJob: (spec, opts) => sandbox.runJob(spec, opts),
       cleanupOrphans: () => sandbox.cleanupOrphans(),
+      drain: () => sandbox.drainPools(),
       shutdown: () => sandbox.shutdown(),
     },
     preflight: async () => {

@@ -58,7 +58,17 @@ export const LABEL = {
   worker: "sigil.worker",
   run: "sigil.run",
   pool: "sigil.pool",
+  /** The creating process, so any worker on the host can tell when it is gone (owner.ts). */
+  owner: "sigil.owner",
 } as const;
+
+/** Labels a container gets besides its tier and worker. */
+export interface ContainerLabels {
+  job: string;
+  pool: "warm" | "cold";
+  run: string;
+  owner?: string;
+}
 
 /** Create-time settings; a warm container fits a job only if these match exactly. */
 export interface ContainerShape {
@@ -93,7 +103,7 @@ export const runscHostPids = (pids: number): number => pids * 48 + 256;
 export function createOptions(
   cfg: SandboxConfig,
   shape: ContainerShape,
-  labels: { job: string; pool: "warm" | "cold"; run: string },
+  labels: ContainerLabels,
   name?: string,
 ): Docker.ContainerCreateOptions {
   const gvisor = shape.tier === "gvisor";
@@ -124,6 +134,7 @@ export function createOptions(
       [LABEL.worker]: cfg.workerId,
       [LABEL.run]: labels.run,
       [LABEL.pool]: labels.pool,
+      ...(labels.owner ? { [LABEL.owner]: labels.owner } : {}),
     },
     HostConfig: {
       ...(gvisor ? { Runtime: cfg.gvisorRuntime } : { Runtime: "runc" }),

@@ -5,7 +5,12 @@ import { constants } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
 import type Docker from "dockerode";
-import { type ContainerShape, createOptions, type SandboxConfig } from "./config";
+import {
+  type ContainerLabels,
+  type ContainerShape,
+  createOptions,
+  type SandboxConfig,
+} from "./config";
 import { CappedOutput } from "./output";
 import type { JobResult, JobSpec, JobStatus, RuntimeName } from "./types";
 
@@ -32,7 +37,7 @@ export async function prepareContainer(
   docker: Docker,
   cfg: SandboxConfig,
   shape: ContainerShape,
-  labels: { job: string; pool: "warm" | "cold"; run: string },
+  labels: ContainerLabels,
   name?: string,
 ): Promise<Prepared> {
   const container = await docker.createContainer(createOptions(cfg, shape, labels, name));

@@ -10,6 +10,7 @@ export {
   type SandboxOptionsInput,
   SandboxOptionsSchema,
 } from "./config";
+export { formatOwner, type Liveness, liveness, type Owner, parseOwner, selfOwner } from "./owner";
 export { buildJobArchive, buildRunScript, shQuote } from "./payload";
 export {
   type PreflightCheck,
@@ -17,7 +18,14 @@ export {
   type PreflightReport,
   preflight,
 } from "./preflight";
-export { cleanupOrphans, type RunOptions, runJob, Sandbox, type ShutdownOptions } from "./sandbox";
+export {
+  cleanupDeadOwners,
+  cleanupOrphans,
+  type RunOptions,
+  runJob,
+  Sandbox,
+  type ShutdownOptions,
+} from "./sandbox";
 export {
   DEFAULT_LIMITS,
   type JobResult,
@@ -29,7 +37,6 @@ export {
   SandboxClosedError,
   type SandboxEvent,
   type SandboxLimits,
-  SandboxLimitsSchema,
   SandboxSpecError,
   Tier,
 } from "./types";

@@ -1,6 +1,8 @@
-// Docker preflight: is dockerd reachable, are runc and runsc registered, is seccomp on, are the
-// sandbox images present? Per-check results; the worker fails fast on them and /health shows them.
+// Docker preflight: is dockerd reachable, are runc and runsc registered, is seccomp on (and, by
+// a probe container, in effect under each gVisor runtime), are the sandbox images present?
+// Per-check results; the worker fails fast on them and /health shows them.
 import Docker from "dockerode";
+import { probeImage, runscSeccompProbe } from "../../functions/node/runsc-probe";
 import { DEFAULT_IMAGES } from "./config";
 
 export interface PreflightCheck {
@@ -20,6 +22,13 @@ export interface PreflightOptions {
   /** Runtime names that must be registered (default runc and runsc). */
   runtimes?: string[];
   timeoutMs?: number;
+  /**
+   * Run a probe container under each registered gVisor runtime (runsc*) and require Seccomp: 2:
+   * registered is not enough, without --oci-seccomp jobs run with no syscall filter. Default on.
+   */
+  seccompProbe?: boolean;
+  /** How long a seccomp probe may take. Default 60 s. */
+  probeTimeoutMs?: number;
 }
 
 const FIX_DOCKER = "run `bash infra/docker.sh` as root";
@@ -68,6 +77,13 @@ export async function preflight(opts: PreflightOptions = {}): Promise<PreflightR
     for (const r of runtimes)
       checks.push({ name: `runtime:${r}`, ok: false, message: "not checked: dockerd unreachable" });
     checks.push({ name: "seccomp", ok: false, message: "not checked: dockerd unreachable" });
+    if (opts.seccompProbe !== false)
+      for (const r of runtimes.filter((r) => r.startsWith("runsc")))
+        checks.push({
+          name: `seccomp:${r}`,
+          ok: false,
+          message: "not checked: dockerd unreachable",
+        });
     for (const i of images)
       checks.push({ name: `image:${i}`, ok: false, message: "not checked: dockerd unreachable" });
     return { ok: false, checks };
@@ -116,6 +132,26 @@ export async function preflight(opts: PreflightOptions = {}): Promise<PreflightR
       }
     }),
   );
+
+  // The hardening in effect, not only configured: only with a registered runtime and the image.
+  const image = probeImage(images);
+  const haveImage = checks.some((c) => c.name === `image:${image}` && c.ok);
+  if (opts.seccompProbe !== false) {
+    for (const runtime of runtimes.filter((r) => r.startsWith("runsc"))) {
+      const name = `seccomp:${runtime}`;
+      if (!registered.includes(runtime) || !haveImage) {
+        checks.push({ name, ok: false, message: `not checked: needs ${runtime} and ${image}` });
+        continue;
+      }
+      const r = await runscSeccompProbe({
+        docker,
+        runtime,
+        image,
+        timeoutMs: opts.probeTimeoutMs ?? 60_000,
+      }).result();
+      checks.push({ name, ok: r.ok, message: r.ok ? r.detail : `${r.detail}; ${FIX_DOCKER}` });
+    }
+  }
 
   return { ok: checks.every((c) => c.ok), checks };
 }

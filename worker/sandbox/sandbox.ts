@@ -15,6 +15,7 @@ import {
 } from "./config";
 import { type Prepared, prepareContainer, runInContainer } from "./container";
 import { OomWatch } from "./oom-watch";
+import { formatOwner, liveness, type Owner, parseOwner, selfOwner } from "./owner";
 import { buildJobArchive } from "./payload";
 import { WarmPool } from "./pool";
 import {
@@ -44,6 +45,8 @@ export class Sandbox {
   readonly config: SandboxConfig;
   /** Distinguishes this process's containers from an earlier run of the same worker. */
   readonly runId = randomUUID();
+  /** This process, on every container it creates (owner.ts): leftovers of a dead one are found. */
+  private readonly owner = selfOwner();
   private readonly docker: Docker;
   private readonly oomWatch: OomWatch;
   private readonly onEvent: (e: SandboxEvent) => void;
@@ -75,17 +78,21 @@ export class Sandbox {
         new WarmPool({
           key: `${p.image}/${p.tier}`,
           size: p.size,
-          prepare: () =>
-            prepareContainer(this.docker, this.config, shape, {
-              job: "",
-              pool: "warm",
-              run: this.runId,
-            }),
+          prepare: () => prepareContainer(this.docker, this.config, shape, this.labels("", "warm")),
           discard: (c) => this.remove(c),
           onEvent: this.onEvent,
         }),
       );
     }
+  }
+
+  private labels(job: string, pool: "warm" | "cold") {
+    return {
+      job,
+      pool,
+      run: this.runId,
+      ...(this.owner ? { owner: formatOwner(this.owner) } : {}),
+    };
   }
 
   /** Fill every pool; resolves once the first round of creations has finished. */
@@ -148,7 +155,7 @@ export class Sandbox {
           this.docker,
           this.config,
           shape,
-          { job: spec.jobId, pool: "cold", run: this.runId },
+          this.labels(spec.jobId, "cold"),
           `sigil-job-${spec.jobId}-${token.slice(0, 8)}`,
         );
       }
@@ -167,23 +174,34 @@ export class Sandbox {
     }
   }
 
-  /** Remove containers of this worker left by an earlier run (not this run's). */
-  cleanupOrphans(): Promise<number> {
-    return cleanupOrphans(this.config.workerId, {
-      docker: this.docker,
-      exceptRunId: this.runId,
-    }).then((n) => {
-      if (n > 0)
-        this.onEvent({ type: "orphans.removed", message: `removed ${n} orphaned containers` });
-      return n;
-    });
+  /**
+   * Remove containers left behind: this worker's from an earlier run (not this run's), and any
+   * sandbox container on the host whose creating process is provably gone (a worker that was
+   * SIGKILLed, whatever its id). A live process's containers are never touched.
+   */
+  async cleanupOrphans(): Promise<number> {
+    const opts = { docker: this.docker, exceptRunId: this.runId, self: this.owner };
+    const n = (await cleanupOrphans(this.config.workerId, opts)) + (await cleanupDeadOwners(opts));
+    if (n > 0)
+      this.onEvent({ type: "orphans.removed", message: `removed ${n} orphaned containers` });
+    return n;
+  }
+
+  /**
+   * Stop the warm pools and remove their idle containers at once (they run no job); running jobs
+   * go on, and a job that starts now gets a cold container. The first step of a shutdown, so a
+   * supervisor's kill after its own grace period finds no idle container to leave behind.
+   */
+  async drainPools(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    await Promise.all([...this.removals]);
   }
 
   /** Stop taking jobs, let running ones finish up to graceMs, then kill them; remove everything. */
   async shutdown(opts: ShutdownOptions = {}): Promise<void> {
     this.closing = true;
     this.oomWatch.close();
-    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    await this.drainPools();
     const graceMs = opts.graceMs ?? 10_000;
     const deadline = Date.now() + graceMs;
     while (this.running.size > 0 && Date.now() < deadline) {
@@ -192,6 +210,10 @@ export class Sandbox {
     for (const ac of this.running.values()) ac.abort();
     while (this.running.size > 0) await new Promise((r) => setTimeout(r, 50));
     await Promise.all([...this.removals]);
+    // Whatever a failed removal or a race left: every container of this run, by its label.
+    await removeAll(this.docker, [`${LABEL.run}=${this.runId}`]).catch((e: unknown) =>
+      this.onEvent({ type: "container.remove_failed", message: errMsg(e) }),
+    );
   }
 
   private remove(p: Prepared): void {
@@ -238,24 +260,70 @@ function z4msg(err: { issues: readonly { path: readonly PropertyKey[]; message: 
     .join("; ");
 }
 
+async function removeAll(docker: Docker, labels: string[]): Promise<number> {
+  const list = await docker.listContainers({ all: true, filters: { label: labels } });
+  return removeContainers(docker, list);
+}
+
+async function removeContainers(docker: Docker, list: Docker.ContainerInfo[]): Promise<number> {
+  const results = await Promise.allSettled(
+    list.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })),
+  );
+  return results.filter((r) => r.status === "fulfilled").length;
+}
+
 /**
- * Remove every container labelled sigil.worker=workerId (except those of exceptRunId).
- * Returns how many were removed.
+ * A container another process created that provably still runs (two processes may share a worker
+ * id). One whose owner cannot be judged (another boot) keeps the old rule: same id, earlier run.
+ */
+function ownedByAnotherLiveProcess(c: Docker.ContainerInfo, self: Owner | undefined): boolean {
+  const owner = parseOwner(c.Labels[LABEL.owner]);
+  if (!owner || !self) return false;
+  if (owner.pid === self.pid && owner.start === self.start && owner.pidns === self.pidns)
+    return false;
+  return liveness(owner, self) === "alive";
+}
+
+/**
+ * Remove every container labelled sigil.worker=workerId, except those of exceptRunId and those
+ * another live process created (two processes may share a worker id). Returns how many were
+ * removed.
  */
 export async function cleanupOrphans(
   workerId: string,
-  opts: { docker?: Docker; exceptRunId?: string } = {},
+  opts: { docker?: Docker; exceptRunId?: string; self?: Owner | undefined } = {},
 ): Promise<number> {
   const docker = opts.docker ?? new Docker();
+  const self = "self" in opts ? opts.self : selfOwner();
   const list = await docker.listContainers({
     all: true,
     filters: { label: [`${LABEL.worker}=${workerId}`] },
   });
-  const stale = list.filter((c) => !opts.exceptRunId || c.Labels[LABEL.run] !== opts.exceptRunId);
-  const results = await Promise.allSettled(
-    stale.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })),
+  const stale = list.filter(
+    (c) =>
+      (!opts.exceptRunId || c.Labels[LABEL.run] !== opts.exceptRunId) &&
+      !ownedByAnotherLiveProcess(c, self),
   );
-  return results.filter((r) => r.status === "fulfilled").length;
+  return removeContainers(docker, stale);
+}
+
+/**
+ * Remove every sandbox container on this Docker host whose creating process is provably gone
+ * (same boot and pid namespace, and no process with that pid and start time). Containers of a
+ * live process, of another host or namespace, or without an owner label are left alone.
+ */
+export async function cleanupDeadOwners(
+  opts: { docker?: Docker; self?: Owner | undefined } = {},
+): Promise<number> {
+  const docker = opts.docker ?? new Docker();
+  const self = "self" in opts ? opts.self : selfOwner();
+  if (!self) return 0;
+  const list = await docker.listContainers({ all: true, filters: { label: [LABEL.owner] } });
+  const dead = list.filter((c) => {
+    const owner = parseOwner(c.Labels[LABEL.owner]);
+    return owner !== undefined && liveness(owner, self) === "dead";
+  });
+  return removeContainers(docker, dead);
 }
 
 /** Convenience for one-off use (a benchmark, a CLI): a pool-less sandbox, one job, shut down. */

@@ -1,6 +1,7 @@
 // Minimal POSIX ustar writer for the job archive (regular files and directories only).
 // The archive is produced here from validated paths and read by the image's own tar
 // (busybox or GNU), so only the small common subset of the format is needed.
+import { splitUstarPath } from "../../shared/jobs/bounds";
 
 export interface TarEntry {
   path: string;
@@ -23,17 +24,10 @@ function writeOctal(h: Uint8Array, offset: number, size: number, value: number):
   writeString(h, offset, size, enc.encode(`${s}\0`));
 }
 
-/** Split a path into ustar (prefix, name): name ≤ 100 bytes, prefix ≤ 155 bytes, cut at a '/'. */
 function splitPath(path: string): [Uint8Array, Uint8Array] {
-  const full = enc.encode(path);
-  if (full.length <= 100) return [new Uint8Array(0), full];
-  for (let i = full.length - 1; i > 0; i--) {
-    if (full[i] !== 0x2f) continue;
-    const prefix = full.subarray(0, i);
-    const name = full.subarray(i + 1);
-    if (prefix.length <= 155 && name.length <= 100 && name.length > 0) return [prefix, name];
-  }
-  throw new RangeError(`path too long for a tar header: ${path}`);
+  const parts = splitUstarPath(path);
+  if (!parts) throw new RangeError(`path too long for a tar header: ${path}`);
+  return parts;
 }
 
 function header(entry: TarEntry, mtime: number): Uint8Array {

@@ -6,10 +6,13 @@
 
 import { type Signer, signRequest } from "../../../shared/httpsig";
 import type {
+  ClaimInfo,
+  ClaimOutcome,
   FinishOutcome,
   JobEvent,
   JobRecord,
   JobsBackend,
+  ResultClaim,
   StartInfo,
   StartOutcome,
   StoredResult,
@@ -64,11 +67,15 @@ export class GatewayJobsBackend implements JobsBackend {
   get(jobId: string): Promise<JobRecord | null> {
     return this.#call("get", [jobId]);
   }
+  claim(jobId: string, info: ClaimInfo): Promise<ClaimOutcome> {
+    return this.#call("claim", [jobId, info]);
+  }
   markStarted(jobId: string, info: StartInfo): Promise<StartOutcome> {
     return this.#call("markStarted", [jobId, info]);
   }
-  finish(jobId: string, result: StoredResult): Promise<FinishOutcome> {
-    return this.#call("finish", [jobId, result]);
+  /** Node re-verifies the result under the claim's public key and checks the claim itself. */
+  finish(jobId: string, result: StoredResult, claim: ResultClaim): Promise<FinishOutcome> {
+    return this.#call("finish", [jobId, result, claim]);
   }
   fail(jobId: string, status: "error" | "rejected", reason: string): Promise<FinishOutcome> {
     return this.#call("fail", [jobId, status, reason]);

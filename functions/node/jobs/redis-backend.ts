@@ -2,19 +2,24 @@
 // tag), and the queue a BullMQ Queue whose job id is the jobId (a repeated add is a no-op).
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { sha256Hex, utf8 } from "../../../shared/encoding";
 import type {
+  ClaimInfo,
+  ClaimOutcome,
+  ClaimRefusal,
   FinishOutcome,
   JobEvent,
   JobEventType,
   JobRecord,
   JobsBackend,
+  ResultClaim,
   StartInfo,
   StartOutcome,
   StoredResult,
 } from "../../../shared/jobs/backend";
 import type { SignedEnvelope } from "../../../shared/jobs/envelope";
 import { isTerminal, type JobStatus } from "../../../shared/jobs/result";
-import { CREATE, FINISH, START } from "./scripts";
+import { CLAIM, CREATE, FINISH, START } from "./scripts";
 
 export interface RedisJobsOptions {
   /** Commands (not blocking); shared is fine. */
@@ -143,6 +148,39 @@ export class RedisJobsBackend implements JobsBackend {
     return toRecord(h);
   }
 
+  async claim(jobId: string, info: ClaimInfo): Promise<ClaimOutcome> {
+    const [rec] = this.#keys(jobId);
+    const out = (await this.#redis.eval(
+      CLAIM,
+      1,
+      rec,
+      String(info.attempt),
+      info.workerKid,
+      (await this.#holdsLock(jobId, info.attempt, info.lockHash)) ? "1" : "0",
+    )) as string;
+    if (out === "missing") return { outcome: "missing" };
+    const record = await this.get(jobId);
+    if (!record) return { outcome: "missing" };
+    const refusal = refusalOf(out);
+    if (refusal) return { outcome: "refused", reason: refusal, record };
+    return { outcome: out as "claimed" | "duplicate" | "finished", record };
+  }
+
+  /**
+   * Whether the caller holds the BullMQ lock of the job's current attempt. The queue sets the
+   * lock (a per-fetch token of the worker that moved the job to active) only for that worker,
+   * and the worker sends sha256 of it, never the token itself (the token completes the job).
+   * Read before the claim script, not in it: the queue's keys hash to another cluster slot.
+   */
+  async #holdsLock(jobId: string, attempt: number, lockHash: string): Promise<boolean> {
+    const jobKey = this.queue.toKey(jobId);
+    const [lock, ats] = await Promise.all([
+      this.#redis.get(`${jobKey}:lock`),
+      this.#redis.hget(jobKey, "ats"),
+    ]);
+    return lock !== null && Number(ats) === attempt && sha256Hex(utf8(lock)) === lockHash;
+  }
+
   async markStarted(jobId: string, info: StartInfo): Promise<StartOutcome> {
     const [rec, ev] = this.#keys(jobId);
     const data = JSON.stringify({ attempt: info.attempt, workerId: info.workerId, at: info.at });
@@ -161,10 +199,12 @@ export class RedisJobsBackend implements JobsBackend {
     if (out === "missing") return { outcome: "missing" };
     const record = await this.get(jobId);
     if (!record) return { outcome: "missing" };
+    const refusal = refusalOf(out);
+    if (refusal) return { outcome: "refused", reason: refusal, record };
     return { outcome: out as "started" | "duplicate" | "finished", record };
   }
 
-  async finish(jobId: string, r: StoredResult): Promise<FinishOutcome> {
+  async finish(jobId: string, r: StoredResult, claim: ResultClaim): Promise<FinishOutcome> {
     const events: string[] = [];
     for (const [stream, text] of [
       ["stdout", r.stdout],
@@ -175,39 +215,38 @@ export class RedisJobsBackend implements JobsBackend {
       }
     }
     events.push("finished", JSON.stringify(finishedData(r)));
-    return this.#finish(jobId, [
-      r.resultHash,
-      r.result.status,
-      JSON.stringify(r),
-      r.result.finishedAt,
-      r.result.reason ?? "",
-      ...events,
-    ]);
+    return this.#finish(
+      jobId,
+      [
+        r.resultHash,
+        r.result.status,
+        JSON.stringify(r),
+        r.result.finishedAt,
+        r.result.reason ?? "",
+      ],
+      [String(claim.attempt), claim.workerKid],
+      events,
+    );
   }
 
   async fail(jobId: string, status: "error" | "rejected", reason: string): Promise<FinishOutcome> {
     const at = new Date().toISOString();
-    return this.#finish(jobId, [
-      "",
-      status,
-      "",
-      at,
-      reason,
-      "finished",
-      JSON.stringify({ status, reason }),
-    ]);
+    // A system failure (the queue gave up): no worker claim to check.
+    return this.#finish(
+      jobId,
+      ["", status, "", at, reason],
+      ["", ""],
+      ["finished", JSON.stringify({ status, reason })],
+    );
   }
 
-  async #finish(jobId: string, args: string[]): Promise<FinishOutcome> {
+  async #finish(
+    jobId: string,
+    [hash, status, json, at, reason]: [string, string, string, string, string],
+    [attempt, workerKid]: [string, string],
+    events: string[],
+  ): Promise<FinishOutcome> {
     const [rec, ev] = this.#keys(jobId);
-    const [hash, status, json, at, reason, ...events] = args as [
-      string,
-      string,
-      string,
-      string,
-      string,
-      ...string[],
-    ];
     const out = (await this.#redis.eval(
       FINISH,
       2,
@@ -220,11 +259,15 @@ export class RedisJobsBackend implements JobsBackend {
       reason,
       String(this.#retentionMs),
       MAX_EVENTS,
+      attempt,
+      workerKid,
       ...events,
     )) as string;
     if (out === "missing") return { outcome: "missing" };
     const record = await this.get(jobId);
     if (!record) return { outcome: "missing" };
+    const refusal = refusalOf(out);
+    if (refusal) return { outcome: "refused", reason: refusal, record };
     return { outcome: out as "stored" | "duplicate" | "conflict", record };
   }
 
@@ -336,8 +379,19 @@ function toEvent([id, fields]: [string, string[]]): JobEvent {
   return { id, type: (f.type ?? "output") as JobEventType, data };
 }
 
+const REFUSALS: readonly ClaimRefusal[] = ["no-lock", "claimed-by-other", "not-claimant"];
+
+/** The scripts answer `refused:<why>`. */
+function refusalOf(out: string): ClaimRefusal | undefined {
+  if (!out.startsWith("refused:")) return undefined;
+  const why = out.slice("refused:".length) as ClaimRefusal;
+  return REFUSALS.includes(why) ? why : "not-claimant";
+}
+
 function toRecord(h: Record<string, string>): JobRecord {
   const base = JSON.parse(h.base!) as BaseFields;
+  const claims: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) if (k.startsWith("claim:")) claims[k.slice(6)] = v;
   return {
     ...base,
     status: (h.status ?? "queued") as JobStatus,
@@ -349,5 +403,6 @@ function toRecord(h: Record<string, string>): JobRecord {
     workerKid: h.workerKid ?? null,
     reason: h.reason ?? null,
     result: h.result ? (JSON.parse(h.result) as StoredResult) : null,
+    claims,
   };
 }

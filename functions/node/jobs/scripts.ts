@@ -13,12 +13,30 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return 1`;
 
+/**
+ * ARGV: attempt, workerKid, "1" when the caller proved it holds the queue's lock for that attempt.
+ * → claimed | duplicate | finished | missing | refused:<why>. An attempt is claimed once.
+ */
+export const CLAIM = `
+${TERMINAL}
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+local st = redis.call('HGET', KEYS[1], 'status')
+if terminal[st] then return 'finished' end
+local field = 'claim:' .. ARGV[1]
+local cur = redis.call('HGET', KEYS[1], field)
+if cur == ARGV[2] then return 'duplicate' end
+if cur then return 'refused:claimed-by-other' end
+if ARGV[3] ~= '1' then return 'refused:no-lock' end
+redis.call('HSET', KEYS[1], field, ARGV[2])
+return 'claimed'`;
+
 /** ARGV: attempt, workerId, workerKid, at, started event data, max events. */
 export const START = `
 ${TERMINAL}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 local st = redis.call('HGET', KEYS[1], 'status')
 if terminal[st] then return 'finished' end
+if redis.call('HGET', KEYS[1], 'claim:' .. ARGV[1]) ~= ARGV[3] then return 'refused:not-claimant' end
 local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
 if tonumber(ARGV[1]) <= attempts then return 'duplicate' end
 redis.call('HSET', KEYS[1], 'status', 'running', 'attempts', ARGV[1], 'workerId', ARGV[2],
@@ -29,11 +47,15 @@ return 'started'`;
 
 /**
  * ARGV: resultHash ("" for none), status, result JSON ("" for none), at, reason, ttl ms,
- * max events, then (type, data) pairs to append. → stored | duplicate | conflict | missing.
+ * max events, claimed attempt and worker key id ("" for a system failure), then (type, data)
+ * pairs to append. → stored | duplicate | conflict | missing | refused:not-claimant.
  */
 export const FINISH = `
 ${TERMINAL}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+if ARGV[8] ~= '' and redis.call('HGET', KEYS[1], 'claim:' .. ARGV[8]) ~= ARGV[9] then
+  return 'refused:not-claimant'
+end
 local st = redis.call('HGET', KEYS[1], 'status')
 if terminal[st] then
   local prev = redis.call('HGET', KEYS[1], 'resultHash') or ''
@@ -44,7 +66,7 @@ end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'resultHash', ARGV[1], 'result', ARGV[3]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[5]) end
-for i = 8, #ARGV, 2 do
+for i = 10, #ARGV, 2 do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'type', ARGV[i], 'data', ARGV[i + 1])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
