@@ -23,9 +23,23 @@ export interface EdgeInstance {
   output(): string;
 }
 
+/** A free port can be taken by another test between freePort() and wrangler's bind: try again. */
 export async function startEdge(
   vars: Record<string, string> = {},
   timeoutMs = 60_000,
+): Promise<EdgeInstance> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEdgeOnce(vars, timeoutMs);
+    } catch (e) {
+      if (attempt >= 3 || !/Address already in use/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+async function startEdgeOnce(
+  vars: Record<string, string>,
+  timeoutMs: number,
 ): Promise<EdgeInstance> {
   const port = await freePort();
   const inspector = await freePort();
@@ -82,7 +96,10 @@ export async function startEdge(
   };
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${out}`);
+    if (child.exitCode !== null) {
+      rmSync(persist, { recursive: true, force: true });
+      throw new Error(`wrangler dev exited early:\n${out}`);
+    }
     try {
       const r = await fetch(`${url}/health`);
       if (r.status === 200 || r.status === 503) return { url, stop, output: () => out };
