@@ -9,6 +9,7 @@ import type { SigilConfig } from "../../shared/config";
 import { ed25519Kid, verifyEd25519 } from "../../shared/crypto";
 import { fromBase64Url } from "../../shared/encoding";
 import {
+  expectationFor,
   type JobsBackend,
   signedResultSchema,
   verifyEnvelope,
@@ -173,19 +174,12 @@ export function gatewayRoutes({ backend, keys, config, audit }: GatewayRouteDeps
           await refuse(`key ${claim.workerKid} is not an active worker key`);
         const record = await backend.get(id);
         const { stdout, stderr, ...signed } = stored;
-        const verdict = await verifyResult(signed, publicKey, verifyEd25519, {
-          jobId: id,
-          ...(record
-            ? {
-                envelope: {
-                  envelopeHash: record.envelopeHash,
-                  image: record.image,
-                  tier: record.tier,
-                },
-              }
-            : {}),
-          output: { stdout, stderr },
-        });
+        const verdict = await verifyResult(
+          signed,
+          publicKey,
+          verifyEd25519,
+          expectationFor(id, record, { stdout, stderr }),
+        );
         if (!verdict.ok) await refuse(`${verdict.reason}: ${verdict.detail}`);
         const out = await backend.finish(id, stored, claim);
         if (out.outcome === "refused")

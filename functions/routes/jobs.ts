@@ -21,6 +21,7 @@ import {
   signEnvelope,
 } from "../../shared/jobs/envelope";
 import {
+  expectationFor,
   resultHash as hashResult,
   JOB_STATUSES,
   type ResultBody,
@@ -725,19 +726,12 @@ export function jobsRoutes(deps: JobsRouteDeps) {
             record,
           );
       }
-      const verdict = await verifyResult(signed, publicKey, verify, {
-        jobId: id,
-        ...(record
-          ? {
-              envelope: {
-                envelopeHash: record.envelopeHash,
-                image: record.image,
-                tier: record.tier,
-              },
-            }
-          : {}),
-        output: { stdout: report.stdout, stderr: report.stderr },
-      });
+      const verdict = await verifyResult(
+        signed,
+        publicKey,
+        verify,
+        expectationFor(id, record, { stdout: report.stdout, stderr: report.stderr }),
+      );
       if (!verdict.ok) {
         await securityAudit(who, "job.result_refused", {
           jobId: id,

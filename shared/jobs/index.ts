@@ -27,6 +27,7 @@ export {
   verifyEnvelope,
 } from "./envelope";
 export {
+  expectationFor,
   isTerminal,
   type JobStatus,
   outputHash,

@@ -122,6 +122,21 @@ export interface ResultExpectation {
   output?: { stdout: string; stderr: string };
 }
 
+/** What a stored job's result must match: its id, its envelope (when the job is known), its output. */
+export function expectationFor(
+  jobId: string,
+  job: { envelopeHash: string; image: string; tier: Tier } | undefined | null,
+  output: { stdout: string; stderr: string },
+): ResultExpectation {
+  return {
+    jobId,
+    ...(job
+      ? { envelope: { envelopeHash: job.envelopeHash, image: job.image, tier: job.tier } }
+      : {}),
+    output,
+  };
+}
+
 const runtimeFor: Record<Tier, "runc" | "runsc"> = { docker: "runc", gvisor: "runsc" };
 
 /** Verifies a signed result under the worker's public key and against the job. Never throws. */

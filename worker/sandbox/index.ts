@@ -1,5 +1,5 @@
 // Sandbox driver: runs one job in one hardened container (Docker/runc = Tier 1, gVisor/runsc =
-// Tier 2), with a warm pool of single-use containers. See ../../../shared/design/SANDBOX.md.
+// Tier 2), with a warm pool of single-use containers. See docs/sandbox.md.
 export {
   type ContainerShape,
   createOptions,
