@@ -13,6 +13,7 @@
 // rotateDue() on a schedule with a lead time so rotation happens before expiry. Signatures made
 // inside a key's window stay verifiable after it is rotated, expired or revoked (validAt).
 import { CryptoError, type Signer } from "../crypto";
+import type { KeyLimits } from "../limits/resolve";
 import type { KeyProvider } from "./provider";
 import {
   type KeyAuditEvent,
@@ -114,6 +115,7 @@ export class KeyManager {
     subject: string;
     publicKey: Uint8Array;
     expiresAt?: number;
+    limits?: KeyLimits;
   }): Promise<KeyChange> {
     const record = await this.#registry.register({ ...input, createdAt: this.#now() });
     return { record, event: keyAuditEvent("key.created", record) };

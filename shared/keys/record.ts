@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { ed25519Kid } from "../crypto";
 import { fromBase64Url, toBase64Url } from "../encoding";
+import { type KeyLimits, keyLimitsSchema } from "../limits/resolve";
 
 // gateway: the edge's service key as the Node job gateway knows it (signs envelopes it hands over).
 export const KEY_ROLES = [
@@ -41,6 +42,8 @@ export interface KeyRecord {
   rotatedFrom?: string;
   /** kid of the key this one was issued under (e.g. an agent key for an ephemeral session key). */
   parent?: string;
+  /** Quotas an admin set for this key; each overrides its role's (GOVERNANCE.md "Quotas"). */
+  limits?: Readonly<KeyLimits>;
 }
 
 export interface RegisterKeyInput {
@@ -51,6 +54,7 @@ export interface RegisterKeyInput {
   notBefore?: number;
   expiresAt?: number;
   parent?: string;
+  limits?: KeyLimits;
 }
 
 export interface RotateOptions {
@@ -159,6 +163,13 @@ export function newRecord(input: RegisterKeyInput): KeyRecord {
       throw new KeyRegistryError("invalid", "expiresAt must be after notBefore");
   }
   if (input.parent !== undefined) r.parent = input.parent;
+  if (input.limits !== undefined) {
+    const limits = keyLimitsSchema.safeParse(input.limits);
+    if (!limits.success)
+      throw new KeyRegistryError("invalid", `limits: ${limits.error.issues[0]?.message}`);
+    // Frozen: records are copied shallowly (cloneRecord), so the object is shared between copies.
+    if (Object.keys(limits.data).length > 0) r.limits = Object.freeze(limits.data);
+  }
   return r;
 }
 
@@ -181,6 +192,7 @@ export function rotation(
     createdAt: now,
     ...(expiresAt === undefined ? {} : { expiresAt }),
     ...(old.parent === undefined ? {} : { parent: old.parent }),
+    ...(old.limits === undefined ? {} : { limits: old.limits }),
   });
   if (next.kid === old.kid) throw new KeyRegistryError("exists", "rotation to the same key");
   next.rotatedFrom = old.kid;
@@ -218,6 +230,7 @@ const storedSchema = z.strictObject({
   rotatedTo: z.string().optional(),
   rotatedFrom: z.string().optional(),
   parent: z.string().optional(),
+  limits: keyLimitsSchema.optional(),
 });
 export type StoredKeyRecord = z.infer<typeof storedSchema>;
 
@@ -239,7 +252,11 @@ export function fromStored(value: unknown): KeyRecord {
   if (publicKey.length !== 32 || ed25519Kid(publicKey) !== s.kid) {
     throw new KeyRegistryError("invalid", "stored key record: kid does not match public key");
   }
-  const r: KeyRecord = { ...s, publicKey };
+  const r: KeyRecord = {
+    ...s,
+    publicKey,
+    ...(s.limits === undefined ? {} : { limits: Object.freeze(s.limits) }),
+  };
   // zod keeps absent optionals absent; strip explicit undefineds for stable equality.
   for (const k of Object.keys(r) as (keyof KeyRecord)[]) if (r[k] === undefined) delete r[k];
   return r;
@@ -264,6 +281,7 @@ export interface KeyAuditEvent {
   previousKid?: string;
   reason?: string;
   expiresAt?: number;
+  limits?: Readonly<KeyLimits>;
 }
 
 /** The audit payload for a mutation, from the record that mutation returned. */
@@ -275,5 +293,6 @@ export function keyAuditEvent(type: KeyAuditType, r: KeyRecord): KeyAuditEvent {
     if (r.revocationReason !== undefined) e.reason = r.revocationReason;
   }
   if (type !== "key.revoked" && r.expiresAt !== undefined) e.expiresAt = r.expiresAt;
+  if (type === "key.created" && r.limits !== undefined) e.limits = r.limits;
   return e;
 }
