@@ -19,6 +19,15 @@ export interface CreateKeyRequest {
   role: Role;
   subject: string;
   publicKey: PublicKeyInput;
+  /** Quotas for this key, overriding its role's (GOVERNANCE.md "Quotas"). */
+  limits?: KeyLimits;
+}
+export interface KeyLimits {
+  requestsPerSecond?: number;
+  evaluationsPerSecond?: number;
+  auditAppendsPerSecond?: number;
+  queuedJobs?: number;
+  runningJobs?: number;
 }
 export interface KidResponse {
   kid: string;

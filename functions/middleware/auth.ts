@@ -1,6 +1,6 @@
 // RFC 9421 authentication for /v1 (HTTP-API.md): the verified key's role and subject go on the
 // context; every rejection is a 401 with a stable type and an `auth.failed` audit event.
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import {
   type ActiveKey,
   type KeyResolver,
@@ -8,6 +8,7 @@ import {
   type VerifyFn,
   verifyRequest,
 } from "../../shared/httpsig";
+import type { KeyLimits } from "../../shared/limits";
 import { Problem, problemResponse } from "../problem";
 import type { AppEnv } from "../router";
 import type { Role } from "./roles";
@@ -16,6 +17,8 @@ export interface AuthKey extends ActiveKey {
   readonly kid: string;
   readonly role: Role | "service";
   readonly subject: string;
+  /** The quotas an admin set on the key's record (GOVERNANCE.md "Quotas"). */
+  readonly limits?: KeyLimits;
 }
 
 type Unauthenticated = "auth-required" | "key-unknown" | "signature-invalid" | "replay";
@@ -28,6 +31,8 @@ export interface AuthFailure {
   method: string;
   path: string;
   requestId: string;
+  /** The client's network address, when the runtime knows it. */
+  address?: string;
 }
 
 export interface AuthDeps {
@@ -42,7 +47,7 @@ export interface AuthDeps {
    * Appends the `auth.failed` audit event, for every 401 and for a 403 from a role check; a
    * failure to audit must not turn a rejection into an allow.
    */
-  onRejected(f: AuthFailure): Promise<void>;
+  onRejected(f: AuthFailure, c: Context<AppEnv>): Promise<void>;
   /**
    * Requests whose nonce the route reserves itself, atomically with its audit append (on the
    * context as `nonceClaim`): one durable write per request instead of two. If the route ends
@@ -70,14 +75,18 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const method = c.req.method;
     const audit = (code: AuthFailure["code"], detail: string, keyid?: string) =>
-      deps.onRejected({
-        code,
-        detail,
-        method,
-        path: c.req.path,
-        requestId: c.get("requestId"),
-        ...(keyid ? { keyid } : {}),
-      });
+      deps.onRejected(
+        {
+          code,
+          detail,
+          method,
+          path: c.req.path,
+          requestId: c.get("requestId"),
+          ...(keyid ? { keyid } : {}),
+          ...(c.get("clientAddress") ? { address: c.get("clientAddress") } : {}),
+        },
+        c,
+      );
     const reject = async (code: Unauthenticated, detail: string, keyid?: string) => {
       await audit(code, detail, keyid);
       return authProblem(code, detail);
@@ -114,6 +123,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     c.set("keyid", result.key.kid);
     c.set("role", result.key.role);
     c.set("subject", result.key.subject);
+    if (result.key.limits) c.set("keyLimits", result.key.limits);
     if (deferNonce && result.nonce !== undefined) {
       c.set("nonceClaim", {
         keyid: result.keyid,

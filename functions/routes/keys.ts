@@ -10,6 +10,7 @@ import {
   KeyRegistryError,
   keyAuditEvent,
 } from "../../shared/keys";
+import { keyLimitsSchema } from "../../shared/limits";
 import type { AuditFn } from "../audit-sink";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
@@ -41,6 +42,7 @@ const keyView = z.object({
   revokedAt: z.string().optional(),
   rotatedTo: z.string().optional(),
   rotatedFrom: z.string().optional(),
+  limits: keyLimitsSchema.optional(),
 });
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -59,6 +61,7 @@ export function viewKey(r: KeyRecord) {
     ...(r.revokedAt !== undefined ? { revokedAt: iso(r.revokedAt) } : {}),
     ...(r.rotatedTo !== undefined ? { rotatedTo: r.rotatedTo } : {}),
     ...(r.rotatedFrom !== undefined ? { rotatedFrom: r.rotatedFrom } : {}),
+    ...(r.limits !== undefined ? { limits: { ...r.limits } } : {}),
   };
 }
 
@@ -98,6 +101,8 @@ const createKeyRoute = createRoute({
           role: z.enum(["admin", "agent", "worker", "auditor", "gateway"]),
           subject: z.string().min(1).max(200),
           publicKey: publicKeyInput,
+          // Quotas for this key, overriding its role's (GOVERNANCE.md "Quotas").
+          limits: keyLimitsSchema.optional(),
         }),
       ),
     },
@@ -212,9 +217,14 @@ export function keyRoutes({ registry, manager, audit, now }: KeyRouteDeps) {
   const who = (s: string | undefined) => s ?? "admin";
   return router()
     .openapi(createKeyRoute, async (c) => {
-      const { role, subject, publicKey } = c.req.valid("json");
+      const { role, subject, publicKey, limits } = c.req.valid("json");
       const change = await manager
-        .registerExternalKey({ role, subject, publicKey: decodePublicKey(publicKey) })
+        .registerExternalKey({
+          role,
+          subject,
+          publicKey: decodePublicKey(publicKey),
+          ...(limits ? { limits } : {}),
+        })
         .catch(registryProblem);
       await audit({
         eventType: "key.created",

@@ -15,6 +15,7 @@ import {
   RollbackSchema,
 } from "../../shared/policy";
 import type { AuditFn } from "../audit-sink";
+import { charge } from "../middleware/limits";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { notFound, Problem } from "../problem";
@@ -133,7 +134,7 @@ const evaluateRoute = createRoute({
   request: { body: { required: true, ...json(EvaluationRequestSchema) } },
   responses: {
     200: { description: "decision", ...json(DecisionSchema) },
-    ...problemResponses(400, 401, 403, 503),
+    ...problemResponses(400, 401, 403, 429, 503),
   },
 });
 const batchRoute = createRoute({
@@ -145,7 +146,7 @@ const batchRoute = createRoute({
   request: { body: { required: true, ...json(EvaluationBatchSchema) } },
   responses: {
     200: { description: "decisions", ...json(z.object({ results: z.array(DecisionSchema) })) },
-    ...problemResponses(400, 401, 403, 503),
+    ...problemResponses(400, 401, 403, 429, 503),
   },
 });
 
@@ -276,6 +277,7 @@ export function policyRoutes({ policies, audit }: PolicyRouteDeps) {
     })
     .openapi(evaluateRoute, async (c) => {
       const req = c.req.valid("json");
+      await charge(c, "evaluations", 1);
       await fresh(policies);
       const d = policies.evaluate(req);
       // The nonce, when authentication left it to us, is reserved with the decision event.
@@ -286,6 +288,8 @@ export function policyRoutes({ policies, audit }: PolicyRouteDeps) {
     })
     .openapi(batchRoute, async (c) => {
       const { requests } = c.req.valid("json");
+      // Each decision in a batch is an audited evaluation: it costs one token, all or none.
+      await charge(c, "evaluations", requests.length);
       await fresh(policies);
       const results = policies.evaluateBatch(requests);
       const who = c.get("subject") ?? "unknown";
