@@ -19,7 +19,9 @@ import {
   verifyResult,
 } from "../../shared/jobs/result";
 import { jobRequestSchema, specFromRequest } from "../../shared/jobs/schema";
+import { LimitExceededError } from "../../shared/limits";
 import { selectTier, type Tier } from "../../shared/risk";
+import { callerLimits, limitProblem } from "../middleware/limits";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { Problem } from "../problem";
@@ -55,7 +57,7 @@ export interface Caller {
 }
 
 export interface JobsRouteDeps {
-  config: Pick<SigilConfig, "sandbox" | "security" | "risk">;
+  config: Pick<SigilConfig, "sandbox" | "security" | "risk" | "limits">;
   backend: JobsBackend;
   /** The functions' service key: signs envelopes. */
   serviceSigner: EnvelopeSigner;
@@ -284,7 +286,7 @@ function submitRoute(schema: ReturnType<typeof jobRequestSchema>) {
     },
     responses: {
       202: { description: "queued", content: { "application/json": { schema: acceptedSchema } } },
-      ...problemResponses(400, 401, 403, 503),
+      ...problemResponses(400, 401, 403, 429, 503),
     },
   });
 }
@@ -305,6 +307,25 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       await deps.audit(e);
     } catch (err) {
       throw unavailable("audit append", err);
+    }
+  }
+
+  /** 429 when the caller's submitter already has `cap` unfinished jobs. */
+  async function admit(c: Context<AppEnv>, who: Caller, cap: number): Promise<void> {
+    if (!deps.backend.pending) return;
+    let n: number;
+    try {
+      n = await deps.backend.pending({ kid: who.keyid, subject: who.subject });
+    } catch (e) {
+      throw unavailable("job store", e);
+    }
+    if (n >= cap) {
+      const full = new LimitExceededError(
+        "queued_jobs",
+        2000,
+        `${n} jobs are unfinished (cap ${cap})`,
+      );
+      throw await limitProblem(c, full);
     }
   }
 
@@ -342,6 +363,9 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       const spec = specFromRequest(req);
       const base = selectTier(req.risk, { defaultTier, thresholds });
       const jobId = newJobId();
+      // A full queue is refused before any policy or audit work (the backend enforces it again).
+      const { queuedJobs, runningJobs } = callerLimits(c, cfg.limits);
+      await admit(c, who, queuedJobs);
 
       let decision: JobPolicyDecision;
       try {
@@ -429,6 +453,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         policyDecisionId: decisionId,
         createdAt: new Date(created).toISOString(),
         expiresAt: new Date(created + ttl).toISOString(),
+        quota: { queuedJobs, runningJobs },
       };
       const signed = await signEnvelope(envelope, deps.serviceSigner);
       const hash = hashEnvelope(envelope);
@@ -448,7 +473,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       try {
         await deps.backend.submit(signed, hash);
       } catch (e) {
-        throw unavailable("enqueue", e);
+        throw (await limitProblem(c, e)) ?? unavailable("enqueue", e);
       }
       return c.json({ jobId, tier, riskScore: envelope.riskScore, status: "queued" as const }, 202);
     })

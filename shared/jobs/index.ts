@@ -17,6 +17,7 @@ export {
   type EnvelopeVerifyOptions,
   envelopeHash,
   type JobEnvelope,
+  type JobQuota,
   type SignedEnvelope,
   signEnvelope,
   signedEnvelopeSchema,
