@@ -8,7 +8,7 @@ import { type Signer, verifyEd25519 } from "../shared/crypto";
 import type { ReplayCache } from "../shared/httpsig";
 import type { JobsBackend } from "../shared/jobs";
 import { type KeyManager, type KeyRegistry, usableForNewRequest } from "../shared/keys";
-import { MemoryRateLimiter, type RateLimiter } from "../shared/limits";
+import { LeasingRateLimiter, MemoryRateLimiter, type RateLimiter } from "../shared/limits";
 import type { PolicyEngine } from "../shared/policy";
 import type { ToolVerificationService } from "../shared/schemapin";
 import type { AuditFn } from "./audit-sink";
@@ -188,7 +188,9 @@ export function createApp(deps: AppDeps) {
   app.use(
     "/v1/*",
     rateLimits({
-      limiter: deps.limiter ?? new MemoryRateLimiter(),
+      // Chunks of tokens from the shared buckets, spent locally (see leasing.ts): one store trip
+      // per tenth of a burst, never more admitted than the shared buckets hold.
+      limiter: new LeasingRateLimiter(deps.limiter ?? new MemoryRateLimiter()),
       config: config.limits,
       windows,
     }),
