@@ -26,6 +26,7 @@ interface Lease {
 export class LeasingRateLimiter implements RateLimiter {
   readonly #inner: RateLimiter;
   readonly #leases = new Map<string, Lease>();
+  readonly #inflight = new Map<string, Promise<void>>();
   readonly #fraction: number;
   readonly #leaseMs: number;
   readonly #max: number;
@@ -43,12 +44,41 @@ export class LeasingRateLimiter implements RateLimiter {
     checkTake(buckets, cost);
     // The rules are part of the name: a changed limit starts from the shared buckets again.
     const id = JSON.stringify([partition, ...buckets.map((b) => [b.key, b.rate, b.burst])]);
-    const now = this.#now();
-    const lease = this.#leases.get(id);
-    if (lease && lease.until > now && lease.tokens >= cost) {
-      lease.tokens -= cost;
-      return { allowed: true, retryAfterMs: 0 };
+    for (;;) {
+      if (this.#spend(id, cost)) return { allowed: true, retryAfterMs: 0 };
+      // One trip per lease at a time: concurrent requests wait for it and spend what it brought,
+      // rather than each draining the shared buckets into chunks they cannot use.
+      const pending = this.#inflight.get(id);
+      if (!pending) break;
+      await pending;
     }
+    const trip = this.#fetch(partition, buckets, cost, id);
+    const done = trip.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#inflight.set(id, done);
+    try {
+      return await trip;
+    } finally {
+      this.#inflight.delete(id);
+    }
+  }
+
+  /** Spends `cost` from a live lease, if it holds that much. */
+  #spend(id: string, cost: number): boolean {
+    const lease = this.#leases.get(id);
+    if (!lease || lease.until <= this.#now() || lease.tokens < cost) return false;
+    lease.tokens -= cost;
+    return true;
+  }
+
+  async #fetch(
+    partition: string,
+    buckets: readonly BucketSpec[],
+    cost: number,
+    id: string,
+  ): Promise<TakeResult> {
     const burst = Math.min(...buckets.map((b) => b.burst));
     const chunk = Math.min(burst, Math.max(cost, Math.floor(burst * this.#fraction)));
     let got = chunk;
@@ -59,7 +89,7 @@ export class LeasingRateLimiter implements RateLimiter {
       out = await this.#inner.take(partition, buckets, cost);
     }
     if (!out.allowed) return out;
-    if (got > cost) this.#keep(id, got - cost, now);
+    if (got > cost) this.#keep(id, got - cost, this.#now());
     return { allowed: true, retryAfterMs: 0 };
   }
 

@@ -62,6 +62,18 @@ describe("LeasingRateLimiter", () => {
     expect(ok).toBe(30);
   });
 
+  it("a burst arriving at once is served from the chunks it brought, not refused", async () => {
+    const { limiter, trips } = counted(new MemoryRateLimiter());
+    const leasing = new LeasingRateLimiter(limiter);
+    const b = [slow("key", 400), slow("subject", 400)];
+    const out = await Promise.all(Array.from({ length: 200 }, () => leasing.take("p", b, 1)));
+    expect(out.filter((r) => r.allowed)).toHaveLength(200);
+    expect(trips()).toBeLessThanOrEqual(5); // chunks of 40
+    // And past the burst, concurrent requests are refused, never over-admitted.
+    const more = await Promise.all(Array.from({ length: 300 }, () => leasing.take("p", b, 1)));
+    expect(more.filter((r) => r.allowed)).toHaveLength(200);
+  });
+
   it("unspent tokens are dropped once the lease ends", async () => {
     let t = 1_000_000;
     const { limiter, trips } = counted(new MemoryRateLimiter({ now: () => t }));
