@@ -1,6 +1,6 @@
 // createApp(deps): composition only. Every capability is a route module; every side effect
 // comes in through deps, so the same app runs on workerd (Durable Objects) and on Node (Redis).
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { requestId } from "hono/request-id";
 import type { AuditService } from "../shared/audit";
 import { allowedAuthorities, type SigilConfig } from "../shared/config";
@@ -8,12 +8,15 @@ import { type Signer, verifyEd25519 } from "../shared/crypto";
 import type { KeyResolver, ReplayCache } from "../shared/httpsig";
 import type { JobsBackend } from "../shared/jobs";
 import { isHeldKey, type KeyManager, type KeyRegistry, usableForNewRequest } from "../shared/keys";
+import { LeasingRateLimiter, MemoryRateLimiter, type RateLimiter } from "../shared/limits";
 import type { PolicyEngine } from "../shared/policy";
 import type { ToolVerificationService } from "../shared/schemapin";
 import type { AuditFn } from "./audit-sink";
+import { AuditWindows } from "./audit-windows";
 import { type AuthKey, authenticate, jsonGuard } from "./middleware/auth";
 import { bodyLimit } from "./middleware/body-limit";
 import { notFoundHandler, onError } from "./middleware/errors";
+import { inBackground, rateLimits } from "./middleware/limits";
 import { type Logger, requestLog } from "./middleware/logger";
 import type { Role } from "./middleware/roles";
 import { Problem, problemResponse } from "./problem";
@@ -47,6 +50,16 @@ export interface AppDeps {
   jobs?: JobsBackend;
   /** Serve /v1/gateway/jobs for edge deployments (Node, where `jobs` is the real backend). */
   jobGateway?: boolean;
+  /** Where quota buckets live (Redis, a Durable Object); default: this process's memory. */
+  limiter?: RateLimiter;
+  /**
+   * Aggregates auth.failed and limit.exceeded per source and reason; pass one to flush it at
+   * shutdown (Node). Its append must reject with a Problem (auditProblem). Default: one per app,
+   * windows of `[limits] audit_window_ms`.
+   */
+  auditWindows?: AuditWindows;
+  /** The client's network address (auth failures are aggregated per address when no keyid). */
+  clientAddress?: (c: Context) => string | undefined;
 }
 
 const ROLES = new Set<string>(["admin", "agent", "worker", "auditor", "gateway"]);
@@ -81,6 +94,7 @@ export function requestKeyResolver(
       subject: r.subject,
       groups: r.groups,
       trust: r.trust,
+      ...(r.limits ? { limits: r.limits } : {}),
     };
   };
 }
@@ -110,6 +124,13 @@ export function createApp(deps: AppDeps) {
   const now = deps.now ?? Date.now;
 
   const appendAudit: AuditFn = (e, o) => audit.append(e, o).catch(auditProblem);
+  const windows =
+    deps.auditWindows ??
+    new AuditWindows({
+      windowMs: config.limits.audit_window_ms,
+      append: (e) => audit.append(e).catch(auditProblem),
+      onError: (e) => log.error("aggregated audit event lost", { err: String(e) }),
+    });
 
   const app = router();
   app.use("*", requestId());
@@ -119,6 +140,20 @@ export function createApp(deps: AppDeps) {
   app.route("/", wellKnownRoutes(keys));
 
   app.use("/v1/*", limitFor(config));
+  // A summary whose timer did not run (an isolate's waitUntil cut short) is written by the next
+  // request to come along.
+  app.use("/v1/*", async (c, next) => {
+    if (windows.hasDue()) inBackground(c, windows.flushDue());
+    await next();
+  });
+  if (deps.clientAddress) {
+    const address = deps.clientAddress;
+    app.use("/v1/*", async (c, next) => {
+      const a = address(c);
+      if (a) c.set("clientAddress", a);
+      await next();
+    });
+  }
   app.use(
     "/v1/*",
     authenticate({
@@ -132,19 +167,48 @@ export function createApp(deps: AppDeps) {
       // Where the audit log can hold the nonce too (Redis), an evaluation costs one durable
       // write: its decision event and its nonce land together or not at all.
       ...(audit.reservesNonces ? { deferNonce: reservesNonceWithAudit } : {}),
-      onRejected: async (f) => {
-        await appendAudit({
-          eventType: "auth.failed",
-          agentId: f.keyid ?? "anonymous",
-          details: {
-            code: f.code,
-            detail: f.detail,
-            method: f.method,
-            path: f.path,
-            requestId: f.requestId,
+      // Aggregated per source and reason (GOVERNANCE.md): the first rejection of a window is
+      // written at once, the rest as one summary with their count, so junk cannot fill Redis. The
+      // source is the keyid the request named, else the client's address.
+      onRejected: async (f, c) => {
+        const source = f.keyid
+          ? `key:${f.keyid}`
+          : f.address
+            ? `address:${f.address}`
+            : "anonymous";
+        const agentId = f.keyid ?? "anonymous";
+        const first = windows.record({
+          key: `${source}\u0000${f.code}`,
+          requestId: f.requestId,
+          first: {
+            eventType: "auth.failed",
+            agentId,
+            details: {
+              code: f.code,
+              detail: f.detail,
+              method: f.method,
+              path: f.path,
+              requestId: f.requestId,
+              source,
+            },
           },
+          summary: { eventType: "auth.failed", agentId, details: { code: f.code, source } },
         });
+        if (first) {
+          inBackground(c, windows.flushLater());
+          await first;
+        }
       },
+    }),
+  );
+  app.use(
+    "/v1/*",
+    rateLimits({
+      // Chunks of tokens from the shared buckets, spent locally (see leasing.ts): one store trip
+      // per tenth of a burst, never more admitted than the shared buckets hold.
+      limiter: new LeasingRateLimiter(deps.limiter ?? new MemoryRateLimiter()),
+      config: config.limits,
+      windows,
     }),
   );
   app.use("/v1/*", jsonGuard());

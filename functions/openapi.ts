@@ -19,6 +19,7 @@ const descriptions: Record<number, string> = {
   404: "not found",
   409: "conflict",
   413: "body too large",
+  429: "over a quota (rate-limited), with Retry-After",
   503: "a dependency is unavailable",
 };
 

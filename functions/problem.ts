@@ -22,6 +22,7 @@ export type ProblemType =
   | "pin-conflict"
   | "conflict"
   | "unavailable"
+  | "rate-limited"
   | "internal";
 
 export interface FieldError {
@@ -32,6 +33,9 @@ export interface FieldError {
 }
 
 export class Problem extends Error {
+  /** Response headers the problem needs (Retry-After on a 429). */
+  headers?: Record<string, string>;
+
   constructor(
     readonly status: ContentfulStatusCode,
     readonly type: ProblemType,
@@ -63,8 +67,16 @@ export function problemResponse(c: Context, p: Problem): Response {
   const requestId = c.get("requestId" as never) as string | undefined;
   if (requestId) body.instance = `urn:sigil:request:${requestId}`;
   return c.newResponse(JSON.stringify(body), p.status, {
+    ...p.headers,
     "content-type": "application/problem+json",
   });
+}
+
+/** 429 `rate-limited` with Retry-After in whole seconds (at least 1). */
+export function rateLimited(detail: string, retryAfterMs: number): Problem {
+  const p = new Problem(429, "rate-limited", "Too many requests", detail);
+  p.headers = { "retry-after": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) };
+  return p;
 }
 
 export const notFound = (what: string) =>

@@ -2,7 +2,9 @@
 // 400 problem+json with field-level `errors`.
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { NonceClaim } from "../shared/audit";
+import type { KeyLimits } from "../shared/limits";
 import { validationProblem } from "./middleware/errors";
+import type { CallerLimits } from "./middleware/limits";
 import { problemResponse } from "./problem";
 
 export type AppEnv = {
@@ -16,6 +18,12 @@ export type AppEnv = {
     trust?: number;
     /** A verified nonce the route reserves with its audit append (see authenticate's deferNonce). */
     nonceClaim?: NonceClaim;
+    /** The limits an admin set on the caller's key record, if any. */
+    keyLimits?: KeyLimits;
+    /** The caller's quotas and how to spend them (rateLimits middleware). */
+    limits?: CallerLimits;
+    /** The client's network address, when the runtime knows it (aggregates auth failures). */
+    clientAddress?: string;
   };
 };
 

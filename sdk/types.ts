@@ -26,6 +26,15 @@ export interface CreateKeyRequest {
   groups?: string[];
   /** Admin-set code trust level in [0, 1]: jobs' codeTrustLevel and agent.trust. Default 0. */
   trust?: number;
+  /** Quotas for this key, overriding its role's (GOVERNANCE.md "Quotas"). */
+  limits?: KeyLimits;
+}
+export interface KeyLimits {
+  requestsPerSecond?: number;
+  evaluationsPerSecond?: number;
+  auditAppendsPerSecond?: number;
+  queuedJobs?: number;
+  runningJobs?: number;
 }
 export interface KidResponse {
   kid: string;

@@ -29,6 +29,7 @@ import { GatewayJobsBackend } from "./jobs/gateway";
 import { DoKeyRegistry, DoSecretStore } from "./keys/adapter";
 import type { KeysObject } from "./keys/object";
 import { EDGE_SCRYPT, edgeKeySecret } from "./keys/secret";
+import { DoRateLimiter } from "./limits/adapter";
 import { DoPinStore } from "./pins/adapter";
 import { DoPolicyStore } from "./policy/adapter";
 import { DoReplayCache } from "./replay/adapter";
@@ -140,6 +141,7 @@ const BINDINGS = [
   "SIGIL_POLICIES",
   "SIGIL_PINS",
   "SIGIL_AUDIT",
+  "SIGIL_LIMITS",
 ] as const;
 
 async function compose(env: EdgeEnv): Promise<AppDeps> {
@@ -257,6 +259,10 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
     keys,
     keyManager,
     replay: new DoReplayCache(env.SIGIL_REPLAY),
+    // Quotas hold across every isolate: one LimitsObject per subject holds its buckets.
+    limiter: new DoRateLimiter(env.SIGIL_LIMITS),
+    // Set by Cloudflare on every request (a client cannot forge it there).
+    clientAddress: (c) => c.req.header("cf-connecting-ip"),
     serviceSigner,
     audit,
     policies,

@@ -2,6 +2,7 @@
 // and secrets (SIGIL_*, SYMBIONT_*; the same names as on Node).
 import type { AuditObject } from "./audit/object";
 import type { KeysObject } from "./keys/object";
+import type { LimitsObject } from "./limits/object";
 import type { PinsObject } from "./pins/object";
 import type { PolicyObject } from "./policy/object";
 import type { ReplayObject } from "./replay/object";
@@ -18,6 +19,8 @@ export interface EdgeBindings {
   SIGIL_PINS: DurableObjectNamespace<PinsObject>;
   /** One object per audit chain: the chain's sequencer and storage. */
   SIGIL_AUDIT: DurableObjectNamespace<AuditObject>;
+  /** One object per subject: the rate-limit buckets of the subject and its keys. */
+  SIGIL_LIMITS: DurableObjectNamespace<LimitsObject>;
 }
 
 export type EdgeEnv = EdgeBindings & { [key: string]: unknown };

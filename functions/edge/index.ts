@@ -9,6 +9,7 @@ export { AuditObject } from "./audit/object";
 export { composeEdge } from "./compose";
 export type { EdgeEnv } from "./env";
 export { KeysObject } from "./keys/object";
+export { LimitsObject } from "./limits/object";
 export { PinsObject } from "./pins/object";
 export { PolicyObject } from "./policy/object";
 export { ReplayObject } from "./replay/object";

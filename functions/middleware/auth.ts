@@ -8,6 +8,7 @@ import {
   type VerifyFn,
   verifyRequest,
 } from "../../shared/httpsig";
+import type { KeyLimits } from "../../shared/limits";
 import type { CallerIdentity } from "../../shared/policy";
 import { Problem, problemResponse } from "../problem";
 import type { AppEnv } from "../router";
@@ -21,6 +22,8 @@ export interface AuthKey extends ActiveKey {
   readonly groups?: readonly string[];
   /** The admin-set code trust of the key's record; 0 (untrusted) when absent. */
   readonly trust?: number;
+  /** The quotas an admin set on the key's record (GOVERNANCE.md "Quotas"). */
+  readonly limits?: KeyLimits;
 }
 
 /** Who the server authenticated, as policies see it (GOVERNANCE.md "Identity comes from the server"). */
@@ -44,6 +47,8 @@ export interface AuthFailure {
   method: string;
   path: string;
   requestId: string;
+  /** The client's network address, when the runtime knows it. */
+  address?: string;
 }
 
 export interface AuthDeps {
@@ -58,7 +63,7 @@ export interface AuthDeps {
    * Appends the `auth.failed` audit event, for every 401 and for a 403 from a role check; a
    * failure to audit must not turn a rejection into an allow.
    */
-  onRejected(f: AuthFailure): Promise<void>;
+  onRejected(f: AuthFailure, c: Context<AppEnv>): Promise<void>;
   /**
    * Requests whose nonce the route reserves itself, atomically with its audit append (on the
    * context as `nonceClaim`): one durable write per request instead of two. If the route ends
@@ -109,14 +114,18 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const method = c.req.method;
     const audit = (code: AuthFailure["code"], detail: string, keyid?: string) =>
-      deps.onRejected({
-        code,
-        detail,
-        method,
-        path: c.req.path,
-        requestId: c.get("requestId"),
-        ...(keyid ? { keyid } : {}),
-      });
+      deps.onRejected(
+        {
+          code,
+          detail,
+          method,
+          path: c.req.path,
+          requestId: c.get("requestId"),
+          ...(keyid ? { keyid } : {}),
+          ...(c.get("clientAddress") ? { address: c.get("clientAddress") } : {}),
+        },
+        c,
+      );
     const reject = async (code: Unauthenticated, detail: string, keyid?: string) => {
       await audit(code, detail, keyid);
       return authProblem(code, detail);
@@ -154,6 +163,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     c.set("subject", result.key.subject);
     c.set("groups", result.key.groups ?? []);
     c.set("trust", result.key.trust ?? 0);
+    if (result.key.limits) c.set("keyLimits", result.key.limits);
     if (deferNonce && result.nonce !== undefined) {
       c.set("nonceClaim", {
         keyid: result.keyid,

@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Redis } from "ioredis";
 import { AuditService } from "../../shared/audit";
 import type { SigilConfig } from "../../shared/config";
@@ -32,7 +33,9 @@ import {
   ToolVerificationService,
 } from "../../shared/schemapin";
 import type { AppDeps } from "../app";
+import { AuditWindows } from "../audit-windows";
 import type { Logger } from "../middleware/logger";
+import { auditProblem } from "../routes/audit";
 import type { HealthCheck } from "../routes/health";
 import { PinnedDiscoveryFetch } from "./discovery-fetch";
 import { type Reconciler, startReconciler } from "./jobs/reconcile";
@@ -43,6 +46,7 @@ import { openRedisAuditLog, type RedisAuditLog } from "./stores/audit-redis";
 import { redisInvalidationBus } from "./stores/invalidation-redis";
 import { FileSecretStore } from "./stores/key-files";
 import { RedisKeyRegistry } from "./stores/keys-redis";
+import { RedisRateLimiter } from "./stores/limits-redis";
 import { RedisPinStore } from "./stores/pins-redis";
 import { RedisPolicyStore } from "./stores/policy-redis";
 import { RedisReplayCache } from "./stores/replay-redis";
@@ -236,6 +240,14 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     keys: keyValidityResolver(keys),
   });
 
+  // Per process: N API processes write at most N summaries per window (see audit-windows.ts);
+  // close() writes the open windows' summaries before the audit log closes.
+  const auditWindows = new AuditWindows({
+    windowMs: config.limits.audit_window_ms,
+    append: (e) => audit.append(e).catch(auditProblem),
+    onError: (e) => log.error("aggregated audit event lost", { err: String(e) }),
+  });
+
   const policyBus = redisInvalidationBus(redis, `${prefix}policy:changed`);
   const policies = await PolicyEngine.create({
     store: new RevisionCachingStore(
@@ -286,6 +298,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     redis,
     prefix: config.redis.prefix,
     queueName: config.sandbox.queue,
+    queuedJobs: config.limits.queued_jobs,
   });
   let reconciler: Reconciler | undefined;
   if (opts.reconcile !== false) {
@@ -318,10 +331,21 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     tools,
     jobs,
     jobGateway: true,
+    // Quotas hold across every API process: their buckets are in Redis.
+    limiter: new RedisRateLimiter(redis, prefix),
+    auditWindows,
+    clientAddress: (c) => {
+      try {
+        return getConnInfo(c).remote.address;
+      } catch {
+        return undefined; // not served by @hono/node-server (app.request in a test)
+      }
+    },
     ...(adminKeyPath ? { adminKeyPath } : {}),
     async close() {
       await reconciler?.close?.();
       await (jobs as { close?: () => Promise<void> }).close?.();
+      await auditWindows.close();
       await auditLog.close();
       keyBus.close();
       policyBus.close();

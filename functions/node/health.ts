@@ -1,4 +1,5 @@
-// Dependency checks for /health on Node: Redis (reachable, persistence as infra/ sets it) and
+// Dependency checks for /health on Node: Redis (reachable, persistence as infra/ sets it, a
+// memory ceiling with headroom) and
 // the local Docker Engine (reachable, runsc registered and its seccomp filter proven in effect by
 // a cached probe container, sandbox images present).
 import Docker from "dockerode";
@@ -26,8 +27,36 @@ export function redisChecks(redis: Redis): HealthCheck[] {
         return { ok: pong === "PONG", detail: "reachable, AOF on, noeviction" };
       },
     },
+    {
+      // With noeviction a full Redis refuses writes: audit appends, jobs and nonces fail (closed).
+      // infra/redis.sh sets the ceiling; this says how close to it Redis is.
+      name: "redis-memory",
+      required: true,
+      async check() {
+        const info = await redis.info("memory");
+        const field = (k: string) => Number(new RegExp(`^${k}:(\\d+)`, "m").exec(info)?.[1]);
+        const used = field("used_memory");
+        const max = field("maxmemory");
+        if (!Number.isFinite(used) || !Number.isFinite(max))
+          return { ok: false, detail: "INFO memory did not report used_memory and maxmemory" };
+        if (max === 0)
+          return {
+            ok: false,
+            detail: `no memory ceiling (maxmemory 0), ${mib(used)} used: run infra/redis.sh`,
+          };
+        const free = 1 - used / max;
+        return {
+          ok: free >= MIN_HEADROOM,
+          detail: `${mib(used)} of ${mib(max)} used, ${(free * 100).toFixed(1)}% headroom${free >= MIN_HEADROOM ? "" : ` (below ${MIN_HEADROOM * 100}%: writes will soon be refused)`}`,
+        };
+      },
+    },
   ];
 }
+
+/** Below this share of its ceiling free, Redis is reported down: writes are about to fail. */
+const MIN_HEADROOM = 0.1;
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
 export function dockerChecks(
   config: SigilConfig,

@@ -9,6 +9,7 @@ import {
   isClientEventType,
 } from "../../shared/audit";
 import { authProblem } from "../middleware/auth";
+import { charge } from "../middleware/limits";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { Problem } from "../problem";
@@ -45,7 +46,7 @@ const appendRoute = createRoute({
   request: { body: { required: true, ...json(AuditAppendInputSchema) } },
   responses: {
     201: { description: "appended", ...json(anyObject) },
-    ...problemResponses(400, 401, 403, 503),
+    ...problemResponses(400, 401, 403, 429, 503),
   },
 });
 const listRoute = createRoute({
@@ -144,6 +145,7 @@ export function auditRoutes(audit: AuditService) {
   return router()
     .openapi(appendRoute, async (c) => {
       const body = c.req.valid("json");
+      await charge(c, "audit_appends", 1);
       const role = c.get("role");
       const subject = c.get("subject") ?? "unknown";
       if (role !== "admin" && body.agentId !== undefined && body.agentId !== subject) {

@@ -16,10 +16,11 @@ import {
   verifyResult,
 } from "../../shared/jobs";
 import { type KeyRegistry, usableForNewRequest } from "../../shared/keys";
+import { LimitExceededError } from "../../shared/limits";
 import { type AuditFn, securityEvent } from "../audit-sink";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
-import { Problem } from "../problem";
+import { Problem, rateLimited } from "../problem";
 import { router } from "../router";
 import { MAX_JOB_WAIT_MS } from "./jobs";
 
@@ -58,6 +59,9 @@ const argsByOp = {
   fail: z.tuple([jobId, z.enum(["error", "rejected"]), z.string().max(2000)]),
   events: z.tuple([jobId, z.string().max(64).nullable(), waitMs]),
   wait: z.tuple([jobId, waitMs]),
+  pending: z.tuple([
+    z.strictObject({ kid: z.string().min(1).max(256), subject: z.string().max(512).nullable() }),
+  ]),
 } as const;
 type Op = keyof typeof argsByOp;
 
@@ -81,7 +85,7 @@ const route = createRoute({
       description: "the backend's answer",
       content: { "application/json": { schema: z.object({ result: z.unknown() }) } },
     },
-    ...problemResponses(400, 401, 403),
+    ...problemResponses(400, 401, 403, 429),
   },
 });
 
@@ -130,7 +134,13 @@ export function gatewayRoutes({ backend, keys, config, audit }: GatewayRouteDeps
           });
           throw new Problem(403, "forbidden", "Envelope refused", detail);
         }
-        result = await backend.submit(envelope as never, hash);
+        try {
+          result = await backend.submit(envelope as never, hash);
+        } catch (e) {
+          // The edge answers its caller 429 too (GatewayJobsBackend).
+          if (e instanceof LimitExceededError) throw rateLimited(e.message, e.retryAfterMs);
+          throw e;
+        }
         break;
       }
       case "get":
@@ -200,6 +210,11 @@ export function gatewayRoutes({ backend, keys, config, audit }: GatewayRouteDeps
       case "wait": {
         const [id, ms] = a as z.infer<(typeof argsByOp)["wait"]>;
         result = await backend.wait(id, ms, signal);
+        break;
+      }
+      case "pending": {
+        const [submitter] = a as z.infer<(typeof argsByOp)["pending"]>;
+        result = backend.pending ? await backend.pending(submitter) : 0;
         break;
       }
     }

@@ -29,10 +29,12 @@ import {
   verifyResult,
 } from "../../shared/jobs/result";
 import { jobRequestSchema, specFromRequest } from "../../shared/jobs/schema";
+import { LimitExceededError } from "../../shared/limits";
 import { withServerAttributes } from "../../shared/policy/identity";
 import type { JsonObject } from "../../shared/policy/schema";
 import { boundedRisk, type DerivedRisk, selectTier, type Tier } from "../../shared/risk";
 import { identityOf } from "../middleware/auth";
+import { callerLimits, limitProblem } from "../middleware/limits";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { Problem } from "../problem";
@@ -71,7 +73,7 @@ export interface Caller {
 }
 
 export interface JobsRouteDeps {
-  config: Pick<SigilConfig, "sandbox" | "security" | "risk">;
+  config: Pick<SigilConfig, "sandbox" | "security" | "risk" | "limits">;
   backend: JobsBackend;
   /** The functions' service key: signs envelopes. */
   serviceSigner: EnvelopeSigner;
@@ -312,7 +314,7 @@ function submitRoute(schema: ReturnType<typeof jobRequestSchema>) {
     },
     responses: {
       202: { description: "queued", content: { "application/json": { schema: acceptedSchema } } },
-      ...problemResponses(400, 401, 403, 503),
+      ...problemResponses(400, 401, 403, 429, 503),
     },
   });
 }
@@ -333,6 +335,25 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       await deps.audit(e);
     } catch (err) {
       throw unavailable("audit append", err);
+    }
+  }
+
+  /** 429 when the caller's submitter already has `cap` unfinished jobs. */
+  async function admit(c: Context<AppEnv>, who: Caller, cap: number): Promise<void> {
+    if (!deps.backend.pending) return;
+    let n: number;
+    try {
+      n = await deps.backend.pending({ kid: who.keyid, subject: who.subject });
+    } catch (e) {
+      throw unavailable("job store", e);
+    }
+    if (n >= cap) {
+      const full = new LimitExceededError(
+        "queued_jobs",
+        2000,
+        `${n} jobs are unfinished (cap ${cap})`,
+      );
+      throw await limitProblem(c, full);
     }
   }
 
@@ -445,6 +466,9 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       };
       const base = selectTier(boundedRisk(req.risk, derived), { defaultTier, thresholds });
       const jobId = newJobId();
+      // A full queue is refused before any policy or audit work (the backend enforces it again).
+      const { queuedJobs, runningJobs } = callerLimits(c, cfg.limits);
+      await admit(c, who, queuedJobs);
 
       let decision: JobPolicyDecision;
       try {
@@ -549,6 +573,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         policyDecisionId: decisionId,
         createdAt: new Date(created).toISOString(),
         expiresAt: new Date(created + ttl).toISOString(),
+        quota: { queuedJobs, runningJobs },
       };
       const signed = await signEnvelope(envelope, deps.serviceSigner);
       const hash = hashEnvelope(envelope);
@@ -571,7 +596,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       try {
         await deps.backend.submit(signed, hash);
       } catch (e) {
-        throw unavailable("enqueue", e);
+        throw (await limitProblem(c, e)) ?? unavailable("enqueue", e);
       }
       return c.json({ jobId, tier, riskScore: envelope.riskScore, status: "queued" as const }, 202);
     })

@@ -26,6 +26,7 @@ import {
   keyTrustSchema,
   usableForNewRequest,
 } from "../../shared/keys";
+import { keyLimitsSchema } from "../../shared/limits";
 import type { AuditFn } from "../audit-sink";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
@@ -59,6 +60,7 @@ const keyView = z.object({
   rotatedFrom: z.string().optional(),
   groups: z.array(z.string()),
   trust: z.number(),
+  limits: keyLimitsSchema.optional(),
 });
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -79,6 +81,7 @@ export function viewKey(r: KeyRecord) {
     ...(r.rotatedFrom !== undefined ? { rotatedFrom: r.rotatedFrom } : {}),
     groups: [...r.groups],
     trust: r.trust,
+    ...(r.limits !== undefined ? { limits: { ...r.limits } } : {}),
   };
 }
 
@@ -135,6 +138,8 @@ const createKeyRoute = createRoute({
             .describe(
               "admin-set code trust level in [0, 1]: a job's risk codeTrustLevel and the policy attribute agent.trust. Default 0 (untrusted: its jobs run on gVisor)",
             ),
+          // Quotas for this key, overriding its role's (GOVERNANCE.md "Quotas").
+          limits: keyLimitsSchema.optional(),
         }),
       ),
     },
@@ -258,7 +263,7 @@ export function keyRoutes({ registry, manager, audit, now }: KeyRouteDeps) {
   };
   return router()
     .openapi(createKeyRoute, async (c) => {
-      const { role, subject, publicKey, groups, trust } = c.req.valid("json");
+      const { role, subject, publicKey, groups, trust, limits } = c.req.valid("json");
       const change = await manager
         .registerExternalKey({
           role,
@@ -266,6 +271,7 @@ export function keyRoutes({ registry, manager, audit, now }: KeyRouteDeps) {
           publicKey: decodePublicKey(publicKey),
           ...(groups !== undefined ? { groups } : {}),
           ...(trust !== undefined ? { trust } : {}),
+          ...(limits ? { limits } : {}),
         })
         .catch(registryProblem);
       await audit({

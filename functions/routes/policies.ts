@@ -19,6 +19,8 @@ import {
 } from "../../shared/policy";
 import { type AuditFn, securityEvent } from "../audit-sink";
 import { identityOf } from "../middleware/auth";
+
+import { charge } from "../middleware/limits";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { type FieldError, notFound, Problem } from "../problem";
@@ -139,7 +141,7 @@ const evaluateRoute = createRoute({
   request: { body: { required: true, ...json(EvaluationRequestSchema) } },
   responses: {
     200: { description: "decision", ...json(DecisionSchema) },
-    ...problemResponses(400, 401, 403, 503),
+    ...problemResponses(400, 401, 403, 429, 503),
   },
 });
 const batchRoute = createRoute({
@@ -153,7 +155,7 @@ const batchRoute = createRoute({
   request: { body: { required: true, ...json(EvaluationBatchSchema) } },
   responses: {
     200: { description: "decisions", ...json(z.object({ results: z.array(DecisionSchema) })) },
-    ...problemResponses(400, 401, 403, 503),
+    ...problemResponses(400, 401, 403, 429, 503),
   },
 });
 
@@ -327,6 +329,7 @@ export function policyRoutes({ policies, audit, now = Date.now }: PolicyRouteDep
     })
     .openapi(evaluateRoute, async (c) => {
       const req = c.req.valid("json");
+      await charge(c, "evaluations", 1);
       await refuseReserved(c, audit, [{ path: "context", context: req.context }]);
       await fresh(policies);
       const d = policies.evaluate({
@@ -341,6 +344,8 @@ export function policyRoutes({ policies, audit, now = Date.now }: PolicyRouteDep
     })
     .openapi(batchRoute, async (c) => {
       const { requests } = c.req.valid("json");
+      // Each decision in a batch is an audited evaluation: it costs one token, all or none.
+      await charge(c, "evaluations", requests.length);
       await refuseReserved(
         c,
         audit,

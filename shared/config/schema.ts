@@ -218,6 +218,46 @@ export const sandboxSchema = z
     path: ["default_timeout_ms"],
   });
 
+// Quotas (GOVERNANCE.md): token buckets per key id and per subject, and job caps per submitter.
+// The defaults are far above what one developer's tools send and far below a flood; a role's
+// table (`[limits.roles.worker]`) or a key record's `limits` overrides them for those callers.
+const perSecond = z.number().gt(0).max(1_000_000);
+const jobCount = z.number().int().min(1).max(1_000_000);
+const limitOverrides = z.strictObject({
+  requests_per_second: perSecond.optional(),
+  evaluations_per_second: perSecond.optional(),
+  audit_appends_per_second: perSecond.optional(),
+  queued_jobs: jobCount.optional(),
+  running_jobs: jobCount.max(4096).optional(),
+});
+
+export const limitsSchema = z.strictObject({
+  // Signed requests of any kind.
+  requests_per_second: perSecond.default(200),
+  // Policy decisions; a batch counts each request in it (each is an audited decision).
+  evaluations_per_second: perSecond.default(1000),
+  // POST /v1/audit/events.
+  audit_appends_per_second: perSecond.default(200),
+  // Jobs a submitter may have unfinished (queued or running); more is 429 at submission.
+  queued_jobs: jobCount.default(100),
+  // Jobs of one submitter running at once; a worker defers the submitter's others.
+  running_jobs: jobCount.max(4096).default(4),
+  // A bucket holds this many seconds of its rate: the burst an idle caller may send at once.
+  burst_seconds: z.number().gt(0).max(3600).default(2),
+  // auth.failed and limit.exceeded are aggregated per source and reason over this window.
+  audit_window_ms: z.number().int().min(100).max(3_600_000).default(10_000),
+  // The edge's gateway key carries every edge caller's job traffic to Node.
+  roles: z
+    .strictObject({
+      admin: limitOverrides.optional(),
+      agent: limitOverrides.optional(),
+      worker: limitOverrides.optional(),
+      auditor: limitOverrides.optional(),
+      gateway: limitOverrides.optional(),
+    })
+    .default({ gateway: { requests_per_second: 2000 } }),
+});
+
 export const configSchema = z
   .strictObject({
     server: serverSchema.default(serverSchema.parse({})),
@@ -229,6 +269,7 @@ export const configSchema = z
     risk: riskSchema.default(riskSchema.parse({})),
     audit: auditSchema.default(auditSchema.parse({})),
     sandbox: sandboxSchema.default(sandboxSchema.parse({})),
+    limits: limitsSchema.default(limitsSchema.parse({})),
   })
   .refine((c) => !c.security.hsm_enabled || c.security.hsm_config_path !== undefined, {
     message: "hsm_enabled = true needs hsm_config_path",

@@ -150,4 +150,10 @@ export interface JobsBackend {
   ): Promise<JobEvent[]>;
   /** The record once it is terminal, or as it is when timeoutMs passes; null when unknown. */
   wait(jobId: string, timeoutMs: number, signal?: AbortSignal): Promise<JobRecord | null>;
+  /**
+   * How many unfinished jobs this submitter has (its subject's, else its key's). Lets the route
+   * refuse a full queue before any policy or audit work; `submit` enforces the cap atomically
+   * (rejecting with LimitExceededError) either way.
+   */
+  pending?(submitter: { kid: string; subject: string | null }): Promise<number>;
 }

@@ -34,6 +34,15 @@ export interface JobEnvelope {
   policyDecisionId: string;
   createdAt: string;
   expiresAt: string;
+  /** The submitting key's job quotas (GOVERNANCE.md), enforced by the queue and the workers. */
+  quota?: JobQuota;
+}
+
+export interface JobQuota {
+  /** Most unfinished jobs of the submitter, this one included. */
+  queuedJobs: number;
+  /** Most jobs of the submitter running at once. */
+  runningJobs: number;
 }
 
 export interface SignedEnvelope {
@@ -73,6 +82,12 @@ const envelopeShape = z.strictObject({
   policyDecisionId: z.string().min(1).max(256),
   createdAt: isoTime,
   expiresAt: isoTime,
+  quota: z
+    .strictObject({
+      queuedJobs: z.number().int().min(1).max(1_000_000),
+      runningJobs: z.number().int().min(1).max(4096),
+    })
+    .optional(),
 });
 
 export const signedEnvelopeSchema = z.strictObject({

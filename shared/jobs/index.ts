@@ -21,6 +21,7 @@ export {
   type EnvelopeVerifyOptions,
   envelopeHash,
   type JobEnvelope,
+  type JobQuota,
   type SignedEnvelope,
   signEnvelope,
   signedEnvelopeSchema,

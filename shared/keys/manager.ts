@@ -16,6 +16,7 @@
 // rotateDue() on a schedule with a lead time so rotation happens before expiry. Signatures made
 // inside a key's window stay verifiable after it is rotated, expired or revoked (validAt).
 import { CryptoError, type Signer } from "../crypto";
+import type { KeyLimits } from "../limits/resolve";
 import type { KeyProvider } from "./provider";
 import {
   heldSubject,
@@ -123,6 +124,7 @@ export class KeyManager {
     expiresAt?: number;
     groups?: readonly string[];
     trust?: number;
+    limits?: KeyLimits;
   }): Promise<KeyChange> {
     const record = await this.#registry.register({ ...input, createdAt: this.#now() });
     return { record, event: keyAuditEvent("key.created", record) };

@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { ed25519Kid } from "../crypto";
 import { fromBase64Url, toBase64Url } from "../encoding";
+import { type KeyLimits, keyLimitsSchema } from "../limits/resolve";
 
 // gateway: the edge's service key as the Node job gateway knows it (signs envelopes it hands over).
 // held: an agent's service-held key (POST /v1/sign); it signs only domain-separated messages and
@@ -96,6 +97,8 @@ export interface KeyRecord {
   groups: string[];
   /** Admin-set code trust level in [0, 1] (risk score, agent.trust); 0 for older records. */
   trust: number;
+  /** Quotas an admin set for this key; each overrides its role's (GOVERNANCE.md "Quotas"). */
+  limits?: Readonly<KeyLimits>;
 }
 
 export interface RegisterKeyInput {
@@ -110,6 +113,7 @@ export interface RegisterKeyInput {
   groups?: readonly string[];
   /** Default 0. */
   trust?: number;
+  limits?: KeyLimits;
 }
 
 export interface RotateOptions {
@@ -237,6 +241,13 @@ export function newRecord(input: RegisterKeyInput): KeyRecord {
       throw new KeyRegistryError("invalid", "expiresAt must be after notBefore");
   }
   if (input.parent !== undefined) r.parent = input.parent;
+  if (input.limits !== undefined) {
+    const limits = keyLimitsSchema.safeParse(input.limits);
+    if (!limits.success)
+      throw new KeyRegistryError("invalid", `limits: ${limits.error.issues[0]?.message}`);
+    // Frozen: records are copied shallowly (cloneRecord), so the object is shared between copies.
+    if (Object.keys(limits.data).length > 0) r.limits = Object.freeze(limits.data);
+  }
   return r;
 }
 
@@ -262,6 +273,7 @@ export function rotation(
     trust: old.trust,
     ...(expiresAt === undefined ? {} : { expiresAt }),
     ...(old.parent === undefined ? {} : { parent: old.parent }),
+    ...(old.limits === undefined ? {} : { limits: old.limits }),
   });
   if (next.kid === old.kid) throw new KeyRegistryError("exists", "rotation to the same key");
   next.rotatedFrom = old.kid;
@@ -302,6 +314,7 @@ const storedSchema = z.strictObject({
   // Absent in records written before keys had groups and trust: they read as [] and 0.
   groups: keyGroupsSchema.optional(),
   trust: keyTrustSchema.optional(),
+  limits: keyLimitsSchema.optional(),
 });
 export type StoredKeyRecord = z.infer<typeof storedSchema>;
 
@@ -323,7 +336,13 @@ export function fromStored(value: unknown): KeyRecord {
   if (publicKey.length !== 32 || ed25519Kid(publicKey) !== s.kid) {
     throw new KeyRegistryError("invalid", "stored key record: kid does not match public key");
   }
-  const r: KeyRecord = { ...s, publicKey, groups: s.groups ?? [], trust: s.trust ?? 0 };
+  const r: KeyRecord = {
+    ...s,
+    publicKey,
+    groups: s.groups ?? [],
+    trust: s.trust ?? 0,
+    ...(s.limits === undefined ? {} : { limits: Object.freeze(s.limits) }),
+  };
   // zod keeps absent optionals absent; strip explicit undefineds for stable equality.
   for (const k of Object.keys(r) as (keyof KeyRecord)[]) if (r[k] === undefined) delete r[k];
   return r;
@@ -354,6 +373,7 @@ export interface KeyAuditEvent {
   expiresAt?: number;
   groups: string[];
   trust: number;
+  limits?: Readonly<KeyLimits>;
 }
 
 /** The audit payload for a mutation, from the record that mutation returned. */
@@ -373,5 +393,6 @@ export function keyAuditEvent(type: KeyAuditType, r: KeyRecord): KeyAuditEvent {
     if (r.revocationReason !== undefined) e.reason = r.revocationReason;
   }
   if (type !== "key.revoked" && r.expiresAt !== undefined) e.expiresAt = r.expiresAt;
+  if (type === "key.created" && r.limits !== undefined) e.limits = r.limits;
   return e;
 }

@@ -1,8 +1,10 @@
 // The job consumer: verify the envelope before anything, record the start with the API, run in the
 // sandbox, sign the result, persist it, report it. Retries re-send the signed result, never re-run;
 // a re-run after a crash happens only as a new, recorded attempt (BullMQ attemptsStarted).
-import { type Job, Worker } from "bullmq";
+import { DelayedError, type Job, Worker } from "bullmq";
 import type { Redis } from "ioredis";
+import { FairShare, submitterOf } from "../../functions/node/jobs/fairness";
+import { limitsSchema } from "../../shared/config/schema";
 import type { Signer } from "../../shared/crypto";
 import { canonicalJson, sha256Hex, utf8 } from "../../shared/encoding";
 import { type EnvelopeVerifyOptions, verifyEnvelope } from "../../shared/jobs/envelope";
@@ -57,6 +59,10 @@ export interface ConsumerOptions {
   maxStalledCount?: number;
   /** Delay between re-sends of unacknowledged results. Default 2 s, doubling to 60 s. */
   redeliverBaseMs?: number;
+  /** Running jobs per submitter when an envelope carries no quota ([limits] running_jobs). */
+  runningJobs?: number;
+  /** How long a job waits in delayed when its submitter is at its running cap. Default 1 s. */
+  deferMs?: number;
 }
 
 export interface Consumer {
@@ -76,6 +82,11 @@ const EMPTY_HASH = outputHash("");
 
 export function startConsumer(o: ConsumerOptions): Consumer {
   const lockDuration = o.lockDurationMs ?? 30_000;
+  // Fair share across submitters (functions/node/jobs/fairness.ts): a running slot per job.
+  const fair = new FairShare(o.connection, o.queuePrefix, o.queueName);
+  const slots = new Map<string, string>();
+  const deferMs = o.deferMs ?? 1000;
+  const runningJobs = o.runningJobs ?? limitsSchema.parse({}).running_jobs;
   const pendingDelivery = new Set<string>();
   let closing = false;
   let timer: NodeJS.Timeout | undefined;
@@ -161,10 +172,11 @@ export function startConsumer(o: ConsumerOptions): Consumer {
 
   async function process(job: Job<QueuedData>, token?: string) {
     const jobId = job.id ?? "";
-    const attempt = Math.max(1, job.attemptsStarted);
     // The queue set this lock for this worker alone when it handed over the job: its hash is how
     // the API tells the worker that took the attempt from any other worker key.
     const lockHash = sha256Hex(utf8(token ?? job.token ?? ""));
+    // Moves back for a submitter's running cap started the job without running it: not attempts.
+    const attempt = Math.max(1, job.attemptsStarted - (await fair.deferrals(jobId)));
     // A result already signed for this job (crash after signing): re-send it, do not run again.
     // It goes out as this attempt, claimed with this attempt's lock, in case the earlier attempt
     // never reached the API.
@@ -212,6 +224,18 @@ export function startConsumer(o: ConsumerOptions): Consumer {
     }
 
     const env = verdict.envelope;
+    const submitter = submitterOf(env.submitter);
+    const cap = env.quota?.runningJobs ?? runningJobs;
+    if (!(await fair.acquire(jobId, submitter, cap, env.spec.timeoutMs, job.priority))) {
+      // The submitter has `cap` jobs running: back to delayed (BullMQ's manual pattern, not an
+      // attempt), so this slot takes another submitter's job meanwhile.
+      await job.moveToDelayed(
+        Date.now() + deferMs + Math.floor(Math.random() * (deferMs / 4)),
+        token,
+      );
+      throw new DelayedError();
+    }
+    slots.set(jobId, submitter);
     // Record the attempt before running: no run without a record, and a finished job is not re-run.
     const ack = await o.reporter.started(jobId, {
       type: "started",
@@ -266,7 +290,26 @@ export function startConsumer(o: ConsumerOptions): Consumer {
     );
   }
 
-  const worker = new Worker<QueuedData>(o.queueName, process, {
+  /** Runs a job, then gives back its submitter's running slot, however it ended. */
+  async function processFairly(job: Job<QueuedData>, token?: string) {
+    const jobId = job.id ?? "";
+    try {
+      const out = await process(job, token);
+      await fair.forget(jobId).catch(() => undefined);
+      return out;
+    } finally {
+      const submitter = slots.get(jobId);
+      if (submitter !== undefined) {
+        slots.delete(jobId);
+        // A lost release costs the slot until the job's timeout has passed (its lease).
+        await fair
+          .releaseRun(jobId, submitter)
+          .catch((e) => o.log.warn("running slot release failed", { jobId, err: String(e) }));
+      }
+    }
+  }
+
+  const worker = new Worker<QueuedData>(o.queueName, processFairly, {
     connection: o.connection,
     prefix: o.queuePrefix,
     concurrency: o.concurrency,

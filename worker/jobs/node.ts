@@ -130,6 +130,7 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
     },
     log,
     lockDurationMs: lockMs,
+    runningJobs: config.limits.running_jobs,
   });
   await consumer.worker.waitUntilReady();
   log.info("worker ready, consuming jobs", {

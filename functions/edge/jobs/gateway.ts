@@ -18,6 +18,7 @@ import type {
   StoredResult,
 } from "../../../shared/jobs/backend";
 import type { SignedEnvelope } from "../../../shared/jobs/envelope";
+import { LimitExceededError } from "../../../shared/limits";
 
 export interface GatewayJobsOptions {
   baseUrl: string;
@@ -54,6 +55,16 @@ export class GatewayJobsBackend implements JobsBackend {
       body,
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });
+    if (res.status === 429) {
+      // A quota the Node side enforces (a full queue): the edge's caller gets the same 429.
+      const retry = Number(res.headers.get("retry-after") ?? "1");
+      const body = (await res.json().catch(() => null)) as { detail?: string } | null;
+      throw new LimitExceededError(
+        "queued_jobs",
+        (Number.isFinite(retry) ? Math.max(1, retry) : 1) * 1000,
+        body?.detail ?? `job gateway refused ${op}: over a quota`,
+      );
+    }
     if (!res.ok) throw new Error(`job gateway answered ${res.status} for ${op}`);
     const json = (await res.json()) as { result?: T };
     if (!json || typeof json !== "object" || !("result" in json))
@@ -90,5 +101,8 @@ export class GatewayJobsBackend implements JobsBackend {
   }
   wait(jobId: string, timeoutMs: number, signal?: AbortSignal): Promise<JobRecord | null> {
     return this.#call("wait", [jobId, timeoutMs], timeoutMs, signal);
+  }
+  pending(submitter: { kid: string; subject: string | null }): Promise<number> {
+    return this.#call("pending", [submitter]);
   }
 }

@@ -2,6 +2,7 @@
 // tag), and the queue a BullMQ Queue whose job id is the jobId (a repeated add is a no-op).
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { limitsSchema } from "../../../shared/config/schema";
 import { sha256Hex, utf8 } from "../../../shared/encoding";
 import type {
   ClaimInfo,
@@ -19,6 +20,8 @@ import type {
 } from "../../../shared/jobs/backend";
 import type { SignedEnvelope } from "../../../shared/jobs/envelope";
 import { isTerminal, type JobStatus } from "../../../shared/jobs/result";
+import { LimitExceededError } from "../../../shared/limits";
+import { FairShare, submitterOf } from "./fairness";
 import { CLAIM, CREATE, FINISH, START } from "./scripts";
 
 export interface RedisJobsOptions {
@@ -34,6 +37,8 @@ export interface RedisJobsOptions {
   maxWaiters?: number;
   /** Bytes of stdout/stderr per `output` event. Default 16 KiB. */
   outputChunkBytes?: number;
+  /** Unfinished jobs per submitter when an envelope carries no quota ([limits] queued_jobs). */
+  queuedJobs?: number;
 }
 
 /** Queue job payload: only the signed envelope; everything else the worker must distrust. */
@@ -82,6 +87,8 @@ export class RedisJobsBackend implements JobsBackend {
   readonly #retentionMs: number;
   readonly #maxWaiters: number;
   readonly #chunk: number;
+  readonly #fair: FairShare;
+  readonly #queuedJobs: number;
   #waiters = 0;
   readonly #idle: Redis[] = [];
   #closed = false;
@@ -92,6 +99,8 @@ export class RedisJobsBackend implements JobsBackend {
     this.#retentionMs = opts.retentionMs ?? 7 * 24 * 3600 * 1000;
     this.#maxWaiters = opts.maxWaiters ?? 512;
     this.#chunk = opts.outputChunkBytes ?? 16 * 1024;
+    this.#fair = new FairShare(opts.redis, queuePrefix(opts.prefix), opts.queueName);
+    this.#queuedJobs = opts.queuedJobs ?? limitsSchema.parse({}).queued_jobs;
     this.queue = new Queue<QueuedJob>(opts.queueName, {
       connection: opts.redis,
       prefix: queuePrefix(opts.prefix),
@@ -121,23 +130,53 @@ export class RedisJobsBackend implements JobsBackend {
       expiresAt: e.expiresAt,
     };
     const queued = JSON.stringify({ jobId: e.jobId, tier: e.tier, riskScore: e.riskScore });
-    await this.#redis.eval(
-      CREATE,
-      2,
-      rec,
-      ev,
-      JSON.stringify(base),
-      new Date().toISOString(),
-      queued,
-      String(this.#retentionMs),
-      MAX_EVENTS,
-    );
-    // Record first, then queue: a worker never sees a job without a record. A failed add leaves a
-    // queued record that a retried submit (same jobId) completes; the add itself is idempotent.
-    await this.queue.add("run", { envelope: signed }, { jobId: e.jobId });
+    const priority = await this.#admit(signed);
+    try {
+      await this.#redis.eval(
+        CREATE,
+        2,
+        rec,
+        ev,
+        JSON.stringify(base),
+        new Date().toISOString(),
+        queued,
+        String(this.#retentionMs),
+        MAX_EVENTS,
+      );
+      // Record first, then queue: a worker never sees a job without a record. A failed add leaves
+      // a queued record that a retried submit (same jobId) completes; the add is idempotent.
+      await this.queue.add("run", { envelope: signed }, { jobId: e.jobId, priority });
+    } catch (err) {
+      await this.#fair.release(e.jobId, submitterOf(e.submitter)).catch(() => undefined);
+      throw err;
+    }
     const r = await this.get(e.jobId);
     if (!r) throw new Error("job record vanished after create");
     return r;
+  }
+
+  /**
+   * Fair share (fairness.ts): counts the job against its submitter's unfinished jobs, or throws
+   * when they are at the cap, and gives it its place in the round robin. A job can be unfinished
+   * until its envelope expires plus one run.
+   */
+  async #admit(signed: SignedEnvelope): Promise<number> {
+    const e = signed.envelope;
+    const cap = e.quota?.queuedJobs ?? this.#queuedJobs;
+    const forgetAt = Date.parse(e.expiresAt) + e.spec.timeoutMs + 60_000;
+    const priority = await this.#fair.admit(e.jobId, submitterOf(e.submitter), cap, forgetAt);
+    if (priority < 0)
+      throw new LimitExceededError(
+        "queued_jobs",
+        2000,
+        `${e.submitter.subject ?? e.submitter.kid} already has ${cap} unfinished jobs`,
+      );
+    return priority;
+  }
+
+  /** How many unfinished jobs a submitter has (a cheap check before the policy and audit work). */
+  pending(submitter: { kid: string; subject: string | null }): Promise<number> {
+    return this.#fair.unfinished(submitterOf(submitter));
   }
 
   async get(jobId: string): Promise<JobRecord | null> {
@@ -268,6 +307,12 @@ export class RedisJobsBackend implements JobsBackend {
     if (!record) return { outcome: "missing" };
     const refusal = refusalOf(out);
     if (refusal) return { outcome: "refused", reason: refusal, record };
+    // Finished: no longer counts against its submitter's unfinished jobs.
+    if (out === "stored")
+      await this.#fair.release(
+        jobId,
+        submitterOf({ kid: record.submitterKid, subject: record.subject }),
+      );
     return { outcome: out as "stored" | "duplicate" | "conflict", record };
   }
 

@@ -7,6 +7,7 @@ import { DoAuditLog } from "../../../functions/edge/audit/adapter";
 import { AuditObject } from "../../../functions/edge/audit/object";
 import type { EdgeEnv } from "../../../functions/edge/env";
 import { DoKeyRegistry, DoSecretStore } from "../../../functions/edge/keys/adapter";
+import { DoRateLimiter } from "../../../functions/edge/limits/adapter";
 import { DoPinStore } from "../../../functions/edge/pins/adapter";
 import { PinsObject } from "../../../functions/edge/pins/object";
 import { DoPolicyStore } from "../../../functions/edge/policy/adapter";
@@ -19,6 +20,7 @@ import { decode, encode } from "./codec";
 
 export { AuditObject } from "../../../functions/edge/audit/object";
 export { KeysObject } from "../../../functions/edge/keys/object";
+export { LimitsObject } from "../../../functions/edge/limits/object";
 export { PolicyObject } from "../../../functions/edge/policy/object";
 export { ReplayObject } from "../../../functions/edge/replay/object";
 
@@ -91,6 +93,8 @@ function target(env: EdgeEnv, c: Call): Record<string, unknown> {
       return new DoReplayCache(env.SIGIL_REPLAY, `${c.name}:`) as never;
     case "policy":
       return new DoPolicyStore(stubSource(env.SIGIL_POLICIES, c.name)) as never;
+    case "limits":
+      return new DoRateLimiter(env.SIGIL_LIMITS, `${c.name}:`) as never;
     case "pins":
       return new DoPinStore(env.SIGIL_PINS, `${c.name}:`) as never;
     case "pins-hook":

@@ -44,6 +44,7 @@ async function start(): Promise<Workerd> {
       SIGIL_PINS: { className: "TestPinsObject", useSQLite: true },
       SIGIL_AUDIT: { className: "TestAuditObject", useSQLite: true },
       SIGIL_AUDIT_PROD: { className: "AuditObject", useSQLite: true },
+      SIGIL_LIMITS: { className: "LimitsObject", useSQLite: true },
     },
   });
   await mf.ready;
