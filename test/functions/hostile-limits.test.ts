@@ -15,6 +15,7 @@ import { loadConfig } from "../../shared/config";
 import { publicJwk } from "../../shared/crypto";
 import { toBase64Url } from "../../shared/encoding";
 import { signRequest } from "../../shared/httpsig";
+import { freePort } from "../support/edge";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
 import { serveOnLoopback } from "../support/serve";
 import { newKey, startTarget, type Target, type TestKey, targetNames } from "../support/targets";
@@ -236,15 +237,18 @@ describe.runIf(targetNames.includes("node"))("limits across Node API processes",
 
   it("two processes share a key's buckets: a burst of 1 is one request in all", async () => {
     const adminKey = await newKey();
+    // Both processes answer as the authority each is reached at (requests are signed for it).
+    const ports = [await freePort(), await freePort()];
     const config = loadConfig({
       env: {
         SIGIL_ADMIN_KEYS: JSON.stringify([publicJwk(adminKey.publicKey, { kid: adminKey.kid })]),
         SIGIL_DATA_DIR: dataDir,
         SIGIL_REDIS_PREFIX: prefix,
+        SIGIL_AUTH_ALLOWED_AUTHORITIES: JSON.stringify(ports.map((p) => `127.0.0.1:${p}`)),
       },
     });
     const urls: string[] = [];
-    for (let i = 0; i < 2; i++) {
+    for (const port of ports) {
       const conn = connectRedis();
       const deps = await composeNode({
         config,
@@ -254,7 +258,7 @@ describe.runIf(targetNames.includes("node"))("limits across Node API processes",
         scrypt: { N: 2 ** 14, r: 8, p: 1 },
         reconcile: false,
       });
-      const server = await serveOnLoopback(createApp(deps).fetch);
+      const server = await serveOnLoopback(createApp(deps).fetch, port);
       urls.push(server.url);
       stops.push(async () => {
         await server.close();

@@ -213,11 +213,16 @@ export class RedisJobsBackend implements JobsBackend {
    */
   async #holdsLock(jobId: string, attempt: number, lockHash: string): Promise<boolean> {
     const jobKey = this.queue.toKey(jobId);
-    const [lock, ats] = await Promise.all([
+    const [lock, ats, deferrals] = await Promise.all([
       this.#redis.get(`${jobKey}:lock`),
       this.#redis.hget(jobKey, "ats"),
+      this.#fair.deferrals(jobId),
     ]);
-    return lock !== null && Number(ats) === attempt && sha256Hex(utf8(lock)) === lockHash;
+    // Moves back to delayed for a submitter's running cap start a queue attempt without running
+    // the job; the worker does not count them, so neither does this check (fairness.ts).
+    return (
+      lock !== null && Number(ats) - deferrals === attempt && sha256Hex(utf8(lock)) === lockHash
+    );
   }
 
   async markStarted(jobId: string, info: StartInfo): Promise<StartOutcome> {
