@@ -109,8 +109,14 @@ export class Sigil {
       this.#json({ method: "PUT", path: `/v1/policies/${enc(name)}`, text: source, call }),
     list: (call?: CallOptions): Promise<Record<string, unknown>> =>
       this.#json({ method: "GET", path: "/v1/policies", call }),
-    get: (name: string, call?: CallOptions): Promise<T.PolicyDocument> =>
-      this.#json({ method: "GET", path: `/v1/policies/${enc(name)}`, call }),
+    /** The current version, or `version` (also of a deleted document). */
+    get: (name: string, call?: CallOptions & { version?: number }): Promise<T.PolicyDocument> =>
+      this.#json({
+        method: "GET",
+        path: `/v1/policies/${enc(name)}`,
+        query: { version: call?.version },
+        call,
+      }),
     versions: (name: string, call?: CallOptions): Promise<Record<string, unknown>> =>
       this.#json({ method: "GET", path: `/v1/policies/${enc(name)}/versions`, call }),
     rollback: (name: string, version: number, call?: CallOptions): Promise<T.PolicyVersionInfo> =>

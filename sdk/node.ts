@@ -23,13 +23,13 @@ export function dataDir(): string {
   return resolve(process.env.SIGIL_DATA_DIR ?? ".sigil");
 }
 
-export async function loadDevAdminKey(dir: string = dataDir()): Promise<DevAdminKey> {
-  const path = join(dir, "admin-key.json");
+/** Reads a key file (`{kid, secretKey, publicJwk}`, the format of the local admin key). */
+export async function loadKeyFile(path: string): Promise<DevAdminKey> {
   let raw: string;
   try {
     raw = await readFile(path, "utf8");
   } catch (e) {
-    throw new Error(`no dev admin key at ${path} (start the API once to create it)`, { cause: e });
+    throw new Error(`cannot read the key file ${path}`, { cause: e });
   }
   let json: unknown;
   try {
@@ -40,6 +40,16 @@ export async function loadDevAdminKey(dir: string = dataDir()): Promise<DevAdmin
   const parsed = AdminKeyFile.safeParse(json);
   if (!parsed.success) throw new Error(`${path} is malformed: ${z.prettifyError(parsed.error)}`);
   return { ...parsed.data, secretKey: fromBase64Url(parsed.data.secretKey), path };
+}
+
+export async function loadDevAdminKey(dir: string = dataDir()): Promise<DevAdminKey> {
+  const path = join(dir, "admin-key.json");
+  return loadKeyFile(path).catch((e: unknown) => {
+    const cause = (e as { cause?: { code?: string } }).cause;
+    if (cause?.code === "ENOENT")
+      throw new Error(`no dev admin key at ${path} (start the API once to create it)`, { cause });
+    throw e;
+  });
 }
 
 /** A client signed with the local dev admin key. */

@@ -72,9 +72,14 @@ const getRoute = createRoute({
   method: "get",
   path: "/v1/policies/{name}",
   tags: ["policies"],
-  summary: "Current source and version of a document",
+  summary: "Current source and version of a document, or a given version's (also of a deleted one)",
   middleware: [requireRole("admin", "auditor")] as const,
-  request: { params: nameParam },
+  request: {
+    params: nameParam,
+    query: z.object({
+      version: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+    }),
+  },
   responses: {
     200: { description: "document", ...json(PolicyRecordSchema) },
     ...problemResponses(401, 403, 404),
@@ -290,8 +295,12 @@ export function policyRoutes({ policies, audit, now = Date.now }: PolicyRouteDep
     })
     .openapi(getRoute, async (c) => {
       const { name } = c.req.valid("param");
-      const rec = await policies.get(name);
-      if (!rec) throw notFound(`policy ${name}`);
+      const { version } = c.req.valid("query");
+      const rec = await policies.get(name, version);
+      if (!rec)
+        throw notFound(
+          version === undefined ? `policy ${name}` : `version ${version} of policy ${name}`,
+        );
       return c.json(rec, 200);
     })
     .openapi(versionsRoute, async (c) => {

@@ -1,6 +1,7 @@
 // The audit trail: hash chain + RFC 9162 Merkle tree + signed checkpoints (AUDIT.md).
 export * from "./event";
 export * from "./export";
+export * from "./jwks";
 export * from "./memory";
 export * from "./merkle";
 export * from "./note";

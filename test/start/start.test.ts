@@ -3,10 +3,7 @@
 // through the SDK comes back signed by that worker, whose key /.well-known/sigil/keys publishes.
 // On a non-default port, which once left the worker reporting to :8787. The README's tour runs
 // against the same instance, word for word.
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sigil } from "../../sdk";
 import { devAdminClient } from "../../sdk/node";
@@ -14,68 +11,20 @@ import { generateEd25519KeyPair } from "../../shared/crypto";
 import { fromBase64Url, toBase64Url } from "../../shared/encoding";
 import { runLowRisk } from "../jobs/support/harness";
 import { expectSignedBy } from "../jobs/support/result";
-import { freePort } from "../support/edge";
-import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
+import { type Stack, startStack } from "../support/stack";
 import { repoRoot } from "../support/vectors";
 
-let proc: ChildProcess;
-let output = "";
+let stack: Stack;
 let base: string;
 let dataDir: string;
-const prefix = testPrefix("start").replace(/:$/, "");
-
-function waitFor(text: string, ms: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no "${text}" within ${ms} ms:\n${output}`)), ms);
-    const check = () => {
-      if (output.includes(text)) {
-        clearTimeout(t);
-        resolve();
-      } else if (proc.exitCode !== null) {
-        clearTimeout(t);
-        reject(new Error(`start exited (${proc.exitCode}):\n${output}`));
-      } else setTimeout(check, 100);
-    };
-    check();
-  });
-}
 
 beforeAll(async () => {
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  dataDir = await mkdtemp(join(tmpdir(), "sigil-start-"));
-  proc = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      SIGIL_PORT: String(port),
-      SIGIL_DATA_DIR: dataDir,
-      SIGIL_REDIS_PREFIX: prefix,
-      SIGIL_LOG_LEVEL: "warn",
-      SIGIL_WORKER_ID: `start-test-${port}`,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  proc.stdout?.on("data", (b: Buffer) => {
-    output += b.toString();
-  });
-  proc.stderr?.on("data", (b: Buffer) => {
-    output += b.toString();
-  });
-  await waitFor("registered the local worker key", 90_000);
+  stack = await startStack("start");
+  base = stack.base;
+  dataDir = stack.dataDir;
 }, 120_000);
 
-afterAll(async () => {
-  if (proc.exitCode === null) {
-    const exited = new Promise((r) => proc.on("exit", r));
-    proc.kill("SIGTERM");
-    await exited;
-  }
-  const redis = connectRedis();
-  await dropPrefix(redis, `${prefix}:`);
-  redis.disconnect();
-  await rm(dataDir, { recursive: true, force: true });
-}, 60_000);
+afterAll(async () => stack?.stop(), 60_000);
 
 describe("npm start on a non-default port", () => {
   it("runs a job end to end; the result verifies with the published worker key", async () => {
