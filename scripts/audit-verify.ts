@@ -6,7 +6,7 @@ import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { defineCommand, runMain } from "citty";
 import { z } from "zod";
-import { installNodeSha256 } from "../functions/node/native-hash";
+import { installNodeSha256 } from "../platform/node/native-hash";
 import { type AuditKeyResolver, type VerifyFn, verifyExport } from "../shared/audit";
 import { fromBase64Url, toHex } from "../shared/encoding";
 

@@ -1,7 +1,7 @@
 // A worker node: `npm run worker`. Loads its key, checks its prerequisites (fails fast with clear
 // messages), removes orphans, then consumes sandbox jobs until SIGTERM.
 
-import { loadNodeConfig } from "../functions/node/config";
+import { loadNodeConfig } from "../platform/node/config";
 import { ConfigError } from "../shared/config";
 import { PreflightError, startWorkerNode, type WorkerNode } from "./jobs/node";
 import { createSandboxDriver } from "./jobs/sandbox-driver";

@@ -5,6 +5,7 @@ import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Redis } from "ioredis";
+import { installNodeSha256 } from "../../platform/node/native-hash";
 import { AuditService } from "../../shared/audit";
 import type { SigilConfig } from "../../shared/config";
 import {
@@ -40,7 +41,6 @@ import type { HealthCheck } from "../routes/health";
 import { PinnedDiscoveryFetch } from "./discovery-fetch";
 import { type Reconciler, startReconciler } from "./jobs/reconcile";
 import { RedisJobsBackend } from "./jobs/redis-backend";
-import { installNodeSha256 } from "./native-hash";
 import { nodeSigning } from "./signing";
 import { openRedisAuditLog, type RedisAuditLog } from "./stores/audit-redis";
 import { redisInvalidationBus } from "./stores/invalidation-redis";

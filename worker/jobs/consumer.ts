@@ -3,7 +3,7 @@
 // a re-run after a crash happens only as a new, recorded attempt (BullMQ attemptsStarted).
 import { DelayedError, type Job, Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { FairShare, submitterOf } from "../../functions/node/jobs/fairness";
+import { FairShare, submitterOf } from "../../platform/node/fairness";
 import { limitsSchema } from "../../shared/config/schema";
 import type { Signer } from "../../shared/crypto";
 import { canonicalJson, sha256Hex, utf8 } from "../../shared/encoding";
@@ -82,7 +82,7 @@ const EMPTY_HASH = outputHash("");
 
 export function startConsumer(o: ConsumerOptions): Consumer {
   const lockDuration = o.lockDurationMs ?? 30_000;
-  // Fair share across submitters (functions/node/jobs/fairness.ts): a running slot per job.
+  // Fair share across submitters (platform/node/fairness.ts): a running slot per job.
   const fair = new FairShare(o.connection, o.queuePrefix, o.queueName);
   const slots = new Map<string, string>();
   const deferMs = o.deferMs ?? 1000;

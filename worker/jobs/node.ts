@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import Docker from "dockerode";
 import { Redis } from "ioredis";
-import { installNodeSha256 } from "../../functions/node/native-hash";
+import { installNodeSha256 } from "../../platform/node/native-hash";
 import { Sigil } from "../../sdk";
 import type { SigilConfig } from "../../shared/config";
 import { verifyEd25519 } from "../../shared/crypto";

@@ -2,6 +2,7 @@
 // tag), and the queue a BullMQ Queue whose job id is the jobId (a repeated add is a no-op).
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { FairShare, submitterOf } from "../../../platform/node/fairness";
 import { limitsSchema } from "../../../shared/config/schema";
 import { sha256Hex, utf8 } from "../../../shared/encoding";
 import type {
@@ -21,7 +22,6 @@ import type {
 import type { SignedEnvelope } from "../../../shared/jobs/envelope";
 import { isTerminal, type JobStatus } from "../../../shared/jobs/result";
 import { LimitExceededError } from "../../../shared/limits";
-import { FairShare, submitterOf } from "./fairness";
 import { CLAIM, CREATE, FINISH, START } from "./scripts";
 
 export interface RedisJobsOptions {
