@@ -4,6 +4,7 @@
 import { DelayedError, type Job, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { FairShare, submitterOf } from "../../platform/node/fairness";
+import type { UntrustedQueuedJob } from "../../platform/node/queue";
 import { limitsSchema } from "../../shared/config/schema";
 import type { Signer } from "../../shared/crypto";
 import { canonicalJson, sha256Hex, utf8 } from "../../shared/encoding";
@@ -42,8 +43,9 @@ export interface WorkerLog {
 export interface ConsumerOptions {
   /** BullMQ connection; must have maxRetriesPerRequest: null. */
   connection: Redis;
+  /** BullMQ queue name, `jobQueue(config).name`. */
   queueName: string;
-  /** BullMQ prefix, "{<redis.prefix>}". */
+  /** BullMQ prefix, `jobQueue(config).prefix`. */
   queuePrefix: string;
   concurrency: number;
   workerId: string;
@@ -71,10 +73,6 @@ export interface Consumer {
   flushOutbox(): Promise<void>;
   /** Stop taking jobs; let running ones finish up to graceMs; then force-close. */
   close(graceMs: number): Promise<void>;
-}
-
-interface QueuedData {
-  envelope?: unknown;
 }
 
 const ZERO_HASH = "0".repeat(64);
@@ -170,7 +168,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
     return { status: body.status, resultHash: signed.resultHash };
   }
 
-  async function process(job: Job<QueuedData>, token?: string) {
+  async function process(job: Job<UntrustedQueuedJob>, token?: string) {
     const jobId = job.id ?? "";
     // The queue set this lock for this worker alone when it handed over the job: its hash is how
     // the API tells the worker that took the attempt from any other worker key.
@@ -291,7 +289,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
   }
 
   /** Runs a job, then gives back its submitter's running slot, however it ended. */
-  async function processFairly(job: Job<QueuedData>, token?: string) {
+  async function processFairly(job: Job<UntrustedQueuedJob>, token?: string) {
     const jobId = job.id ?? "";
     try {
       const out = await process(job, token);
@@ -309,7 +307,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
     }
   }
 
-  const worker = new Worker<QueuedData>(o.queueName, processFairly, {
+  const worker = new Worker<UntrustedQueuedJob>(o.queueName, processFairly, {
     connection: o.connection,
     prefix: o.queuePrefix,
     concurrency: o.concurrency,

@@ -3,6 +3,7 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { FairShare, submitterOf } from "../../../platform/node/fairness";
+import { type QueuedJob, queuePrefix } from "../../../platform/node/queue";
 import { limitsSchema } from "../../../shared/config/schema";
 import { sha256Hex, utf8 } from "../../../shared/encoding";
 import type {
@@ -41,11 +42,6 @@ export interface RedisJobsOptions {
   queuedJobs?: number;
 }
 
-/** Queue job payload: only the signed envelope; everything else the worker must distrust. */
-export interface QueuedJob {
-  envelope: SignedEnvelope;
-}
-
 export class WaitersExhaustedError extends Error {
   override readonly name = "WaitersExhaustedError";
 }
@@ -54,8 +50,6 @@ const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const MAX_EVENTS = "10000";
 /** Blocking connections kept open for reuse by waits (SSE, long-poll). */
 const IDLE_BLOCKING_CONNECTIONS = 16;
-
-export const queuePrefix = (prefix: string) => `{${prefix}}`;
 
 /** BullMQ defaults for sandbox jobs: retries with backoff for infrastructure errors; completed
  * jobs kept by age/count (removeOnComplete: true races waitUntilFinished). */
