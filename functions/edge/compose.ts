@@ -12,6 +12,7 @@ import {
   SoftwareKeyProvider,
   usableForNewRequest,
 } from "../../shared/keys";
+import { jsonLogger, type Logger } from "../../shared/log";
 import { PolicyEngine } from "../../shared/policy";
 import {
   configuredResolver,
@@ -20,7 +21,6 @@ import {
   ToolVerificationService,
 } from "../../shared/schemapin";
 import type { AppDeps } from "../app";
-import { jsonLogger, type Logger } from "../middleware/logger";
 import type { HealthCheck } from "../routes/health";
 import { DoAuditLog } from "./audit/adapter";
 import { KEYS_OBJECT, POLICIES_OBJECT } from "./constants";

@@ -25,6 +25,7 @@ import {
   keyValidityResolver,
   SoftwareKeyProvider,
 } from "../../shared/keys";
+import type { Logger } from "../../shared/log";
 import { PolicyEngine, RevisionCachingStore } from "../../shared/policy";
 import {
   type BundleSource,
@@ -35,7 +36,6 @@ import {
 } from "../../shared/schemapin";
 import type { AppDeps } from "../app";
 import { AuditWindows } from "../audit-windows";
-import type { Logger } from "../middleware/logger";
 import { auditProblem } from "../routes/audit";
 import type { HealthCheck } from "../routes/health";
 import { PinnedDiscoveryFetch } from "./discovery-fetch";

@@ -3,8 +3,8 @@ import { serve } from "@hono/node-server";
 import { Redis } from "ioredis";
 import { loadNodeConfigOrExit } from "../../platform/node/config";
 import { allowedAuthorities } from "../../shared/config";
+import { jsonLogger } from "../../shared/log";
 import { createApp } from "../app";
-import { jsonLogger } from "../middleware/logger";
 import { composeNode } from "./compose";
 import { dockerChecks, redisChecks } from "./health";
 

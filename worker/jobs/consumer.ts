@@ -15,6 +15,7 @@ import {
   signResult,
   type TerminalStatus,
 } from "../../shared/jobs/result";
+import type { Logger } from "../../shared/log";
 import type { Tier } from "../../shared/risk";
 import { type SandboxDriver, type SandboxRunResult, sandboxRunSpec } from "./driver";
 import type { Outbox, PendingReport, ResultReport } from "./outbox";
@@ -34,11 +35,7 @@ export interface Reporter {
   result(jobId: string, r: ResultReport): Promise<"accepted" | "refused">;
 }
 
-export interface WorkerLog {
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+export type WorkerLog = Pick<Logger, "info" | "warn" | "error">;
 
 export interface ConsumerOptions {
   /** BullMQ connection; must have maxRetriesPerRequest: null. */
