@@ -238,7 +238,7 @@ export function createApp(deps: AppDeps) {
             context: req.context,
           });
           await appendAudit(decisionAudit(caller.subject ?? caller.keyid, req, d));
-          return d as never;
+          return d;
         },
         audit: async (e) => {
           await appendAudit({
