@@ -3,7 +3,7 @@
 
 import { loadNodeConfigOrExit } from "../platform/node/config";
 import { jsonLogger } from "../shared/log";
-import { PreflightError, startWorkerNode, type WorkerNode } from "./jobs/node";
+import { PreflightError, startWorkerNode, type WorkerNode } from "./jobs/lifecycle";
 import { createSandboxDriver } from "./jobs/sandbox-driver";
 
 const config = loadNodeConfigOrExit();
