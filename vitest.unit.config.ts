@@ -5,6 +5,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: [
+      "test/architecture/**/*.test.ts",
       "test/crypto/**/*.test.ts",
       "test/encoding/**/*.test.ts",
       "test/httpsig/**/*.test.ts",

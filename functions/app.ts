@@ -9,6 +9,7 @@ import type { KeyResolver, ReplayCache } from "../shared/httpsig";
 import type { JobsBackend } from "../shared/jobs";
 import { isHeldKey, type KeyManager, type KeyRegistry, usableForNewRequest } from "../shared/keys";
 import { LeasingRateLimiter, MemoryRateLimiter, type RateLimiter } from "../shared/limits";
+import type { Logger } from "../shared/log";
 import type { PolicyEngine } from "../shared/policy";
 import type { ToolVerificationService } from "../shared/schemapin";
 import type { AuditFn } from "./audit-sink";
@@ -17,7 +18,7 @@ import { type AuthKey, authenticate, jsonGuard } from "./middleware/auth";
 import { bodyLimit } from "./middleware/body-limit";
 import { notFoundHandler, onError } from "./middleware/errors";
 import { inBackground, rateLimits } from "./middleware/limits";
-import { type Logger, requestLog } from "./middleware/logger";
+import { requestLog } from "./middleware/request-log";
 import type { Role } from "./middleware/roles";
 import { Problem, problemResponse } from "./problem";
 import { type AppEnv, router } from "./router";
@@ -237,7 +238,7 @@ export function createApp(deps: AppDeps) {
             context: req.context,
           });
           await appendAudit(decisionAudit(caller.subject ?? caller.keyid, req, d));
-          return d as never;
+          return d;
         },
         audit: async (e) => {
           await appendAudit({

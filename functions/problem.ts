@@ -1,5 +1,6 @@
 // RFC 9457 problem details with stable `type` URIs: clients switch on the type suffix.
 import type { Context } from "hono";
+import type {} from "hono/request-id";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
 export const problemTypeBase = "https://sigil.dev/errors/";
@@ -64,7 +65,8 @@ export function problemResponse(c: Context, p: Problem): Response {
         : {}),
     ...(p.extra ?? {}),
   };
-  const requestId = c.get("requestId" as never) as string | undefined;
+  // Typed by hono/request-id's ContextVariableMap; unset when no requestId middleware ran.
+  const requestId: string | undefined = c.get("requestId");
   if (requestId) body.instance = `urn:sigil:request:${requestId}`;
   return c.newResponse(JSON.stringify(body), p.status, {
     ...p.headers,

@@ -4,7 +4,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { loadNodeConfigOrExit } from "../functions/node/config";
+import { loadNodeConfigOrExit } from "../platform/node/config";
 import { SigilError } from "../sdk";
 import { devAdminClient } from "../sdk/node";
 import { DEFAULT_API_URL } from "../shared/config";

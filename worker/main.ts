@@ -1,31 +1,13 @@
 // A worker node: `npm run worker`. Loads its key, checks its prerequisites (fails fast with clear
 // messages), removes orphans, then consumes sandbox jobs until SIGTERM.
 
-import { loadNodeConfig } from "../functions/node/config";
-import { ConfigError } from "../shared/config";
-import { PreflightError, startWorkerNode, type WorkerNode } from "./jobs/node";
+import { loadNodeConfigOrExit } from "../platform/node/config";
+import { jsonLogger } from "../shared/log";
+import { PreflightError, startWorkerNode, type WorkerNode } from "./jobs/lifecycle";
 import { createSandboxDriver } from "./jobs/sandbox-driver";
 
-const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
-  (level === "error" ? console.error : console.log)(
-    JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }),
-  );
-const log = {
-  info: (m: string, f?: Record<string, unknown>) => line("info", m, f),
-  warn: (m: string, f?: Record<string, unknown>) => line("warn", m, f),
-  error: (m: string, f?: Record<string, unknown>) => line("error", m, f),
-};
-
-let config: ReturnType<typeof loadNodeConfig>;
-try {
-  config = loadNodeConfig();
-} catch (e) {
-  if (e instanceof ConfigError) {
-    console.error(e.message);
-    process.exit(78);
-  }
-  throw e;
-}
+const config = loadNodeConfigOrExit();
+const log = jsonLogger(config.server.log_level);
 
 const graceMs = Number(process.env.SIGIL_WORKER_GRACE_MS ?? "") || 30_000;
 let sandbox: ReturnType<typeof createSandboxDriver> | undefined;

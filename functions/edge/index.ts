@@ -1,5 +1,6 @@
 // The edge entry (Cloudflare Workers / workerd): the same createApp as Node, with state in Durable
 // Objects (SQLite-backed, see wrangler.toml). `npm run edge` runs it under wrangler dev (Miniflare).
+import type { ExecutionContext } from "hono";
 import { createApp, type SigilApp } from "../app";
 import { problemTypeBase } from "../problem";
 import { composeEdge } from "./compose";
@@ -49,13 +50,13 @@ function unavailable(e: unknown): Response {
 }
 
 export default {
-  async fetch(request: Request, env: EdgeEnv, ctx: unknown): Promise<Response> {
+  async fetch(request: Request, env: EdgeEnv, ctx: ExecutionContext): Promise<Response> {
     let a: SigilApp;
     try {
       a = await appFor(env);
     } catch (e) {
       return unavailable(e);
     }
-    return a.fetch(request, env, ctx as never);
+    return a.fetch(request, env, ctx);
   },
 };

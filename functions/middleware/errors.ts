@@ -2,8 +2,8 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ZodError } from "zod";
+import type { Logger } from "../../shared/log";
 import { Problem, problemResponse } from "../problem";
-import type { Logger } from "./logger";
 
 export function validationProblem(error: ZodError, where = "body"): Problem {
   return new Problem(

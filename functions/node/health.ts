@@ -4,9 +4,9 @@
 // a cached probe container, sandbox images present).
 import Docker from "dockerode";
 import type { Redis } from "ioredis";
+import { probeImage, type RunscProbe, runscSeccompProbe } from "../../platform/node/runsc-probe";
 import type { SigilConfig } from "../../shared/config";
 import type { HealthCheck } from "../routes/health";
-import { probeImage, type RunscProbe, runscSeccompProbe } from "./runsc-probe";
 
 export function redisChecks(redis: Redis): HealthCheck[] {
   return [

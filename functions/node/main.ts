@@ -1,11 +1,11 @@
 // The Node API: `npm run api`. Redis holds state; the same createApp as the edge.
 import { serve } from "@hono/node-server";
 import { Redis } from "ioredis";
+import { loadNodeConfigOrExit } from "../../platform/node/config";
 import { allowedAuthorities } from "../../shared/config";
+import { jsonLogger } from "../../shared/log";
 import { createApp } from "../app";
-import { jsonLogger } from "../middleware/logger";
 import { composeNode } from "./compose";
-import { loadNodeConfigOrExit } from "./config";
 import { dockerChecks, redisChecks } from "./health";
 
 const config = loadNodeConfigOrExit();

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { resolverFromJwks } from "../../scripts/audit-verify";
+import { resolverFromJwks } from "../../shared/audit";
 import { toBase64Url } from "../../shared/encoding";
 import { repoRoot } from "../support/vectors";
 import { memoryHarness, serviceFor } from "./support/harness";

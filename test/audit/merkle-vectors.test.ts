@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { installNodeSha256 } from "../../functions/node/native-hash";
+import { installNodeSha256 } from "../../platform/node/native-hash";
 import {
   verifyConsistency,
   verifyInclusion,

@@ -2,7 +2,7 @@
 // shape the core hashes (strings with any code points, byte arrays, several parts).
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
-import { installNodeSha256 } from "../../functions/node/native-hash";
+import { installNodeSha256 } from "../../platform/node/native-hash";
 import { hashChildren, hashLeaf } from "../../shared/audit";
 import { installSha256, sha256Bytes, sha256Concat, toHex } from "../../shared/encoding";
 

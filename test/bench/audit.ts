@@ -6,9 +6,9 @@
 // signer's own rate.
 // Run: npx tsx test/bench/audit.ts
 import { pathToFileURL } from "node:url";
-import { installNodeSha256 } from "../../functions/node/native-hash";
 import { nodeSigning } from "../../functions/node/signing";
 import { RedisAuditLog } from "../../functions/node/stores/audit-redis";
+import { installNodeSha256 } from "../../platform/node/native-hash";
 import { AuditService, verifyExport } from "../../shared/audit";
 import type { Signer } from "../../shared/crypto";
 import { seedOf, staticKeys, webcryptoVerify } from "../audit/support/crypto";

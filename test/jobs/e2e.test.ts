@@ -4,6 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { queuePrefix } from "../../platform/node/queue";
 import type { Sigil, SigilError } from "../../sdk";
 import { type Signer, verifyEd25519 } from "../../shared/crypto";
 import { envelopeHash, signEnvelope } from "../../shared/jobs/envelope";
@@ -53,7 +54,7 @@ beforeAll(async () => {
   consumer = startConsumer({
     connection: h.redis.duplicate({ maxRetriesPerRequest: null }),
     queueName: h.config.sandbox.queue,
-    queuePrefix: `{${h.prefix}}`,
+    queuePrefix: queuePrefix(h.prefix),
     concurrency: 2,
     workerId: "e2e-worker",
     signer: workerKey,

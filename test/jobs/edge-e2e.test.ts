@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { queuePrefix } from "../../functions/node/jobs/redis-backend";
+import { queuePrefix } from "../../platform/node/queue";
 import { Sigil } from "../../sdk";
 import { loadConfig } from "../../shared/config";
 import { publicJwk, publicKeyFromJwk, verifyEd25519 } from "../../shared/crypto";

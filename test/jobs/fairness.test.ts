@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { queuePrefix } from "../../platform/node/queue";
 import { type JobRecord, type Sigil, SigilError } from "../../sdk";
 import { type Signer, verifyEd25519 } from "../../shared/crypto";
 import { signRequest } from "../../shared/httpsig";
@@ -38,7 +39,7 @@ async function rig(name: string, concurrency: number, env: Record<string, string
   const consumer: Consumer = startConsumer({
     connection: h.redis.duplicate({ maxRetriesPerRequest: null }),
     queueName: h.config.sandbox.queue,
-    queuePrefix: `{${h.prefix}}`,
+    queuePrefix: queuePrefix(h.prefix),
     concurrency,
     workerId: `${name}-worker`,
     signer: workerKey,

@@ -9,7 +9,7 @@ import { type Job, Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GatewayJobsBackend } from "../../functions/edge/jobs/gateway";
-import { queuePrefix } from "../../functions/node/jobs/redis-backend";
+import { queuePrefix } from "../../platform/node/queue";
 import type { Sigil, SigilError } from "../../sdk";
 import { publicKeyFromJwk } from "../../shared/crypto";
 import { fromBase64Url, sha256Hex, toBase64Url, utf8 } from "../../shared/encoding";

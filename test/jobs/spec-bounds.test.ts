@@ -16,7 +16,7 @@ import {
   verifyEnvelope,
 } from "../../shared/jobs";
 import { sandboxRunSpec } from "../../worker/jobs/driver";
-import { basePreflight } from "../../worker/jobs/node";
+import { basePreflight } from "../../worker/jobs/lifecycle";
 import { buildJobArchive, createOptions, Sandbox } from "../../worker/sandbox";
 import { shapeOf } from "../../worker/sandbox/config";
 import { connectRedis } from "../support/redis";

@@ -3,12 +3,8 @@
 // runtime; the result is cached, so /health never starts a container per call.
 import { describe, expect, it } from "vitest";
 import { dockerChecks } from "../../functions/node/health";
-import {
-  judgeSeccomp,
-  parseSeccompMode,
-  runscSeccompProbe,
-} from "../../functions/node/runsc-probe";
 import { healthRoutes } from "../../functions/routes/health";
+import { judgeSeccomp, parseSeccompMode, runscSeccompProbe } from "../../platform/node/runsc-probe";
 import { loadConfig } from "../../shared/config";
 import { BUSYBOX, docker } from "./support";
 

@@ -4,7 +4,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApp } from "../../functions/app";
-import { silentLogger } from "../../functions/middleware/logger";
 import { composeNode } from "../../functions/node/compose";
 import { type Role, Sigil } from "../../sdk";
 import { loadConfig } from "../../shared/config";
@@ -16,6 +15,7 @@ import {
   type Signer,
 } from "../../shared/crypto";
 import { toBase64Url } from "../../shared/encoding";
+import { silentLogger } from "../../shared/log";
 import { freePort, startEdge } from "./edge";
 import { connectRedis, dropPrefix, testPrefix } from "./redis";
 import { serveOnLoopback } from "./serve";

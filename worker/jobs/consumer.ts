@@ -3,7 +3,8 @@
 // a re-run after a crash happens only as a new, recorded attempt (BullMQ attemptsStarted).
 import { DelayedError, type Job, Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { FairShare, submitterOf } from "../../functions/node/jobs/fairness";
+import { FairShare, submitterOf } from "../../platform/node/fairness";
+import type { UntrustedQueuedJob } from "../../platform/node/queue";
 import { limitsSchema } from "../../shared/config/schema";
 import type { Signer } from "../../shared/crypto";
 import { canonicalJson, sha256Hex, utf8 } from "../../shared/encoding";
@@ -14,6 +15,7 @@ import {
   signResult,
   type TerminalStatus,
 } from "../../shared/jobs/result";
+import type { Logger } from "../../shared/log";
 import type { Tier } from "../../shared/risk";
 import { type SandboxDriver, type SandboxRunResult, sandboxRunSpec } from "./driver";
 import type { Outbox, PendingReport, ResultReport } from "./outbox";
@@ -33,17 +35,14 @@ export interface Reporter {
   result(jobId: string, r: ResultReport): Promise<"accepted" | "refused">;
 }
 
-export interface WorkerLog {
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+export type WorkerLog = Pick<Logger, "info" | "warn" | "error">;
 
 export interface ConsumerOptions {
   /** BullMQ connection; must have maxRetriesPerRequest: null. */
   connection: Redis;
+  /** BullMQ queue name, `jobQueue(config).name`. */
   queueName: string;
-  /** BullMQ prefix, "{<redis.prefix>}". */
+  /** BullMQ prefix, `jobQueue(config).prefix`. */
   queuePrefix: string;
   concurrency: number;
   workerId: string;
@@ -73,16 +72,12 @@ export interface Consumer {
   close(graceMs: number): Promise<void>;
 }
 
-interface QueuedData {
-  envelope?: unknown;
-}
-
 const ZERO_HASH = "0".repeat(64);
 const EMPTY_HASH = outputHash("");
 
 export function startConsumer(o: ConsumerOptions): Consumer {
   const lockDuration = o.lockDurationMs ?? 30_000;
-  // Fair share across submitters (functions/node/jobs/fairness.ts): a running slot per job.
+  // Fair share across submitters (platform/node/fairness.ts): a running slot per job.
   const fair = new FairShare(o.connection, o.queuePrefix, o.queueName);
   const slots = new Map<string, string>();
   const deferMs = o.deferMs ?? 1000;
@@ -170,7 +165,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
     return { status: body.status, resultHash: signed.resultHash };
   }
 
-  async function process(job: Job<QueuedData>, token?: string) {
+  async function process(job: Job<UntrustedQueuedJob>, token?: string) {
     const jobId = job.id ?? "";
     // The queue set this lock for this worker alone when it handed over the job: its hash is how
     // the API tells the worker that took the attempt from any other worker key.
@@ -291,7 +286,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
   }
 
   /** Runs a job, then gives back its submitter's running slot, however it ended. */
-  async function processFairly(job: Job<QueuedData>, token?: string) {
+  async function processFairly(job: Job<UntrustedQueuedJob>, token?: string) {
     const jobId = job.id ?? "";
     try {
       const out = await process(job, token);
@@ -309,7 +304,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
     }
   }
 
-  const worker = new Worker<QueuedData>(o.queueName, processFairly, {
+  const worker = new Worker<UntrustedQueuedJob>(o.queueName, processFairly, {
     connection: o.connection,
     prefix: o.queuePrefix,
     concurrency: o.concurrency,

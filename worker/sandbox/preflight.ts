@@ -2,7 +2,7 @@
 // a probe container, in effect under each gVisor runtime), are the sandbox images present?
 // Per-check results; the worker fails fast on them and /health shows them.
 import Docker from "dockerode";
-import { probeImage, runscSeccompProbe } from "../../functions/node/runsc-probe";
+import { probeImage, runscSeccompProbe } from "../../platform/node/runsc-probe";
 import { DEFAULT_IMAGES } from "./config";
 
 export interface PreflightCheck {

@@ -3,9 +3,9 @@
 // stall is audited, because a stall means a worker died mid-job and the job may run again.
 import { QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
+import { queuePrefix } from "../../../platform/node/queue";
 import type { JobsBackend } from "../../../shared/jobs/backend";
 import type { JobAuditEvent } from "../../routes/jobs";
-import { queuePrefix } from "./redis-backend";
 
 export interface ReconcilerOptions {
   /** Any connection; the listener blocks on its own duplicate. */

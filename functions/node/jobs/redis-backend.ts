@@ -2,6 +2,8 @@
 // tag), and the queue a BullMQ Queue whose job id is the jobId (a repeated add is a no-op).
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { FairShare, submitterOf } from "../../../platform/node/fairness";
+import { type QueuedJob, queuePrefix } from "../../../platform/node/queue";
 import { limitsSchema } from "../../../shared/config/schema";
 import { sha256Hex, utf8 } from "../../../shared/encoding";
 import type {
@@ -21,7 +23,6 @@ import type {
 import type { SignedEnvelope } from "../../../shared/jobs/envelope";
 import { isTerminal, type JobStatus } from "../../../shared/jobs/result";
 import { LimitExceededError } from "../../../shared/limits";
-import { FairShare, submitterOf } from "./fairness";
 import { CLAIM, CREATE, FINISH, START } from "./scripts";
 
 export interface RedisJobsOptions {
@@ -41,11 +42,6 @@ export interface RedisJobsOptions {
   queuedJobs?: number;
 }
 
-/** Queue job payload: only the signed envelope; everything else the worker must distrust. */
-export interface QueuedJob {
-  envelope: SignedEnvelope;
-}
-
 export class WaitersExhaustedError extends Error {
   override readonly name = "WaitersExhaustedError";
 }
@@ -54,8 +50,6 @@ const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const MAX_EVENTS = "10000";
 /** Blocking connections kept open for reuse by waits (SSE, long-poll). */
 const IDLE_BLOCKING_CONNECTIONS = 16;
-
-export const queuePrefix = (prefix: string) => `{${prefix}}`;
 
 /** BullMQ defaults for sandbox jobs: retries with backoff for infrastructure errors; completed
  * jobs kept by age/count (removeOnComplete: true races waitUntilFinished). */

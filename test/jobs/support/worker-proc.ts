@@ -1,7 +1,7 @@
 // Test fixture: a real worker node process (startWorkerNode) with the product's sandbox driver, so a test
 // can kill -9 it mid-job. Configured by the same environment as `npm run worker`.
-import { loadNodeConfig } from "../../../functions/node/config";
-import { startWorkerNode } from "../../../worker/jobs/node";
+import { loadNodeConfig } from "../../../platform/node/config";
+import { startWorkerNode } from "../../../worker/jobs/lifecycle";
 import { createSandboxDriver } from "../../../worker/jobs/sandbox-driver";
 
 const log = (level: string) => (msg: string, f?: Record<string, unknown>) =>

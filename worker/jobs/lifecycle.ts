@@ -4,7 +4,8 @@ import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import Docker from "dockerode";
 import { Redis } from "ioredis";
-import { installNodeSha256 } from "../../functions/node/native-hash";
+import { installNodeSha256 } from "../../platform/node/native-hash";
+import { jobQueue } from "../../platform/node/queue";
 import { Sigil } from "../../sdk";
 import type { SigilConfig } from "../../shared/config";
 import { verifyEd25519 } from "../../shared/crypto";
@@ -108,10 +109,11 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
   const outbox = new Outbox(join(dir, "outbox"));
   await outbox.init();
   const lockMs = Number(env.SIGIL_WORKER_LOCK_MS ?? "") || 30_000;
+  const queue = jobQueue(config);
   const consumer = startConsumer({
     connection: redis,
-    queueName: config.sandbox.queue,
-    queuePrefix: `{${config.redis.prefix}}`,
+    queueName: queue.name,
+    queuePrefix: queue.prefix,
     concurrency: config.sandbox.concurrency,
     workerId,
     signer: key.signer,

@@ -1,0 +1,296 @@
+// composeCore(config, ports): everything the Node and the edge compositions do alike. A runtime's
+// root (functions/node/compose.ts, functions/edge/compose.ts) provides ports (stores, the key
+// secret, the audit log, fetch for discovery, quotas, jobs) and this builds the services on them:
+// key manager, service key, admin keys, audit, policies, SchemaPin. One place, so the runtimes
+// cannot drift apart (see docs/architecture.md "The two runtimes").
+import type { Context } from "hono";
+import { type AuditLogPort, AuditService } from "../shared/audit";
+import type { SigilConfig } from "../shared/config";
+import { ed25519Kid, publicKeyFromJwk, type Signer, uuidV7, verifyEd25519 } from "../shared/crypto";
+import type { ReplayCache } from "../shared/httpsig";
+import type { JobsBackend } from "../shared/jobs";
+import {
+  KeyManager,
+  type KeyRegistry,
+  KeyRegistryError,
+  keyValidityResolver,
+  type SecretStore,
+  SoftwareKeyProvider,
+  type SoftwareKeyProviderOptions,
+  usableForNewRequest,
+} from "../shared/keys";
+import type { RateLimiter } from "../shared/limits";
+import type { Logger } from "../shared/log";
+import { PolicyEngine, type PolicyStorePort } from "../shared/policy";
+import {
+  type BundleSource,
+  configuredResolver,
+  type HttpDiscoveryOptions,
+  HttpDiscoveryResolver,
+  loadTrustBundles,
+  type PinStore,
+  ToolVerificationService,
+} from "../shared/schemapin";
+import type { AppDeps } from "./app";
+import { AuditWindows } from "./audit-windows";
+import { auditProblem } from "./routes/audit";
+import type { HealthCheck } from "./routes/health";
+
+/** The subject of the deployment's own key: one service key per deployment. */
+export const SERVICE_SUBJECT = "sigil";
+
+/** How long one process may hold the service-key creation lease. */
+const LEASE_MS = 30_000;
+
+/** What a runtime provides; everything else is built here. */
+export interface CorePorts {
+  log: Logger;
+  health: HealthCheck[];
+  /** Public keys with roles and status (request authentication reads them). */
+  keys: KeyRegistry;
+  /** Where the service-held private keys live, encrypted under `secret`. */
+  secrets: SecretStore;
+  secret: string;
+  scrypt?: SoftwareKeyProviderOptions["scrypt"];
+  signerFactory?: SoftwareKeyProviderOptions["signerFactory"];
+  /**
+   * Makes one process the creator of the service key when several compose at once (edge
+   * isolates cold-starting together). Without it the first one to look creates it.
+   */
+  serviceKeyLease?: (holder: string, ttlMs: number) => Promise<boolean>;
+  /**
+   * A local admin key when `[auth] admin_keys` is empty (Node writes one to its data directory).
+   * Without it, and no configured admin key, every admin request is refused.
+   */
+  localAdmin?: () => Promise<{ publicKey: Uint8Array; path: string }>;
+  replay: ReplayCache;
+  /** The audit log, given the service key (which seals events or names the sealing object). */
+  auditLog: (service: Signer) => AuditLogPort | Promise<AuditLogPort>;
+  policyStore: PolicyStorePort;
+  pins: PinStore;
+  /** Reads a `[tofu] trust_bundles` entry that names a file; absent: files are refused. */
+  readBundleFile?: (path: string) => Promise<BundleSource>;
+  /** SchemaPin discovery over the network: the runtime's fetch and the resolver's bounds. */
+  discovery: HttpDiscoveryOptions;
+  /** Quotas' buckets, held across every process of the deployment. */
+  limiter: RateLimiter;
+  clientAddress: (c: Context) => string | undefined;
+  /** The jobs backend, if this runtime has one (it may sign with the service key). */
+  jobs?: (core: { serviceSigner: Signer; audit: AuditService }) => JobsBackend | undefined;
+  /** Serve the job gateway for edge deployments (where `jobs` is the real backend). */
+  jobGateway?: boolean;
+}
+
+export interface CoreDeps extends AppDeps {
+  auditWindows: AuditWindows;
+  /** Where the local admin key was written, when `localAdmin` made one. */
+  adminKeyPath?: string;
+}
+
+/**
+ * `ports` may be a function: it is called after the checks that need no port, so a refused
+ * configuration touches no key material (no secret is created, no store opened).
+ */
+export async function composeCore(
+  config: SigilConfig,
+  portsOrMake: CorePorts | (() => CorePorts | Promise<CorePorts>),
+): Promise<CoreDeps> {
+  if (config.security.hsm_enabled || config.security.key_store_type === "hsm") {
+    throw new Error(
+      "hsm_enabled / key_store_type = hsm: no PKCS#11 KeyProvider ships in this build; refusing to fall back to software keys",
+    );
+  }
+  const ports = typeof portsOrMake === "function" ? await portsOrMake() : portsOrMake;
+  const { log, keys } = ports;
+
+  const provider = new SoftwareKeyProvider({
+    secret: ports.secret,
+    store: ports.secrets,
+    ...(ports.scrypt ? { scrypt: ports.scrypt } : {}),
+    ...(ports.signerFactory ? { signerFactory: ports.signerFactory } : {}),
+  });
+  const keyManager = new KeyManager({
+    registry: keys,
+    provider,
+    rotationIntervalDays: config.security.key_rotation_interval_days,
+  });
+  const serviceKid = await ensureServiceKey(keys, provider, keyManager, log, ports.serviceKeyLease);
+  const serviceSigner = await keyManager.signer(serviceKid);
+  const adminKeyPath = await bootstrapAdmins(config, keys, log, ports.localAdmin);
+
+  const audit = new AuditService({
+    log: await ports.auditLog(serviceSigner),
+    signer: serviceSigner,
+    verify: verifyEd25519,
+    origin: config.audit.origin,
+    keys: keyValidityResolver(keys),
+  });
+  // Per process: N processes write at most N summaries per window (see audit-windows.ts).
+  const auditWindows = new AuditWindows({
+    windowMs: config.limits.audit_window_ms,
+    append: (e) => audit.append(e).catch(auditProblem),
+    onError: (e) => log.error("aggregated audit event lost", { err: String(e) }),
+  });
+
+  const policies = await PolicyEngine.create({
+    store: ports.policyStore,
+    config: {
+      mode: config.security.policy_enforcement_mode,
+      classificationLevels: config.policy.classification_levels,
+    },
+    cache: config.policy.cache_size > 0 ? { max: config.policy.cache_size } : false,
+    decisionId: uuidV7,
+  });
+
+  // SchemaPin discovery: trust bundles first (offline), then the network through the runtime's
+  // fetch (docs/schemapin.md says what each runtime's fetch refuses).
+  const bundles = await loadTrustBundles(
+    await bundleSources(config.tofu.trust_bundles, ports.readBundleFile),
+    config.tofu.bundle_authorities,
+    Date.now(),
+  );
+  if (bundles.length > 0) {
+    log.info("schemapin trust bundles loaded", {
+      bundles: bundles.length,
+      domains: bundles.reduce((n, b) => n + b.documents.length, 0),
+    });
+  }
+  const tools = new ToolVerificationService({
+    pins: ports.pins,
+    resolver: configuredResolver({
+      mode: config.tofu.discovery,
+      bundles,
+      network: new HttpDiscoveryResolver(ports.discovery),
+    }),
+    tofu: config.tofu,
+    ...(ports.discovery.allowLocal ? { allowLocalDomains: true } : {}),
+  });
+
+  const jobs = ports.jobs?.({ serviceSigner, audit });
+  return {
+    config,
+    log,
+    health: ports.health,
+    keys,
+    keyManager,
+    replay: ports.replay,
+    serviceSigner,
+    audit,
+    auditWindows,
+    policies,
+    tools,
+    ...(jobs ? { jobs } : {}),
+    ...(jobs && ports.jobGateway ? { jobGateway: true } : {}),
+    limiter: ports.limiter,
+    clientAddress: ports.clientAddress,
+    ...(adminKeyPath ? { adminKeyPath } : {}),
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * The usable service key whose private half this provider holds; creates one if there is none
+ * (under the lease, when the runtime has one). A registered service key that is not usable here
+ * (its private half elsewhere, or expired) is named in a warning and left as it is.
+ */
+async function ensureServiceKey(
+  keys: KeyRegistry,
+  provider: SoftwareKeyProvider,
+  manager: KeyManager,
+  log: Logger,
+  lease: CorePorts["serviceKeyLease"],
+): Promise<string> {
+  const holder = crypto.randomUUID();
+  const deadline = Date.now() + LEASE_MS + 5_000;
+  const find = async () => {
+    const held = new Set(await provider.listKeys());
+    const now = Date.now();
+    const registered = (await keys.list("service")).filter(
+      (r) => r.status === "active" && r.subject === SERVICE_SUBJECT,
+    );
+    return {
+      registered,
+      usable: registered.find((r) => usableForNewRequest(r, now) && held.has(r.kid)),
+    };
+  };
+  while (Date.now() < deadline) {
+    const found = await find();
+    if (found.usable) return found.usable.kid;
+    if (!lease || (await lease(holder, LEASE_MS))) {
+      const again = await find();
+      if (again.usable) return again.usable.kid;
+      if (again.registered.length > 0) {
+        log.warn(
+          "no registered service key is usable here (its private half is elsewhere, or it expired); creating a new one",
+          { registered: again.registered.map((r) => r.kid) },
+        );
+      }
+      const created = await manager.createKey({ role: "service", subject: SERVICE_SUBJECT });
+      log.info("created the service signing key", { kid: created.record.kid });
+      return created.record.kid;
+    }
+    await sleep(100 + Math.random() * 200);
+  }
+  throw new Error("no service key: another process holds the creation lease and has not finished");
+}
+
+/**
+ * Registers the configured admin keys, each checked to be named by its RFC 7638 thumbprint. With
+ * none configured, the runtime's local admin key if it makes one; otherwise no admin key exists and
+ * every admin request is refused (401 key-unknown): a runtime never invents an admin credential
+ * it cannot hand to its operator.
+ */
+async function bootstrapAdmins(
+  config: SigilConfig,
+  registry: KeyRegistry,
+  log: Logger,
+  localAdmin: CorePorts["localAdmin"],
+): Promise<string | undefined> {
+  const register = async (publicKey: Uint8Array, subject: string) => {
+    if (await registry.get(ed25519Kid(publicKey))) return;
+    try {
+      await registry.register({ role: "admin", subject, publicKey, createdAt: Date.now() });
+    } catch (e) {
+      // Another process registered it first.
+      if (!(e instanceof KeyRegistryError && e.code === "exists")) throw e;
+    }
+  };
+  if (config.auth.admin_keys.length > 0) {
+    for (const jwk of config.auth.admin_keys) {
+      const pk = publicKeyFromJwk(jwk);
+      if (ed25519Kid(pk) !== jwk.kid) {
+        throw new Error(
+          `SIGIL_ADMIN_KEYS: kid ${jwk.kid} is not the RFC 7638 thumbprint of its key (${ed25519Kid(pk)})`,
+        );
+      }
+      await register(pk, `admin:${jwk.kid.slice(0, 8)}`);
+    }
+    return undefined;
+  }
+  if (!localAdmin) {
+    log.warn("no SIGIL_ADMIN_KEYS configured: admin routes refuse every request");
+    return undefined;
+  }
+  const local = await localAdmin();
+  await register(local.publicKey, "admin:local");
+  return local.path;
+}
+
+/** `[tofu] trust_bundles`: inline bundles are taken as they are, file paths read by the runtime. */
+function bundleSources(
+  entries: SigilConfig["tofu"]["trust_bundles"],
+  readFile: CorePorts["readBundleFile"],
+): Promise<BundleSource[]> {
+  return Promise.all(
+    entries.map(async (entry, i): Promise<BundleSource> => {
+      if (typeof entry !== "string") return { source: `trust_bundles[${i}]`, raw: entry };
+      if (!readFile) {
+        throw new Error(
+          `[tofu] trust_bundles[${i}]: this runtime has no files to read; give the bundle's JSON itself`,
+        );
+      }
+      return readFile(entry);
+    }),
+  );
+}
