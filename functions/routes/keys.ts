@@ -347,11 +347,12 @@ export function keyRoutes({ registry, manager, audit, now }: KeyRouteDeps) {
       } else {
         const publicKey = decodePublicKey(b.publicKey!);
         const r = await registry.get(ed25519Kid(publicKey));
-        result = {
-          valid:
-            (await verifyEd25519(publicKey, signedBytes(r), signature)) &&
-            !(r && isHeldKey(r) && r.status === "revoked"),
-        };
+        const ok = await verifyEd25519(publicKey, signedBytes(r), signature);
+        // A registered key is judged as by kid: naming it by its public key must not get round a
+        // revocation. An unregistered key is only checked mathematically.
+        result = r
+          ? { valid: ok && r.status !== "revoked", kid: r.kid, keyStatus: r.status }
+          : { valid: ok };
       }
       await audit({
         eventType: "signature.verified",

@@ -553,6 +553,14 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
         kid,
         keyStatus: "revoked",
       });
+      // Naming the revoked key by its public key instead of its kid changes nothing.
+      expect(
+        await agent.signatures.verify({
+          publicKey: toBase64Url(k.publicKey),
+          message: msg,
+          signature,
+        }),
+      ).toEqual({ valid: false, kid, keyStatus: "revoked" });
       expect(
         await agent.signatures.verify({ kid: "no-such-kid", message: msg, signature }),
       ).toMatchObject({ valid: false, keyStatus: "unknown" });
