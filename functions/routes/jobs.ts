@@ -639,7 +639,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
             if (e.type === "finished") return;
           }
         }
-      }) as never;
+      });
     })
     .openapi(resultRoute, async (c) => {
       const { id } = c.req.valid("param");
