@@ -14,7 +14,7 @@ export default defineConfig({
       "test/audit/{event,merkle,merkle-vectors,note,native-hash,cli}.test.ts",
       "test/keys/{at-rest,manager,record,key-files}.test.ts",
       "test/schemapin/{canonical,fixtures,keys,review,wycheproof,discovery}.test.ts",
-      "test/jobs/{envelope,service-keys}.test.ts",
+      "test/jobs/{envelope,service-keys,submit}.test.ts",
     ],
     exclude: ["test/policy/redis-integrity.test.ts", "node_modules/**"],
     pool: "threads",
