@@ -4,6 +4,7 @@ import { Redis } from "ioredis";
 import { allowedAuthorities } from "../../shared/config";
 import { createApp } from "../app";
 import { jsonLogger } from "../middleware/logger";
+import { startAuditRetention } from "./audit-retention";
 import { composeNode } from "./compose";
 import { loadNodeConfigOrExit } from "./config";
 import { dockerChecks, redisChecks } from "./health";
@@ -33,6 +34,7 @@ try {
   process.exit(1);
 }
 const app = createApp(deps);
+startAuditRetention({ audit: deps.audit, redis, config, log });
 
 const server = serve(
   { fetch: app.fetch, port: config.server.port, hostname: config.server.host },
