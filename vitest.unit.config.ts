@@ -14,10 +14,14 @@ export default defineConfig({
       "test/sdk/**/*.test.ts",
       "test/audit/{event,merkle,merkle-vectors,note,native-hash,cli}.test.ts",
       "test/keys/{at-rest,manager,record,key-files}.test.ts",
+      "test/cli/policy-test.test.ts",
       "test/schemapin/{canonical,fixtures,keys,review,wycheproof,discovery}.test.ts",
-      "test/jobs/{envelope,service-keys}.test.ts",
+      "test/jobs/{envelope,service-keys,submit}.test.ts",
     ],
     exclude: ["test/policy/redis-integrity.test.ts", "node_modules/**"],
     pool: "threads",
+    // As in the full suite: the property tests run thousands of cases, and a busy machine must
+    // not turn that into a failure (tests never assert timings).
+    testTimeout: 60_000,
   },
 });

@@ -1,7 +1,12 @@
 // Request and response shapes of HTTP-API.md (v1). Fields the doc leaves open are typed loosely
 // (`Record<string, unknown>`) rather than guessed.
 
-import type { AuditEvent, ConsistencyProofView, InclusionProofView } from "../shared/audit";
+import type {
+  AuditEvent,
+  CheckpointView,
+  ConsistencyProofView,
+  InclusionProofView,
+} from "../shared/audit";
 import type { JobStatus } from "../shared/jobs/result";
 
 export type { AuditEvent };
@@ -124,14 +129,8 @@ export interface AuditVerifyResponse {
   checked: number;
   firstInvalid?: { index: number; reason: string };
 }
-export interface AuditCheckpoint {
-  treeSize: number;
-  rootHash: string;
-  timestamp: string;
-  signature: string;
-  kid: string;
-  [k: string]: unknown;
-}
+/** The latest signed tree head; `checkpoint` is the whole C2SP signed note. */
+export type AuditCheckpoint = CheckpointView;
 /** An RFC 9162 inclusion proof; hashes are base64. */
 export type InclusionProof = InclusionProofView;
 /** An RFC 9162 consistency proof; hashes are base64. */

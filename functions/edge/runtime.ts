@@ -1,5 +1,5 @@
 // The few workerd types the edge adapters use, declared structurally so the repo's tsconfig (Node +
-// DOM libs) need not load @cloudflare/workers-types globally (its globals clash with the DOM lib).
+// DOM libs) needs no @cloudflare/workers-types (its globals would clash with the DOM lib).
 export type SqlValue = ArrayBuffer | string | number | null;
 
 export interface SqlCursor<T> extends Iterable<T> {

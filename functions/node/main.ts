@@ -5,6 +5,7 @@ import { loadNodeConfigOrExit } from "../../platform/node/config";
 import { allowedAuthorities } from "../../shared/config";
 import { jsonLogger } from "../../shared/log";
 import { createApp } from "../app";
+import { startAuditRetention } from "./audit-retention";
 import { composeNode } from "./compose";
 import { dockerChecks, redisChecks } from "./health";
 
@@ -33,6 +34,7 @@ try {
   process.exit(1);
 }
 const app = createApp(deps);
+startAuditRetention({ audit: deps.audit, redis, config, log });
 
 const server = serve(
   { fetch: app.fetch, port: config.server.port, hostname: config.server.host },

@@ -128,6 +128,14 @@ const consistencyRoute = createRoute({
     ...problemResponses(400, 401, 403, 404),
   },
 });
+/**
+ * Keyed by a plain string on purpose: @hono/zod-openapi reads every `application/...json` media
+ * type as JSON and would then accept only a typed JSON response, never the NDJSON stream.
+ */
+const ndjsonContent: Record<string, { schema: z.ZodString }> = {
+  "application/x-ndjson": { schema: z.string() },
+};
+
 const exportRoute = createRoute({
   method: "get",
   path: "/v1/audit/export",
@@ -136,7 +144,7 @@ const exportRoute = createRoute({
   middleware: [requireRole("auditor", "admin")] as const,
   request: { query: z.object({ from: index.optional(), to: index.optional() }) },
   responses: {
-    200: { description: "NDJSON", content: { "application/x-ndjson": { schema: z.string() } } },
+    200: { description: "NDJSON", content: ndjsonContent },
     ...problemResponses(400, 401, 403),
   },
 });
@@ -215,6 +223,6 @@ export function auditRoutes(audit: AuditService) {
       return stream(c, async (s) => {
         if (!first.done) await s.write(first.value);
         for await (const line of lines) await s.write(line);
-      }) as never;
+      });
     });
 }

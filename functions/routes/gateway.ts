@@ -9,8 +9,10 @@ import type { SigilConfig } from "../../shared/config";
 import { ed25519Kid, verifyEd25519 } from "../../shared/crypto";
 import { fromBase64Url } from "../../shared/encoding";
 import {
+  envelopeHash,
   expectationFor,
   type JobsBackend,
+  type SignedEnvelope,
   signedResultSchema,
   verifyEnvelope,
   verifyResult,
@@ -123,10 +125,16 @@ export function gatewayRoutes({ backend, keys, config, audit }: GatewayRouteDeps
           defaultTier: config.security.default_sandbox_tier,
           thresholds: { medium: config.risk.medium_threshold, high: config.risk.high_threshold },
         });
-        if (!verdict.ok || verdict.envelopeHash !== hash) {
-          const detail = verdict.ok
+        // The backend stores the envelope as verified; that is the signed one only when parsing
+        // changed nothing (the jobs route signs specs with every default already applied).
+        const detail = !verdict.ok
+          ? `${verdict.reason}: ${verdict.detail}`
+          : verdict.envelopeHash !== hash
             ? "envelopeHash does not match the envelope"
-            : `${verdict.reason}: ${verdict.detail}`;
+            : envelopeHash(verdict.envelope) !== hash
+              ? "spec-invalid: the signed spec leaves out values its defaults fill in"
+              : undefined;
+        if (!verdict.ok || detail !== undefined) {
           await audit({
             eventType: "job.rejected",
             agentId: c.get("subject") ?? "gateway",
@@ -135,7 +143,12 @@ export function gatewayRoutes({ backend, keys, config, audit }: GatewayRouteDeps
           throw new Problem(403, "forbidden", "Envelope refused", detail);
         }
         try {
-          result = await backend.submit(envelope as never, hash);
+          const signed: SignedEnvelope = {
+            envelope: verdict.envelope,
+            kid: verdict.kid,
+            signature: verdict.signature,
+          };
+          result = await backend.submit(signed, hash);
         } catch (e) {
           // The edge answers its caller 429 too (GatewayJobsBackend).
           if (e instanceof LimitExceededError) throw rateLimited(e.message, e.retryAfterMs);

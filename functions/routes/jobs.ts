@@ -1,5 +1,6 @@
-// Jobs (HTTP-API.md): submit (policy → risk tier → signed envelope → audit → queue), read, wait,
-// server-sent events, and the worker's signed result report. Every side effect is injected.
+// Jobs (docs/http-api.md "Jobs"): submit (shared/jobs/submit.ts decides; this maps its outcomes
+// to responses), read, wait, server-sent events, and the worker's signed result report. Every side
+// effect is injected.
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
@@ -14,12 +15,7 @@ import type {
   JobsBackend,
   StartOutcome,
 } from "../../shared/jobs/backend";
-import {
-  type EnvelopeSigner,
-  envelopeHash as hashEnvelope,
-  type JobEnvelope,
-  signEnvelope,
-} from "../../shared/jobs/envelope";
+import type { EnvelopeSigner } from "../../shared/jobs/envelope";
 import {
   expectationFor,
   resultHash as hashResult,
@@ -28,49 +24,27 @@ import {
   signedResultSchema,
   verifyResult,
 } from "../../shared/jobs/result";
-import { jobRequestSchema, specFromRequest } from "../../shared/jobs/schema";
+import { jobRequestSchema } from "../../shared/jobs/schema";
+import {
+  type JobCaller as Caller,
+  type JobAuditEvent,
+  type JobPolicyDecision,
+  type JobPolicyRequest,
+  submitJob,
+} from "../../shared/jobs/submit";
 import { LimitExceededError } from "../../shared/limits";
-import { withServerAttributes } from "../../shared/policy/identity";
-import type { JsonObject } from "../../shared/policy/schema";
-import { boundedRisk, type DerivedRisk, selectTier, type Tier } from "../../shared/risk";
-import { identityOf } from "../middleware/auth";
 import { callerLimits, limitProblem } from "../middleware/limits";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { Problem } from "../problem";
 import { type AppEnv, router } from "../router";
 
-/** Same shape as POST /v1/audit/events. */
-export interface JobAuditEvent {
-  eventType: string;
-  agentId?: string;
-  details: Record<string, unknown>;
-}
-
-export interface JobPolicyRequest {
-  action: "execute";
-  resource: "sandbox";
-  context: JsonObject;
-}
-
-/** The subset of the policy engine's Decision this route acts on. */
-export interface JobPolicyDecision {
-  decision: "allow" | "deny" | "allow_with_conditions" | "require_approval";
-  /** false only in permissive mode: the decision is reported, not enforced. */
-  enforced?: boolean;
-  reason?: string;
-  conditions?: { name: string; value?: string | number | boolean | null }[];
-  decisionId?: string;
-}
-
-export interface Caller {
-  keyid: string;
-  role: string;
-  subject: string | null;
-  /** The key's admin-set groups and code trust (its record): agent.* in the policy context. */
-  groups: readonly string[];
-  trust: number;
-}
+export type {
+  JobAuditEvent,
+  JobCaller as Caller,
+  JobPolicyDecision,
+  JobPolicyRequest,
+} from "../../shared/jobs/submit";
 
 export interface JobsRouteDeps {
   config: Pick<SigilConfig, "sandbox" | "security" | "risk" | "limits">;
@@ -94,11 +68,6 @@ export interface JobsRouteDeps {
 
 /** The longest long-poll a client may ask for; the Node gateway accepts it too (edge → Node). */
 export const MAX_JOB_WAIT_MS = 120_000;
-
-/** Policy conditions this route can enforce; any other condition fails closed. */
-const TIER_CONDITIONS = new Set(["sandbox_tier", "min_tier"]);
-/** A policy's `data_sensitivity = x` (x in [0, 1]) raises the job's dataSensitivity to x. */
-const SENSITIVITY_CONDITION = "data_sensitivity";
 
 const jobIdParam = z.object({
   id: z
@@ -442,14 +411,40 @@ export function jobsRoutes(deps: JobsRouteDeps) {
   return router()
     .openapi(submitRoute(requestSchema), async (c) => {
       const who = caller(c);
-      const req = c.req.valid("json");
-      if (req.network.allow.length > 0) {
-        // SANDBOX.md: the egress proxy is "later"; until it exists no job gets a network.
+      const { queuedJobs, runningJobs } = callerLimits(c, cfg.limits);
+      const out = await submitJob(
+        {
+          request: c.req.valid("json"),
+          caller: who,
+          jobId: newJobId(),
+          quota: { queuedJobs, runningJobs },
+        },
+        {
+          settings: { defaultTier, thresholds, envelopeTtlMs: ttl },
+          now,
+          // A full queue is refused before any policy or audit work (the backend enforces it again).
+          admit: () => admit(c, who, queuedJobs),
+          evaluate: (req) =>
+            deps.evaluate(req, who).catch((e: unknown) => {
+              throw unavailable("policy evaluation", e);
+            }),
+          signer: deps.serviceSigner,
+          audit,
+          enqueue: async (signed, hash) => {
+            try {
+              await deps.backend.submit(signed, hash);
+            } catch (e) {
+              throw (await limitProblem(c, e)) ?? unavailable("enqueue", e);
+            }
+          },
+        },
+      );
+      if (out.outcome === "network-unavailable")
         throw new Problem(
           400,
           "validation",
           "Network access is not available",
-          "sandboxes run with no network; the egress allow-list (SANDBOX.md) is not implemented yet, so jobs asking for network are refused",
+          "sandboxes run with no network; the egress allow-list (docs/sandbox.md) is not implemented yet, so jobs asking for network are refused",
           [
             {
               path: "network.allow",
@@ -457,148 +452,14 @@ export function jobsRoutes(deps: JobsRouteDeps) {
             },
           ],
         );
-      }
-      const spec = specFromRequest(req);
-      // GOVERNANCE.md: codeTrustLevel is the key's admin-set trust; the declaration only raises.
-      const derived: DerivedRisk = {
-        codeTrustLevel: who.trust,
-        networkAccess: req.network.allow.length > 0 ? 1 : 0,
-      };
-      const base = selectTier(boundedRisk(req.risk, derived), { defaultTier, thresholds });
-      const jobId = newJobId();
-      // A full queue is refused before any policy or audit work (the backend enforces it again).
-      const { queuedJobs, runningJobs } = callerLimits(c, cfg.limits);
-      await admit(c, who, queuedJobs);
-
-      let decision: JobPolicyDecision;
-      try {
-        decision = await deps.evaluate(
-          {
-            action: "execute",
-            resource: "sandbox",
-            // agent.* and request.time as on /v1/evaluate: one definition (shared/policy/identity).
-            context: withServerAttributes(
-              {
-                jobId,
-                image: spec.image,
-                tier: base.tier,
-                riskScore: base.assessment?.score ?? null,
-                riskLevel: base.assessment?.level ?? null,
-                kind: spec.command ? "command" : "code",
-                language: spec.language ?? null,
-                timeoutMs: spec.timeoutMs,
-                memoryMb: spec.limits.memoryMb,
-                cpus: spec.limits.cpus,
-                pids: spec.limits.pids,
-                files: Object.keys(spec.files ?? {}).length,
-                network: false,
-              },
-              identityOf(c),
-              now(),
-            ),
-          },
-          who,
-        );
-      } catch (e) {
-        throw unavailable("policy evaluation", e);
-      }
-      const decisionId = decision.decisionId ?? uuidV7();
-      let policyMinimum: Tier | undefined;
-      let policySensitivity: number | undefined;
-      let denial: string | undefined;
-      if (decision.decision === "deny" || decision.decision === "require_approval") {
-        // No approval workflow for jobs: an approval requirement denies (fail closed).
-        if (decision.enforced !== false)
-          denial = decision.reason ?? `policy decided ${decision.decision}`;
-      } else if (decision.decision === "allow_with_conditions") {
-        for (const cond of decision.conditions ?? []) {
-          if (
-            TIER_CONDITIONS.has(cond.name) &&
-            (cond.value === "docker" || cond.value === "gvisor")
-          )
-            policyMinimum = policyMinimum
-              ? cond.value === "gvisor"
-                ? "gvisor"
-                : policyMinimum
-              : cond.value;
-          else if (
-            cond.name === SENSITIVITY_CONDITION &&
-            typeof cond.value === "number" &&
-            cond.value >= 0 &&
-            cond.value <= 1
-          )
-            policySensitivity = Math.max(policySensitivity ?? 0, cond.value);
-          else denial = `policy condition ${cond.name} cannot be enforced on a sandbox job`;
-        }
-      }
-      if (denial !== undefined) {
-        await audit({
-          eventType: "job.denied",
-          agentId: who.keyid,
-          details: {
-            jobId,
-            decisionId,
-            decision: decision.decision,
-            reason: denial,
-            image: spec.image,
-          },
+      if (out.outcome === "denied")
+        throw new Problem(403, "policy-denied", "Denied by policy", out.reason, undefined, {
+          decisionId: out.decisionId,
         });
-        throw new Problem(403, "policy-denied", "Denied by policy", denial, undefined, {
-          decisionId,
-        });
-      }
-
-      const risk = boundedRisk(req.risk, {
-        ...derived,
-        ...(policySensitivity !== undefined ? { dataSensitivity: policySensitivity } : {}),
-      });
-      const { tier, assessment } = selectTier(risk, {
-        defaultTier,
-        thresholds,
-        ...(policyMinimum ? { policyMinimum } : {}),
-      });
-      const created = now();
-      const envelope: JobEnvelope = {
-        type: "sigil.job-envelope.v1",
-        jobId,
-        submitter: { kid: who.keyid, subject: who.subject },
-        spec,
-        image: spec.image,
-        tier,
-        // The inputs as the server bounded them: the worker re-derives the tier from these.
-        risk,
-        riskScore: assessment?.score ?? null,
-        riskLevel: assessment?.level ?? null,
-        policyMinimumTier: policyMinimum ?? null,
-        policyDecisionId: decisionId,
-        createdAt: new Date(created).toISOString(),
-        expiresAt: new Date(created + ttl).toISOString(),
-        quota: { queuedJobs, runningJobs },
-      };
-      const signed = await signEnvelope(envelope, deps.serviceSigner);
-      const hash = hashEnvelope(envelope);
-      await audit({
-        eventType: "job.submitted",
-        agentId: who.keyid,
-        details: {
-          jobId,
-          envelopeHash: hash,
-          image: spec.image,
-          tier,
-          riskScore: envelope.riskScore,
-          risk,
-          keyTrust: who.trust,
-          ...(req.risk !== undefined ? { declaredRisk: req.risk } : {}),
-          decisionId,
-          serviceKid: signed.kid,
-        },
-      });
-      try {
-        await deps.backend.submit(signed, hash);
-      } catch (e) {
-        throw (await limitProblem(c, e)) ?? unavailable("enqueue", e);
-      }
-      return c.json({ jobId, tier, riskScore: envelope.riskScore, status: "queued" as const }, 202);
+      return c.json(
+        { jobId: out.jobId, tier: out.tier, riskScore: out.riskScore, status: "queued" as const },
+        202,
+      );
     })
     .openapi(getRoute, async (c) => {
       const r = await load(c.req.valid("param").id, caller(c));
@@ -639,7 +500,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
             if (e.type === "finished") return;
           }
         }
-      }) as never;
+      });
     })
     .openapi(resultRoute, async (c) => {
       const { id } = c.req.valid("param");

@@ -6,6 +6,7 @@ export * from "./memory";
 export * from "./merkle";
 export * from "./note";
 export * from "./ports";
+export * from "./retention";
 export * from "./sequencer";
 export * from "./service";
 export * from "./verify";

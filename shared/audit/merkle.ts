@@ -463,25 +463,6 @@ function rootFromSubtreeProof(
   return rootFromInclusionProof(sIndex, sSize, grown, rest.slice(i));
 }
 
-/** Boolean wrappers for callers that only need a verdict. */
-export function isValidInclusion(...args: Parameters<typeof verifyInclusion>): boolean {
-  try {
-    verifyInclusion(...args);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export function isValidConsistency(...args: Parameters<typeof verifyConsistency>): boolean {
-  try {
-    verifyConsistency(...args);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Nodes that retention may delete when the cut moves from oldStart to cut: every node inside
  * [0, cut) except the blocks of [0, cut), which stay as the frontier that later proofs and roots

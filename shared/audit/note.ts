@@ -202,5 +202,3 @@ export async function openCheckpoint(
     throw new NoteError("checkpoint origin mismatch");
   return cp;
 }
-
-export const noteTextOf = (note: string): string => parseNote(note).text;

@@ -117,7 +117,15 @@ export type EnvelopeRejection =
   | "tier-mismatch";
 
 export type EnvelopeVerdict =
-  | { ok: true; envelope: JobEnvelope; envelopeHash: string }
+  | {
+      ok: true;
+      /** As this side parsed it: the spec bounded, with its defaults applied. */
+      envelope: JobEnvelope;
+      envelopeHash: string;
+      /** The signing key id and the signature that verified. */
+      kid: string;
+      signature: string;
+    }
   | { ok: false; reason: EnvelopeRejection; detail: string; jobId?: string; envelopeHash?: string };
 
 export interface EnvelopeVerifyOptions {
@@ -235,5 +243,11 @@ export async function verifyEnvelope(
     return reject("tier-mismatch", "riskScore does not match the signed risk inputs", withHash);
 
   // The spec as this side parsed it (bounded, defaults applied); the hash stays the signed bytes'.
-  return { ok: true, envelope: { ...envelope, spec: spec.data as JobSpec }, envelopeHash: hash };
+  return {
+    ok: true,
+    envelope: { ...envelope, spec: spec.data as JobSpec },
+    envelopeHash: hash,
+    kid,
+    signature,
+  };
 }

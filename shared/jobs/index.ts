@@ -1,4 +1,4 @@
-// Sandbox jobs: request schema, signed envelope, signed result, and the jobs port.
+// Sandbox jobs: request schema, signed envelope, signed result, submission, and the jobs port.
 export type {
   ClaimInfo,
   ClaimOutcome,
@@ -60,3 +60,17 @@ export {
   sandboxJobSpecSchema,
   specFromRequest,
 } from "./schema";
+export {
+  type JobAuditEvent,
+  type JobCaller,
+  type JobPolicyDecision,
+  type JobPolicyRequest,
+  jobPolicyContext,
+  type PolicyVerdict,
+  policyVerdict,
+  type SubmitJobInput,
+  type SubmitJobPorts,
+  type SubmitOutcome,
+  type SubmitSettings,
+  submitJob,
+} from "./submit";

@@ -11,7 +11,7 @@
 // - lone surrogates: not encodable as UTF-8 (Python raises).
 // Known residual divergence we cannot see after JSON.parse: a signer that wrote `1.0` (Python
 // keeps "1.0", JS prints "1"), and the JS SDK's ordering of integer-like keys.
-import { canonicalJson, sha256Bytes, utf8 } from "../encoding";
+import { canonicalJson, utf8 } from "../encoding";
 import { SchemaPinError } from "./errors";
 
 export const CANONICALIZATION_V1 = "schemapin-v1";
@@ -96,9 +96,6 @@ export function canonicalizeSchema(value: unknown): string {
 }
 
 export const canonicalSchemaBytes = (value: unknown): Uint8Array => utf8(canonicalizeSchema(value));
-
-/** h = SHA-256(schemapin-v1(schema)); the SDKs then ECDSA-sign h (so the digest is SHA-256(h)). */
-export const schemaHash = (value: unknown): Uint8Array => sha256Bytes(canonicalSchemaBytes(value));
 
 /** Accepts an absent algorithm or "schemapin-v1"; anything else is a hard failure (SDK v1.4). */
 export function checkCanonicalization(algorithm: string | undefined | null): void {

@@ -35,5 +35,3 @@ export class SchemaPinError extends Error {
     super(message);
   }
 }
-
-export const isSchemaPinError = (e: unknown): e is SchemaPinError => e instanceof SchemaPinError;

@@ -583,7 +583,3 @@ export class ToolVerificationService {
 
 /** Stored PEM is re-encoded from the parsed SPKI, so it is canonical whatever the input layout. */
 const keyPem = (key: ParsedPublicKey): string => spkiToPem(key.spki);
-
-export const createToolVerificationService = (
-  deps: ToolVerificationDeps,
-): ToolVerificationService => new ToolVerificationService(deps);

@@ -1,8 +1,24 @@
-// One HTTP contract (HTTP-API.md) run against the Node app and the edge app alike: every route's
+// One HTTP contract (docs/http-api.md) run against the Node app and the edge app alike: every route's
 // success and error cases, the authentication attacks, and malformed bodies.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Sigil, SigilError } from "../../sdk";
-import { fromBase64, sha256Bytes, toBase64Url, utf8 } from "../../shared/encoding";
+import {
+  eventJson,
+  eventParts,
+  hashLeaf,
+  openCheckpoint,
+  verifyConsistency,
+  verifyInclusion,
+} from "../../shared/audit";
+import { verifyEd25519 } from "../../shared/crypto";
+import {
+  fromBase64,
+  fromBase64Url,
+  sha256Bytes,
+  toBase64,
+  toBase64Url,
+  utf8,
+} from "../../shared/encoding";
 import { signRequest } from "../../shared/httpsig";
 import {
   newKey,
@@ -12,6 +28,13 @@ import {
   type TestKey,
   targetNames,
 } from "../support/targets";
+
+/** A copy of a hash with one bit changed. */
+const flipped = (h: Uint8Array): Uint8Array => {
+  const c = h.slice();
+  c[0] = (c[0] ?? 0) ^ 1;
+  return c;
+};
 
 const SECURE_DATA_ACCESS = `policy secure_data_access {
     allow: read(sensitive_data) if (
@@ -52,7 +75,7 @@ const authFailed =
 
 /**
  * The targets' aggregation window: repeated rejections of one source and reason within it are
- * written as one summary event with their count (GOVERNANCE.md), so assertions wait for it.
+ * written as one summary event with their count (docs/governance.md), so assertions wait for it.
  */
 const WINDOW_MS = 250;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -618,23 +641,52 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
     it("verify, checkpoint, inclusion and consistency proofs, export", async () => {
       const v = await auditor.audit.verify();
       expect(v.valid).toBe(true);
-      const cp = await auditor.audit.checkpoint();
-      expect(cp.checkpoint).toMatch(/\n\n— /);
-      const inc = (await auditor.audit.inclusionProof({ index: 0, treeSize: cp.treeSize })) as {
-        rootHash: string;
+      // Every proof is checked against a tree head the service signed, with its published key.
+      const { keys } = await auditor.wellKnownKeys();
+      const service = keys.find((k) => k.role === "service" && k.status === "active")!;
+      const signedRoot = async (cp: { checkpoint: string; treeSize: number; rootHash: string }) => {
+        const origin = cp.checkpoint.slice(0, cp.checkpoint.indexOf("\n"));
+        const opened = await openCheckpoint(
+          cp.checkpoint,
+          [{ name: origin, publicKey: fromBase64Url(service.x) }],
+          verifyEd25519,
+        );
+        expect(opened.size).toBe(cp.treeSize);
+        expect(toBase64(opened.rootHash)).toBe(cp.rootHash);
+        return opened.rootHash;
       };
-      expect(inc.rootHash).toBeTruthy();
+      const cp = await auditor.audit.checkpoint();
+      const root = await signedRoot(cp);
+      expect(cp.treeSize).toBeGreaterThan(1);
+
+      // Inclusion: event 0, as the log serves it, is a leaf of the signed tree.
+      const inc = await auditor.audit.inclusionProof({ index: 0, treeSize: cp.treeSize });
+      expect(inc.rootHash).toBe(cp.rootHash);
+      const leaf = hashLeaf(eventJson(eventParts(await auditor.audit.get(0))));
+      const incProof = inc.proof.map(fromBase64);
+      verifyInclusion(0, cp.treeSize, leaf, incProof, root);
+      // The check is real: another event's leaf, or a changed proof, does not verify.
+      const other = hashLeaf(eventJson(eventParts(await auditor.audit.get(1))));
+      expect(() => verifyInclusion(0, cp.treeSize, other, incProof, root)).toThrow();
+      const bent = incProof.map((h, i) => (i === 0 ? flipped(h) : h));
+      expect(() => verifyInclusion(0, cp.treeSize, leaf, bent, root)).toThrow();
+
+      // Consistency: the newer signed tree extends the older one.
       await agent.audit.append({ eventType: "tool.invoked", details: {} });
       const cp2 = await auditor.audit.checkpoint();
-      const cons = (await auditor.audit.consistencyProof({
-        from: cp.treeSize,
-        to: cp2.treeSize,
-      })) as { proof: string[] };
-      expect(Array.isArray(cons.proof)).toBe(true);
+      const root2 = await signedRoot(cp2);
+      expect(cp2.treeSize).toBeGreaterThan(cp.treeSize);
+      const cons = await auditor.audit.consistencyProof({ from: cp.treeSize, to: cp2.treeSize });
+      expect([cons.fromRoot, cons.toRoot]).toEqual([cp.rootHash, cp2.rootHash]);
+      const consProof = cons.proof.map(fromBase64);
+      verifyConsistency(cp.treeSize, cp2.treeSize, consProof, root, root2);
+      expect(() =>
+        verifyConsistency(cp.treeSize, cp2.treeSize, consProof.map(flipped), root, root2),
+      ).toThrow();
       const ndjson = await auditor.audit.export({ from: 0 });
       const lines = ndjson.trim().split("\n");
       expect(lines.length).toBeGreaterThan(1);
-      expect(JSON.parse(lines[0]!).type).toBeTruthy();
+      expect(JSON.parse(lines[0]!).type).toBe("sigil.audit.export");
       expect((await problemOf(auditor.audit.get(10_000_000))).status).toBe(404);
       expect(typeOf(await problemOf(agent.audit.verify()))).toBe("forbidden");
     });

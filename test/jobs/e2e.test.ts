@@ -1,5 +1,6 @@
-// The whole job path over HTTP: signed submit → policy → envelope → BullMQ → worker consumer →
-// real Docker (runc) / gVisor (runsc) → signed result → verified report → wait / SSE.
+// The whole job path over HTTP, through the Node app as composeNode and createApp build it: signed
+// submit → policy → envelope → BullMQ → worker consumer → real Docker (runc) / gVisor (runsc) →
+// signed result → verified report → wait / SSE.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

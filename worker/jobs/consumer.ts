@@ -16,7 +16,7 @@ import {
   type TerminalStatus,
 } from "../../shared/jobs/result";
 import type { Logger } from "../../shared/log";
-import type { Tier } from "../../shared/risk";
+import { errorResult } from "../sandbox/types";
 import { type SandboxDriver, type SandboxRunResult, sandboxRunSpec } from "./driver";
 import type { Outbox, PendingReport, ResultReport } from "./outbox";
 
@@ -248,7 +248,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
     try {
       run = await o.driver.runJob(sandboxRunSpec(env));
     } catch (e) {
-      run = errorRun(env.tier, (e as Error).message);
+      run = errorResult(env, (e as Error).message);
     }
     const maxAttempts = job.opts.attempts ?? 1;
     if (run.status === "error" && job.attemptsMade + 1 < maxAttempts) {
@@ -355,21 +355,4 @@ function hashOf(raw: unknown): string {
   } catch {
     return ZERO_HASH;
   }
-}
-
-function errorRun(tier: Tier, message: string): SandboxRunResult {
-  const now = new Date().toISOString();
-  return {
-    status: "error",
-    exitCode: null,
-    signal: null,
-    stdout: "",
-    stderr: "",
-    truncated: false,
-    durationMs: 0,
-    startedAt: now,
-    finishedAt: now,
-    runtime: tier === "docker" ? "runc" : "runsc",
-    error: message,
-  };
 }

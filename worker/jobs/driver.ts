@@ -3,6 +3,7 @@
 import type { JobEnvelope } from "../../shared/jobs/envelope";
 import type { JobSpec } from "../../shared/jobs/schema";
 import type { Tier } from "../../shared/risk";
+import type { JobResult } from "../sandbox/types";
 
 /** The signed spec (shared/jobs/schema.ts, the one definition) with the job's id and tier. */
 export type SandboxRunSpec = Omit<JobSpec, "network"> & { jobId: string; tier: Tier };
@@ -13,23 +14,14 @@ export function sandboxRunSpec(env: Pick<JobEnvelope, "jobId" | "tier" | "spec">
   return { ...spec, jobId: env.jobId, tier: env.tier };
 }
 
-export type SandboxRunStatus = "succeeded" | "failed" | "timeout" | "oom" | "killed" | "error";
-
-export interface SandboxRunResult {
-  status: SandboxRunStatus;
-  exitCode: number | null;
-  signal?: string | null;
-  stdout: string;
-  stderr: string;
-  truncated: boolean;
-  durationMs: number;
-  startedAt: string;
-  finishedAt: string;
-  runtime: "runc" | "runsc";
-  containerId?: string;
-  /** Why an `error` happened, when the driver says. */
-  error?: string;
-}
+/**
+ * The sandbox's JobResult (worker/sandbox/types.ts, the one definition) as far as the consumer
+ * reads it: no identity fields (the envelope has them), container id and signal optional.
+ */
+export type SandboxRunResult = Omit<
+  JobResult,
+  "jobId" | "image" | "tier" | "warm" | "containerId" | "signal"
+> & { containerId?: string; signal?: string | null };
 
 export interface SandboxDriver {
   runJob(spec: SandboxRunSpec, opts?: { signal?: AbortSignal }): Promise<SandboxRunResult>;

@@ -20,6 +20,7 @@ import { buildJobArchive } from "./payload";
 import { WarmPool } from "./pool";
 import {
   DEFAULT_LIMITS,
+  errorResult,
   type JobResult,
   type JobSpec,
   JobSpecSchema,
@@ -165,7 +166,7 @@ export class Sandbox {
         oomSeen: (id) => this.oomWatch.saw(id),
       });
     } catch (e) {
-      return errorResult(spec, prepared, `sandbox failure: ${errMsg(e)}`);
+      return errorResult(spec, `sandbox failure: ${errMsg(e)}`, prepared);
     } finally {
       this.running.delete(token);
       if (prepared) this.remove(prepared);
@@ -231,27 +232,6 @@ export class Sandbox {
       .finally(() => this.removals.delete(job));
     this.removals.add(job);
   }
-}
-
-function errorResult(spec: JobSpec, p: Prepared | undefined, error: string): JobResult {
-  const now = new Date().toISOString();
-  return {
-    jobId: spec.jobId,
-    status: "error",
-    exitCode: null,
-    stdout: "",
-    stderr: "",
-    truncated: false,
-    durationMs: 0,
-    startedAt: now,
-    finishedAt: now,
-    runtime: spec.tier === "gvisor" ? "runsc" : "runc",
-    containerId: p?.id ?? "",
-    image: spec.image,
-    tier: spec.tier,
-    warm: p?.warm ?? false,
-    error,
-  };
 }
 
 function z4msg(err: { issues: readonly { path: readonly PropertyKey[]; message: string }[] }) {

@@ -49,6 +49,35 @@ export interface JobResult {
   error?: string;
 }
 
+/**
+ * A job that ended without an exit of its own (status "error": an infrastructure failure, which
+ * the queue may retry). The sandbox and the job consumer both report failures in this one shape.
+ */
+export function errorResult(
+  job: Pick<JobResult, "jobId" | "image" | "tier">,
+  error: string,
+  container?: { id: string; warm: boolean },
+): JobResult {
+  const now = new Date().toISOString();
+  return {
+    jobId: job.jobId,
+    status: "error",
+    exitCode: null,
+    stdout: "",
+    stderr: "",
+    truncated: false,
+    durationMs: 0,
+    startedAt: now,
+    finishedAt: now,
+    runtime: job.tier === "gvisor" ? "runsc" : "runc",
+    containerId: container?.id ?? "",
+    image: job.image,
+    tier: job.tier,
+    warm: container?.warm ?? false,
+    error,
+  };
+}
+
 /** Thrown (never returned) when a spec is invalid or not allowed: nothing ran, do not retry. */
 export class SandboxSpecError extends Error {
   override readonly name = "SandboxSpecError";

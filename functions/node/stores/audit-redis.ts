@@ -695,5 +695,3 @@ export class RedisAuditLog implements AuditLogPort {
 
 export const openRedisAuditLog = (opts: RedisAuditLogOptions): Promise<RedisAuditLog> =>
   RedisAuditLog.open(opts);
-
-export type { Entry as RedisPendingAppend };

@@ -111,6 +111,3 @@ export class RedisPinStore implements PinStore {
     return (await this.redis.hdel(this.key(domain), pinField(toolId))) === 1;
   }
 }
-
-export const createRedisPinStore = (redis: Redis, prefix: string, macKey?: Uint8Array): PinStore =>
-  new RedisPinStore(redis, prefix, macKey ? { macKey } : {});

@@ -1,27 +1,25 @@
+// The jobs test harness: the real Node composition (composeNode → createApp, as `npm run api`
+// builds it) over a test Redis prefix and queue, so the jobs route is tested with its real wiring:
+// authentication, quotas, the policy engine adapter, the audit service. Two hooks for the tests:
+// `policy.next` decides `execute` on `sandbox` (default allow; other requests go to the engine),
+// and `audits` lists every event the service appended, in order of durability.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Redis } from "ioredis";
-import { type AuthKey, authenticate } from "../../../functions/middleware/auth";
-import { onError } from "../../../functions/middleware/errors";
+import { createApp } from "../../../functions/app";
 import type { Role } from "../../../functions/middleware/roles";
+import { composeNode } from "../../../functions/node/compose";
 import { startReconciler } from "../../../functions/node/jobs/reconcile";
 import { RedisJobsBackend } from "../../../functions/node/jobs/redis-backend";
-import { router } from "../../../functions/router";
-import {
-  type JobAuditEvent,
-  type JobPolicyDecision,
-  type JobPolicyRequest,
-  jobsRoutes,
-} from "../../../functions/routes/jobs";
 import { type CallOptions, type JobRecord, Sigil } from "../../../sdk";
+import { AuditAppendInputSchema } from "../../../shared/audit";
 import { loadConfig, type SigilConfig } from "../../../shared/config";
-import {
-  createSigner,
-  generateEd25519KeyPair,
-  publicJwk,
-  type Signer,
-  verifyEd25519,
-} from "../../../shared/crypto";
-import { MemoryReplayCache } from "../../../shared/httpsig";
+import { createSigner, generateEd25519KeyPair, type Signer } from "../../../shared/crypto";
+import type { JobAuditEvent, JobPolicyDecision, JobPolicyRequest } from "../../../shared/jobs";
 import type { ResultBody } from "../../../shared/jobs/result";
+import { silentLogger } from "../../../shared/log";
+import { freePort } from "../../support/edge";
 import { connectRedis, dropPrefix, testPrefix } from "../../support/redis";
 import { serveOnLoopback } from "../../support/serve";
 
@@ -64,12 +62,13 @@ export interface Harness {
   config: SigilConfig;
   redis: Redis;
   prefix: string;
+  /** The same Redis records and queue the app's backend uses. */
   backend: RedisJobsBackend;
   baseUrl: string;
+  /** The service key the app signs envelopes with. */
   service: Signer;
   audits: JobAuditEvent[];
   policy: { next?: JobPolicyDecision; seen: JobPolicyRequest[] };
-  keys: Map<string, AuthKey>;
   /** A key of this role; `attrs` are its admin-set groups and trust (default none and 0). */
   addKey(
     role: Role,
@@ -90,71 +89,63 @@ export async function startHarness(
   overrides: Record<string, string> = {},
 ): Promise<Harness> {
   const prefix = testPrefix(name).replace(/:$/, "").replace(/:/g, "-");
+  const dataDir = mkdtempSync(join(tmpdir(), "sigil-jobs-"));
+  // Configured as well as listened on: requests are accepted only for the service's host:port.
+  const port = await freePort();
   const config = loadConfig({
-    env: { SIGIL_REDIS_PREFIX: prefix, SIGIL_SANDBOX_QUEUE: `jobs-${name}`, ...overrides },
+    env: {
+      SIGIL_REDIS_PREFIX: prefix,
+      SIGIL_SANDBOX_QUEUE: `jobs-${name}`,
+      SIGIL_DATA_DIR: dataDir,
+      SIGIL_SERVER_PORT: String(port),
+      ...overrides,
+    },
   });
   const redis = connectRedis();
-  const backend = new RedisJobsBackend({ redis, prefix, queueName: config.sandbox.queue });
-  const service = await newSigner();
+  const deps = await composeNode({
+    config,
+    redis,
+    log: silentLogger,
+    health: [],
+    scrypt: { N: 2 ** 14, r: 8, p: 1 },
+    // Started below, so the harness can wait until it is ready.
+    reconcile: false,
+  });
+
   const audits: JobAuditEvent[] = [];
+  const append = deps.audit.append.bind(deps.audit);
+  deps.audit.append = async (input, options) => {
+    const r = await append(input, options);
+    const e = AuditAppendInputSchema.parse(input);
+    audits.push({ eventType: e.eventType, agentId: e.agentId, details: e.details });
+    return r;
+  };
   const policy: Harness["policy"] = { seen: [] };
-  const keys = new Map<string, AuthKey>();
+  const evaluate = deps.policies.evaluate.bind(deps.policies);
+  deps.policies.evaluate = (req, usage) => {
+    if (req.action !== "execute" || req.resource !== "sandbox") return evaluate(req, usage);
+    policy.seen.push({ action: "execute", resource: "sandbox", context: req.context });
+    const d = policy.next ?? { decision: "allow", decisionId: `d-${policy.seen.length}` };
+    return { matched: [], policySetVersion: "harness", ...d, enforced: d.enforced ?? true };
+  };
 
-  const app = router();
-  app.use(
-    "/v1/*",
-    authenticate({
-      resolveKey: async (kid) => keys.get(kid) ?? { status: "unknown" },
-      verify: verifyEd25519,
-      replay: new MemoryReplayCache(),
-      maxSkewSeconds: 300,
-      onRejected: async (f) => {
-        audits.push({ eventType: "auth.failed", details: { ...f } });
-      },
-    }),
-  );
-  app.route(
-    "/",
-    jobsRoutes({
-      config,
-      backend,
-      serviceSigner: service,
-      evaluate: async (req) => {
-        policy.seen.push(req);
-        return (
-          policy.next ?? {
-            decision: "allow",
-            enforced: true,
-            decisionId: `d-${policy.seen.length}`,
-          }
-        );
-      },
-      audit: async (e) => {
-        audits.push(e);
-      },
-      workerKey: async (kid) => {
-        const k = keys.get(kid);
-        return k && k.role === "worker" ? k.publicKey : undefined;
-      },
-    }),
-  );
-  app.get("/.well-known/sigil/keys", (c) =>
-    c.json({ keys: [publicJwk(service.publicKey, { status: "active" })] }),
-  );
-  app.onError(onError({ debug() {}, info() {}, warn() {}, error() {} } as never));
-
+  const backend = new RedisJobsBackend({ redis, prefix, queueName: config.sandbox.queue });
   const reconciler = startReconciler({
     redis,
     prefix,
     queueName: config.sandbox.queue,
     backend,
     audit: async (e) => {
-      audits.push(e);
+      await deps.audit.append({
+        eventType: e.eventType,
+        agentId: e.agentId ?? "system",
+        details: e.details,
+      });
     },
   });
   await reconciler.ready();
 
-  const server = await serveOnLoopback(app.fetch);
+  const server = await serveOnLoopback(createApp(deps).fetch, port);
   const baseUrl = server.url;
 
   return {
@@ -163,18 +154,16 @@ export async function startHarness(
     prefix,
     backend,
     baseUrl,
-    service,
+    service: deps.serviceSigner,
     audits,
     policy,
-    keys,
     async addKey(role, subject, signer, attrs = {}) {
       const s = signer ?? (await newSigner());
-      keys.set(s.kid, {
-        status: "active",
-        kid: s.kid,
-        publicKey: s.publicKey,
+      await deps.keys.register({
         role,
         subject,
+        publicKey: s.publicKey,
+        createdAt: Date.now(),
         groups: attrs.groups ?? [],
         trust: attrs.trust ?? 0,
       });
@@ -186,8 +175,10 @@ export async function startHarness(
       await reconciler.close();
       await backend.queue.obliterate({ force: true }).catch(() => undefined);
       await backend.close();
+      await deps.close();
       await dropPrefix(redis, `${prefix}:`);
       redis.disconnect();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,0 +1,280 @@
+// Job submission (docs/http-api.md "Jobs", docs/governance.md): everything between a validated
+// `POST /v1/jobs` body and a queued, signed envelope. The risk is bounded by the key's trust, the
+// policy decides and may raise the tier or the data sensitivity, the envelope carries the inputs
+// the worker re-derives the tier from, and each step is audited before the next. Every side
+// effect is a port; functions/routes/jobs.ts parses, calls submitJob and maps outcomes to problems.
+import { uuidV7 } from "../crypto";
+import { type CallerIdentity, withServerAttributes } from "../policy/identity";
+import type { Decision, JsonObject } from "../policy/schema";
+import {
+  boundedRisk,
+  type DerivedRisk,
+  type RiskInput,
+  type RiskThresholds,
+  selectTier,
+  stricterTier,
+  type Tier,
+} from "../risk";
+import {
+  type EnvelopeSigner,
+  envelopeHash,
+  type JobEnvelope,
+  type JobQuota,
+  type SignedEnvelope,
+  signEnvelope,
+} from "./envelope";
+import { type JobRequest, type JobSpec, specFromRequest } from "./schema";
+
+/** An audit event a job step appends: the shape of POST /v1/audit/events. */
+export interface JobAuditEvent {
+  eventType: string;
+  agentId?: string;
+  details: Record<string, unknown>;
+}
+
+/** What the policy engine is asked about a job: `execute` on `sandbox`. */
+export interface JobPolicyRequest {
+  action: "execute";
+  resource: "sandbox";
+  context: JsonObject;
+}
+
+/** The part of the policy engine's Decision a submission acts on. */
+export type JobPolicyDecision = Pick<Decision, "decision" | "reason" | "conditions"> & {
+  /** false only in permissive mode: the decision is reported, not enforced. */
+  enforced?: boolean;
+  decisionId?: string;
+};
+
+/** The authenticated caller of a jobs route. */
+export interface JobCaller {
+  keyid: string;
+  role: string;
+  subject: string | null;
+  /** The key's admin-set groups and code trust (its record): agent.* in the policy context. */
+  groups: readonly string[];
+  trust: number;
+}
+
+/** Policy conditions that name a minimum tier; any condition not understood here fails closed. */
+const TIER_CONDITIONS = new Set(["sandbox_tier", "min_tier"]);
+/** A policy's `data_sensitivity = x` (x in [0, 1]) raises the job's dataSensitivity to x. */
+const SENSITIVITY_CONDITION = "data_sensitivity";
+
+export interface SubmitSettings {
+  defaultTier: Tier;
+  thresholds: RiskThresholds;
+  /** How long the envelope stays runnable after submit (queue wait and retries). */
+  envelopeTtlMs: number;
+}
+
+export interface SubmitJobInput {
+  /** Validated against the configured bounds (jobRequestSchema). */
+  request: JobRequest;
+  caller: JobCaller;
+  jobId: string;
+  /** The caller's job quotas, signed into the envelope for the queue and the workers. */
+  quota: JobQuota;
+}
+
+export interface SubmitJobPorts {
+  settings: SubmitSettings;
+  now: () => number;
+  /** Refuses (throws) before any policy or audit work, e.g. when the submitter's queue is full. */
+  admit: () => Promise<void>;
+  evaluate: (req: JobPolicyRequest) => Promise<JobPolicyDecision>;
+  /** The service key. */
+  signer: EnvelopeSigner;
+  /** Resolves once the event is durable. */
+  audit: (event: JobAuditEvent) => Promise<void>;
+  enqueue: (signed: SignedEnvelope, envelopeHash: string) => Promise<void>;
+}
+
+export type SubmitOutcome =
+  | {
+      outcome: "queued";
+      jobId: string;
+      tier: Tier;
+      riskScore: number | null;
+      envelopeHash: string;
+      signed: SignedEnvelope;
+    }
+  /** The request asks for network egress, which no sandbox has. Nothing was audited. */
+  | { outcome: "network-unavailable" }
+  /** Refused by policy; audited `job.denied`. */
+  | { outcome: "denied"; decisionId: string; reason: string };
+
+/** What a policy decision means for a job: a denial, or what it raises. */
+export type PolicyVerdict =
+  | { denied: true; reason: string }
+  | { denied: false; minimumTier?: Tier; dataSensitivity?: number };
+
+/**
+ * A deny or an approval requirement denies (no approval workflow for jobs: fail closed) unless
+ * the decision is not enforced (permissive mode). `allow_with_conditions` may demand a tier or a
+ * data sensitivity; any other condition cannot be enforced on a sandbox job, so it denies.
+ */
+export function policyVerdict(d: JobPolicyDecision): PolicyVerdict {
+  if (d.decision === "deny" || d.decision === "require_approval") {
+    return d.enforced === false
+      ? { denied: false }
+      : { denied: true, reason: d.reason ?? `policy decided ${d.decision}` };
+  }
+  if (d.decision !== "allow_with_conditions") return { denied: false };
+  let minimumTier: Tier | undefined;
+  let dataSensitivity: number | undefined;
+  let denial: string | undefined;
+  for (const cond of d.conditions ?? []) {
+    if (TIER_CONDITIONS.has(cond.name) && (cond.value === "docker" || cond.value === "gvisor")) {
+      minimumTier = minimumTier ? stricterTier(minimumTier, cond.value) : cond.value;
+    } else if (
+      cond.name === SENSITIVITY_CONDITION &&
+      typeof cond.value === "number" &&
+      cond.value >= 0 &&
+      cond.value <= 1
+    ) {
+      dataSensitivity = Math.max(dataSensitivity ?? 0, cond.value);
+    } else {
+      denial = `policy condition ${cond.name} cannot be enforced on a sandbox job`;
+    }
+  }
+  if (denial !== undefined) return { denied: true, reason: denial };
+  return {
+    denied: false,
+    ...(minimumTier ? { minimumTier } : {}),
+    ...(dataSensitivity !== undefined ? { dataSensitivity } : {}),
+  };
+}
+
+/** The job as a policy sees it, before the server's agent.* and request.time are added. */
+export function jobPolicyContext(
+  jobId: string,
+  spec: JobSpec,
+  base: { tier: Tier; assessment?: { score: number; level: string } },
+): JsonObject {
+  return {
+    jobId,
+    image: spec.image,
+    tier: base.tier,
+    riskScore: base.assessment?.score ?? null,
+    riskLevel: base.assessment?.level ?? null,
+    kind: spec.command ? "command" : "code",
+    language: spec.language ?? null,
+    timeoutMs: spec.timeoutMs,
+    memoryMb: spec.limits.memoryMb,
+    cpus: spec.limits.cpus,
+    pids: spec.limits.pids,
+    files: Object.keys(spec.files ?? {}).length,
+    network: false,
+  };
+}
+
+const identityOf = (c: JobCaller): CallerIdentity => ({
+  kid: c.keyid,
+  subject: c.subject ?? "",
+  role: c.role,
+  groups: c.groups,
+  trust: c.trust,
+});
+
+/**
+ * Network check, bounded risk and tier, admission, policy, envelope, audit, queue — in that order,
+ * so a refusal costs nothing after it and every accepted job is audited before it can run.
+ * Port failures propagate unchanged (the caller fails closed on them).
+ */
+export async function submitJob(
+  input: SubmitJobInput,
+  ports: SubmitJobPorts,
+): Promise<SubmitOutcome> {
+  const { request: req, caller: who, jobId } = input;
+  const { defaultTier, thresholds } = ports.settings;
+  // docs/sandbox.md: there is no egress proxy, so no job gets a network.
+  if (req.network.allow.length > 0) return { outcome: "network-unavailable" };
+  const spec = specFromRequest(req);
+  // docs/governance.md: codeTrustLevel is the key's admin-set trust; a declaration only raises.
+  const derived: DerivedRisk = { codeTrustLevel: who.trust, networkAccess: 0 };
+  const base = selectTier(boundedRisk(req.risk, derived), { defaultTier, thresholds });
+  await ports.admit();
+
+  const decision = await ports.evaluate({
+    action: "execute",
+    resource: "sandbox",
+    // agent.* and request.time as on /v1/evaluate: one definition (shared/policy/identity).
+    context: withServerAttributes(
+      jobPolicyContext(jobId, spec, base),
+      identityOf(who),
+      ports.now(),
+    ),
+  });
+  const decisionId = decision.decisionId ?? uuidV7();
+  const verdict = policyVerdict(decision);
+  if (verdict.denied) {
+    await ports.audit({
+      eventType: "job.denied",
+      agentId: who.keyid,
+      details: {
+        jobId,
+        decisionId,
+        decision: decision.decision,
+        reason: verdict.reason,
+        image: spec.image,
+      },
+    });
+    return { outcome: "denied", decisionId, reason: verdict.reason };
+  }
+
+  const risk: RiskInput = boundedRisk(req.risk, {
+    ...derived,
+    ...(verdict.dataSensitivity !== undefined ? { dataSensitivity: verdict.dataSensitivity } : {}),
+  });
+  const { tier, assessment } = selectTier(risk, {
+    defaultTier,
+    thresholds,
+    ...(verdict.minimumTier ? { policyMinimum: verdict.minimumTier } : {}),
+  });
+  const created = ports.now();
+  const envelope: JobEnvelope = {
+    type: "sigil.job-envelope.v1",
+    jobId,
+    submitter: { kid: who.keyid, subject: who.subject },
+    spec,
+    image: spec.image,
+    tier,
+    // The inputs as the server bounded them: the worker re-derives the tier from these.
+    risk,
+    riskScore: assessment?.score ?? null,
+    riskLevel: assessment?.level ?? null,
+    policyMinimumTier: verdict.minimumTier ?? null,
+    policyDecisionId: decisionId,
+    createdAt: new Date(created).toISOString(),
+    expiresAt: new Date(created + ports.settings.envelopeTtlMs).toISOString(),
+    quota: input.quota,
+  };
+  const signed = await signEnvelope(envelope, ports.signer);
+  const hash = envelopeHash(envelope);
+  await ports.audit({
+    eventType: "job.submitted",
+    agentId: who.keyid,
+    details: {
+      jobId,
+      envelopeHash: hash,
+      image: spec.image,
+      tier,
+      riskScore: envelope.riskScore,
+      risk,
+      keyTrust: who.trust,
+      ...(req.risk !== undefined ? { declaredRisk: req.risk } : {}),
+      decisionId,
+      serviceKid: signed.kid,
+    },
+  });
+  await ports.enqueue(signed, hash);
+  return {
+    outcome: "queued",
+    jobId,
+    tier,
+    riskScore: envelope.riskScore,
+    envelopeHash: hash,
+    signed,
+  };
+}
