@@ -1,0 +1,42 @@
+// The approvals port (docs/governance.md "Approvals"). Records are replaced only by compare-and-set
+// on a revision, so of two concurrent answers (or redemptions) exactly one wins, on every adapter:
+// memory, Redis (Lua) and a Durable Object (one synchronous SQL transaction).
+import type { ApprovalRecord } from "./record";
+
+export interface StoredApproval {
+  /** Increases by one on every replacement; what `swap` compares. */
+  rev: number;
+  record: ApprovalRecord;
+}
+
+export type CreateResult = { created: true } | { created: false; current: string };
+
+export interface ApprovalStore {
+  /**
+   * Stores a new record (revision 1) and points its binding at it, if the binding still points at
+   * `replacing` (null: at nothing). Otherwise stores nothing and names the id it points at, so two
+   * identical requests at once share one approval.
+   */
+  create(record: ApprovalRecord, replacing: string | null): Promise<CreateResult>;
+  /** The id the binding points at, if any. */
+  byBinding(binding: string): Promise<string | undefined>;
+  get(id: string): Promise<StoredApproval | undefined>;
+  /** Replaces the record if its revision is still `rev`; false when another writer got there first. */
+  swap(id: string, rev: number, next: ApprovalRecord): Promise<boolean>;
+  /** Newest first: at most `limit` records with an id below `before` (ids are UUIDv7). */
+  list(opts: { limit: number; before?: string }): Promise<StoredApproval[]>;
+}
+
+/** Upper bound of `list`'s limit on every adapter. */
+export const MAX_APPROVAL_PAGE = 1000;
+
+export function checkSwap(id: string, rev: number, next: ApprovalRecord): void {
+  if (next.id !== id) throw new RangeError("approval store: a record cannot change its id");
+  if (!Number.isSafeInteger(rev) || rev < 1) throw new RangeError("approval store: bad revision");
+}
+
+export function checkList(opts: { limit: number }): void {
+  if (!Number.isInteger(opts.limit) || opts.limit < 1 || opts.limit > MAX_APPROVAL_PAGE) {
+    throw new RangeError(`approval store: limit must be 1..${MAX_APPROVAL_PAGE}`);
+  }
+}
