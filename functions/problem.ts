@@ -21,6 +21,7 @@ export type ProblemType =
   | "reserved-attribute"
   | "pin-conflict"
   | "conflict"
+  | "separation-of-duties"
   | "unavailable"
   | "rate-limited"
   | "internal";

@@ -124,6 +124,38 @@ export class Sigil {
       this.#json({ method: "DELETE", path: `/v1/policies/${enc(name)}`, call }),
   };
 
+  // ---- approvals ----
+
+  readonly approvals = {
+    list: (
+      q: { status?: T.ApprovalStatus; limit?: number; before?: string } = {},
+      call?: CallOptions,
+    ): Promise<T.ApprovalPage> =>
+      this.#json({ method: "GET", path: "/v1/approvals", query: q, call }),
+    get: async (id: string, call?: CallOptions): Promise<T.Approval> =>
+      (
+        await this.#json<{ approval: T.Approval }>({
+          method: "GET",
+          path: `/v1/approvals/${enc(id)}`,
+          call,
+        })
+      ).approval,
+    /** 403 for the requester's own subject or a key without the group; 409 once answered. */
+    decide: async (
+      id: string,
+      answer: { decision: "approve" | "deny"; reason?: string },
+      call?: CallOptions,
+    ): Promise<T.Approval> =>
+      (
+        await this.#json<{ approval: T.Approval }>({
+          method: "POST",
+          path: `/v1/approvals/${enc(id)}/decision`,
+          json: answer,
+          call,
+        })
+      ).approval,
+  };
+
   // ---- evaluation ----
 
   evaluate(req: T.EvaluateRequest, call?: CallOptions): Promise<T.EvaluateResponse> {

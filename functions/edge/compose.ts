@@ -22,8 +22,9 @@ import {
 import type { AppDeps } from "../app";
 import { jsonLogger, type Logger } from "../middleware/logger";
 import type { HealthCheck } from "../routes/health";
+import { DoApprovalStore } from "./approvals/adapter";
 import { DoAuditLog } from "./audit/adapter";
-import { KEYS_OBJECT, POLICIES_OBJECT } from "./constants";
+import { APPROVALS_OBJECT, KEYS_OBJECT, POLICIES_OBJECT } from "./constants";
 import { type EdgeEnv, stringVars } from "./env";
 import { GatewayJobsBackend } from "./jobs/gateway";
 import { DoKeyRegistry, DoSecretStore } from "./keys/adapter";
@@ -142,6 +143,7 @@ const BINDINGS = [
   "SIGIL_PINS",
   "SIGIL_AUDIT",
   "SIGIL_LIMITS",
+  "SIGIL_APPROVALS",
 ] as const;
 
 async function compose(env: EdgeEnv): Promise<AppDeps> {
@@ -259,6 +261,8 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
     keys,
     keyManager,
     replay: new DoReplayCache(env.SIGIL_REPLAY),
+    // Approvals hold across every isolate: one ApprovalsObject holds them all.
+    approvals: new DoApprovalStore(stubSource(env.SIGIL_APPROVALS, APPROVALS_OBJECT)),
     // Quotas hold across every isolate: one LimitsObject per subject holds its buckets.
     limiter: new DoRateLimiter(env.SIGIL_LIMITS),
     // Set by Cloudflare on every request (a client cannot forge it there).

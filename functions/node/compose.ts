@@ -42,6 +42,7 @@ import { type Reconciler, startReconciler } from "./jobs/reconcile";
 import { RedisJobsBackend } from "./jobs/redis-backend";
 import { installNodeSha256 } from "./native-hash";
 import { nodeSigning } from "./signing";
+import { RedisApprovalStore } from "./stores/approvals-redis";
 import { openRedisAuditLog, type RedisAuditLog } from "./stores/audit-redis";
 import { redisInvalidationBus } from "./stores/invalidation-redis";
 import { FileSecretStore } from "./stores/key-files";
@@ -331,6 +332,10 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     tools,
     jobs,
     jobGateway: true,
+    // Approvals hold across every API process; records carry a MAC (Redis is not trusted).
+    approvals: new RedisApprovalStore(redis, prefix, {
+      macKey: hkdfSha256(utf8(secret), utf8("sigil"), utf8("approval-store-mac.v1"), 32),
+    }),
     // Quotas hold across every API process: their buckets are in Redis.
     limiter: new RedisRateLimiter(redis, prefix),
     auditWindows,
