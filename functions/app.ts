@@ -22,7 +22,7 @@ import { type Logger, requestLog } from "./middleware/logger";
 import type { Role } from "./middleware/roles";
 import { Problem, problemResponse } from "./problem";
 import { type AppEnv, router } from "./router";
-import { approvalRoutes, approvalService, evaluateApprovalStep } from "./routes/approvals";
+import { createApprovals } from "./routes/approvals";
 import { auditProblem, auditRoutes } from "./routes/audit";
 import { docsRoutes } from "./routes/docs";
 import { gatewayRoutes } from "./routes/gateway";
@@ -218,22 +218,24 @@ export function createApp(deps: AppDeps) {
   app.use("/v1/*", jsonGuard());
 
   app.route("/", keyRoutes({ registry: keys, manager: deps.keyManager, audit: appendAudit, now }));
-  const approvals = approvalService(
-    deps.approvals ?? new MemoryApprovalStore(),
+  const approvals = createApprovals({
+    store: deps.approvals ?? new MemoryApprovalStore(),
     config,
-    appendAudit,
+    audit: appendAudit,
     now,
-  );
+    signer: deps.serviceSigner,
+    log,
+  });
   app.route(
     "/",
     policyRoutes({
       policies: deps.policies,
       audit: appendAudit,
       now,
-      approvalStep: evaluateApprovalStep(approvals, appendAudit),
+      approvalStep: approvals.step,
     }),
   );
-  app.route("/", approvalRoutes({ approvals, audit: appendAudit, now }));
+  app.route("/", approvals.routes);
   app.route("/", auditRoutes(audit));
   app.route(
     "/",

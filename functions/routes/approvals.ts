@@ -13,11 +13,14 @@ import {
   statusAt,
 } from "../../shared/approvals";
 import type { SigilConfig } from "../../shared/config";
-import { uuidV7 } from "../../shared/crypto";
+import { type Signer, uuidV7 } from "../../shared/crypto";
 import { canonicalJson, sha256Hex } from "../../shared/encoding";
 import type { Decision, EvaluationRequest } from "../../shared/policy";
+import { ApprovalWebhooks } from "../approval-webhooks";
 import type { AuditFn } from "../audit-sink";
 import { identityOf } from "../middleware/auth";
+import { inBackground } from "../middleware/limits";
+import type { Logger } from "../middleware/logger";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { Problem } from "../problem";
@@ -152,6 +155,7 @@ export interface ApprovalRouteDeps {
   approvals: ApprovalService;
   audit: AuditFn;
   now: () => number;
+  keepDelivering: (c: Context<AppEnv>) => void;
 }
 
 /** A store that cannot be reached fails the request (503), never decides it. */
@@ -160,15 +164,42 @@ function unavailable(e: unknown): never {
   throw new Problem(503, "unavailable", "Approval store unavailable", (e as Error).message);
 }
 
-/** The workflow over `store`, reporting each transition it wins as an audit event. */
-export function approvalService(
-  store: ApprovalStore,
-  config: SigilConfig,
-  audit: AuditFn,
-  now: () => number,
-): ApprovalService {
-  return new ApprovalService({
-    store,
+export interface ApprovalsDeps {
+  store: ApprovalStore;
+  config: SigilConfig;
+  audit: AuditFn;
+  now: () => number;
+  /** Signs webhook deliveries (the service key). */
+  signer: Signer;
+  log: Logger;
+}
+
+/**
+ * Approvals for one app: the workflow over `store` (each transition it wins is audited and
+ * published to the webhooks), the evaluate step, and the routes.
+ */
+export function createApprovals(deps: ApprovalsDeps) {
+  const { config, audit, now } = deps;
+  const urls = config.approvals.webhooks;
+  const webhooks =
+    urls.length > 0
+      ? new ApprovalWebhooks({
+          urls,
+          signer: deps.signer,
+          log: deps.log,
+          attempts: config.approvals.webhook_attempts,
+          queueSize: config.approvals.webhook_queue,
+          onGiveUp: async (url, body, last) => {
+            await audit({
+              eventType: "approval.webhook_failed",
+              agentId: "system",
+              details: { url, eventId: body.id, type: body.type, lastError: last },
+            });
+          },
+        })
+      : undefined;
+  const service = new ApprovalService({
+    store: deps.store,
     times: {
       timeoutMs: config.approvals.timeout_s * 1000,
       retentionMs: config.approvals.retention_s * 1000,
@@ -184,8 +215,19 @@ export function approvalService(
             : record.request.subject,
         details: approvalDetails(record),
       });
+      webhooks?.publish({ type, approval: approvalView(record, now()) });
     },
   });
+  // On the edge, deliveries run on after the response only while a request keeps them alive.
+  const keepDelivering = (c: Context<AppEnv>) => {
+    if (webhooks) inBackground(c, webhooks.idle());
+  };
+  return {
+    service,
+    webhooks,
+    step: evaluateApprovalStep(service, audit, keepDelivering),
+    routes: approvalRoutes({ approvals: service, audit, now, keepDelivering }),
+  };
 }
 
 function approvalDetails(r: ApprovalRecord): Record<string, unknown> {
@@ -222,9 +264,11 @@ function visibleTo(c: Context<AppEnv>): (r: ApprovalRecord) => boolean {
     r.request.subject === who.subject || r.request.approvers.some((g) => who.groups.includes(g));
 }
 
-export function approvalRoutes({ approvals, audit, now }: ApprovalRouteDeps) {
+export function approvalRoutes({ approvals, audit, now, keepDelivering }: ApprovalRouteDeps) {
   const get = async (c: Context<AppEnv>, id: string): Promise<ApprovalRecord> => {
     const r = await approvals.get(id).catch(unavailable);
+    // Reading may write down an expiry, which is published.
+    keepDelivering(c);
     // Not visible reads as unknown: an id says nothing to whoever may not see it.
     if (!r || !visibleTo(c)(r))
       throw new Problem(404, "not-found", "Not found", `no approval ${id}`);
@@ -241,6 +285,7 @@ export function approvalRoutes({ approvals, audit, now }: ApprovalRouteDeps) {
           visible: visibleTo(c),
         })
         .catch(unavailable);
+      keepDelivering(c);
       const at = now();
       return c.json(
         { approvals: page.records.map((r) => approvalView(r, at)), next: page.next },
@@ -259,6 +304,7 @@ export function approvalRoutes({ approvals, audit, now }: ApprovalRouteDeps) {
       const out = await approvals
         .decide(id, answer, { kid: who.kid, subject: who.subject, groups: who.groups })
         .catch(unavailable);
+      keepDelivering(c);
       if (out.ok) return c.json({ approval: approvalView(out.record, now()) }, 200);
       const { refusal } = out;
       await audit({
@@ -301,14 +347,31 @@ type ApprovalRefusalCode = NonNullable<Decision["approvalRefusal"]>;
  * a deny naming why. A decision that is not `require_approval` is returned as it is: the approval
  * is neither needed nor spent.
  */
-export function evaluateApprovalStep(approvals: ApprovalService, audit: AuditFn) {
+export function evaluateApprovalStep(
+  approvals: ApprovalService,
+  audit: AuditFn,
+  keepDelivering: (c: Context<AppEnv>) => void = () => {},
+) {
   return async (
     c: Context<AppEnv>,
     req: EvaluationRequest,
     d: Decision,
     approvalId: string | undefined,
   ): Promise<Decision> => {
-    if (d.decision !== "require_approval" || d.approver === undefined) return d;
+    const approver = d.approver;
+    if (d.decision !== "require_approval" || approver === undefined) return d;
+    try {
+      return await step(c, req, { ...d, approver }, approvalId);
+    } finally {
+      keepDelivering(c);
+    }
+  };
+  async function step(
+    c: Context<AppEnv>,
+    req: EvaluationRequest,
+    d: Decision & { approver: string },
+    approvalId: string | undefined,
+  ): Promise<Decision> {
     const who = identityOf(c);
     const bound: BoundRequest = {
       kid: who.kid,
@@ -364,5 +427,5 @@ export function evaluateApprovalStep(approvals: ApprovalService, audit: AuditFn)
       approvalId,
       approvalRefusal: code,
     };
-  };
+  }
 }

@@ -274,6 +274,13 @@ export const approvalsSchema = z.strictObject({
     .min(60)
     .max(366 * 86_400)
     .default(7 * 86_400),
+  // Receivers of signed approval events, chosen by the operator. Default none.
+  webhooks: z
+    .array(z.url({ protocol: /^https?$/ }).max(2048))
+    .max(16)
+    .default([]),
+  webhook_attempts: z.number().int().min(1).max(20).default(6),
+  webhook_queue: z.number().int().min(1).max(100_000).default(1000),
 });
 
 export const configSchema = z
