@@ -103,6 +103,16 @@ describe.each(targetNames)("approvals on %s", (targetName) => {
   }, 180_000);
   afterAll(async () => t?.stop());
 
+  it("the routes are in the OpenAPI document, and evaluate takes approvalId", async () => {
+    const doc = (await (await fetch(`${t.url}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    for (const p of ["/v1/approvals", "/v1/approvals/{id}", "/v1/approvals/{id}/decision"]) {
+      expect(doc.paths, p).toHaveProperty([p]);
+    }
+    expect(JSON.stringify(doc.paths["/v1/evaluate"])).toContain("approvalId");
+  });
+
   it("high_memory_operations: require_approval by supervisor, with an approvalId an identical request shares", async () => {
     const d = await requester.evaluate(allocate());
     expect(d).toMatchObject({ decision: "require_approval", approver: "supervisor" });
@@ -218,6 +228,9 @@ describe.each(targetNames)("approvals on %s", (targetName) => {
     expect((await problemOf(outsider.approvals.decide(id, { decision: "approve" }))).status).toBe(
       404,
     );
+    // A worker key reads nothing either, whatever groups its record holds.
+    expect((await problemOf(worker.approvals.get(id))).status).toBe(403);
+    expect((await problemOf(worker.approvals.list())).status).toBe(403);
     expect((await boss.approvals.get(id)).status).toBe("pending");
     const codes = (await auditFor(id))
       .filter((e) => e.eventType === "approval.refused")
