@@ -154,7 +154,24 @@ export class Sigil {
           call,
         })
       ).approval,
+    /**
+     * Server-sent events (event `approval`, data: the approval as it is now) for every change the
+     * key may see, from now until the server ends the stream; `break` or the signal stops it.
+     */
+    events: (call?: CallOptions): AsyncIterable<ServerSentEvent> => this.#approvalEvents(call),
   };
+
+  async *#approvalEvents(call?: CallOptions): AsyncGenerator<ServerSentEvent, void, undefined> {
+    const res = await this.#send({
+      method: "GET",
+      path: "/v1/approvals/events",
+      accept: "text/event-stream",
+      call,
+      stream: true,
+    });
+    if (!res.response.body) throw SigilError.client("invalid-response", "event stream has no body");
+    yield* readServerSentEvents(res.response.body);
+  }
 
   // ---- evaluation ----
 

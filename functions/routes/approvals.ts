@@ -3,6 +3,7 @@
 // decision or redeems an approved one, once, for exactly the bound request.
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { streamSSE } from "hono/streaming";
 import {
   ApprovalIdSchema,
   type ApprovalRecord,
@@ -124,6 +125,23 @@ const listRoute = createRoute({
     ...problemResponses(400, 401, 403, 429, 503),
   },
 });
+const eventsRoute = createRoute({
+  method: "get",
+  path: "/v1/approvals/events",
+  tags: ["approvals"],
+  summary:
+    "Server-sent events for consoles: event `approval` with the approval as it is now, for every change the caller may see",
+  description:
+    "Starts at the newest change, or after `Last-Event-ID` (each event's id). Ends after a few minutes; reconnect with Last-Event-ID. An expiry appears once something has read the expired approval.",
+  middleware: [requireRole("admin", "auditor", "agent")] as const,
+  responses: {
+    200: {
+      description: "text/event-stream",
+      content: { "text/event-stream": { schema: z.string() } },
+    },
+    ...problemResponses(401, 403, 429, 503),
+  },
+});
 const getRoute = createRoute({
   method: "get",
   path: "/v1/approvals/{id}",
@@ -156,6 +174,9 @@ export interface ApprovalRouteDeps {
   audit: AuditFn;
   now: () => number;
   keepDelivering: (c: Context<AppEnv>) => void;
+  /** Server-sent events: how often the change feed is read, and how long a stream lasts. */
+  pollMs?: number;
+  maxStreamMs?: number;
 }
 
 /** A store that cannot be reached fails the request (503), never decides it. */
@@ -264,7 +285,14 @@ function visibleTo(c: Context<AppEnv>): (r: ApprovalRecord) => boolean {
     r.request.subject === who.subject || r.request.approvers.some((g) => who.groups.includes(g));
 }
 
-export function approvalRoutes({ approvals, audit, now, keepDelivering }: ApprovalRouteDeps) {
+export function approvalRoutes({
+  approvals,
+  audit,
+  now,
+  keepDelivering,
+  pollMs = 500,
+  maxStreamMs = 300_000,
+}: ApprovalRouteDeps) {
   const get = async (c: Context<AppEnv>, id: string): Promise<ApprovalRecord> => {
     const r = await approvals.get(id).catch(unavailable);
     // Reading may write down an expiry, which is published.
@@ -274,66 +302,106 @@ export function approvalRoutes({ approvals, audit, now, keepDelivering }: Approv
       throw new Problem(404, "not-found", "Not found", `no approval ${id}`);
     return r;
   };
-  return router()
-    .openapi(listRoute, async (c) => {
-      const q = c.req.valid("query");
-      const page = await approvals
-        .list({
-          limit: q.limit ?? 100,
-          ...(q.before !== undefined ? { before: q.before } : {}),
-          ...(q.status !== undefined ? { status: q.status } : {}),
-          visible: visibleTo(c),
-        })
-        .catch(unavailable);
-      keepDelivering(c);
-      const at = now();
-      return c.json(
-        { approvals: page.records.map((r) => approvalView(r, at)), next: page.next },
-        200,
-      );
-    })
-    .openapi(getRoute, async (c) => {
-      const r = await get(c, c.req.valid("param").id);
-      return c.json({ approval: approvalView(r, now()) }, 200);
-    })
-    .openapi(decideRoute, async (c) => {
-      const { id } = c.req.valid("param");
-      const answer = c.req.valid("json");
-      await get(c, id);
-      const who = identityOf(c);
-      const out = await approvals
-        .decide(id, answer, { kid: who.kid, subject: who.subject, groups: who.groups })
-        .catch(unavailable);
-      keepDelivering(c);
-      if (out.ok) return c.json({ approval: approvalView(out.record, now()) }, 200);
-      const { refusal } = out;
-      await audit({
-        eventType: "approval.refused",
-        agentId: who.subject || "unknown",
-        details: {
-          approvalId: id,
-          step: "decide",
-          code: refusal.code,
-          detail: refusal.detail,
-          kid: who.kid,
-          decision: answer.decision,
-        },
-      });
-      switch (refusal.code) {
-        case "not-found":
-          throw new Problem(404, "not-found", "Not found", refusal.detail);
-        case "self-approval":
-          throw new Problem(403, "separation-of-duties", "Separation of duties", refusal.detail);
-        case "not-approver":
-          throw new Problem(403, "forbidden", "Forbidden", refusal.detail);
-        case "already-decided":
-          throw new Problem(409, "conflict", "Already answered", refusal.detail, undefined, {
-            status: refusal.status,
+  return (
+    router()
+      .openapi(listRoute, async (c) => {
+        const q = c.req.valid("query");
+        const page = await approvals
+          .list({
+            limit: q.limit ?? 100,
+            ...(q.before !== undefined ? { before: q.before } : {}),
+            ...(q.status !== undefined ? { status: q.status } : {}),
+            visible: visibleTo(c),
+          })
+          .catch(unavailable);
+        keepDelivering(c);
+        const at = now();
+        return c.json(
+          { approvals: page.records.map((r) => approvalView(r, at)), next: page.next },
+          200,
+        );
+      })
+      // Before /{id}: "events" is not an approval id.
+      .openapi(eventsRoute, async (c) => {
+        const visible = visibleTo(c);
+        const last = c.req.header("last-event-id");
+        let after =
+          last !== undefined && /^\d{1,20}(-\d{1,20})?$/.test(last)
+            ? last
+            : await approvals.changeCursor().catch(unavailable);
+        return streamSSE(c, async (stream) => {
+          let open = true;
+          stream.onAbort(() => {
+            open = false;
           });
-        default:
-          throw new Problem(409, "conflict", "Conflict", refusal.detail);
-      }
-    });
+          const deadline = Date.now() + maxStreamMs;
+          let quietSince = Date.now();
+          while (open && Date.now() < deadline) {
+            const batch = await approvals.changes(after, 100);
+            for (const ch of batch) {
+              after = ch.cursor;
+              const r = await approvals.get(ch.id);
+              if (!r || !visible(r)) continue;
+              await stream.writeSSE({
+                id: ch.cursor,
+                event: "approval",
+                data: JSON.stringify(approvalView(r, now())),
+              });
+              quietSince = Date.now();
+            }
+            if (batch.length === 0) {
+              if (Date.now() - quietSince > 15_000) {
+                await stream.write(": keep-alive\n\n");
+                quietSince = Date.now();
+              }
+              await stream.sleep(pollMs);
+            }
+          }
+        });
+      })
+      .openapi(getRoute, async (c) => {
+        const r = await get(c, c.req.valid("param").id);
+        return c.json({ approval: approvalView(r, now()) }, 200);
+      })
+      .openapi(decideRoute, async (c) => {
+        const { id } = c.req.valid("param");
+        const answer = c.req.valid("json");
+        await get(c, id);
+        const who = identityOf(c);
+        const out = await approvals
+          .decide(id, answer, { kid: who.kid, subject: who.subject, groups: who.groups })
+          .catch(unavailable);
+        keepDelivering(c);
+        if (out.ok) return c.json({ approval: approvalView(out.record, now()) }, 200);
+        const { refusal } = out;
+        await audit({
+          eventType: "approval.refused",
+          agentId: who.subject || "unknown",
+          details: {
+            approvalId: id,
+            step: "decide",
+            code: refusal.code,
+            detail: refusal.detail,
+            kid: who.kid,
+            decision: answer.decision,
+          },
+        });
+        switch (refusal.code) {
+          case "not-found":
+            throw new Problem(404, "not-found", "Not found", refusal.detail);
+          case "self-approval":
+            throw new Problem(403, "separation-of-duties", "Separation of duties", refusal.detail);
+          case "not-approver":
+            throw new Problem(403, "forbidden", "Forbidden", refusal.detail);
+          case "already-decided":
+            throw new Problem(409, "conflict", "Already answered", refusal.detail, undefined, {
+              status: refusal.status,
+            });
+          default:
+            throw new Problem(409, "conflict", "Conflict", refusal.detail);
+        }
+      })
+  );
 }
 
 /** The reasons a redemption is refused, as `approvalRefusal` in the decision. */

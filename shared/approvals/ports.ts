@@ -25,7 +25,24 @@ export interface ApprovalStore {
   swap(id: string, rev: number, next: ApprovalRecord): Promise<boolean>;
   /** Newest first: at most `limit` records with an id below `before` (ids are UUIDv7). */
   list(opts: { limit: number; before?: string }): Promise<StoredApproval[]>;
+  /**
+   * The change feed (server-sent events): every create and swap appends the record's id under a
+   * cursor that orders after all earlier ones, in the same atomic step. At most `limit` changes
+   * after `after` (an opaque cursor from this store), oldest first. The feed keeps the newest
+   * MAX_APPROVAL_CHANGES; older ones are dropped.
+   */
+  changes(after: string, limit: number): Promise<ApprovalChange[]>;
+  /** The cursor of the newest change ("0" before the first): where a new reader starts. */
+  changeCursor(): Promise<string>;
 }
+
+export interface ApprovalChange {
+  cursor: string;
+  id: string;
+}
+
+/** Changes each adapter keeps (the oldest beyond it are dropped). */
+export const MAX_APPROVAL_CHANGES = 10_000;
 
 /** Upper bound of `list`'s limit on every adapter. */
 export const MAX_APPROVAL_PAGE = 1000;
@@ -33,6 +50,12 @@ export const MAX_APPROVAL_PAGE = 1000;
 export function checkSwap(id: string, rev: number, next: ApprovalRecord): void {
   if (next.id !== id) throw new RangeError("approval store: a record cannot change its id");
   if (!Number.isSafeInteger(rev) || rev < 1) throw new RangeError("approval store: bad revision");
+}
+
+/** A change cursor: decimal digits, or a Redis stream id (`ms-seq`). */
+export function checkChanges(after: string, limit: number): void {
+  if (!/^\d{1,20}(-\d{1,20})?$/.test(after)) throw new RangeError("approval store: bad cursor");
+  checkList({ limit });
 }
 
 export function checkList(opts: { limit: number }): void {

@@ -125,6 +125,15 @@ export class ApprovalService {
     return { records, next };
   }
 
+  /** The store's change feed (see ApprovalStore.changes). */
+  changes(after: string, limit: number) {
+    return this.#store.changes(after, limit);
+  }
+
+  changeCursor(): Promise<string> {
+    return this.#store.changeCursor();
+  }
+
   async decide(
     id: string,
     answer: { decision: "approve" | "deny"; reason: string },

@@ -150,6 +150,27 @@ describe.each(adapters)("ApprovalStore contract: %s", (_name, make) => {
     expect(await store.create(fresh, null)).toEqual({ created: true });
   });
 
+  it("the change feed lists every create and swap in order, after a cursor", async () => {
+    const s = make();
+    const start = await s.changeCursor();
+    expect(await s.changes(start, 10)).toEqual([]);
+    const a = newApproval(uuidV7(), bound({ action: "f1" }), meta, Date.now(), TIMES);
+    const b = newApproval(uuidV7(), bound({ action: "f2" }), meta, Date.now(), TIMES);
+    await s.create(a, null);
+    await s.create(b, null);
+    expect(await s.swap(a.id, 1, { ...a, status: "denied" })).toBe(true);
+    // A lost swap and a refused create change nothing.
+    expect(await s.swap(a.id, 1, { ...a, status: "approved" })).toBe(false);
+    const c = await s.changes(start, 10);
+    expect(c.map((x) => x.id)).toEqual([a.id, b.id, a.id]);
+    expect(await s.changeCursor()).toBe(c[2]!.cursor);
+    expect((await s.changes(c[0]!.cursor, 10)).map((x) => x.id)).toEqual([b.id, a.id]);
+    expect(await s.changes(c[0]!.cursor, 1)).toEqual([c[1]]);
+    expect(await s.changes(c[2]!.cursor, 10)).toEqual([]);
+    await expect(s.changes("x", 10)).rejects.toThrow(RangeError);
+    await expect(s.changes(start, 0)).rejects.toThrow(RangeError);
+  });
+
   describe("the workflow over this adapter", () => {
     it("identical requests share one pending approval; a different one gets its own", async () => {
       const a = await svc.request(bound({ action: "w1" }), meta);

@@ -255,6 +255,44 @@ describe.each(targetNames)("approvals on %s", (targetName) => {
     expect((await problemOf(boss.approvals.decide(id, { decision: "approve" }))).status).toBe(409);
   });
 
+  it("server-sent events: a console sees every change it may see, and no other", async () => {
+    const collect = (client: Sigil) => {
+      const abort = new AbortController();
+      const seen: { id?: string; status: string; approvalId: string }[] = [];
+      const done = (async () => {
+        try {
+          for await (const e of client.approvals.events({
+            signal: abort.signal,
+            timeoutMs: 60_000,
+          })) {
+            if (e.event !== "approval") continue;
+            const a = e.data as { id: string; status: string };
+            seen.push({ id: e.id, status: a.status, approvalId: a.id });
+          }
+        } catch {
+          // aborted
+        }
+      })();
+      return { seen, stop: async () => (abort.abort(), await done) };
+    };
+    const console1 = collect(boss);
+    const other = collect(outsider);
+    await sleep(1000); // both streams are open and past their starting cursor
+    const id = await pendingApproval({ case: "sse" });
+    await boss.approvals.decide(id, { decision: "approve", reason: "ok" });
+    await requester.evaluate({ ...allocate({ case: "sse" }), approvalId: id });
+    const mine = () => console1.seen.filter((x) => x.approvalId === id);
+    for (let i = 0; i < 100 && mine().length < 3; i++) await sleep(100);
+    await sleep(700);
+    await console1.stop();
+    await other.stop();
+    // One event per change (requested, approved, redeemed), each with the approval as it is then.
+    expect(mine()).toHaveLength(3);
+    expect(mine()[2]!.status).toBe("redeemed");
+    expect(new Set(mine().map((x) => x.id)).size).toBe(3);
+    expect(other.seen.filter((x) => x.approvalId === id)).toEqual([]);
+  });
+
   describe("hostile input", () => {
     it("ids, statuses and bodies out of bounds are 400", async () => {
       const id = await pendingApproval({ case: "hostile" });

@@ -2,10 +2,12 @@
 // before they leave and re-validated when they come back: a corrupt row is an error, never an
 // approval.
 import {
+  type ApprovalChange,
   type ApprovalRecord,
   ApprovalRecordSchema,
   type ApprovalStore,
   type CreateResult,
+  checkChanges,
   checkList,
   checkSwap,
   type StoredApproval,
@@ -55,5 +57,18 @@ export class DoApprovalStore implements ApprovalStore {
   async list(opts: { limit: number; before?: string }): Promise<StoredApproval[]> {
     checkList(opts);
     return unwrap(await this.object().list(opts.limit, opts.before ?? null)).map(decode);
+  }
+
+  async changes(after: string, limit: number): Promise<ApprovalChange[]> {
+    checkChanges(after, limit);
+    if (after.includes("-")) throw new RangeError("approval store: bad cursor");
+    return unwrap(await this.object().changes(Number(after), limit)).map((c) => ({
+      cursor: String(c.seq),
+      id: c.id,
+    }));
+  }
+
+  async changeCursor(): Promise<string> {
+    return String(unwrap(await this.object().changeCursor()));
   }
 }

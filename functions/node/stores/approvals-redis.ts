@@ -6,18 +6,22 @@
 // id, ids being UUIDv7) forgets ids whose record is gone as list() meets them.
 import type { Redis } from "ioredis";
 import {
+  type ApprovalChange,
   type ApprovalRecord,
   ApprovalRecordSchema,
   type ApprovalStore,
   type CreateResult,
+  checkChanges,
   checkList,
   checkSwap,
+  MAX_APPROVAL_CHANGES,
   type StoredApproval,
 } from "../../../shared/approvals";
 import { hmacSha256, verifyHmacSha256 } from "../../../shared/crypto";
 import { fromHex, toHex, utf8 } from "../../../shared/encoding";
 
-// KEYS: binding, record, index. ARGV: id, value, replacing ("" for none), retainUntil (ms).
+// KEYS: binding, record, index, changes. ARGV: id, value, replacing ("" for none), retainUntil
+// (ms), the record key prefix.
 // The binding counts only while its record exists (a forgotten record points at nothing).
 const CREATE = `
 local cur = redis.call('GET', KEYS[1])
@@ -27,13 +31,15 @@ redis.call('HSET', KEYS[2], 'rev', '1', 'v', ARGV[2])
 redis.call('PEXPIREAT', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[4])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'id', ARGV[1])
 return false`;
 
-// KEYS: record. ARGV: expected rev, value, retainUntil. → 1 replaced, 0 not.
+// KEYS: record, changes. ARGV: expected rev, value, retainUntil, id, feed length. → 1 replaced.
 const SWAP = `
 if redis.call('HGET', KEYS[1], 'rev') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'rev', tostring(tonumber(ARGV[1]) + 1), 'v', ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'id', ARGV[4])
 return 1`;
 
 const MAC_CONTEXT = "sigil.approval-record.v1";
@@ -56,6 +62,9 @@ export class RedisApprovalStore implements ApprovalStore {
   #bindingKey = (binding: string) => `${this.#prefix}bind:${binding}`;
   get #index() {
     return `${this.#prefix}index`;
+  }
+  get #feed() {
+    return `${this.#prefix}changes`;
   }
 
   #tag(id: string, json: string): Uint8Array {
@@ -87,15 +96,17 @@ export class RedisApprovalStore implements ApprovalStore {
     const value = this.#encode(record);
     const cur = (await this.#redis.eval(
       CREATE,
-      3,
+      4,
       this.#bindingKey(record.binding),
       this.#recordKey(record.id),
       this.#index,
+      this.#feed,
       record.id,
       value,
       replacing ?? "",
       String(record.retainUntil),
       `${this.#prefix}rec:`,
+      String(MAX_APPROVAL_CHANGES),
     )) as string | null;
     return cur === null ? { created: true } : { created: false, current: cur };
   }
@@ -120,11 +131,14 @@ export class RedisApprovalStore implements ApprovalStore {
     checkSwap(id, rev, next);
     const res = await this.#redis.eval(
       SWAP,
-      1,
+      2,
       this.#recordKey(id),
+      this.#feed,
       String(rev),
       this.#encode(next),
       String(next.retainUntil),
+      id,
+      String(MAX_APPROVAL_CHANGES),
     );
     return res === 1;
   }
@@ -154,5 +168,24 @@ export class RedisApprovalStore implements ApprovalStore {
       before = ids[ids.length - 1]!;
     }
     return out;
+  }
+
+  async changes(after: string, limit: number): Promise<ApprovalChange[]> {
+    checkChanges(after, limit);
+    // A plain number is a cursor from before the first change ("0").
+    const start = after.includes("-") ? `(${after}` : `(${after}-0`;
+    const entries = (await this.#redis.xrange(this.#feed, start, "+", "COUNT", limit)) as [
+      string,
+      string[],
+    ][];
+    return entries.map(([cursor, fields]) => ({ cursor, id: fields[1] ?? "" }));
+  }
+
+  async changeCursor(): Promise<string> {
+    const last = (await this.#redis.xrevrange(this.#feed, "+", "-", "COUNT", 1)) as [
+      string,
+      string[],
+    ][];
+    return last[0]?.[0] ?? "0";
   }
 }
