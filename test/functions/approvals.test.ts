@@ -273,7 +273,11 @@ describe.each(targetNames)("approvals on %s", (targetName) => {
           // aborted
         }
       })();
-      return { seen, stop: async () => (abort.abort(), await done) };
+      const stop = async () => {
+        abort.abort();
+        await done;
+      };
+      return { seen, stop };
     };
     const console1 = collect(boss);
     const other = collect(outsider);
