@@ -456,7 +456,11 @@ export function evaluateApprovalStep(
     };
     if (approvalId === undefined) {
       const { record } = await approvals
-        .request(bound, { decisionId: d.decisionId ?? null, policyReason: d.reason ?? null })
+        .request(bound, {
+          decisionId: d.decisionId ?? null,
+          // Kept for the approver to read; bounded like the record's other texts.
+          policyReason: d.reason?.slice(0, 4096) ?? null,
+        })
         .catch(unavailable);
       return { ...d, approvalId: record.id };
     }
@@ -487,7 +491,7 @@ export function evaluateApprovalStep(
         ...(refusal.code === "mismatch" ? { fields: refusal.fields } : {}),
       },
     });
-    const code = refusal.code as ApprovalRefusalCode;
+    const code: ApprovalRefusalCode = refusal.code;
     return {
       ...d,
       decision: "deny",

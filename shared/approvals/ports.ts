@@ -23,7 +23,10 @@ export interface ApprovalStore {
   get(id: string): Promise<StoredApproval | undefined>;
   /** Replaces the record if its revision is still `rev`; false when another writer got there first. */
   swap(id: string, rev: number, next: ApprovalRecord): Promise<boolean>;
-  /** Newest first: at most `limit` records with an id below `before` (ids are UUIDv7). */
+  /**
+   * In descending id order, which is newest first to the millisecond (ids are UUIDv7): at most
+   * `limit` records with an id below `before`, so pages neither repeat nor skip a record.
+   */
   list(opts: { limit: number; before?: string }): Promise<StoredApproval[]>;
   /**
    * The change feed (server-sent events): every create and swap appends the record's id under a

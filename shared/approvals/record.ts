@@ -37,7 +37,7 @@ export const BoundRequestSchema = z
     policySetVersion: text(256),
     /** The group that must approve (`<who>_approval` → `<who>`), and every group named. */
     approver: text(256),
-    approvers: z.array(text(256)).min(1).max(64),
+    approvers: z.array(text(256)).min(1).max(1024),
   })
   .strict();
 export type BoundRequest = z.infer<typeof BoundRequestSchema>;
@@ -142,6 +142,15 @@ export type Transition =
   | { ok: true; next: ApprovalRecord }
   | { ok: false; refusal: TransitionRefusal };
 
+/** What a redemption can be refused for (never an answerer's refusal). */
+export type RedeemRefusal = Exclude<
+  TransitionRefusal,
+  { code: "self-approval" | "not-approver" | "already-decided" }
+>;
+export type RedeemTransition =
+  | { ok: true; next: ApprovalRecord }
+  | { ok: false; refusal: RedeemRefusal };
+
 const refuse = (refusal: TransitionRefusal): Transition => ({ ok: false, refusal });
 
 /**
@@ -222,7 +231,8 @@ export function redeem(
   req: BoundRequest,
   decisionId: string | null,
   now: number,
-): Transition {
+): RedeemTransition {
+  const refuse = (refusal: RedeemRefusal): RedeemTransition => ({ ok: false, refusal });
   if (req.kid !== r.request.kid || req.subject !== r.request.subject) {
     return refuse({
       code: "other-caller",

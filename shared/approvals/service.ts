@@ -14,6 +14,7 @@ import {
   decide,
   expire,
   newApproval,
+  type RedeemRefusal,
   redeem,
   reusable,
   statusAt,
@@ -46,7 +47,10 @@ export type DecideResult =
   | { ok: false; refusal: TransitionRefusal }
   | { ok: false; refusal: { code: "not-found"; detail: string } };
 
-export type RedeemResult = DecideResult;
+export type RedeemResult =
+  | { ok: true; record: ApprovalRecord }
+  | { ok: false; refusal: RedeemRefusal }
+  | { ok: false; refusal: { code: "not-found"; detail: string } };
 
 /** Tries a compare-and-set transition a few times against concurrent writers. */
 const ATTEMPTS = 4;
