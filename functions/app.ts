@@ -2,6 +2,7 @@
 // comes in through deps, so the same app runs on workerd (Durable Objects) and on Node (Redis).
 import type { Context, MiddlewareHandler } from "hono";
 import { requestId } from "hono/request-id";
+import { type ApprovalStore, MemoryApprovalStore } from "../shared/approvals";
 import type { AuditService } from "../shared/audit";
 import { allowedAuthorities, type SigilConfig } from "../shared/config";
 import { type Signer, verifyEd25519 } from "../shared/crypto";
@@ -22,6 +23,7 @@ import { requestLog } from "./middleware/request-log";
 import type { Role } from "./middleware/roles";
 import { Problem, problemResponse } from "./problem";
 import { type AppEnv, router } from "./router";
+import { createApprovals } from "./routes/approvals";
 import { auditProblem, auditRoutes } from "./routes/audit";
 import { docsRoutes } from "./routes/docs";
 import { gatewayRoutes } from "./routes/gateway";
@@ -61,6 +63,8 @@ export interface AppDeps {
   auditWindows?: AuditWindows;
   /** The client's network address (auth failures are aggregated per address when no keyid). */
   clientAddress?: (c: Context) => string | undefined;
+  /** Approval records (Redis, a Durable Object); default: this process's memory. */
+  approvals?: ApprovalStore;
 }
 
 const ROLES = new Set<string>(["admin", "agent", "worker", "auditor", "gateway"]);
@@ -215,7 +219,24 @@ export function createApp(deps: AppDeps) {
   app.use("/v1/*", jsonGuard());
 
   app.route("/", keyRoutes({ registry: keys, manager: deps.keyManager, audit: appendAudit, now }));
-  app.route("/", policyRoutes({ policies: deps.policies, audit: appendAudit, now }));
+  const approvals = createApprovals({
+    store: deps.approvals ?? new MemoryApprovalStore(),
+    config,
+    audit: appendAudit,
+    now,
+    signer: deps.serviceSigner,
+    log,
+  });
+  app.route(
+    "/",
+    policyRoutes({
+      policies: deps.policies,
+      audit: appendAudit,
+      now,
+      approvalStep: approvals.step,
+    }),
+  );
+  app.route("/", approvals.routes);
   app.route("/", auditRoutes(audit));
   app.route(
     "/",

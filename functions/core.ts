@@ -4,6 +4,7 @@
 // key manager, service key, admin keys, audit, policies, SchemaPin. One place, so the runtimes
 // cannot drift apart (see docs/architecture.md "The two runtimes").
 import type { Context } from "hono";
+import type { ApprovalStore } from "../shared/approvals";
 import { type AuditLogPort, AuditService } from "../shared/audit";
 import type { SigilConfig } from "../shared/config";
 import { ed25519Kid, publicKeyFromJwk, type Signer, uuidV7, verifyEd25519 } from "../shared/crypto";
@@ -74,6 +75,8 @@ export interface CorePorts {
   discovery: HttpDiscoveryOptions;
   /** Quotas' buckets, held across every process of the deployment. */
   limiter: RateLimiter;
+  /** Approval records, shared by every process of the deployment (docs/governance.md "Approvals"). */
+  approvals: ApprovalStore;
   clientAddress: (c: Context) => string | undefined;
   /** The jobs backend, if this runtime has one (it may sign with the service key). */
   jobs?: (core: { serviceSigner: Signer; audit: AuditService }) => JobsBackend | undefined;
@@ -182,6 +185,7 @@ export async function composeCore(
     ...(jobs ? { jobs } : {}),
     ...(jobs && ports.jobGateway ? { jobGateway: true } : {}),
     limiter: ports.limiter,
+    approvals: ports.approvals,
     clientAddress: ports.clientAddress,
     ...(adminKeyPath ? { adminKeyPath } : {}),
   };

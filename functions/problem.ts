@@ -22,6 +22,7 @@ export type ProblemType =
   | "reserved-attribute"
   | "pin-conflict"
   | "conflict"
+  | "separation-of-duties"
   | "unavailable"
   | "rate-limited"
   | "internal";

@@ -130,6 +130,55 @@ export class Sigil {
       this.#json({ method: "DELETE", path: `/v1/policies/${enc(name)}`, call }),
   };
 
+  // ---- approvals ----
+
+  readonly approvals = {
+    list: (
+      q: { status?: T.ApprovalStatus; limit?: number; before?: string } = {},
+      call?: CallOptions,
+    ): Promise<T.ApprovalPage> =>
+      this.#json({ method: "GET", path: "/v1/approvals", query: q, call }),
+    get: async (id: string, call?: CallOptions): Promise<T.Approval> =>
+      (
+        await this.#json<{ approval: T.Approval }>({
+          method: "GET",
+          path: `/v1/approvals/${enc(id)}`,
+          call,
+        })
+      ).approval,
+    /** 403 for the requester's own subject or a key without the group; 409 once answered. */
+    decide: async (
+      id: string,
+      answer: { decision: "approve" | "deny"; reason?: string },
+      call?: CallOptions,
+    ): Promise<T.Approval> =>
+      (
+        await this.#json<{ approval: T.Approval }>({
+          method: "POST",
+          path: `/v1/approvals/${enc(id)}/decision`,
+          json: answer,
+          call,
+        })
+      ).approval,
+    /**
+     * Server-sent events (event `approval`, data: the approval as it is now) for every change the
+     * key may see, from now until the server ends the stream; `break` or the signal stops it.
+     */
+    events: (call?: CallOptions): AsyncIterable<ServerSentEvent> => this.#approvalEvents(call),
+  };
+
+  async *#approvalEvents(call?: CallOptions): AsyncGenerator<ServerSentEvent, void, undefined> {
+    const res = await this.#send({
+      method: "GET",
+      path: "/v1/approvals/events",
+      accept: "text/event-stream",
+      call,
+      stream: true,
+    });
+    if (!res.response.body) throw SigilError.client("invalid-response", "event stream has no body");
+    yield* readServerSentEvents(res.response.body);
+  }
+
   // ---- evaluation ----
 
   evaluate(req: T.EvaluateRequest, call?: CallOptions): Promise<T.EvaluateResponse> {

@@ -70,6 +70,8 @@ export interface EvaluateRequest {
   resource?: string;
   tags?: string[];
   context: Record<string, unknown>;
+  /** Redeems this approval (once) for exactly this request; see docs/governance.md "Approvals". */
+  approvalId?: string;
 }
 export type Decision = "allow" | "deny" | "allow_with_conditions" | "require_approval";
 export interface EvaluateResponse {
@@ -78,9 +80,57 @@ export interface EvaluateResponse {
   reason?: string;
   conditions?: { name: string; value?: unknown }[];
   approver?: string;
+  approvers?: string[];
   matched: { policy: string; rule: string; effect: string }[];
   policySetVersion: string | number;
   decisionId: string;
+  /** The approval a require_approval opened, or the one this request redeemed or tried to. */
+  approvalId?: string;
+  /** Why a redemption was refused (the decision is then deny). */
+  approvalRefusal?: ApprovalRefusal;
+}
+
+export type ApprovalRefusal =
+  | "not-found"
+  | "not-approved"
+  | "denied"
+  | "expired"
+  | "already-redeemed"
+  | "mismatch"
+  | "other-caller";
+export type ApprovalStatus = "pending" | "approved" | "denied" | "expired" | "redeemed";
+export interface Approval {
+  id: string;
+  status: ApprovalStatus;
+  approver: string;
+  approvers: string[];
+  request: {
+    kid: string;
+    subject: string;
+    action: string;
+    resource: string | null;
+    tags: string[];
+    contextSha256: string;
+    policySetVersion: string;
+  };
+  decisionId: string | null;
+  policyReason: string | null;
+  createdAt: string;
+  expiresAt: string;
+  decision: {
+    decision: "approve" | "deny";
+    by: { kid: string; subject: string };
+    at: string;
+    reason: string;
+    redeemBy: string;
+  } | null;
+  expiredAt: string | null;
+  redeemedAt: string | null;
+}
+export interface ApprovalPage {
+  approvals: Approval[];
+  /** Pass as `before` for the next page; null at the end. */
+  next: string | null;
 }
 
 export interface VerifySignatureRequest {

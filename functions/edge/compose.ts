@@ -7,8 +7,9 @@ import { jsonLogger } from "../../shared/log";
 import type { AppDeps } from "../app";
 import { composeCore } from "../core";
 import type { HealthCheck } from "../routes/health";
+import { DoApprovalStore } from "./approvals/adapter";
 import { DoAuditLog } from "./audit/adapter";
-import { KEYS_OBJECT, POLICIES_OBJECT } from "./constants";
+import { APPROVALS_OBJECT, KEYS_OBJECT, POLICIES_OBJECT } from "./constants";
 import { type EdgeEnv, stringVars } from "./env";
 import { GatewayJobsBackend } from "./jobs/gateway";
 import { DoKeyRegistry, DoSecretStore } from "./keys/adapter";
@@ -48,6 +49,7 @@ const BINDINGS = [
   "SIGIL_PINS",
   "SIGIL_AUDIT",
   "SIGIL_LIMITS",
+  "SIGIL_APPROVALS",
 ] as const;
 
 async function compose(env: EdgeEnv): Promise<AppDeps> {
@@ -117,6 +119,8 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
       discovery: { fetch: (url, init) => fetch(url, init) },
       // Quotas hold across every isolate: one LimitsObject per subject holds its buckets.
       limiter: new DoRateLimiter(env.SIGIL_LIMITS),
+      // Approvals hold across every isolate: one ApprovalsObject holds them all.
+      approvals: new DoApprovalStore(stubSource(env.SIGIL_APPROVALS, APPROVALS_OBJECT)),
       // Set by Cloudflare on every request (a client cannot forge it there).
       clientAddress: (c) => c.req.header("cf-connecting-ip"),
       ...(gateway

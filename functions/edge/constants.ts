@@ -1,3 +1,4 @@
 // Names of the singleton Durable Objects (the others are named per keyid, domain or chain).
 export const KEYS_OBJECT = "keys";
 export const POLICIES_OBJECT = "policies";
+export const APPROVALS_OBJECT = "approvals";

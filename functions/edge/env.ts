@@ -1,5 +1,6 @@
 // The Worker's environment: Durable Object bindings (names fixed in wrangler.toml) plus string vars
 // and secrets (SIGIL_*, SYMBIONT_*; the same names as on Node).
+import type { ApprovalsObject } from "./approvals/object";
 import type { AuditObject } from "./audit/object";
 import type { KeysObject } from "./keys/object";
 import type { LimitsObject } from "./limits/object";
@@ -21,6 +22,8 @@ export interface EdgeBindings {
   SIGIL_AUDIT: DurableObjectNamespace<AuditObject>;
   /** One object per subject: the rate-limit buckets of the subject and its keys. */
   SIGIL_LIMITS: DurableObjectNamespace<LimitsObject>;
+  /** One object ("approvals"): every approval record and its binding. */
+  SIGIL_APPROVALS: DurableObjectNamespace<ApprovalsObject>;
 }
 
 export type EdgeEnv = EdgeBindings & { [key: string]: unknown };

@@ -6,6 +6,7 @@ import { problemTypeBase } from "../problem";
 import { composeEdge } from "./compose";
 import type { EdgeEnv } from "./env";
 
+export { ApprovalsObject } from "./approvals/object";
 export { AuditObject } from "./audit/object";
 export { composeEdge } from "./compose";
 export type { EdgeEnv } from "./env";

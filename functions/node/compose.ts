@@ -20,6 +20,7 @@ import { PinnedDiscoveryFetch } from "./discovery-fetch";
 import { type Reconciler, startReconciler } from "./jobs/reconcile";
 import { RedisJobsBackend } from "./jobs/redis-backend";
 import { type NodeSigning, nodeSigning } from "./signing";
+import { RedisApprovalStore } from "./stores/approvals-redis";
 import { openRedisAuditLog, type RedisAuditLog } from "./stores/audit-redis";
 import { redisInvalidationBus } from "./stores/invalidation-redis";
 import { FileSecretStore } from "./stores/key-files";
@@ -183,6 +184,8 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
       discovery: { fetch: discoveryFetch.fetch, ...opts.discovery },
       // Quotas hold across every API process: their buckets are in Redis.
       limiter: new RedisRateLimiter(redis, prefix),
+      // Approvals hold across every API process; records carry a MAC (Redis is not trusted).
+      approvals: new RedisApprovalStore(redis, prefix, { macKey: macKey("approval-store-mac.v1") }),
       clientAddress: (c) => {
         try {
           return getConnInfo(c).remote.address;

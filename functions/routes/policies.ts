@@ -1,6 +1,7 @@
 // Policy documents (versioned) and evaluation (POLICY-LANGUAGE.md, HTTP-API.md).
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { ApprovalIdSchema } from "../../shared/approvals";
 import { canonicalJson, sha256Hex } from "../../shared/encoding";
 import {
   type Decision,
@@ -25,6 +26,7 @@ import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { type FieldError, notFound, Problem } from "../problem";
 import { type AppEnv, router } from "../router";
+import type { evaluateApprovalStep } from "./approvals";
 
 const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 const nameParam = z.object({ name: PolicyNameSchema });
@@ -135,6 +137,14 @@ const deleteRoute = createRoute({
 export const reservesNonceWithAudit = (method: string, path: string): boolean =>
   method === "POST" && path === "/v1/evaluate";
 
+/**
+ * One evaluation may carry the approval it redeems (docs/governance.md "Approvals"); a batch may
+ * not: a redemption is one request, bound to exactly that request.
+ */
+const EvaluateBodySchema = EvaluationRequestSchema.extend({
+  approvalId: ApprovalIdSchema.optional(),
+}).strict();
+
 const evaluateRoute = createRoute({
   method: "post",
   path: "/v1/evaluate",
@@ -143,7 +153,7 @@ const evaluateRoute = createRoute({
   description:
     "The server sets context.agent (kid, subject, role, groups, trust: the authenticated key and its admin-set record) and context.request.time (RFC 3339, the server's clock, to the second); a context carrying `agent` or `request` is 400 reserved-attribute.",
   middleware: [requireRole("agent")] as const,
-  request: { body: { required: true, ...json(EvaluationRequestSchema) } },
+  request: { body: { required: true, ...json(EvaluateBodySchema) } },
   responses: {
     200: { description: "decision", ...json(DecisionSchema) },
     ...problemResponses(400, 401, 403, 429, 503),
@@ -169,6 +179,8 @@ export interface PolicyRouteDeps {
   audit: AuditFn;
   /** The server's clock: request.time. */
   now?: () => number;
+  /** Opens and redeems approvals for `require_approval` decisions (routes/approvals.ts). */
+  approvalStep?: ReturnType<typeof evaluateApprovalStep>;
 }
 
 /**
@@ -240,7 +252,7 @@ export function decisionAudit(agentId: string, req: EvaluationRequest, d: Decisi
   };
 }
 
-export function policyRoutes({ policies, audit, now = Date.now }: PolicyRouteDeps) {
+export function policyRoutes({ policies, audit, now = Date.now, approvalStep }: PolicyRouteDeps) {
   return router()
     .openapi(putRoute, async (c) => {
       const { name } = c.req.valid("param");
@@ -337,7 +349,7 @@ export function policyRoutes({ policies, audit, now = Date.now }: PolicyRouteDep
       return c.json({ name, deleted: true as const }, 200);
     })
     .openapi(evaluateRoute, async (c) => {
-      const req = c.req.valid("json");
+      const { approvalId, ...req } = c.req.valid("json");
       await charge(c, "evaluations", 1);
       await refuseReserved(c, audit, [{ path: "context", context: req.context }]);
       await fresh(policies);
@@ -345,11 +357,16 @@ export function policyRoutes({ policies, audit, now = Date.now }: PolicyRouteDep
         ...req,
         context: withServerAttributes(req.context, identityOf(c), now()),
       });
-      // The nonce, when authentication left it to us, is reserved with the decision event.
+      // The nonce, when authentication left it to us, is reserved with the decision event: before
+      // any approval is opened or spent, so a replayed request changes nothing.
       const nonce = c.get("nonceClaim");
       c.set("nonceClaim", undefined);
-      await audit(decisionAudit(c.get("subject") ?? "unknown", req, d), nonce ? { nonce } : {});
-      return c.json(d, 200);
+      const event = decisionAudit(c.get("subject") ?? "unknown", req, d);
+      await audit(
+        approvalId === undefined ? event : { ...event, details: { ...event.details, approvalId } },
+        nonce ? { nonce } : {},
+      );
+      return c.json(approvalStep ? await approvalStep(c, req, d, approvalId) : d, 200);
     })
     .openapi(batchRoute, async (c) => {
       const { requests } = c.req.valid("json");

@@ -258,6 +258,31 @@ export const limitsSchema = z.strictObject({
     .default({ gateway: { requests_per_second: 2000 } }),
 });
 
+// docs/governance.md "Approvals": how long an approval may stay unanswered (then it is expired,
+// which is a deny), and, once approved, how long it may wait to be redeemed. Records stay
+// readable for retention_s after that.
+export const approvalsSchema = z.strictObject({
+  timeout_s: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 86_400)
+    .default(900),
+  retention_s: z
+    .number()
+    .int()
+    .min(60)
+    .max(366 * 86_400)
+    .default(7 * 86_400),
+  // Receivers of signed approval events, chosen by the operator. Default none.
+  webhooks: z
+    .array(z.url({ protocol: /^https?$/ }).max(2048))
+    .max(16)
+    .default([]),
+  webhook_attempts: z.number().int().min(1).max(20).default(6),
+  webhook_queue: z.number().int().min(1).max(100_000).default(1000),
+});
+
 export const configSchema = z
   .strictObject({
     server: serverSchema.default(serverSchema.parse({})),
@@ -270,6 +295,7 @@ export const configSchema = z
     audit: auditSchema.default(auditSchema.parse({})),
     sandbox: sandboxSchema.default(sandboxSchema.parse({})),
     limits: limitsSchema.default(limitsSchema.parse({})),
+    approvals: approvalsSchema.default(approvalsSchema.parse({})),
   })
   .refine((c) => !c.security.hsm_enabled || c.security.hsm_config_path !== undefined, {
     message: "hsm_enabled = true needs hsm_config_path",

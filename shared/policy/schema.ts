@@ -131,6 +131,20 @@ export const DecisionSchema = z.object({
   errors: z.array(RuleProblemSchema).optional(),
   policySetVersion: z.string(),
   decisionId: z.string().optional(),
+  /** The approval a `require_approval` opened, or the one this request redeemed or tried to. */
+  approvalId: z.string().optional(),
+  /** Why a redemption was refused (the decision is then `deny`). */
+  approvalRefusal: z
+    .enum([
+      "not-found",
+      "not-approved",
+      "denied",
+      "expired",
+      "already-redeemed",
+      "mismatch",
+      "other-caller",
+    ])
+    .optional(),
 });
 export type Decision = z.infer<typeof DecisionSchema>;
 

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type CorePorts, composeCore, SERVICE_SUBJECT } from "../../functions/core";
 import { composeNode } from "../../functions/node/compose";
+import { MemoryApprovalStore } from "../../shared/approvals";
 import { MemoryAuditLog } from "../../shared/audit";
 import { loadConfig, type SigilConfig } from "../../shared/config";
 import { ed25519Kid, generateEd25519KeyPair, publicJwk } from "../../shared/crypto";
@@ -36,6 +37,7 @@ function memoryPorts(over: Partial<CorePorts> = {}): CorePorts & { lines: string
     pins: new MemoryPinStore(),
     discovery: {},
     limiter: new MemoryRateLimiter(),
+    approvals: new MemoryApprovalStore(),
     clientAddress: () => undefined,
     ...over,
   };

@@ -3,6 +3,7 @@
 // production port adapters inside workerd, so the contract suites in Node drive the real
 // Worker → DO RPC path. Bundled with esbuild and run by Miniflare (test/edge/support/workerd.ts).
 
+import { DoApprovalStore } from "../../../functions/edge/approvals/adapter";
 import { DoAuditLog } from "../../../functions/edge/audit/adapter";
 import { AuditObject } from "../../../functions/edge/audit/object";
 import type { EdgeEnv } from "../../../functions/edge/env";
@@ -18,6 +19,7 @@ import type { Signer } from "../../../shared/audit";
 import { createSigner } from "../../../shared/crypto";
 import { decode, encode } from "./codec";
 
+export { ApprovalsObject } from "../../../functions/edge/approvals/object";
 export { AuditObject } from "../../../functions/edge/audit/object";
 export { KeysObject } from "../../../functions/edge/keys/object";
 export { LimitsObject } from "../../../functions/edge/limits/object";
@@ -95,6 +97,8 @@ function target(env: EdgeEnv, c: Call): Record<string, unknown> {
       return new DoPolicyStore(stubSource(env.SIGIL_POLICIES, c.name)) as never;
     case "limits":
       return new DoRateLimiter(env.SIGIL_LIMITS, `${c.name}:`) as never;
+    case "approvals":
+      return new DoApprovalStore(stubSource(env.SIGIL_APPROVALS, c.name)) as never;
     case "pins":
       return new DoPinStore(env.SIGIL_PINS, `${c.name}:`) as never;
     case "pins-hook":

@@ -45,6 +45,7 @@ async function start(): Promise<Workerd> {
       SIGIL_AUDIT: { className: "TestAuditObject", useSQLite: true },
       SIGIL_AUDIT_PROD: { className: "AuditObject", useSQLite: true },
       SIGIL_LIMITS: { className: "LimitsObject", useSQLite: true },
+      SIGIL_APPROVALS: { className: "ApprovalsObject", useSQLite: true },
     },
   });
   await mf.ready;
