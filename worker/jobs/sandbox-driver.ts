@@ -11,8 +11,8 @@ export function createSandboxDriver(
   driver: SandboxDriver;
   preflight: () => Promise<string[]>;
   warm: () => Promise<void>;
-  /** Idle warm containers per pool ("image/tier"), for the jobs benchmark. */
-  poolStats: () => Record<string, number>;
+  /** Each warm pool's counts ("image/tier"), for the jobs benchmark. */
+  poolInfo: () => ReturnType<Sandbox["poolInfo"]>;
 } {
   const size = config.sandbox.warm_pool_size;
   const sandbox = new Sandbox({
@@ -47,6 +47,6 @@ export function createSandboxDriver(
       return report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.message}`);
     },
     warm: () => sandbox.warm(),
-    poolStats: () => sandbox.poolStats(),
+    poolInfo: () => sandbox.poolInfo(),
   };
 }

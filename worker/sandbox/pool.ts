@@ -2,9 +2,11 @@
 // each waiting on stdin for exactly one job. take() hands one out and never returns it to the
 // pool (the caller removes it after the job).
 //
-// The pool adapts to the arrival rate (docs/sandbox.md, "Warm pool"): its target is the
-// configured size (the floor) plus the takes seen in the last two container-creation times (what
-// arrives while a replacement is being made), never above the hard cap. A take starts the
+// The pool adapts to the arrival rate (docs/sandbox.md, "Warm pool protocol"): its target is the
+// configured size (the floor) plus the takes seen in the last four creation times (what arrives
+// while replacements are being made), never above the hard cap. A target is kept for `idleMs`
+// after demand last reached it, so the pool a batch of jobs grew is refilled and still there for
+// the next batch; then it follows the demand down again. A take starts the
 // replacements at once, so creation runs ahead of the pool emptying; creations run at most
 // `maxCreating` at a time (on a small machine, more at once only slows each one). A take that
 // finds the pool empty while a creation is under way waits for that container, which started
@@ -38,10 +40,10 @@ export interface PoolInfo {
   max: number;
 }
 
-/** Before any creation was timed: a guess on the slow side, so an early burst grows the pool. */
+/** Before any creation was timed: a guess on the slow side. */
 const INITIAL_CREATE_MS = 1000;
-/** The demand window (two creation times) stays within these bounds. */
-const WINDOW_MIN_MS = 500;
+/** The demand window: four creation times, within these bounds. */
+const WINDOW_MIN_MS = 1_000;
 const WINDOW_MAX_MS = 10_000;
 
 export class WarmPool {
@@ -52,6 +54,9 @@ export class WarmPool {
   private readonly takes: number[] = [];
   private readonly max: number;
   private creating = 0;
+  /** The target, and when demand last reached it (it is kept for idleMs after that). */
+  private grown: number;
+  private grownAt = 0;
   private createMs = INITIAL_CREATE_MS;
   private failures = 0;
   private closed = false;
@@ -61,6 +66,7 @@ export class WarmPool {
 
   constructor(private readonly d: PoolDeps) {
     this.max = Math.max(d.size, d.max);
+    this.grown = d.size;
   }
 
   get name(): string {
@@ -83,9 +89,14 @@ export class WarmPool {
 
   /** How many containers (idle plus creating) the pool aims to hold now. */
   private target(now = performance.now()): number {
-    const window = Math.min(WINDOW_MAX_MS, Math.max(WINDOW_MIN_MS, 2 * this.createMs));
+    const window = Math.min(WINDOW_MAX_MS, Math.max(WINDOW_MIN_MS, 4 * this.createMs));
     while (this.takes.length > 0 && (this.takes[0] ?? 0) < now - window) this.takes.shift();
-    return Math.min(this.max, this.d.size + this.takes.length);
+    const demand = Math.min(this.max, this.d.size + this.takes.length);
+    if (demand >= this.grown || now - this.grownAt > this.d.idleMs) {
+      this.grown = demand;
+      this.grownAt = now;
+    }
+    return this.grown;
   }
 
   /**
@@ -96,9 +107,8 @@ export class WarmPool {
     if (this.closed) return undefined;
     const now = performance.now();
     this.takes.push(now);
-    // Bounded: older entries fall out of the window on every target(), and the cap keeps a
-    // flood from growing the array between two.
-    if (this.takes.length > 4 * this.max + 16) this.takes.shift();
+    // The target counts at most `max` takes, so older ones beyond that need not be kept.
+    if (this.takes.length > this.max) this.takes.shift();
     this.armIdleTimer();
     let p = this.idle.shift();
     while (p?.hasExited) {
@@ -219,6 +229,9 @@ export class WarmPool {
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
       this.idleTimer = undefined;
+      // The demand that grew the pool is over.
+      this.takes.length = 0;
+      this.grown = this.d.size;
       let extra = this.idle.length + this.creating - this.d.size;
       while (extra > 0 && this.idle.length > 0 && !this.closed) {
         const p = this.idle.pop();
