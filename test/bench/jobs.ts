@@ -39,8 +39,12 @@ function pct(xs: number[], p: number): number {
 export async function bench(): Promise<void> {
   const h = await startHarness("bench");
   const dir = await mkdtemp(join(tmpdir(), "sigil-bench-"));
-  // Trusted by the admin: its low-risk jobs run on runc (codeTrustLevel is the key's trust).
-  const agent = h.client(await h.addKey("agent", "bench-agent", undefined, { trust: 1 }));
+  // Trusted by the admin: its low-risk jobs run on runc (codeTrustLevel is the key's trust). An
+  // untrusted key's jobs always run on the default tier, gVisor.
+  const agents = {
+    docker: h.client(await h.addKey("agent", "bench-agent", undefined, { trust: 1 })),
+    gvisor: h.client(await h.addKey("agent", "bench-agent-untrusted")),
+  };
   const workerKey = await h.addKey("worker", "bench-worker");
   // The product's driver as configured ([sandbox] warm_pool_size), and the same with no pool.
   const floor = h.config.sandbox.warm_pool_size;
@@ -92,11 +96,13 @@ export async function bench(): Promise<void> {
 
   /** One job through the whole path; ms from `since` (default: now) to its signed result. */
   const runPath = async (tier: Tier, since = performance.now()) => {
+    const agent = agents[tier];
     const acc = await agent.jobs.submit({
       image: IMAGE,
       command: ["true"],
       ...(tier === "docker" ? { risk: lowRisk } : {}),
     });
+    if (acc.tier !== tier) throw new Error(`job landed on ${acc.tier}, not ${tier}`);
     const done = await agent.jobs.wait(acc.jobId, 60_000);
     if (done.status !== "succeeded" || !done.result?.signature)
       throw new Error(`job ${done.status}`);

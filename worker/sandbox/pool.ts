@@ -6,8 +6,8 @@
 // configured size (the floor) plus the takes seen in the last four creation times (what arrives
 // while replacements are being made), never above the hard cap. A target is kept for `idleMs`
 // after demand last reached it, so the pool a batch of jobs grew is refilled and still there for
-// the next batch; then it follows the demand down again. A take starts the
-// replacements at once, so creation runs ahead of the pool emptying; creations run at most
+// the next batch; then it follows the demand down again. A take that leaves the pool below half
+// its target starts replacements at once, before the pool is empty; creations run at most
 // `maxCreating` at a time (on a small machine, more at once only slows each one). A take that
 // finds the pool empty while a creation is under way waits for that container, which started
 // earlier than a cold one would; with none under way it returns nothing and the caller goes
@@ -45,6 +45,9 @@ const INITIAL_CREATE_MS = 1000;
 /** The demand window: four creation times, within these bounds. */
 const WINDOW_MIN_MS = 1_000;
 const WINDOW_MAX_MS = 10_000;
+/** A pause between takes of one creation time, within these bounds, lets a pool refill. */
+const QUIET_MIN_MS = 200;
+const QUIET_MAX_MS = 2_000;
 
 export class WarmPool {
   private readonly idle: Prepared[] = [];
@@ -62,6 +65,7 @@ export class WarmPool {
   private closed = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
+  private quietTimer: NodeJS.Timeout | undefined;
   private readonly inflight = new Set<Promise<void>>();
 
   constructor(private readonly d: PoolDeps) {
@@ -118,11 +122,32 @@ export class WarmPool {
     }
     if (!p && this.creating > this.waiters.length) {
       const waited = new Promise<Prepared | undefined>((res) => this.waiters.push(res));
-      void this.refill();
+      this.replace();
       return waited;
     }
-    void this.refill();
+    this.replace();
     return p;
+  }
+
+  /**
+   * After a take: below half the target, create replacements now; above it, once takes pause for
+   * about one creation time. On a small machine a creation competes with the jobs for the CPU, so a pool with
+   * stock to spare serves a batch from it and refills when the batch is over.
+   */
+  private replace(): void {
+    if (this.idle.length + this.creating < Math.ceil(this.target() / 2)) {
+      void this.refill();
+      return;
+    }
+    clearTimeout(this.quietTimer);
+    this.quietTimer = setTimeout(
+      () => {
+        this.quietTimer = undefined;
+        void this.refill();
+      },
+      Math.min(QUIET_MAX_MS, Math.max(QUIET_MIN_MS, this.createMs)),
+    );
+    this.quietTimer.unref();
   }
 
   /** Fill up to the floor; resolves when that many are idle, or nothing more is being created. */
@@ -248,8 +273,10 @@ export class WarmPool {
     this.closed = true;
     clearTimeout(this.retryTimer);
     clearTimeout(this.idleTimer);
+    clearTimeout(this.quietTimer);
     this.retryTimer = undefined;
     this.idleTimer = undefined;
+    this.quietTimer = undefined;
     for (const w of this.waiters.splice(0)) w(undefined);
     await Promise.all([...this.inflight]);
     for (const p of this.idle.splice(0)) this.d.discard(p);
