@@ -24,8 +24,8 @@ import { lowRisk, quiet, startHarness } from "../jobs/support/harness";
 
 const IMAGE = "sigil/busybox:1";
 const N = { cold: { docker: 10, gvisor: 8 }, backToBack: 15, rate: 40 } as const;
-/** Arrivals per second in the steady-rate pattern. */
-const RATE = 5;
+/** Arrivals per second in the steady-rate pattern (SIGIL_BENCH_RATE to change it). */
+const RATE = Number(process.env.SIGIL_BENCH_RATE ?? 5);
 /** Goal (issue #16): back-to-back p50 ≤ this × the cold anchor's p50, on both tiers. */
 const GOAL = 0.25;
 
@@ -37,6 +37,7 @@ function pct(xs: number[], p: number): number {
 }
 
 export async function bench(): Promise<void> {
+  if (!(RATE > 0 && RATE <= 100)) throw new Error("SIGIL_BENCH_RATE must be a rate in (0, 100]");
   const h = await startHarness("bench");
   const dir = await mkdtemp(join(tmpdir(), "sigil-bench-"));
   // Trusted by the admin: its low-risk jobs run on runc (codeTrustLevel is the key's trust). An
@@ -137,6 +138,7 @@ export async function bench(): Promise<void> {
       String(xs.length),
       o.pool ?? "",
       pct(xs, 50).toFixed(digits),
+      (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(digits),
       pct(xs, 99).toFixed(digits),
       Number.isNaN(anchor) ? "" : (pct(xs, 50) / anchor).toFixed(2),
       o.hits ?? "",
@@ -235,6 +237,7 @@ export async function bench(): Promise<void> {
       "",
       "",
       "",
+      "",
       `${(M / s).toFixed(2)} jobs/s (worker concurrency ${concurrency})`,
     ]);
   } finally {
@@ -247,7 +250,17 @@ export async function bench(): Promise<void> {
   console.log(
     `\nsandbox jobs, \`true\` in ${IMAGE}, submit → signed result; ms; ratio = p50 ÷ the tier's cold anchor p50 in this run`,
   );
-  const head = ["measure", "n", "pool at start", "p50", "p99", "× cold", "warm hits", "note"];
+  const head = [
+    "measure",
+    "n",
+    "pool at start",
+    "p50",
+    "mean",
+    "p99",
+    "× cold",
+    "warm hits",
+    "note",
+  ];
   const widths = head.map((x, i) => Math.max(x.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ");
   console.log(line(head));

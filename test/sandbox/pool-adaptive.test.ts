@@ -69,8 +69,11 @@ describe("adaptive warm pool (runc)", () => {
         expect(r.status).toBe("succeeded");
         served.add(r.containerId);
       }
-      // Replacements started while the burst went on finish after it.
-      await until(() => info(sb, "docker").creating === 0, "creations to finish");
+      // Growing beyond one-for-one replacement waits for the pause after the burst.
+      await until(() => {
+        const i = info(sb, "docker");
+        return i.idle === 3 && i.creating === 0;
+      }, "the pool to grow to its cap");
     } finally {
       w.stop();
     }

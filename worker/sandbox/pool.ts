@@ -6,8 +6,8 @@
 // configured size (the floor) plus the takes seen in the last four creation times (what arrives
 // while replacements are being made), never above the hard cap. A target is kept for `idleMs`
 // after demand last reached it, so the pool a batch of jobs grew is refilled and still there for
-// the next batch; then it follows the demand down again. A take that leaves the pool below half
-// its target starts replacements at once, before the pool is empty; creations run at most
+// the next batch; then it follows the demand down again. A take starts its replacement at once,
+// before the pool is empty; growing beyond that waits for a pause. Creations run at most
 // `maxCreating` at a time (on a small machine, more at once only slows each one). A take that
 // finds the pool empty while a creation is under way waits for that container, which started
 // earlier than a cold one would; with none under way it returns nothing and the caller goes
@@ -57,6 +57,10 @@ export class WarmPool {
   private readonly takes: number[] = [];
   private readonly max: number;
   private creating = 0;
+  /** Replacements for taken or dead containers not started yet (maxCreating was reached). */
+  private owed = 0;
+  /** Whether refill() may grow the pool to its target (between batches), or only replace. */
+  private growing = true;
   /** The target, and when demand last reached it (it is kept for idleMs after that). */
   private grown: number;
   private grownAt = 0;
@@ -130,19 +134,19 @@ export class WarmPool {
   }
 
   /**
-   * After a take: below half the target, create replacements now; above it, once takes pause for
-   * about one creation time. On a small machine a creation competes with the jobs for the CPU, so a pool with
-   * stock to spare serves a batch from it and refills when the batch is over.
+   * After a take: one replacement now, so the pool keeps up with a batch; growing to a higher
+   * target waits until takes pause for about one creation time. On a small machine every creation
+   * competes with the running jobs for the CPU, and the extra containers serve the next batch.
    */
   private replace(): void {
-    if (this.idle.length + this.creating < Math.ceil(this.target() / 2)) {
-      void this.refill();
-      return;
-    }
+    this.owed++;
+    this.growing = false;
+    void this.refill();
     clearTimeout(this.quietTimer);
     this.quietTimer = setTimeout(
       () => {
         this.quietTimer = undefined;
+        this.growing = true;
         void this.refill();
       },
       Math.min(QUIET_MAX_MS, Math.max(QUIET_MIN_MS, this.createMs)),
@@ -166,12 +170,16 @@ export class WarmPool {
   refill(): Promise<void> {
     const jobs: Promise<void>[] = [];
     const target = this.target();
+    const goal = this.growing
+      ? target
+      : Math.min(target, this.idle.length + this.creating + this.owed);
     while (
       !this.closed &&
       this.retryTimer === undefined &&
       this.creating < this.d.maxCreating &&
-      this.idle.length + this.creating < target
+      this.idle.length + this.creating < goal
     ) {
+      this.owed = Math.max(0, this.owed - 1);
       jobs.push(this.createOne());
     }
     return Promise.all(jobs).then(() => {});
@@ -240,6 +248,7 @@ export class WarmPool {
   }
 
   private discardDead(p: Prepared): void {
+    this.owed++;
     this.d.onEvent({
       type: "pool.discarded",
       message: "warm container exited while idle",
@@ -256,6 +265,7 @@ export class WarmPool {
       this.idleTimer = undefined;
       // The demand that grew the pool is over.
       this.takes.length = 0;
+      this.owed = 0;
       this.grown = this.d.size;
       let extra = this.idle.length + this.creating - this.d.size;
       while (extra > 0 && this.idle.length > 0 && !this.closed) {
