@@ -109,11 +109,11 @@ export async function bench(): Promise<void> {
       throw new Error(`job ${done.status}`);
     return performance.now() - since;
   };
-  /** The pool as a user finds it after a pause: nothing being created, at least the floor. */
+  /** The pool as a user finds it after a pause: refilled to its target, nothing being created. */
   const settle = async (tier: Tier) => {
     const ready = () => {
       const i = pooled.poolInfo()[`${IMAGE}/${tier}`];
-      return i !== undefined && i.creating === 0 && i.idle >= floor;
+      return i !== undefined && i.creating === 0 && i.idle >= Math.max(floor, i.target);
     };
     for (let i = 0; i < 600 && !ready(); i++) await sleep(50);
     await sleep(500);
