@@ -182,6 +182,8 @@ export class WarmPool {
       this.owed = Math.max(0, this.owed - 1);
       jobs.push(this.createOne());
     }
+    // At or above its target the pool owes nothing: it shrinks by not replacing.
+    if (this.idle.length + this.creating >= target) this.owed = 0;
     return Promise.all(jobs).then(() => {});
   }
 
