@@ -208,6 +208,9 @@ export const sandboxSchema = z
     // it (SIGIL_RUNSC_PLATFORM); `runsc-ptrace` is always registered pinned to ptrace.
     gvisor_runtime: z.enum(["runsc", "runsc-ptrace"]).default("runsc"),
     warm_pool_size: z.number().int().min(0).max(32).default(2),
+    // The most a warm pool may grow to under load (docs/sandbox.md); below warm_pool_size it is
+    // warm_pool_size. Bounds the idle containers (and their memory) a burst can leave behind.
+    warm_pool_max: z.number().int().min(0).max(32).default(8),
     concurrency: z.number().int().min(1).max(64).default(2),
     queue: z.string().min(1).default("sigil-jobs"),
     gateway_url: z.url().optional(),

@@ -1,90 +1,84 @@
-// Sandbox jobs: submit → signed-result latency per tier through the whole path (signed HTTP submit,
-// policy, envelope, BullMQ, worker verify, sandbox, signed report, long-poll), beside its anchors
-// measured in the same run: a cold create→start→wait→remove of the same image, and a bare BullMQ
-// round trip. Then jobs/s at saturation. `npx tsx test/bench/jobs.ts`
+// Sandbox jobs as a user sees them: submit → signed result through the whole path (signed HTTP
+// submit, policy, envelope, BullMQ, worker verify, sandbox, signed report, long-poll), per tier,
+// in three patterns, each as a ratio to the cold anchor measured in the same run:
+//   - cold anchor: the same job through the same path with the warm pool disabled;
+//   - back to back: N sequential jobs, each submitted as soon as the previous result arrived,
+//     starting from a pool at its configured size (what `npm start` leaves), nothing in between;
+//     then the same again once the pool has settled at what the first batch grew it to;
+//   - steady rate: jobs arriving at a fixed rate whatever the latency (open loop), p50 and p99.
+// Then the path with the sandbox skipped (what the rest of the path costs), a bare BullMQ round
+// trip, and jobs/s at saturation. `npm run bench -- jobs`
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Queue, QueueEvents, Worker } from "bullmq";
-import Docker from "dockerode";
 import { verifyEd25519 } from "../../shared/crypto";
 import type { Tier } from "../../shared/risk";
 import { startConsumer } from "../../worker/jobs/consumer";
-import type { SandboxDriver } from "../../worker/jobs/driver";
+import type { SandboxDriver, SandboxRunResult } from "../../worker/jobs/driver";
 import { Outbox } from "../../worker/jobs/outbox";
 import { apiReporter } from "../../worker/jobs/reporter";
 import { createSandboxDriver } from "../../worker/jobs/sandbox-driver";
 import { lowRisk, quiet, startHarness } from "../jobs/support/harness";
 
 const IMAGE = "sigil/busybox:1";
-const N = { docker: 15, gvisor: 10 } as const;
+const N = { cold: { docker: 10, gvisor: 8 }, backToBack: 15, rate: 40 } as const;
+/** Arrivals per second in the steady-rate pattern (SIGIL_BENCH_RATE to change it). */
+const RATE = Number(process.env.SIGIL_BENCH_RATE ?? 5);
+/** Goal (issue #16): back-to-back p50 ≤ this × the cold anchor's p50, on both tiers. */
+const GOAL = 0.25;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
 }
 
-async function coldContainer(docker: Docker, tier: Tier): Promise<number> {
-  const t = performance.now();
-  const c = await docker.createContainer({
-    Image: IMAGE,
-    Entrypoint: ["/bin/true"],
-    User: "1000:1000",
-    NetworkDisabled: true,
-    HostConfig: {
-      Runtime: tier === "gvisor" ? "runsc" : "runc",
-      NetworkMode: "none",
-      ReadonlyRootfs: true,
-    },
-  });
-  await c.start();
-  await c.wait();
-  await c.remove({ force: true });
-  return performance.now() - t;
-}
-
 export async function bench(): Promise<void> {
+  if (!(RATE > 0 && RATE <= 100)) throw new Error("SIGIL_BENCH_RATE must be a rate in (0, 100]");
   const h = await startHarness("bench");
   const dir = await mkdtemp(join(tmpdir(), "sigil-bench-"));
-  // Trusted by the admin: its low-risk jobs run on runc (codeTrustLevel is the key's trust).
-  const agent = h.client(await h.addKey("agent", "bench-agent", undefined, { trust: 1 }));
+  // Trusted by the admin: its low-risk jobs run on runc (codeTrustLevel is the key's trust). An
+  // untrusted key's jobs always run on the default tier, gVisor.
+  const agents = {
+    docker: h.client(await h.addKey("agent", "bench-agent", undefined, { trust: 1 })),
+    gvisor: h.client(await h.addKey("agent", "bench-agent-untrusted")),
+  };
   const workerKey = await h.addKey("worker", "bench-worker");
-  // The product's driver, with its warm pool filled before measuring.
-  const sandbox = createSandboxDriver("bench-worker", h.config);
-  await sandbox.warm();
-  const driver: SandboxDriver = sandbox.driver;
-  const driverName = "worker/sandbox (warm pool)";
-  // For one row the sandbox is skipped (instant result), to show what the path itself costs.
-  let skipSandbox = false;
-  const real = driver;
+  // The product's driver as configured ([sandbox] warm_pool_size), and the same with no pool.
+  const floor = h.config.sandbox.warm_pool_size;
+  const pooled = createSandboxDriver("bench-worker", h.config);
+  const cold = createSandboxDriver("bench-worker-cold", {
+    ...h.config,
+    sandbox: { ...h.config.sandbox, warm_pool_size: 0 },
+  });
+  await pooled.warm();
+  // Which driver the consumer's jobs go to; "skip" returns at once (the path's own cost).
+  let use: "pooled" | "cold" | "skip" = "pooled";
+  let warmHits = 0;
   const measured: SandboxDriver = {
-    runJob: (spec, o) => {
-      if (!skipSandbox) return real.runJob(spec, o);
-      const now = new Date().toISOString();
-      return Promise.resolve({
-        status: "succeeded",
-        exitCode: 0,
-        signal: null,
-        stdout: "",
-        stderr: "",
-        truncated: false,
-        durationMs: 0,
-        startedAt: now,
-        finishedAt: now,
-        runtime: spec.tier === "gvisor" ? "runsc" : "runc",
-      });
+    runJob: async (spec, o) => {
+      if (use === "skip") return instantResult(spec.tier);
+      const r = await (use === "pooled" ? pooled : cold).driver.runJob(spec, o);
+      if ("warm" in r && r.warm === true) warmHits++;
+      return r;
     },
-    cleanupOrphans: (id) => real.cleanupOrphans(id),
-    shutdown: () => real.shutdown(),
+    cleanupOrphans: (id) => pooled.driver.cleanupOrphans(id),
+    shutdown: async () => {
+      await pooled.driver.shutdown();
+      await cold.driver.shutdown();
+    },
   };
   const outbox = new Outbox(join(dir, "outbox"));
   await outbox.init();
+  const concurrency = h.config.sandbox.concurrency;
   const consumer = startConsumer({
     connection: h.redis.duplicate({ maxRetriesPerRequest: null }),
     queueName: h.config.sandbox.queue,
     queuePrefix: `{${h.prefix}}`,
-    concurrency: 2,
+    concurrency,
     workerId: "bench-worker",
     signer: workerKey,
     driver: measured,
@@ -100,56 +94,109 @@ export async function bench(): Promise<void> {
     log: quiet,
   });
   await consumer.worker.waitUntilReady();
-  const docker = new Docker();
 
-  const rows: string[][] = [];
-  const runPath = async (tier: Tier) => {
-    const t = performance.now();
+  /** One job through the whole path; ms from `since` (default: now) to its signed result. */
+  const runPath = async (tier: Tier, since = performance.now()) => {
+    const agent = agents[tier];
     const acc = await agent.jobs.submit({
       image: IMAGE,
       command: ["true"],
       ...(tier === "docker" ? { risk: lowRisk } : {}),
-    } as never);
+    });
+    if (acc.tier !== tier) throw new Error(`job landed on ${acc.tier}, not ${tier}`);
     const done = await agent.jobs.wait(acc.jobId, 60_000);
     if (done.status !== "succeeded" || !done.result?.signature)
       throw new Error(`job ${done.status}`);
-    return performance.now() - t;
+    return performance.now() - since;
   };
+  /** The pool as a user finds it after a pause: refilled to its target, nothing being created. */
+  const settle = async (tier: Tier) => {
+    const ready = () => {
+      const i = pooled.poolInfo()[`${IMAGE}/${tier}`];
+      return i !== undefined && i.creating === 0 && i.idle >= Math.max(floor, i.target);
+    };
+    for (let i = 0; i < 600 && !ready(); i++) await sleep(50);
+    await sleep(500);
+    return String(pooled.poolInfo()[`${IMAGE}/${tier}`]?.idle ?? 0);
+  };
+  const phase = async (f: () => Promise<number[]>) => {
+    warmHits = 0;
+    const xs = await f();
+    return { xs, hits: warmHits };
+  };
+
+  const rows: string[][] = [];
+  const row = (
+    what: string,
+    xs: number[],
+    o: { anchor?: number; hits?: string; note?: string; digits?: number; pool?: string } = {},
+  ) => {
+    const digits = o.digits ?? 1;
+    const anchor = o.anchor ?? Number.NaN;
+    rows.push([
+      what,
+      String(xs.length),
+      o.pool ?? "",
+      pct(xs, 50).toFixed(digits),
+      (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(digits),
+      pct(xs, 99).toFixed(digits),
+      Number.isNaN(anchor) ? "" : (pct(xs, 50) / anchor).toFixed(2),
+      o.hits ?? "",
+      o.note ?? "",
+    ]);
+  };
+  const hits = (p: { xs: number[]; hits: number }) => `${p.hits}/${p.xs.length}`;
 
   try {
     for (const tier of ["docker", "gvisor"] as const) {
-      await runPath(tier); // warm-up
-      await coldContainer(docker, tier);
-      const ours: number[] = [];
-      const cold: number[] = [];
-      // Interleaved, so both see the same machine noise.
-      for (let i = 0; i < N[tier]; i++) {
-        ours.push(await runPath(tier));
-        cold.push(await coldContainer(docker, tier));
+      const rt = tier === "docker" ? "runc" : "runsc";
+      use = "cold";
+      await runPath(tier); // warm-up: image cache, code paths
+      const c = await phase(async () => {
+        const xs: number[] = [];
+        for (let i = 0; i < N.cold[tier]; i++) xs.push(await runPath(tier));
+        return xs;
+      });
+      const anchor = pct(c.xs, 50);
+      row(`${rt}: cold anchor (no warm pool)`, c.xs, { anchor, hits: hits(c), pool: "0" });
+
+      use = "pooled";
+      for (const what of ["back to back", "back to back again"]) {
+        const pool = await settle(tier);
+        const b = await phase(async () => {
+          const xs: number[] = [];
+          for (let i = 0; i < N.backToBack; i++) xs.push(await runPath(tier));
+          return xs;
+        });
+        const met = pct(b.xs, 50) / anchor <= GOAL ? "met" : "NOT met";
+        row(`${rt}: ${what}`, b.xs, {
+          anchor,
+          hits: hits(b),
+          pool,
+          note: `goal ≤ ${GOAL}: ${met}`,
+        });
       }
-      const goal = tier === "docker" ? 60 : 90;
-      rows.push([
-        `submit→signed result (${tier === "docker" ? "runc" : "runsc"})`,
-        pct(ours, 50).toFixed(1),
-        pct(ours, 90).toFixed(1),
-        `cold create→start→wait→rm ${pct(cold, 50).toFixed(1)} / ${pct(cold, 90).toFixed(1)}`,
-        (pct(ours, 50) / pct(cold, 50)).toFixed(2),
-        `goal p50 ≤ ${goal} ms: ${pct(ours, 50) <= goal ? "met" : "NOT met"}`,
-      ]);
+
+      const pool = await settle(tier);
+      const r = await phase(async () => {
+        const t0 = performance.now();
+        return Promise.all(
+          Array.from({ length: N.rate }, async (_, i) => {
+            const at = t0 + (i * 1000) / RATE;
+            await sleep(at - performance.now());
+            // From the scheduled arrival, so a late event loop is not hidden from the result.
+            return runPath(tier, at);
+          }),
+        );
+      });
+      row(`${rt}: ${RATE} jobs/s arriving`, r.xs, { anchor, hits: hits(r), pool });
     }
 
-    skipSandbox = true;
+    use = "skip";
     const path: number[] = [];
-    for (let i = 0; i < 50; i++) path.push(await runPath("docker"));
-    skipSandbox = false;
-    rows.push([
-      "whole path, sandbox skipped (our overhead)",
-      pct(path, 50).toFixed(1),
-      pct(path, 90).toFixed(1),
-      "",
-      "",
-      "",
-    ]);
+    for (let i = 0; i < 30; i++) path.push(await runPath("docker"));
+    use = "pooled";
+    row("whole path, sandbox skipped", path);
 
     // Bare BullMQ round trip on the same Redis, beside the full path.
     const qname = `${h.config.sandbox.queue}-bare`;
@@ -163,20 +210,13 @@ export async function bench(): Promise<void> {
     const w = new Worker(qname, async () => 1, { connection: conn, prefix, concurrency: 1 });
     await Promise.all([qe.waitUntilReady(), w.waitUntilReady()]);
     const bare: number[] = [];
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 100; i++) {
       const t = performance.now();
       const j = await q.add("x", {}, { removeOnComplete: { count: 1000 } });
       await j.waitUntilFinished(qe);
       bare.push(performance.now() - t);
     }
-    rows.push([
-      "bare BullMQ add→process→complete",
-      pct(bare, 50).toFixed(2),
-      pct(bare, 90).toFixed(2),
-      "(anchor)",
-      "",
-      "",
-    ]);
+    row("bare BullMQ add→process→complete", bare, { digits: 2 });
     await w.close();
     await qe.close();
     await q.obliterate({ force: true });
@@ -184,32 +224,64 @@ export async function bench(): Promise<void> {
     conn.disconnect();
 
     // Saturation: many trivial runc jobs in flight at once, through the whole path.
+    await settle("docker");
     const M = 24;
     const t0 = performance.now();
     await Promise.all(Array.from({ length: M }, () => runPath("docker")));
     const s = (performance.now() - t0) / 1000;
     rows.push([
-      `saturation: ${M} runc jobs, concurrency ${2}`,
+      `saturation: ${M} runc jobs at once`,
+      String(M),
       "",
       "",
-      `${(M / s).toFixed(2)} jobs/s`,
       "",
       "",
+      "",
+      "",
+      `${(M / s).toFixed(2)} jobs/s (worker concurrency ${concurrency})`,
     ]);
   } finally {
     await consumer.close(10_000);
-    await driver.shutdown();
+    await measured.shutdown();
     await h.close();
     await rm(dir, { recursive: true, force: true });
   }
 
-  console.log(`\nsandbox jobs (driver: ${driverName}); times in ms`);
-  const head = ["measure", "p50", "p90", "anchor p50 / p90 (same run)", "ratio p50", "note"];
+  console.log(
+    `\nsandbox jobs, \`true\` in ${IMAGE}, submit → signed result; ms; ratio = p50 ÷ the tier's cold anchor p50 in this run`,
+  );
+  const head = [
+    "measure",
+    "n",
+    "pool at start",
+    "p50",
+    "mean",
+    "p99",
+    "× cold",
+    "warm hits",
+    "note",
+  ];
   const widths = head.map((x, i) => Math.max(x.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join(" | ");
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ");
   console.log(line(head));
   console.log(widths.map((w) => "-".repeat(w)).join("-|-"));
   for (const r of rows) console.log(line(r));
+}
+
+function instantResult(tier: Tier): SandboxRunResult {
+  const now = new Date().toISOString();
+  return {
+    status: "succeeded",
+    exitCode: 0,
+    signal: null,
+    stdout: "",
+    stderr: "",
+    truncated: false,
+    durationMs: 0,
+    startedAt: now,
+    finishedAt: now,
+    runtime: tier === "gvisor" ? "runsc" : "runc",
+  };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {

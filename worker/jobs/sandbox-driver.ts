@@ -7,7 +7,13 @@ import type { SandboxDriver } from "./driver";
 export function createSandboxDriver(
   workerId: string,
   config: SigilConfig,
-): { driver: SandboxDriver; preflight: () => Promise<string[]>; warm: () => Promise<void> } {
+): {
+  driver: SandboxDriver;
+  preflight: () => Promise<string[]>;
+  warm: () => Promise<void>;
+  /** Each warm pool's counts ("image/tier"), for the jobs benchmark. */
+  poolInfo: () => ReturnType<Sandbox["poolInfo"]>;
+} {
   const size = config.sandbox.warm_pool_size;
   const sandbox = new Sandbox({
     workerId,
@@ -17,7 +23,12 @@ export function createSandboxDriver(
     pools:
       size > 0
         ? config.sandbox.images.flatMap((image) =>
-            (["docker", "gvisor"] as const).map((tier) => ({ image, tier, size })),
+            (["docker", "gvisor"] as const).map((tier) => ({
+              image,
+              tier,
+              size,
+              max: Math.max(size, config.sandbox.warm_pool_max),
+            })),
           )
         : [],
   });
@@ -36,5 +47,6 @@ export function createSandboxDriver(
       return report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.message}`);
     },
     warm: () => sandbox.warm(),
+    poolInfo: () => sandbox.poolInfo(),
   };
 }

@@ -37,12 +37,17 @@ export const SandboxOptionsSchema = z.strictObject({
       z.strictObject({
         image: z.string().min(1),
         tier: Tier,
+        /** The floor: containers kept ready when no job arrives. */
         size: z.number().int().min(0).max(64),
+        /** Hard cap the pool may grow to under load (default: size, no growth). */
+        max: z.number().int().min(0).max(64).optional(),
       }),
     )
     .default([]),
-  /** A pool refills when a job that took from it ends, or this long after the take. */
-  refillDelayMs: z.number().int().min(0).max(60_000).default(500),
+  /** Warm containers being created at once, per pool (pool.ts). */
+  poolMaxCreating: z.number().int().min(1).max(16).default(2),
+  /** A pool that sees no job for this long shrinks back to its floor. */
+  poolIdleMs: z.number().int().min(100).max(3_600_000).default(30_000),
   /** How long a killed container may take to report its exit before the job ends in "error". */
   killGraceMs: z.number().int().min(100).max(120_000).default(10_000),
 });

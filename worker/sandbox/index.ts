@@ -12,6 +12,7 @@ export {
 } from "./config";
 export { formatOwner, type Liveness, liveness, type Owner, parseOwner, selfOwner } from "./owner";
 export { buildJobArchive, buildRunScript, shQuote } from "./payload";
+export type { PoolInfo } from "./pool";
 export {
   type PreflightCheck,
   type PreflightOptions,

@@ -17,7 +17,7 @@ import { type Prepared, prepareContainer, runInContainer } from "./container";
 import { OomWatch } from "./oom-watch";
 import { formatOwner, liveness, type Owner, parseOwner, selfOwner } from "./owner";
 import { buildJobArchive } from "./payload";
-import { WarmPool } from "./pool";
+import { type PoolInfo, WarmPool } from "./pool";
 import {
   DEFAULT_LIMITS,
   errorResult,
@@ -79,6 +79,9 @@ export class Sandbox {
         new WarmPool({
           key: `${p.image}/${p.tier}`,
           size: p.size,
+          max: p.max ?? p.size,
+          maxCreating: this.config.poolMaxCreating,
+          idleMs: this.config.poolIdleMs,
           prepare: () => prepareContainer(this.docker, this.config, shape, this.labels("", "warm")),
           discard: (c) => this.remove(c),
           onEvent: this.onEvent,
@@ -96,15 +99,22 @@ export class Sandbox {
     };
   }
 
-  /** Fill every pool; resolves once the first round of creations has finished. */
+  /** Fill every pool up to its floor; resolves once they are filled (or creation failed). */
   async warm(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.refill()));
+    await Promise.all([...this.pools.values()].map((p) => p.warm()));
   }
 
   /** Idle warm containers per pool, keyed "image/tier". */
   poolStats(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const p of this.pools.values()) out[p.name] = p.available;
+    return out;
+  }
+
+  /** Each pool's idle, creating and waiting counts, its current target and its cap. */
+  poolInfo(): Record<string, PoolInfo> {
+    const out: Record<string, PoolInfo> = {};
+    for (const p of this.pools.values()) out[p.name] = p.info();
     return out;
   }
 
@@ -136,16 +146,9 @@ export class Sandbox {
     let prepared: Prepared | undefined;
     const shape = shapeOf(spec.image, spec.tier, spec.limits);
     const pool = this.pools.get(shapeKey(shape));
-    let refillTimer: NodeJS.Timeout | undefined;
     try {
-      prepared = pool?.take();
-      // Refill when this job ends, or after refillDelayMs if it runs longer, whichever is first.
-      if (pool) {
-        refillTimer = setTimeout(() => {
-          if (!this.closing) void pool.refill();
-        }, this.config.refillDelayMs);
-        refillTimer.unref();
-      }
+      // The pool starts replacements on take (pool.ts); it may wait for one under creation.
+      prepared = await pool?.take();
       if (prepared) {
         // Labels are fixed at create; the name records which job a warm container served.
         prepared.container
@@ -170,8 +173,6 @@ export class Sandbox {
     } finally {
       this.running.delete(token);
       if (prepared) this.remove(prepared);
-      clearTimeout(refillTimer);
-      if (pool && !this.closing) void pool.refill();
     }
   }
 
