@@ -15,7 +15,7 @@ import {
 } from "../../shared/approvals";
 import type { SigilConfig } from "../../shared/config";
 import { type Signer, uuidV7 } from "../../shared/crypto";
-import { canonicalJson, sha256Hex } from "../../shared/encoding";
+import { canonicalJson, clip, sha256Hex } from "../../shared/encoding";
 import type { Logger } from "../../shared/log";
 import type { Decision, EvaluationRequest } from "../../shared/policy";
 import { ApprovalWebhooks } from "../approval-webhooks";
@@ -459,7 +459,7 @@ export function evaluateApprovalStep(
         .request(bound, {
           decisionId: d.decisionId ?? null,
           // Kept for the approver to read; bounded like the record's other texts.
-          policyReason: d.reason?.slice(0, 4096) ?? null,
+          policyReason: d.reason === undefined ? null : clip(d.reason, 4096),
         })
         .catch(unavailable);
       return { ...d, approvalId: record.id };

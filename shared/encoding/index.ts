@@ -150,3 +150,13 @@ export function isJsonValue(value: unknown, maxDepth = 64): boolean {
   }
   return true;
 }
+
+/**
+ * At most `max` UTF-16 code units of `s`, never ending inside a surrogate pair: a cut pair would
+ * leave a lone surrogate, which the API refuses and canonical JSON cannot encode.
+ */
+export function clip(s: string, max: number): string {
+  if (s.length <= max) return s;
+  const end = max > 0 && /[\uD800-\uDBFF]/.test(s.charAt(max - 1)) ? max - 1 : max;
+  return s.slice(0, end);
+}

@@ -7,7 +7,7 @@ import { FairShare, submitterOf } from "../../platform/node/fairness";
 import type { UntrustedQueuedJob } from "../../platform/node/queue";
 import { limitsSchema } from "../../shared/config/schema";
 import type { Signer } from "../../shared/crypto";
-import { canonicalJson, sha256Hex, utf8 } from "../../shared/encoding";
+import { canonicalJson, clip, sha256Hex, utf8 } from "../../shared/encoding";
 import { type EnvelopeVerifyOptions, verifyEnvelope } from "../../shared/jobs/envelope";
 import {
   outputHash,
@@ -200,12 +200,12 @@ export function startConsumer(o: ConsumerOptions): Consumer {
         envelopeHash: hash,
         image:
           typeof claimed?.image === "string" && claimed.image.length > 0
-            ? claimed.image.slice(0, 256)
+            ? clip(claimed.image, 256)
             : "unknown",
         tier: claimed?.tier === "docker" ? "docker" : "gvisor",
         runtime: null,
         status: "rejected",
-        reason: reason.slice(0, 2048),
+        reason: clip(reason, 2048),
         exitCode: null,
         signal: null,
         stdoutHash: EMPTY_HASH,
@@ -268,9 +268,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
         runtime: run.runtime,
         status,
         reason:
-          run.status === "error"
-            ? (run.error ?? "sandbox infrastructure error").slice(0, 2048)
-            : null,
+          run.status === "error" ? clip(run.error ?? "sandbox infrastructure error", 2048) : null,
         exitCode: run.exitCode,
         signal: run.signal ?? null,
         stdoutHash: outputHash(run.stdout),

@@ -4,6 +4,7 @@
 import { QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { queuePrefix } from "../../../platform/node/queue";
+import { clip } from "../../../shared/encoding";
 import type { JobsBackend } from "../../../shared/jobs/backend";
 import type { JobAuditEvent } from "../../routes/jobs";
 
@@ -41,7 +42,7 @@ export function startReconciler(opts: ReconcilerOptions): Reconciler {
   });
   events.on("failed", ({ jobId, failedReason }) => {
     (async () => {
-      const reason = `queue gave up: ${failedReason}`.slice(0, 1024);
+      const reason = clip(`queue gave up: ${failedReason}`, 1024);
       const out = await opts.backend.fail(jobId, "error", reason);
       if (out.outcome === "stored")
         await opts.audit({ eventType: "job.failed", details: { jobId, reason } });
