@@ -19,7 +19,8 @@ import { bodyLimit } from "./middleware/body-limit";
 import { notFoundHandler, onError } from "./middleware/errors";
 import { inBackground, rateLimits } from "./middleware/limits";
 import { requestLog } from "./middleware/request-log";
-import type { Role } from "./middleware/roles";
+import { type Role, requireRole } from "./middleware/roles";
+import { type ApiMetrics, metricsHandler, observeAudit, observeRequests } from "./observe";
 import { Problem, problemResponse } from "./problem";
 import { type AppEnv, router } from "./router";
 import { auditProblem, auditRoutes } from "./routes/audit";
@@ -61,6 +62,8 @@ export interface AppDeps {
   auditWindows?: AuditWindows;
   /** The client's network address (auth failures are aggregated per address when no keyid). */
   clientAddress?: (c: Context) => string | undefined;
+  /** Prometheus counters (Node); absent: no GET /metrics (the edge). */
+  metrics?: ApiMetrics;
 }
 
 const ROLES = new Set<string>(["admin", "agent", "worker", "auditor", "gateway"]);
@@ -136,6 +139,9 @@ export function createApp(deps: AppDeps) {
   const app = router();
   app.use("*", requestId());
   app.use("*", requestLog(log));
+  // Counters and the request's server span (functions/observe.ts; a no-op without an SDK).
+  app.use("*", observeRequests(deps.metrics));
+  if (deps.metrics) observeAudit(audit, deps.metrics);
 
   app.route("/", healthRoutes(deps.health));
   app.route("/", wellKnownRoutes(keys));
@@ -155,64 +161,67 @@ export function createApp(deps: AppDeps) {
       await next();
     });
   }
-  app.use(
-    "/v1/*",
-    authenticate({
-      resolveKey: requestKeyResolver(keys, now),
-      verify: verifyEd25519,
-      replay: deps.replay,
-      maxSkewSeconds: config.auth.clock_skew_seconds,
-      // Never empty: by default this service's own host and port (shared/config).
-      allowedAuthorities: allowedAuthorities(config),
-      now,
-      // Where the audit log can hold the nonce too (Redis), an evaluation costs one durable
-      // write: its decision event and its nonce land together or not at all.
-      ...(audit.reservesNonces ? { deferNonce: reservesNonceWithAudit } : {}),
-      // Aggregated per source and reason (GOVERNANCE.md): the first rejection of a window is
-      // written at once, the rest as one summary with their count, so junk cannot fill Redis. The
-      // source is the keyid the request named, else the client's address.
-      onRejected: async (f, c) => {
-        const source = f.keyid
-          ? `key:${f.keyid}`
-          : f.address
-            ? `address:${f.address}`
-            : "anonymous";
-        const agentId = f.keyid ?? "anonymous";
-        const first = windows.record({
-          key: `${source}\u0000${f.code}`,
-          requestId: f.requestId,
-          first: {
-            eventType: "auth.failed",
-            agentId,
-            details: {
-              code: f.code,
-              detail: f.detail,
-              method: f.method,
-              path: f.path,
-              requestId: f.requestId,
-              source,
-            },
+  const signed = authenticate({
+    resolveKey: requestKeyResolver(keys, now),
+    verify: verifyEd25519,
+    replay: deps.replay,
+    maxSkewSeconds: config.auth.clock_skew_seconds,
+    // Never empty: by default this service's own host and port (shared/config).
+    allowedAuthorities: allowedAuthorities(config),
+    now,
+    // Where the audit log can hold the nonce too (Redis), an evaluation costs one durable
+    // write: its decision event and its nonce land together or not at all.
+    ...(audit.reservesNonces ? { deferNonce: reservesNonceWithAudit } : {}),
+    // Aggregated per source and reason (GOVERNANCE.md): the first rejection of a window is
+    // written at once, the rest as one summary with their count, so junk cannot fill Redis. The
+    // source is the keyid the request named, else the client's address.
+    onRejected: async (f, c) => {
+      deps.metrics?.authFailure(f.code);
+      const source = f.keyid ? `key:${f.keyid}` : f.address ? `address:${f.address}` : "anonymous";
+      const agentId = f.keyid ?? "anonymous";
+      const first = windows.record({
+        key: `${source}\u0000${f.code}`,
+        requestId: f.requestId,
+        first: {
+          eventType: "auth.failed",
+          agentId,
+          details: {
+            code: f.code,
+            detail: f.detail,
+            method: f.method,
+            path: f.path,
+            requestId: f.requestId,
+            source,
           },
-          summary: { eventType: "auth.failed", agentId, details: { code: f.code, source } },
-        });
-        if (first) {
-          inBackground(c, windows.flushLater());
-          await first;
-        }
-      },
-    }),
-  );
-  app.use(
-    "/v1/*",
-    rateLimits({
-      // Chunks of tokens from the shared buckets, spent locally (see leasing.ts): one store trip
-      // per tenth of a burst, never more admitted than the shared buckets hold.
-      limiter: new LeasingRateLimiter(deps.limiter ?? new MemoryRateLimiter()),
-      config: config.limits,
-      windows,
-    }),
-  );
+        },
+        summary: { eventType: "auth.failed", agentId, details: { code: f.code, source } },
+      });
+      if (first) {
+        inBackground(c, windows.flushLater());
+        await first;
+      }
+    },
+  });
+  app.use("/v1/*", signed);
+  const quotas = rateLimits({
+    // Chunks of tokens from the shared buckets, spent locally (see leasing.ts): one store trip
+    // per tenth of a burst, never more admitted than the shared buckets hold.
+    limiter: new LeasingRateLimiter(deps.limiter ?? new MemoryRateLimiter()),
+    config: config.limits,
+    windows,
+    ...(deps.metrics ? { onRefused: deps.metrics.limitExceeded } : {}),
+  });
+  app.use("/v1/*", quotas);
   app.use("/v1/*", jsonGuard());
+  // Never anonymous on the public port: signed and within quota like /v1, admin or auditor.
+  if (deps.metrics)
+    app.get(
+      "/metrics",
+      signed,
+      quotas,
+      requireRole("admin", "auditor"),
+      metricsHandler(deps.metrics),
+    );
 
   app.route("/", keyRoutes({ registry: keys, manager: deps.keyManager, audit: appendAudit, now }));
   app.route("/", policyRoutes({ policies: deps.policies, audit: appendAudit, now }));

@@ -2,6 +2,7 @@
 import { serve } from "@hono/node-server";
 import { Redis } from "ioredis";
 import { loadNodeConfigOrExit } from "../../platform/node/config";
+import { serveMetrics } from "../../platform/node/metrics-server";
 import { allowedAuthorities } from "../../shared/config";
 import { jsonLogger } from "../../shared/log";
 import { createApp } from "../app";
@@ -20,6 +21,7 @@ try {
     redis,
     log,
     health: [...redisChecks(redis), ...dockerChecks(config)],
+    processMetrics: true,
   });
 } catch (e) {
   const message = (e as Error).message;
@@ -33,6 +35,17 @@ try {
   process.exit(1);
 }
 const app = createApp(deps);
+
+// The unsigned metrics address, when configured (docs/operating.md "Metrics and traces").
+if (deps.metrics && config.metrics.listen) {
+  const metrics = await serveMetrics(config.metrics.listen, deps.metrics, (e) =>
+    log.error("metrics exposition failed", { err: String(e) }),
+  ).catch((e: unknown) => {
+    console.error(`[sigil api] cannot serve metrics on ${config.metrics.listen}: ${String(e)}`);
+    process.exit(1);
+  });
+  log.info("metrics listening (unsigned)", { address: config.metrics.listen, port: metrics.port });
+}
 
 const server = serve(
   { fetch: app.fetch, port: config.server.port, hostname: config.server.host },

@@ -33,6 +33,7 @@ import { LimitExceededError } from "../../shared/limits";
 import { withServerAttributes } from "../../shared/policy/identity";
 import type { JsonObject } from "../../shared/policy/schema";
 import { boundedRisk, type DerivedRisk, selectTier, type Tier } from "../../shared/risk";
+import { traceparentField } from "../../shared/tracing";
 import { identityOf } from "../middleware/auth";
 import { callerLimits, limitProblem } from "../middleware/limits";
 import { requireRole } from "../middleware/roles";
@@ -574,6 +575,8 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         createdAt: new Date(created).toISOString(),
         expiresAt: new Date(created + ttl).toISOString(),
         quota: { queuedJobs, runningJobs },
+        // The worker continues this request's trace (docs/operating.md "Metrics and traces").
+        ...traceparentField(),
       };
       const signed = await signEnvelope(envelope, deps.serviceSigner);
       const hash = hashEnvelope(envelope);

@@ -27,6 +27,8 @@ export interface SandboxRunResult {
   finishedAt: string;
   runtime: "runc" | "runsc";
   containerId?: string;
+  /** Whether the container came from the warm pool, when the driver says (metrics count it). */
+  warm?: boolean;
   /** Why an `error` happened, when the driver says. */
   error?: string;
 }
