@@ -103,6 +103,12 @@ export function requestKeyResolver(
   };
 }
 
+/**
+ * /v1/* and GET /metrics: the paths behind the signed-request chain (body limit, authentication,
+ * quotas); /metrics is never anonymous on the public port (docs/operating.md).
+ */
+const SIGNED = "/:signed{(?:v1|metrics)}/*";
+
 const RESULT_PATHS = /^\/v1\/(jobs\/[^/]+\/result|gateway\/jobs\/finish)$/;
 
 function limitFor(config: SigilConfig): MiddlewareHandler<AppEnv> {
@@ -146,82 +152,83 @@ export function createApp(deps: AppDeps) {
   app.route("/", healthRoutes(deps.health));
   app.route("/", wellKnownRoutes(keys));
 
-  app.use("/v1/*", limitFor(config));
+  app.use(SIGNED, limitFor(config));
   // A summary whose timer did not run (an isolate's waitUntil cut short) is written by the next
   // request to come along.
-  app.use("/v1/*", async (c, next) => {
+  app.use(SIGNED, async (c, next) => {
     if (windows.hasDue()) inBackground(c, windows.flushDue());
     await next();
   });
   if (deps.clientAddress) {
     const address = deps.clientAddress;
-    app.use("/v1/*", async (c, next) => {
+    app.use(SIGNED, async (c, next) => {
       const a = address(c);
       if (a) c.set("clientAddress", a);
       await next();
     });
   }
-  const signed = authenticate({
-    resolveKey: requestKeyResolver(keys, now),
-    verify: verifyEd25519,
-    replay: deps.replay,
-    maxSkewSeconds: config.auth.clock_skew_seconds,
-    // Never empty: by default this service's own host and port (shared/config).
-    allowedAuthorities: allowedAuthorities(config),
-    now,
-    // Where the audit log can hold the nonce too (Redis), an evaluation costs one durable
-    // write: its decision event and its nonce land together or not at all.
-    ...(audit.reservesNonces ? { deferNonce: reservesNonceWithAudit } : {}),
-    // Aggregated per source and reason (GOVERNANCE.md): the first rejection of a window is
-    // written at once, the rest as one summary with their count, so junk cannot fill Redis. The
-    // source is the keyid the request named, else the client's address.
-    onRejected: async (f, c) => {
-      deps.metrics?.authFailure(f.code);
-      const source = f.keyid ? `key:${f.keyid}` : f.address ? `address:${f.address}` : "anonymous";
-      const agentId = f.keyid ?? "anonymous";
-      const first = windows.record({
-        key: `${source}\u0000${f.code}`,
-        requestId: f.requestId,
-        first: {
-          eventType: "auth.failed",
-          agentId,
-          details: {
-            code: f.code,
-            detail: f.detail,
-            method: f.method,
-            path: f.path,
-            requestId: f.requestId,
-            source,
+  app.use(
+    SIGNED,
+    authenticate({
+      resolveKey: requestKeyResolver(keys, now),
+      verify: verifyEd25519,
+      replay: deps.replay,
+      maxSkewSeconds: config.auth.clock_skew_seconds,
+      // Never empty: by default this service's own host and port (shared/config).
+      allowedAuthorities: allowedAuthorities(config),
+      now,
+      // Where the audit log can hold the nonce too (Redis), an evaluation costs one durable
+      // write: its decision event and its nonce land together or not at all.
+      ...(audit.reservesNonces ? { deferNonce: reservesNonceWithAudit } : {}),
+      // Aggregated per source and reason (GOVERNANCE.md): the first rejection of a window is
+      // written at once, the rest as one summary with their count, so junk cannot fill Redis. The
+      // source is the keyid the request named, else the client's address.
+      onRejected: async (f, c) => {
+        deps.metrics?.authFailure(f.code);
+        const source = f.keyid
+          ? `key:${f.keyid}`
+          : f.address
+            ? `address:${f.address}`
+            : "anonymous";
+        const agentId = f.keyid ?? "anonymous";
+        const first = windows.record({
+          key: `${source}\u0000${f.code}`,
+          requestId: f.requestId,
+          first: {
+            eventType: "auth.failed",
+            agentId,
+            details: {
+              code: f.code,
+              detail: f.detail,
+              method: f.method,
+              path: f.path,
+              requestId: f.requestId,
+              source,
+            },
           },
-        },
-        summary: { eventType: "auth.failed", agentId, details: { code: f.code, source } },
-      });
-      if (first) {
-        inBackground(c, windows.flushLater());
-        await first;
-      }
-    },
-  });
-  app.use("/v1/*", signed);
-  const quotas = rateLimits({
-    // Chunks of tokens from the shared buckets, spent locally (see leasing.ts): one store trip
-    // per tenth of a burst, never more admitted than the shared buckets hold.
-    limiter: new LeasingRateLimiter(deps.limiter ?? new MemoryRateLimiter()),
-    config: config.limits,
-    windows,
-    ...(deps.metrics ? { onRefused: deps.metrics.limitExceeded } : {}),
-  });
-  app.use("/v1/*", quotas);
+          summary: { eventType: "auth.failed", agentId, details: { code: f.code, source } },
+        });
+        if (first) {
+          inBackground(c, windows.flushLater());
+          await first;
+        }
+      },
+    }),
+  );
+  app.use(
+    SIGNED,
+    rateLimits({
+      // Chunks of tokens from the shared buckets, spent locally (see leasing.ts): one store trip
+      // per tenth of a burst, never more admitted than the shared buckets hold.
+      limiter: new LeasingRateLimiter(deps.limiter ?? new MemoryRateLimiter()),
+      config: config.limits,
+      windows,
+      ...(deps.metrics ? { onRefused: deps.metrics.limitExceeded } : {}),
+    }),
+  );
   app.use("/v1/*", jsonGuard());
-  // Never anonymous on the public port: signed and within quota like /v1, admin or auditor.
   if (deps.metrics)
-    app.get(
-      "/metrics",
-      signed,
-      quotas,
-      requireRole("admin", "auditor"),
-      metricsHandler(deps.metrics),
-    );
+    app.get("/metrics", requireRole("admin", "auditor"), metricsHandler(deps.metrics));
 
   app.route("/", keyRoutes({ registry: keys, manager: deps.keyManager, audit: appendAudit, now }));
   app.route("/", policyRoutes({ policies: deps.policies, audit: appendAudit, now }));
