@@ -9,21 +9,8 @@ import { serveMetrics } from "../../platform/node/metrics-server";
 import { type Sigil, SigilError } from "../../sdk";
 import { loadConfig } from "../../shared/config";
 import { toBase64Url } from "../../shared/encoding";
-import { signRequest } from "../../shared/httpsig";
-import { exposition } from "../support/prometheus";
+import { exposition, signedGet as get } from "../support/prometheus";
 import { newKey, registeredKey, startTarget, type Target, type TestKey } from "../support/targets";
-
-async function get(url: string, key?: TestKey): Promise<Response> {
-  const headers: Record<string, string> = {};
-  if (key)
-    Object.assign(
-      headers,
-      await signRequest({ method: "GET", url, headers, body: null }, key.signer, {
-        keyid: key.kid,
-      }),
-    );
-  return fetch(url, { headers });
-}
 
 describe("GET /metrics on the public port (Node)", () => {
   let t: Target;

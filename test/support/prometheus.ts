@@ -1,6 +1,21 @@
 // Reads a Prometheus exposition with a real parser (parse-prometheus-text-format) and looks up
 // samples by name and labels.
 import parse, { type PromFamily } from "parse-prometheus-text-format";
+import { signRequest } from "../../shared/httpsig";
+import type { TestKey } from "./targets";
+
+/** A GET, RFC 9421-signed with `key` when given (unsigned otherwise). */
+export async function signedGet(url: string, key?: TestKey): Promise<Response> {
+  const headers: Record<string, string> = {};
+  if (key)
+    Object.assign(
+      headers,
+      await signRequest({ method: "GET", url, headers, body: null }, key.signer, {
+        keyid: key.kid,
+      }),
+    );
+  return fetch(url, { headers });
+}
 
 export interface Exposition {
   families: PromFamily[];
