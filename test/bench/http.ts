@@ -80,6 +80,7 @@ async function cannon(
   connections: number,
   seconds: number,
   expectedRps: number,
+  extraHeaders: Record<string, string> = {},
 ) {
   const url = `${base}/v1/evaluate`;
   const body = JSON.stringify(REQUEST);
@@ -98,6 +99,7 @@ async function cannon(
     for (const h of batch)
       pool.push({
         "content-type": "application/json",
+        ...extraHeaders,
         ...(h as unknown as Record<string, string>),
       });
   }
@@ -163,7 +165,131 @@ async function startFloor(prefix: string) {
   };
 }
 
+/**
+ * An API process as `npm run api` starts it, with `agent` registered and the bench policy put;
+ * `tracing` preloads an OpenTelemetry SDK (otel-register.ts).
+ */
+async function startApi(
+  admin: Awaited<ReturnType<typeof newKey>>,
+  agent: Awaited<ReturnType<typeof newKey>>,
+  env: Record<string, string>,
+  tracing: boolean,
+) {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), "sigil-bench-"));
+  const prefix = `sigilbench${Date.now()}${port}`;
+  const args = [
+    "--import",
+    "tsx",
+    ...(tracing ? ["--import", "./test/bench/otel-register.ts"] : []),
+  ];
+  const server = spawn(process.execPath, [...args, "functions/node/main.ts"], {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      SIGIL_DATA_DIR: dataDir,
+      SIGIL_REDIS_PREFIX: prefix,
+      SIGIL_LOG_LEVEL: "warn",
+      SIGIL_ADMIN_KEYS: JSON.stringify([publicJwk(admin.publicKey, { kid: admin.kid })]),
+      SIGIL_LIMITS_REQUESTS_PER_SECOND: "1000000",
+      SIGIL_LIMITS_EVALUATIONS_PER_SECOND: "1000000",
+      ...env,
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    if (
+      await fetch(`${base}/health`).then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const adminClient = new Sigil({ baseUrl: base, keyId: admin.kid, signer: admin.signer });
+  await adminClient.keys.create({
+    role: "agent",
+    subject: "bench",
+    publicKey: toBase64Url(agent.publicKey),
+  });
+  await adminClient.policies.put("p", POLICY);
+  return {
+    base,
+    async stop() {
+      server.kill("SIGTERM");
+      await new Promise((r) => server.on("exit", r));
+      const redis = connectRedis();
+      await dropPrefix(redis, `${prefix}:`);
+      redis.disconnect();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The cost of metrics and traces on the hot path (docs/operating.md "Metrics and traces"): two
+ * API processes, one with `[metrics] enabled = false` and no OpenTelemetry SDK, one with metrics
+ * and an SDK recording every span (exported to nowhere), loaded in turns at the same concurrency
+ * with requests that carry a `traceparent`. Goal: ≤ 3 % fewer requests per second.
+ */
+export async function observabilityCost(): Promise<void> {
+  const admin = await newKey();
+  const agentKey = await newKey();
+  const off = await startApi(admin, agentKey, { SIGIL_METRICS_ENABLED: "false" }, false);
+  const on = await startApi(admin, agentKey, { SIGIL_METRICS_ENABLED: "true" }, true);
+  const redis = connectRedis();
+  const original = ((await redis.config("GET", "appendfsync")) as string[])[1] ?? "always";
+  // The same trace id on every request: what a traced client sends; the server starts a span per
+  // request whatever the id.
+  const traceparent = { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" };
+  try {
+    // everysec: an fsync per request would drown the difference in disk noise.
+    await redis.config("SET", "appendfsync", "everysec");
+    const agentOff = new Sigil({ baseUrl: off.base, keyId: agentKey.kid, signer: agentKey.signer });
+    const agentOn = new Sigil({ baseUrl: on.base, keyId: agentKey.kid, signer: agentKey.signer });
+    await load(agentOff, 4, 1500); // warm-up
+    await load(agentOn, 4, 1500);
+    const total = { off: 0, on: 0 };
+    const rows: string[][] = [];
+    // Alternating rounds, so drift in the machine's load falls on both alike.
+    for (let round = 1; round <= 3; round++) {
+      for (const [name, target] of [
+        ["off", off],
+        ["on", on],
+      ] as const) {
+        const r = await cannon(target.base, agentKey, 3, 5, 8000, traceparent);
+        total[name] += r.rps;
+        rows.push([
+          name === "on" ? "metrics + traces (SDK, all spans recorded)" : "neither",
+          String(round),
+          r.rps.toFixed(0),
+          r.p50.toFixed(2),
+          r.p99.toFixed(2),
+          String(r.errors),
+        ]);
+      }
+    }
+    console.log("| API | round | req/s | p50 ms | p99 ms | non-2xx |");
+    console.log("|---|---|---|---|---|---|");
+    for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+    const ratio = total.on / total.off;
+    console.log(
+      `metrics + traces ÷ neither, throughput: ${ratio.toFixed(4)} (${((1 - ratio) * 100).toFixed(2)} % fewer req/s; goal ≤ 3 %: ${1 - ratio <= 0.03 ? "met" : "NOT met"})`,
+    );
+  } finally {
+    await redis.config("SET", "appendfsync", original);
+    redis.disconnect();
+    await off.stop();
+    await on.stop();
+  }
+}
+
 export async function bench(): Promise<void> {
+  // SIGIL_BENCH_HTTP=observability runs only the metrics-and-traces comparison.
+  if (process.env.SIGIL_BENCH_HTTP === "observability") return observabilityCost();
   const admin = await newKey();
   const agentKey = await newKey();
   const port = await freePort();
@@ -297,6 +423,8 @@ export async function bench(): Promise<void> {
     console.log(
       `goal p50 ≤ 1 ms at ≥ 3,000 req/s: ${verdict("always")}; ${verdict("everysec")} (an ack may lose the last second on power loss)`,
     );
+    console.log("\n### metrics and traces: their cost on the hot path");
+    await observabilityCost();
   } finally {
     server.kill("SIGTERM");
     await new Promise((r) => server.on("exit", r));
