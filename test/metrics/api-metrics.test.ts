@@ -165,3 +165,18 @@ describe("[metrics] listen: the unsigned metrics address", () => {
     }
   });
 });
+
+describe("GET /metrics on the edge (workerd)", () => {
+  let t: Target;
+  beforeAll(async () => {
+    t = await startTarget("edge");
+  }, 90_000);
+  afterAll(async () => t?.stop());
+
+  it("has no metrics (isolates share no counters), and is never anonymous: 401 unsigned, 404 signed", async () => {
+    const unsigned = await get(`${t.url}/metrics`);
+    expect(unsigned.status).toBe(401);
+    expect(((await unsigned.json()) as { type: string }).type).toMatch(/auth-required$/);
+    expect((await get(`${t.url}/metrics`, t.admin)).status).toBe(404);
+  });
+});
