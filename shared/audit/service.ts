@@ -128,7 +128,14 @@ export class AuditService {
     const e = await inSpan("sigil.audit.append", () => this.opts.log.append(parsed.data, options), {
       attributes: { "sigil.audit.event_type": parsed.data.eventType },
     });
-    for (const observe of this.#observers) observe(parsed.data);
+    // The event is stored: an observer's failure must not make the append look failed.
+    for (const observe of this.#observers) {
+      try {
+        observe(parsed.data);
+      } catch {
+        // counted nowhere; the trail has the event
+      }
+    }
     return {
       eventId: e.eventId,
       index: e.index,
