@@ -20,7 +20,8 @@ import { bodyLimit } from "./middleware/body-limit";
 import { notFoundHandler, onError } from "./middleware/errors";
 import { inBackground, rateLimits } from "./middleware/limits";
 import { requestLog } from "./middleware/request-log";
-import type { Role } from "./middleware/roles";
+import { type Role, requireRole } from "./middleware/roles";
+import { type ApiMetrics, metricsHandler, observeAudit, observeRequests } from "./observe";
 import { Problem, problemResponse } from "./problem";
 import { type AppEnv, router } from "./router";
 import { createApprovals } from "./routes/approvals";
@@ -65,6 +66,8 @@ export interface AppDeps {
   clientAddress?: (c: Context) => string | undefined;
   /** Approval records (Redis, a Durable Object); default: this process's memory. */
   approvals?: ApprovalStore;
+  /** Prometheus counters (Node); absent: no GET /metrics (the edge). */
+  metrics?: ApiMetrics;
 }
 
 const ROLES = new Set<string>(["admin", "agent", "worker", "auditor", "gateway"]);
@@ -104,6 +107,12 @@ export function requestKeyResolver(
   };
 }
 
+/**
+ * /v1/* and GET /metrics: the paths behind the signed-request chain (body limit, authentication,
+ * quotas); /metrics is never anonymous on the public port (docs/operating.md).
+ */
+const SIGNED = "/:signed{(?:v1|metrics)}/*";
+
 const RESULT_PATHS = /^\/v1\/(jobs\/[^/]+\/result|gateway\/jobs\/finish)$/;
 
 function limitFor(config: SigilConfig): MiddlewareHandler<AppEnv> {
@@ -140,27 +149,30 @@ export function createApp(deps: AppDeps) {
   const app = router();
   app.use("*", requestId());
   app.use("*", requestLog(log));
+  // Counters and the request's server span (functions/observe.ts; a no-op without an SDK).
+  app.use("*", observeRequests(deps.metrics));
+  if (deps.metrics) observeAudit(audit, deps.metrics);
 
   app.route("/", healthRoutes(deps.health));
   app.route("/", wellKnownRoutes(keys));
 
-  app.use("/v1/*", limitFor(config));
+  app.use(SIGNED, limitFor(config));
   // A summary whose timer did not run (an isolate's waitUntil cut short) is written by the next
   // request to come along.
-  app.use("/v1/*", async (c, next) => {
+  app.use(SIGNED, async (c, next) => {
     if (windows.hasDue()) inBackground(c, windows.flushDue());
     await next();
   });
   if (deps.clientAddress) {
     const address = deps.clientAddress;
-    app.use("/v1/*", async (c, next) => {
+    app.use(SIGNED, async (c, next) => {
       const a = address(c);
       if (a) c.set("clientAddress", a);
       await next();
     });
   }
   app.use(
-    "/v1/*",
+    SIGNED,
     authenticate({
       resolveKey: requestKeyResolver(keys, now),
       verify: verifyEd25519,
@@ -176,6 +188,7 @@ export function createApp(deps: AppDeps) {
       // written at once, the rest as one summary with their count, so junk cannot fill Redis. The
       // source is the keyid the request named, else the client's address.
       onRejected: async (f, c) => {
+        deps.metrics?.authFailure(f.code);
         const source = f.keyid
           ? `key:${f.keyid}`
           : f.address
@@ -207,16 +220,19 @@ export function createApp(deps: AppDeps) {
     }),
   );
   app.use(
-    "/v1/*",
+    SIGNED,
     rateLimits({
       // Chunks of tokens from the shared buckets, spent locally (see leasing.ts): one store trip
       // per tenth of a burst, never more admitted than the shared buckets hold.
       limiter: new LeasingRateLimiter(deps.limiter ?? new MemoryRateLimiter()),
       config: config.limits,
       windows,
+      ...(deps.metrics ? { onRefused: deps.metrics.limitExceeded } : {}),
     }),
   );
   app.use("/v1/*", jsonGuard());
+  if (deps.metrics)
+    app.get("/metrics", requireRole("admin", "auditor"), metricsHandler(deps.metrics));
 
   app.route("/", keyRoutes({ registry: keys, manager: deps.keyManager, audit: appendAudit, now }));
   const approvals = createApprovals({

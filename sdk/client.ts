@@ -1,5 +1,6 @@
 // The Sigil HTTP client. Every /v1 call is signed afresh per attempt (new nonce and created),
 // so a retry is never a replay. Web-standard only: runs in Node 20, workerd and browsers.
+import { context, propagation } from "@opentelemetry/api";
 import { toBase64Url, utf8 } from "../shared/encoding";
 import { type Signer, signRequest } from "../shared/httpsig";
 import { errorFromResponse, SigilError } from "./errors";
@@ -361,6 +362,8 @@ export class Sigil {
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { accept: spec.accept ?? "application/json" };
       if (contentType) headers["content-type"] = contentType;
+      // The caller's trace (traceparent), when an OpenTelemetry SDK is registered; else nothing.
+      propagation.inject(context.active(), headers);
       if (spec.signed !== false)
         Object.assign(headers, await this.#sign(spec.method, url, headers, body));
 

@@ -45,6 +45,7 @@ try {
     config,
     env: process.env,
     log,
+    processMetrics: true,
     driver: (workerId) => {
       sandbox = createSandboxDriver(workerId, config);
       return sandbox.driver;

@@ -10,6 +10,7 @@ import {
 } from "../../shared/httpsig";
 import type { KeyLimits } from "../../shared/limits";
 import type { CallerIdentity } from "../../shared/policy";
+import { startSpan } from "../../shared/tracing";
 import { Problem, problemResponse } from "../problem";
 import type { AppEnv } from "../router";
 import type { Role } from "./roles";
@@ -138,6 +139,7 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
     // (bodyCache holds promises at runtime; its declared type says string.)
     if (body) c.req.bodyCache.text = bodyText(body) as unknown as string;
     // A store failure (Redis down) is neither an allow nor a client error: 503, fail closed.
+    const verifying = startSpan("sigil.verify");
     const result = await verifyRequest(
       {
         method,
@@ -154,9 +156,11 @@ export function authenticate(deps: AuthDeps): MiddlewareHandler<AppEnv> {
         ...(deps.allowedAuthorities?.length ? { allowedAuthorities: deps.allowedAuthorities } : {}),
         ...(deferNonce ? { deferNonce } : {}),
       },
-    ).catch((e: unknown) => {
-      throw storeUnavailable(e);
-    });
+    )
+      .catch((e: unknown) => {
+        throw storeUnavailable(e);
+      })
+      .finally(() => verifying.end());
     if (!result.ok) throw await reject(result.code, result.detail, result.keyid);
     c.set("keyid", result.key.kid);
     c.set("role", result.key.role);

@@ -30,6 +30,8 @@ export interface RateLimitDeps {
   limiter: RateLimiter;
   config: LimitsConfig;
   windows: AuditWindows;
+  /** Called with each refusal's limit (metrics count them; the audit trail aggregates them). */
+  onRefused?: (kind: LimitKind) => void;
 }
 
 const names: Record<LimitKind, string> = {
@@ -60,6 +62,7 @@ export function rateLimits(deps: RateLimitDeps): MiddlewareHandler<AppEnv> {
     const values = resolveLimits(config, role, c.get("keyLimits"));
 
     const refuse = async (kind: LimitKind, retryAfterMs: number, detail: string) => {
+      deps.onRefused?.(kind);
       const first = windows.record({
         key: `${kid}\u0000${kind}`,
         requestId: c.get("requestId"),

@@ -19,6 +19,7 @@ import type { HealthCheck } from "../routes/health";
 import { PinnedDiscoveryFetch } from "./discovery-fetch";
 import { type Reconciler, startReconciler } from "./jobs/reconcile";
 import { RedisJobsBackend } from "./jobs/redis-backend";
+import { prometheusApiMetrics } from "./metrics";
 import { type NodeSigning, nodeSigning } from "./signing";
 import { RedisApprovalStore } from "./stores/approvals-redis";
 import { openRedisAuditLog, type RedisAuditLog } from "./stores/audit-redis";
@@ -46,6 +47,8 @@ export interface ComposeOptions {
   scrypt?: { N: number; r: number; p: number };
   /** Start the BullMQ stalled-job reconciler (the API process should; tests may not). */
   reconcile?: boolean;
+  /** Add process metrics (CPU, memory, event loop) to /metrics: once per process (main.ts). */
+  processMetrics?: boolean;
 }
 
 /**
@@ -225,6 +228,10 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
 
   return {
     ...core,
+    // GET /metrics ([metrics] enabled; docs/operating.md "Metrics and traces").
+    ...(config.metrics.enabled
+      ? { metrics: prometheusApiMetrics({ processMetrics: opts.processMetrics === true }) }
+      : {}),
     async close() {
       await open.reconciler?.close?.();
       await (core.jobs as { close?: () => Promise<void> } | undefined)?.close?.();

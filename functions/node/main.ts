@@ -2,6 +2,7 @@
 import { serve } from "@hono/node-server";
 import { Redis } from "ioredis";
 import { loadNodeConfigOrExit } from "../../platform/node/config";
+import { serveMetrics } from "../../platform/node/metrics-server";
 import { allowedAuthorities } from "../../shared/config";
 import { jsonLogger } from "../../shared/log";
 import { createApp } from "../app";
@@ -21,6 +22,7 @@ try {
     redis,
     log,
     health: [...redisChecks(redis), ...dockerChecks(config)],
+    processMetrics: true,
   });
 } catch (e) {
   const message = (e as Error).message;
@@ -35,6 +37,17 @@ try {
 }
 const app = createApp(deps);
 startAuditRetention({ audit: deps.audit, redis, config, log });
+
+// The unsigned metrics address, when configured (docs/operating.md "Metrics and traces").
+if (deps.metrics && config.metrics.listen) {
+  const metrics = await serveMetrics(config.metrics.listen, deps.metrics, (e) =>
+    log.error("metrics exposition failed", { err: String(e) }),
+  ).catch((e: unknown) => {
+    console.error(`[sigil api] cannot serve metrics on ${config.metrics.listen}: ${String(e)}`);
+    process.exit(1);
+  });
+  log.info("metrics listening (unsigned)", { address: config.metrics.listen, port: metrics.port });
+}
 
 const server = serve(
   { fetch: app.fetch, port: config.server.port, hostname: config.server.host },

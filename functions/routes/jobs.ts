@@ -33,6 +33,7 @@ import {
   submitJob,
 } from "../../shared/jobs/submit";
 import { LimitExceededError } from "../../shared/limits";
+import { traceparentField } from "../../shared/tracing";
 import { callerLimits, limitProblem } from "../middleware/limits";
 import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
@@ -418,6 +419,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
           caller: who,
           jobId: newJobId(),
           quota: { queuedJobs, runningJobs },
+          ...traceparentField(),
         },
         {
           settings: { defaultTier, thresholds, envelopeTtlMs: ttl },

@@ -2,7 +2,13 @@
 // retention), over any AuditLogPort.
 import { z } from "zod";
 import { fromBase64, toBase64, toBase64Url } from "../encoding";
-import { AuditAppendInputSchema, type AuditEvent, AuditEventSchema } from "./event";
+import { inSpan } from "../tracing";
+import {
+  type AuditAppendInput,
+  AuditAppendInputSchema,
+  type AuditEvent,
+  AuditEventSchema,
+} from "./event";
 import { EXPORT_TYPE, type ExportHeader } from "./export";
 import {
   consistencyRanges,
@@ -106,13 +112,30 @@ export class AuditService {
   private readonly readNodes = (refs: readonly { level: number; index: number }[]) =>
     this.opts.log.nodes(refs);
 
+  readonly #observers: ((e: AuditAppendInput) => void)[] = [];
+
+  /** Called with each event once it is durably stored (metrics count them). */
+  observe(fn: (e: AuditAppendInput) => void): void {
+    this.#observers.push(fn);
+  }
+
   /** Validates and appends; resolves once durably stored. */
   async append(input: unknown, options?: AppendOptions): Promise<AppendResult> {
     const parsed = AuditAppendInputSchema.safeParse(input);
     if (!parsed.success) {
       throw new AuditError("invalid-input", z.prettifyError(parsed.error));
     }
-    const e = await this.opts.log.append(parsed.data, options);
+    const e = await inSpan("sigil.audit.append", () => this.opts.log.append(parsed.data, options), {
+      attributes: { "sigil.audit.event_type": parsed.data.eventType },
+    });
+    // The event is stored: an observer's failure must not make the append look failed.
+    for (const observe of this.#observers) {
+      try {
+        observe(parsed.data);
+      } catch {
+        // counted nowhere; the trail has the event
+      }
+    }
     return {
       eventId: e.eventId,
       index: e.index,

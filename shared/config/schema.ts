@@ -286,6 +286,21 @@ export const approvalsSchema = z.strictObject({
   webhook_queue: z.number().int().min(1).max(100_000).default(1000),
 });
 
+/** A listen address "host:port" (IPv6 in brackets), or "" for none. */
+const listenAddress = z
+  .string()
+  .max(300)
+  .regex(/^$|^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be "host:port" or ""');
+
+// Prometheus metrics (docs/operating.md "Metrics and traces"). The API's GET /metrics on the public
+// port answers admin- or auditor-signed requests only; `listen` and `worker_listen` are separate,
+// unsigned addresses (keep them on loopback or a private network), off by default.
+export const metricsSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  listen: listenAddress.default(""),
+  worker_listen: listenAddress.default(""),
+});
+
 export const configSchema = z
   .strictObject({
     server: serverSchema.default(serverSchema.parse({})),
@@ -299,6 +314,7 @@ export const configSchema = z
     sandbox: sandboxSchema.default(sandboxSchema.parse({})),
     limits: limitsSchema.default(limitsSchema.parse({})),
     approvals: approvalsSchema.default(approvalsSchema.parse({})),
+    metrics: metricsSchema.default(metricsSchema.parse({})),
   })
   .refine((c) => !c.security.hsm_enabled || c.security.hsm_config_path !== undefined, {
     message: "hsm_enabled = true needs hsm_config_path",

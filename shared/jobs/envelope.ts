@@ -9,6 +9,7 @@ import {
   selectTier,
   type Tier,
 } from "../risk";
+import { TRACEPARENT } from "../tracing";
 import { type JobSpec, jobIdSchema, jobSpecSchema, type SandboxSettings } from "./schema";
 
 /** Domain separation: an envelope signature can never be replayed as another signed object. */
@@ -36,6 +37,12 @@ export interface JobEnvelope {
   expiresAt: string;
   /** The submitting key's job quotas (GOVERNANCE.md), enforced by the queue and the workers. */
   quota?: JobQuota;
+  /**
+   * The W3C `traceparent` of the submit request's span, when a trace is being recorded
+   * (docs/operating.md "Metrics and traces"): the worker continues the trace from it. Signed like
+   * every other field; it decides nothing.
+   */
+  traceparent?: string;
 }
 
 export interface JobQuota {
@@ -88,6 +95,7 @@ const envelopeShape = z.strictObject({
       runningJobs: z.number().int().min(1).max(4096),
     })
     .optional(),
+  traceparent: z.string().regex(TRACEPARENT, "must be a W3C traceparent").optional(),
 });
 
 export const signedEnvelopeSchema = z.strictObject({

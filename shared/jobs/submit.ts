@@ -75,6 +75,8 @@ export interface SubmitJobInput {
   jobId: string;
   /** The caller's job quotas, signed into the envelope for the queue and the workers. */
   quota: JobQuota;
+  /** W3C traceparent of the submitting request, signed into the envelope when present. */
+  traceparent?: string;
 }
 
 export interface SubmitJobPorts {
@@ -249,6 +251,8 @@ export async function submitJob(
     createdAt: new Date(created).toISOString(),
     expiresAt: new Date(created + ports.settings.envelopeTtlMs).toISOString(),
     quota: input.quota,
+    // The worker continues the submitting request's trace (docs/operating.md).
+    ...(input.traceparent ? { traceparent: input.traceparent } : {}),
   };
   const signed = await signEnvelope(envelope, ports.signer);
   const hash = envelopeHash(envelope);

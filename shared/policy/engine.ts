@@ -3,6 +3,7 @@
 // in, so the next evaluation sees it whole, and a document that fails to parse changes nothing.
 import { LRUCache } from "lru-cache";
 import { canonicalJson, sha256Hex } from "../encoding";
+import { inSpan, inSpanSync } from "../tracing";
 import type { PolicyDocument } from "./ast";
 import { type CompiledDocument, compileDocument, type EvaluationLimits } from "./compile";
 import { DEFAULT_LIMITS, PolicyError, type PolicyLimits } from "./errors";
@@ -301,7 +302,7 @@ export class PolicyEngine {
 
   /** `usage`, when given, receives the work the evaluation was charged. */
   evaluate(req: EvaluationRequest, usage?: EvaluationUsage): Decision {
-    return this.evaluateWith(this.set, req, usage);
+    return inSpanSync("sigil.evaluate", () => this.evaluateWith(this.set, req, usage));
   }
 
   /** Evaluates every request against one policy-set version, in order. */
@@ -315,7 +316,13 @@ export class PolicyEngine {
    * yields to the event loop between slices (BATCH_SLICE_MS, or one evaluation's work budget),
    * so one large batch never stalls other requests for longer than about one slice.
    */
-  async evaluateBatchYielding(reqs: readonly EvaluationRequest[]): Promise<Decision[]> {
+  evaluateBatchYielding(reqs: readonly EvaluationRequest[]): Promise<Decision[]> {
+    return inSpan("sigil.evaluate", () => this.#evaluateBatchYielding(reqs), {
+      attributes: { "sigil.evaluate.batch_size": reqs.length },
+    });
+  }
+
+  async #evaluateBatchYielding(reqs: readonly EvaluationRequest[]): Promise<Decision[]> {
     const set = this.set;
     const { clock, maxWork } = this.evaluation;
     const out: Decision[] = [];

@@ -2,7 +2,7 @@
 // verification, policy evaluation and the audit append (with the request's nonce) per request —
 // beside the in-process evaluation rate, measured in the same run.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -80,6 +80,7 @@ async function cannon(
   connections: number,
   seconds: number,
   expectedRps: number,
+  extraHeaders: Record<string, string> = {},
 ) {
   const url = `${base}/v1/evaluate`;
   const body = JSON.stringify(REQUEST);
@@ -98,6 +99,7 @@ async function cannon(
     for (const h of batch)
       pool.push({
         "content-type": "application/json",
+        ...extraHeaders,
         ...(h as unknown as Record<string, string>),
       });
   }
@@ -163,7 +165,167 @@ async function startFloor(prefix: string) {
   };
 }
 
+/**
+ * An API process as `npm run api` starts it, with `agent` registered and the bench policy put;
+ * `tracing` preloads an OpenTelemetry SDK (otel-register.ts).
+ */
+async function startApi(
+  admin: Awaited<ReturnType<typeof newKey>>,
+  agent: Awaited<ReturnType<typeof newKey>>,
+  env: Record<string, string>,
+  tracing: boolean,
+) {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), "sigil-bench-"));
+  const prefix = `sigilbench${Date.now()}${port}`;
+  const args = [
+    "--import",
+    "tsx",
+    ...(tracing ? ["--import", "./test/bench/otel-register.ts"] : []),
+  ];
+  const server = spawn(process.execPath, [...args, "functions/node/main.ts"], {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      SIGIL_DATA_DIR: dataDir,
+      SIGIL_REDIS_PREFIX: prefix,
+      SIGIL_LOG_LEVEL: "warn",
+      SIGIL_ADMIN_KEYS: JSON.stringify([publicJwk(admin.publicKey, { kid: admin.kid })]),
+      SIGIL_LIMITS_REQUESTS_PER_SECOND: "1000000",
+      SIGIL_LIMITS_EVALUATIONS_PER_SECOND: "1000000",
+      ...env,
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    if (
+      await fetch(`${base}/health`).then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const adminClient = new Sigil({ baseUrl: base, keyId: admin.kid, signer: admin.signer });
+  await adminClient.keys.create({
+    role: "agent",
+    subject: "bench",
+    publicKey: toBase64Url(agent.publicKey),
+  });
+  await adminClient.policies.put("p", POLICY);
+  return {
+    base,
+    /** CPU time (user + system) the process has used, in clock ticks (/proc, Linux). */
+    cpuTicks(): number {
+      const stat = readFileSync(`/proc/${server.pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return Number(fields[11]) + Number(fields[12]);
+    },
+    async stop() {
+      server.kill("SIGTERM");
+      await new Promise((r) => server.on("exit", r));
+      const redis = connectRedis();
+      await dropPrefix(redis, `${prefix}:`);
+      redis.disconnect();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The cost of metrics and traces on the hot path (docs/operating.md "Metrics and traces"): three
+ * API processes loaded in turns at the same concurrency, with requests that carry a
+ * `traceparent`: `[metrics] enabled = false` and no OpenTelemetry SDK; metrics on and no SDK (the
+ * spans are the API's no-ops: what a deployment without an exporter runs); metrics on and an SDK
+ * recording every span (exported to nowhere). Goal: ≤ 3 % fewer requests per second.
+ */
+export async function observabilityCost(): Promise<void> {
+  const admin = await newKey();
+  const agentKey = await newKey();
+  const configs = [
+    {
+      name: "neither",
+      api: await startApi(admin, agentKey, { SIGIL_METRICS_ENABLED: "false" }, false),
+    },
+    {
+      name: "metrics, traces without an SDK (no-op)",
+      api: await startApi(admin, agentKey, {}, false),
+    },
+    {
+      name: "metrics, traces with an SDK (every span recorded)",
+      api: await startApi(admin, agentKey, {}, true),
+    },
+  ];
+  const redis = connectRedis();
+  const original = ((await redis.config("GET", "appendfsync")) as string[])[1] ?? "always";
+  // The same trace id on every request: what a traced client sends; the server starts a span per
+  // request whatever the id.
+  const traceparent = { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" };
+  try {
+    // everysec: an fsync per request would drown the difference in disk noise.
+    await redis.config("SET", "appendfsync", "everysec");
+    for (const c of configs)
+      await load(
+        new Sigil({ baseUrl: c.api.base, keyId: agentKey.kid, signer: agentKey.signer }),
+        4,
+        1500,
+      );
+    // Short rounds in turn, so drift in the machine's load (other processes share the cores)
+    // falls on all alike; each round's ratios are taken against that round's "neither". CPU time
+    // per request is read from /proc as well: on a shared machine it is the steadier figure.
+    const ROUNDS = 6;
+    const SECONDS = 3;
+    const rows: string[][] = [];
+    const ratios = configs.map(() => [] as number[]);
+    const cpu = configs.map(() => ({ ticks: 0, requests: 0 }));
+    for (let round = 1; round <= ROUNDS; round++) {
+      let baseline = 0;
+      for (const [k, c] of configs.entries()) {
+        const t0 = c.api.cpuTicks();
+        const r = await cannon(c.api.base, agentKey, 3, SECONDS, 8000, traceparent);
+        cpu[k]!.ticks += c.api.cpuTicks() - t0;
+        cpu[k]!.requests += r.rps * SECONDS;
+        if (k === 0) baseline = r.rps;
+        ratios[k]!.push(r.rps / baseline);
+        rows.push([
+          c.name,
+          String(round),
+          r.rps.toFixed(0),
+          r.p50.toFixed(2),
+          r.p99.toFixed(2),
+          String(r.errors),
+        ]);
+      }
+    }
+    console.log("| API | round | req/s | p50 ms | p99 ms | non-2xx |");
+    console.log("|---|---|---|---|---|---|");
+    for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+    const median = (xs: number[]) => {
+      const v = [...xs].sort((a, b) => a - b);
+      return (v[Math.floor((v.length - 1) / 2)]! + v[Math.ceil((v.length - 1) / 2)]!) / 2;
+    };
+    const perRequest = (k: number) => cpu[k]!.ticks / cpu[k]!.requests;
+    for (const [k, c] of configs.entries()) {
+      if (k === 0) continue;
+      const ratio = median(ratios[k]!);
+      const cpuRatio = perRequest(k) / perRequest(0);
+      console.log(
+        `${c.name} ÷ neither: throughput ${ratio.toFixed(4)} (median of ${ROUNDS} rounds; ${((1 - ratio) * 100).toFixed(2)} % fewer req/s, goal ≤ 3 %: ${1 - ratio <= 0.03 ? "met" : "NOT met"}); server CPU per request ${cpuRatio.toFixed(4)}`,
+      );
+    }
+  } finally {
+    await redis.config("SET", "appendfsync", original);
+    redis.disconnect();
+    for (const c of configs) await c.api.stop();
+  }
+}
+
 export async function bench(): Promise<void> {
+  // SIGIL_BENCH_HTTP=observability runs only the metrics-and-traces comparison.
+  if (process.env.SIGIL_BENCH_HTTP === "observability") return observabilityCost();
   const admin = await newKey();
   const agentKey = await newKey();
   const port = await freePort();
@@ -297,6 +459,8 @@ export async function bench(): Promise<void> {
     console.log(
       `goal p50 ≤ 1 ms at ≥ 3,000 req/s: ${verdict("always")}; ${verdict("everysec")} (an ack may lose the last second on power loss)`,
     );
+    console.log("\n### metrics and traces: their cost on the hot path");
+    await observabilityCost();
   } finally {
     server.kill("SIGTERM");
     await new Promise((r) => server.on("exit", r));

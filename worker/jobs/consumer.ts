@@ -1,6 +1,7 @@
 // The job consumer: verify the envelope before anything, record the start with the API, run in the
 // sandbox, sign the result, persist it, report it. Retries re-send the signed result, never re-run;
 // a re-run after a crash happens only as a new, recorded attempt (BullMQ attemptsStarted).
+import { context } from "@opentelemetry/api";
 import { DelayedError, type Job, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { FairShare, submitterOf } from "../../platform/node/fairness";
@@ -16,8 +17,10 @@ import {
   type TerminalStatus,
 } from "../../shared/jobs/result";
 import type { Logger } from "../../shared/log";
+import { type Context, contextFromTraceparent, inSpan, pastSpan } from "../../shared/tracing";
 import { errorResult } from "../sandbox/types";
 import { type SandboxDriver, type SandboxRunResult, sandboxRunSpec } from "./driver";
+import type { WorkerMetrics } from "./metrics";
 import type { Outbox, PendingReport, ResultReport } from "./outbox";
 
 export interface StartedReport {
@@ -62,6 +65,8 @@ export interface ConsumerOptions {
   runningJobs?: number;
   /** How long a job waits in delayed when its submitter is at its running cap. Default 1 s. */
   deferMs?: number;
+  /** Counters for the node's /metrics (worker/jobs/metrics.ts). */
+  metrics?: WorkerMetrics;
 }
 
 export interface Consumer {
@@ -142,7 +147,9 @@ export function startConsumer(o: ConsumerOptions): Consumer {
     lockHash: string,
     body: ResultBody,
     run?: SandboxRunResult,
+    trace?: Context,
   ) {
+    o.metrics?.finished(body.tier, body.status);
     const signed = await signResult(body, o.signer);
     const p: PendingReport = {
       jobId,
@@ -158,7 +165,11 @@ export function startConsumer(o: ConsumerOptions): Consumer {
     await o.outbox.put(p);
     pendingDelivery.add(jobId);
     try {
-      if (!(await deliver(p))) scheduleFlush();
+      // The report continues the submit request's trace (the SDK sends its traceparent).
+      const delivered = await inSpan("sigil.report", () => deliver(p), {
+        ...(trace ? { parent: trace } : {}),
+      });
+      if (!delivered) scheduleFlush();
     } finally {
       pendingDelivery.delete(jobId);
     }
@@ -167,6 +178,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
 
   async function process(job: Job<UntrustedQueuedJob>, token?: string) {
     const jobId = job.id ?? "";
+    const takenAt = Date.now();
     // The queue set this lock for this worker alone when it handed over the job: its hash is how
     // the API tells the worker that took the attempt from any other worker key.
     const lockHash = sha256Hex(utf8(token ?? job.token ?? ""));
@@ -231,25 +243,39 @@ export function startConsumer(o: ConsumerOptions): Consumer {
       throw new DelayedError();
     }
     slots.set(jobId, submitter);
+    // Enqueued (by the API) → taken here, in the submit request's trace (docs/operating.md).
+    const trace = contextFromTraceparent(env.traceparent);
+    o.metrics?.queueWait((takenAt - job.timestamp) / 1000);
+    pastSpan("sigil.queue.wait", trace, job.timestamp, takenAt, { "sigil.job.tier": env.tier });
     // Record the attempt before running: no run without a record, and a finished job is not re-run.
-    const ack = await o.reporter.started(jobId, {
-      type: "started",
-      attempt,
-      workerId: o.workerId,
-      envelopeHash: verdict.envelopeHash,
-      lockHash,
-    });
+    const ack = await context.with(trace, () =>
+      o.reporter.started(jobId, {
+        type: "started",
+        attempt,
+        workerId: o.workerId,
+        envelopeHash: verdict.envelopeHash,
+        lockHash,
+      }),
+    );
     if (!ack.proceed) {
       o.log.info("job already finished; not running it again", { jobId, attempt });
       return { status: "already-finished" };
     }
 
     let run: SandboxRunResult;
+    o.metrics?.running(1);
     try {
-      run = await o.driver.runJob(sandboxRunSpec(env));
+      run = await inSpan("sigil.container.run", () => o.driver.runJob(sandboxRunSpec(env)), {
+        parent: trace,
+        attributes: { "sigil.job.tier": env.tier },
+      });
     } catch (e) {
       run = errorResult(env, (e as Error).message);
+    } finally {
+      o.metrics?.running(-1);
     }
+    if (run.status !== "error") o.metrics?.ran(env.tier, run.durationMs / 1000);
+    if (typeof run.warm === "boolean") o.metrics?.warmPool(env.tier, run.warm);
     const maxAttempts = job.opts.attempts ?? 1;
     if (run.status === "error" && job.attemptsMade + 1 < maxAttempts) {
       // Infrastructure failure: the queue retries with backoff (a recorded new attempt).
@@ -280,6 +306,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
         workerId: o.workerId,
       },
       run,
+      trace,
     );
   }
 

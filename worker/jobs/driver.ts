@@ -16,12 +16,13 @@ export function sandboxRunSpec(env: Pick<JobEnvelope, "jobId" | "tier" | "spec">
 
 /**
  * The sandbox's JobResult (worker/sandbox/types.ts, the one definition) as far as the consumer
- * reads it: no identity fields (the envelope has them), container id and signal optional.
+ * reads it: no identity fields (the envelope has them), container id and signal optional, and
+ * whether the container came from the warm pool when the driver says (metrics count it).
  */
 export type SandboxRunResult = Omit<
   JobResult,
   "jobId" | "image" | "tier" | "warm" | "containerId" | "signal"
-> & { containerId?: string; signal?: string | null };
+> & { containerId?: string; signal?: string | null; warm?: boolean };
 
 export interface SandboxDriver {
   runJob(spec: SandboxRunSpec, opts?: { signal?: AbortSignal }): Promise<SandboxRunResult>;

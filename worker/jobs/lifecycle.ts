@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import Docker from "dockerode";
 import { Redis } from "ioredis";
+import { serveMetrics } from "../../platform/node/metrics-server";
 import { installNodeSha256 } from "../../platform/node/native-hash";
 import { jobQueue } from "../../platform/node/queue";
 import { Sigil } from "../../sdk";
@@ -12,6 +13,7 @@ import { verifyEd25519 } from "../../shared/crypto";
 import { type Consumer, startConsumer, type WorkerLog } from "./consumer";
 import type { SandboxDriver } from "./driver";
 import { loadOrCreateWorkerKey, serviceKeyResolver } from "./keys";
+import { prometheusWorkerMetrics } from "./metrics";
 import { Outbox } from "./outbox";
 import { apiReporter } from "./reporter";
 
@@ -22,6 +24,8 @@ export interface WorkerNodeOptions {
   /** Extra checks (the driver's own preflight); each returns problems, [] when fine. */
   preflight?: (() => Promise<string[]>)[];
   log: WorkerLog;
+  /** Add process metrics (CPU, memory, event loop) to the node's /metrics: once per process. */
+  processMetrics?: boolean;
 }
 
 export interface WorkerNode {
@@ -110,6 +114,20 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
   await outbox.init();
   const lockMs = Number(env.SIGIL_WORKER_LOCK_MS ?? "") || 30_000;
   const queue = jobQueue(config);
+  // The node's metrics on their own address, when configured (docs/operating.md).
+  const metrics = config.metrics.worker_listen
+    ? prometheusWorkerMetrics({ processMetrics: o.processMetrics === true })
+    : undefined;
+  const metricsServer = metrics
+    ? await serveMetrics(config.metrics.worker_listen, metrics, (e) =>
+        log.error("metrics exposition failed", { err: String(e) }),
+      )
+    : undefined;
+  if (metricsServer)
+    log.info("worker metrics listening (unsigned)", {
+      address: config.metrics.worker_listen,
+      port: metricsServer.port,
+    });
   const consumer = startConsumer({
     connection: redis,
     queueName: queue.name,
@@ -133,6 +151,7 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
     log,
     lockDurationMs: lockMs,
     runningJobs: config.limits.running_jobs,
+    ...(metrics ? { metrics } : {}),
   });
   await consumer.worker.waitUntilReady();
   log.info("worker ready, consuming jobs", {
@@ -172,6 +191,7 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
           .shutdown()
           .catch((e) => log.error("driver shutdown failed", { err: String(e) }));
         await redis.quit().catch(() => redis.disconnect());
+        await metricsServer?.close();
       })();
       return stopping;
     },
