@@ -211,7 +211,11 @@ export class Pkcs11KeyProvider implements KeyProvider {
   /** One session for key management (find, generate, destroy); the pool signs. */
   #admin: pkcs11js.Handle;
   readonly #idle: pkcs11js.Handle[] = [];
-  readonly #waiting: ((s: pkcs11js.Handle) => void)[] = [];
+  readonly #waiting: { resolve: (s: pkcs11js.Handle) => void; reject: (e: Error) => void }[] = [];
+  /** Sessions in the pool (idle or lent out), and how many are lent out. */
+  #size: number;
+  #busy = 0;
+  #drained: (() => void) | undefined;
   readonly #held = new Map<string, Promise<Held>>();
   #closed = false;
 
@@ -229,6 +233,7 @@ export class Pkcs11KeyProvider implements KeyProvider {
     this.#pin = pin;
     this.#admin = sessions[0] as pkcs11js.Handle;
     this.#idle.push(...sessions.slice(1));
+    this.#size = this.#idle.length;
     const token = p11.C_GetTokenInfo(slot).label.trim();
     this.name = `pkcs11:${token}`;
   }
@@ -287,8 +292,18 @@ export class Pkcs11KeyProvider implements KeyProvider {
 
   async generateSigningKey(): Promise<ProvidedKey> {
     this.#check();
+    // A pool session: the admin session is only ever used synchronously, so no two operations
+    // share a session at once (PKCS#11 sessions are not for concurrent use).
+    const s = await this.#acquire();
+    try {
+      return await this.#generate(s);
+    } finally {
+      this.#release(s, false);
+    }
+  }
+
+  async #generate(s: pkcs11js.Handle): Promise<ProvidedKey> {
     const p11 = this.#p11;
-    const s = this.#admin;
     const tmp = Buffer.from(crypto.getRandomValues(new Uint8Array(16)));
     const common = [
       { type: pkcs11js.CKA_TOKEN, value: true },
@@ -388,10 +403,16 @@ export class Pkcs11KeyProvider implements KeyProvider {
     return kids.sort();
   }
 
-  /** Closes every session and, if this was the module's last user, finalises it. */
+  /**
+   * Refuses new work, lets the operations in flight finish, closes every session and, if this
+   * was the module's last user, finalises it.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    const closed = new CryptoError("channel_closed", `${this.name} is closed`);
+    for (const w of this.#waiting.splice(0)) w.reject(closed);
+    if (this.#busy > 0) await new Promise<void>((r) => (this.#drained = r));
     for (const s of [this.#admin, ...this.#idle]) {
       try {
         this.#p11.C_CloseSession(s);
@@ -480,17 +501,38 @@ export class Pkcs11KeyProvider implements KeyProvider {
   }
 
   #acquire(): Promise<pkcs11js.Handle> {
+    if (this.#closed) {
+      return Promise.reject(new CryptoError("channel_closed", `${this.name} is closed`));
+    }
     const s = this.#idle.pop();
-    if (s !== undefined) return Promise.resolve(s);
-    return new Promise((resolve) => this.#waiting.push(resolve));
+    if (s !== undefined) {
+      this.#busy++;
+      return Promise.resolve(s);
+    }
+    if (this.#size === 0) {
+      return Promise.reject(
+        new CryptoError("invalid_key", `${this.name}: no session left (the token is gone?)`),
+      );
+    }
+    return new Promise((resolve, reject) =>
+      this.#waiting.push({
+        resolve: (h) => {
+          this.#busy++;
+          resolve(h);
+        },
+        reject,
+      }),
+    );
   }
 
   /** A session that failed in a way that may have broken it is replaced by a fresh one. */
   #release(s: pkcs11js.Handle, broken: boolean): void {
+    this.#busy--;
     if (this.#closed) {
       try {
         this.#p11.C_CloseSession(s);
       } catch {}
+      if (this.#busy === 0) this.#drained?.();
       return;
     }
     let next = s;
@@ -507,11 +549,16 @@ export class Pkcs11KeyProvider implements KeyProvider {
           this.#p11.C_Login(next, pkcs11js.CKU_USER, this.#pin);
         } catch {}
       } catch {
-        return; // the pool shrinks; the next release hands its session on
+        // The pool shrinks; with no session left, whoever waits is told rather than left hanging.
+        if (--this.#size === 0) {
+          const gone = new CryptoError("invalid_key", `${this.name}: no session left`);
+          for (const w of this.#waiting.splice(0)) w.reject(gone);
+        }
+        return;
       }
     }
     const waiter = this.#waiting.shift();
-    if (waiter) waiter(next);
+    if (waiter) waiter.resolve(next);
     else this.#idle.push(next);
   }
 }

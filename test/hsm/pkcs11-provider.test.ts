@@ -162,6 +162,27 @@ describe("Pkcs11KeyProvider (SoftHSM2)", () => {
     }
   });
 
+  it("generates keys concurrently (each on its own session) and closes only after the signs in flight", async () => {
+    const provider = await open(2);
+    const made = await Promise.all(Array.from({ length: 6 }, () => provider.generateSigningKey()));
+    expect(new Set(made.map((k) => k.kid)).size).toBe(6);
+    const listed = await provider.listKeys();
+    for (const k of made) expect(listed).toContain(k.kid);
+
+    const signer = await provider.getSigner(made[0]!.kid);
+    const inFlight = Array.from({ length: 32 }, (_, i) => signer.sign(utf8(`late ${i}`)));
+    const closing = provider.close();
+    const settled = await Promise.allSettled(inFlight);
+    await closing;
+    // Those already holding or waiting for a session either finish or are told the provider closed.
+    for (const [i, r] of settled.entries()) {
+      if (r.status === "rejected") expect(String(r.reason)).toMatch(/closed/);
+      else expect(await verifyEd25519(made[0]!.publicKey, utf8(`late ${i}`), r.value)).toBe(true);
+    }
+    expect(settled.some((r) => r.status === "fulfilled")).toBe(true);
+    await expect(signer.sign(utf8("after"))).rejects.toThrow(/closed/);
+  });
+
   it("two providers on one module share it: closing one leaves the other signing", async () => {
     const a = await open(1);
     const b = await open(1);
