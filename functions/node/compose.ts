@@ -121,6 +121,10 @@ async function localAdminKey(
   return { publicKey: fromBase64Url(file.publicJwk.x), path };
 }
 
+function hsmHealth(provider: Pkcs11KeyProvider): HealthCheck {
+  return { name: "hsm", required: true, check: () => provider.health() };
+}
+
 export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
   installNodeSha256();
   const { config, redis, log } = opts;
@@ -165,7 +169,8 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
       });
       return {
         log,
-        health: opts.health,
+        // The HSM is required: without it nothing can be signed.
+        health: open.hsm ? [...opts.health, hsmHealth(open.hsm)] : opts.health,
         // Read-through cache with pub/sub invalidation (see shared/keys/cache.ts for the bounds).
         keys: new CachingKeyRegistry(
           new RedisKeyRegistry(redis, `${prefix}keys:`, { macKey: macKey("key-registry-mac.v1") }),

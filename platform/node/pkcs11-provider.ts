@@ -403,6 +403,19 @@ export class Pkcs11KeyProvider implements KeyProvider {
     return kids.sort();
   }
 
+  /** For GET /health: the token answers and this application is logged in to it. */
+  async health(): Promise<{ ok: boolean; detail: string }> {
+    if (this.#closed) return { ok: false, detail: `${this.name} is closed` };
+    try {
+      // CKS_RW_USER_FUNCTIONS (3): a read/write session of a logged-in user.
+      const { state } = this.#p11.C_GetSessionInfo(this.#admin);
+      if (state !== 3) return { ok: false, detail: `${this.name}: not logged in (state ${state})` };
+      return { ok: true, detail: `${this.name}: logged in, ${this.#size} signing sessions` };
+    } catch (e) {
+      return { ok: false, detail: `${this.name}: ${rv(e)}` };
+    }
+  }
+
   /**
    * Refuses new work, lets the operations in flight finish, closes every session and, if this
    * was the module's last user, finalises it.

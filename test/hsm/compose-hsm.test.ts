@@ -98,6 +98,15 @@ describe("Node API with key_store_type = hsm", () => {
       const keyDir = join(dataDir, "keys");
       expect(existsSync(keyDir) ? readdirSync(keyDir) : []).toEqual([]);
 
+      const health = (await (await fetch(`${url}/health`)).json()) as {
+        checks: { name: string; ok: boolean; required: boolean; detail?: string }[];
+      };
+      expect(health.checks.find((c) => c.name === "hsm")).toMatchObject({
+        ok: true,
+        required: true,
+        detail: "pkcs11:sigil-node: logged in, 4 signing sessions",
+      });
+
       const jwks = (await (await fetch(`${url}/.well-known/sigil/keys`)).json()) as {
         keys: { kid: string; x: string; role?: string }[];
       };
