@@ -7,7 +7,7 @@
 #   token      "sigil-local" in SoftHSM2's default token directory (/etc/softhsm/softhsm2.conf)
 #   user PIN   random, in /var/lib/sigil/hsm/pin (0600); the SO PIN is not kept
 #   config     /var/lib/sigil/hsm/hsm.json, for [security] hsm_config_path:
-#              SIGIL_KEY_STORE_TYPE=hsm SIGIL_HSM_CONFIG_PATH=/var/lib/sigil/hsm/hsm.json npm start
+#              SIGIL_KEY_STORE=hsm SIGIL_HSM_CONFIG_PATH=/var/lib/sigil/hsm/hsm.json npm start
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=lib.sh

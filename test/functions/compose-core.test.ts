@@ -46,7 +46,7 @@ const config = (env: Record<string, string> = {}): SigilConfig => loadConfig({ e
 describe("composeCore", () => {
   it("without an HSM provider (the edge), refuses an HSM configuration before it asks for a single port", async () => {
     const hsm: Record<string, string>[] = [
-      { SIGIL_KEY_STORE_TYPE: "hsm" },
+      { SIGIL_KEY_STORE_TYPE: "hsm", SIGIL_HSM_CONFIG_PATH: "/etc/hsm.json" },
       { SIGIL_HSM_ENABLED: "true", SIGIL_HSM_CONFIG_PATH: "/etc/hsm.conf" },
     ];
     for (const env of hsm) {

@@ -115,7 +115,6 @@ describe("HSM start-up refusals", () => {
         },
         /token_label: no initialised token labelled "gone"/,
       ],
-      [{ SIGIL_KEY_STORE_TYPE: "hsm" }, /needs \[security\] hsm_config_path/],
     ];
     try {
       for (const [env, message] of cases) {
