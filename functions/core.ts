@@ -12,6 +12,7 @@ import type { ReplayCache } from "../shared/httpsig";
 import type { JobsBackend } from "../shared/jobs";
 import {
   KeyManager,
+  type KeyProvider,
   type KeyRegistry,
   KeyRegistryError,
   keyValidityResolver,
@@ -91,27 +92,48 @@ export interface CoreDeps extends AppDeps {
 }
 
 /**
+ * What a runtime that can reach a hardware security module gives (Node: the PKCS#11 provider,
+ * platform/node/pkcs11-provider.ts). Opened from `[security] hsm_config_path`; it throws a message
+ * naming the setting to fix when it cannot start.
+ */
+export type HsmProviderFactory = (hsmConfigPath: string) => Promise<KeyProvider>;
+
+/**
  * `ports` may be a function: it is called after the checks that need no port, so a refused
- * configuration touches no key material (no secret is created, no store opened).
+ * configuration touches no key material (no secret is created, no store opened). With an HSM
+ * configured, every service-held key (service key, held keys for /v1/sign) lives in the provider
+ * `hsm` opens, before any port is asked for; a runtime without `hsm` refuses to start, and nothing
+ * falls back to software keys (docs/architecture.md "Keys and trust").
  */
 export async function composeCore(
   config: SigilConfig,
   portsOrMake: CorePorts | (() => CorePorts | Promise<CorePorts>),
+  hsm?: HsmProviderFactory,
 ): Promise<CoreDeps> {
+  let hsmProvider: KeyProvider | undefined;
   if (config.security.hsm_enabled || config.security.key_store_type === "hsm") {
-    throw new Error(
-      "hsm_enabled / key_store_type = hsm: no PKCS#11 KeyProvider ships in this build; refusing to fall back to software keys",
-    );
+    if (!hsm) {
+      throw new Error(
+        "hsm_enabled / key_store_type = hsm: this runtime has no PKCS#11 KeyProvider (the edge cannot load a native PKCS#11 module; run the Node API for HSM keys); refusing to fall back to software keys",
+      );
+    }
+    const path = config.security.hsm_config_path;
+    if (path === undefined)
+      throw new Error("key_store_type = hsm needs [security] hsm_config_path");
+    hsmProvider = await hsm(path);
   }
   const ports = typeof portsOrMake === "function" ? await portsOrMake() : portsOrMake;
   const { log, keys } = ports;
 
-  const provider = new SoftwareKeyProvider({
-    secret: ports.secret,
-    store: ports.secrets,
-    ...(ports.scrypt ? { scrypt: ports.scrypt } : {}),
-    ...(ports.signerFactory ? { signerFactory: ports.signerFactory } : {}),
-  });
+  const provider =
+    hsmProvider ??
+    new SoftwareKeyProvider({
+      secret: ports.secret,
+      store: ports.secrets,
+      ...(ports.scrypt ? { scrypt: ports.scrypt } : {}),
+      ...(ports.signerFactory ? { signerFactory: ports.signerFactory } : {}),
+    });
+  if (hsmProvider) log.info("service-held keys live in the HSM", { provider: hsmProvider.name });
   const keyManager = new KeyManager({
     registry: keys,
     provider,
@@ -200,7 +222,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  */
 async function ensureServiceKey(
   keys: KeyRegistry,
-  provider: SoftwareKeyProvider,
+  provider: KeyProvider,
   manager: KeyManager,
   log: Logger,
   lease: CorePorts["serviceKeyLease"],

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything Sigil needs on a Debian machine, idempotently: npm dependencies, Redis,
-# Docker Engine with gVisor (runsc), and the sandbox images. A second run does nothing and takes
+# Docker Engine with gVisor (runsc), the sandbox images, and SoftHSM2 (the PKCS#11 token for
+# key_store_type = "hsm"). A second run does nothing and takes
 # seconds. `npm start` and `npm test` call it; SIGIL_SKIP_INFRA=1 skips it (CI runs it once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +22,5 @@ fi
 bash infra/redis.sh
 bash infra/docker.sh
 bash infra/images.sh
+bash infra/softhsm.sh
 say "ready"

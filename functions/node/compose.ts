@@ -7,6 +7,10 @@ import { join, resolve } from "node:path";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Redis } from "ioredis";
 import { installNodeSha256 } from "../../platform/node/native-hash";
+import {
+  openPkcs11ProviderFromFile,
+  type Pkcs11KeyProvider,
+} from "../../platform/node/pkcs11-provider";
 import type { SigilConfig } from "../../shared/config";
 import { ed25519Kid, generateEd25519KeyPair, hkdfSha256, publicJwk } from "../../shared/crypto";
 import { fromBase64Url, toBase64Url, utf8 } from "../../shared/encoding";
@@ -121,6 +125,10 @@ async function localAdminKey(
   return { publicKey: fromBase64Url(file.publicJwk.x), path };
 }
 
+function hsmHealth(provider: Pkcs11KeyProvider): HealthCheck {
+  return { name: "hsm", required: true, check: () => provider.health() };
+}
+
 export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
   installNodeSha256();
   const { config, redis, log } = opts;
@@ -132,98 +140,117 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     signing?: NodeSigning;
     auditLog?: RedisAuditLog;
     reconciler?: Reconciler;
+    hsm?: Pkcs11KeyProvider;
   } = { buses: [] };
+  // With key_store_type = "hsm": service-held keys in the PKCS#11 token hsm_config_path names.
+  const hsm = async (path: string) => {
+    open.hsm = await openPkcs11ProviderFromFile(path, env);
+    return open.hsm;
+  };
 
-  const core = await composeCore(config, async () => {
-    const dataDir = resolve(config.server.data_dir);
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    const secret = await keySecret(dataDir, env);
-    // Records in Redis carry an HMAC (Redis is not trusted): nobody who can only write to Redis
-    // can add an admin key, re-point a policy or change a pin. Every API node must share the
-    // secret (set SIGIL_KEY_PASSPHRASE).
-    const macKey = (purpose: string) => hkdfSha256(utf8(secret), utf8("sigil"), utf8(purpose), 32);
-    const keyBus = redisInvalidationBus(redis, `${prefix}keys:changed`);
-    const policyBus = redisInvalidationBus(redis, `${prefix}policy:changed`);
-    open.buses.push(keyBus, policyBus);
-    const signing = nodeSigning(config.security.crypto_provider);
-    open.signing = signing;
-    const replay = new RedisReplayCache(redis, { prefix });
-    // SchemaPin discovery resolves names itself, refuses non-public addresses and pins the
-    // connection to them.
-    const discoveryFetch = new PinnedDiscoveryFetch({
-      allowCidrs: config.tofu.discovery_allow_cidrs,
-      resolvers: config.tofu.discovery_resolvers,
-    });
-    return {
-      log,
-      health: opts.health,
-      // Read-through cache with pub/sub invalidation (see shared/keys/cache.ts for the bounds).
-      keys: new CachingKeyRegistry(
-        new RedisKeyRegistry(redis, `${prefix}keys:`, { macKey: macKey("key-registry-mac.v1") }),
-        { ttlMs: config.auth.key_cache_ms, bus: keyBus },
-      ),
-      secrets: new FileSecretStore(join(dataDir, "keys")),
-      secret,
-      ...(opts.scrypt ? { scrypt: opts.scrypt } : {}),
-      signerFactory: signing.factory,
-      localAdmin: () => localAdminKey(dataDir, log),
-      replay,
-      auditLog: async (signer) => {
-        open.auditLog = await openRedisAuditLog({
-          redis,
-          nonceKey: (keyid, nonce) => replay.keyFor(keyid, nonce),
-          keyPrefix: `${prefix}audit:`,
-          chain: config.audit.chain,
-          signer,
-        });
-        return open.auditLog;
-      },
-      policyStore: new RevisionCachingStore(
-        new RedisPolicyStore(redis, `${prefix}policy:`, { macKey: macKey("policy-store-mac.v1") }),
-        { ttlMs: config.policy.revision_cache_ms, bus: policyBus },
-      ),
-      pins: new RedisPinStore(redis, `${prefix}pins:`, { macKey: macKey("pin-store-mac.v1") }),
-      readBundleFile,
-      discovery: { fetch: discoveryFetch.fetch, ...opts.discovery },
-      // Quotas hold across every API process: their buckets are in Redis.
-      limiter: new RedisRateLimiter(redis, prefix),
-      // Approvals hold across every API process; records carry a MAC (Redis is not trusted).
-      approvals: new RedisApprovalStore(redis, prefix, { macKey: macKey("approval-store-mac.v1") }),
-      clientAddress: (c) => {
-        try {
-          return getConnInfo(c).remote.address;
-        } catch {
-          return undefined; // not served by @hono/node-server (app.request in a test)
-        }
-      },
-      jobs: ({ audit }) => {
-        const jobs = new RedisJobsBackend({
-          redis,
-          prefix: config.redis.prefix,
-          queueName: config.sandbox.queue,
-          queuedJobs: config.limits.queued_jobs,
-        });
-        if (opts.reconcile !== false) {
-          open.reconciler = startReconciler({
+  const core = await composeCore(
+    config,
+    async () => {
+      const dataDir = resolve(config.server.data_dir);
+      await mkdir(dataDir, { recursive: true, mode: 0o700 });
+      const secret = await keySecret(dataDir, env);
+      // Records in Redis carry an HMAC (Redis is not trusted): nobody who can only write to Redis
+      // can add an admin key, re-point a policy or change a pin. Every API node must share the
+      // secret (set SIGIL_KEY_PASSPHRASE).
+      const macKey = (purpose: string) =>
+        hkdfSha256(utf8(secret), utf8("sigil"), utf8(purpose), 32);
+      const keyBus = redisInvalidationBus(redis, `${prefix}keys:changed`);
+      const policyBus = redisInvalidationBus(redis, `${prefix}policy:changed`);
+      open.buses.push(keyBus, policyBus);
+      const signing = nodeSigning(config.security.crypto_provider);
+      open.signing = signing;
+      const replay = new RedisReplayCache(redis, { prefix });
+      // SchemaPin discovery resolves names itself, refuses non-public addresses and pins the
+      // connection to them.
+      const discoveryFetch = new PinnedDiscoveryFetch({
+        allowCidrs: config.tofu.discovery_allow_cidrs,
+        resolvers: config.tofu.discovery_resolvers,
+      });
+      return {
+        log,
+        // The HSM is required: without it nothing can be signed.
+        health: open.hsm ? [...opts.health, hsmHealth(open.hsm)] : opts.health,
+        // Read-through cache with pub/sub invalidation (see shared/keys/cache.ts for the bounds).
+        keys: new CachingKeyRegistry(
+          new RedisKeyRegistry(redis, `${prefix}keys:`, { macKey: macKey("key-registry-mac.v1") }),
+          { ttlMs: config.auth.key_cache_ms, bus: keyBus },
+        ),
+        secrets: new FileSecretStore(join(dataDir, "keys")),
+        secret,
+        ...(opts.scrypt ? { scrypt: opts.scrypt } : {}),
+        signerFactory: signing.factory,
+        localAdmin: () => localAdminKey(dataDir, log),
+        replay,
+        auditLog: async (signer) => {
+          open.auditLog = await openRedisAuditLog({
+            redis,
+            nonceKey: (keyid, nonce) => replay.keyFor(keyid, nonce),
+            keyPrefix: `${prefix}audit:`,
+            chain: config.audit.chain,
+            signer,
+          });
+          return open.auditLog;
+        },
+        policyStore: new RevisionCachingStore(
+          new RedisPolicyStore(redis, `${prefix}policy:`, {
+            macKey: macKey("policy-store-mac.v1"),
+          }),
+          { ttlMs: config.policy.revision_cache_ms, bus: policyBus },
+        ),
+        pins: new RedisPinStore(redis, `${prefix}pins:`, { macKey: macKey("pin-store-mac.v1") }),
+        readBundleFile,
+        discovery: { fetch: discoveryFetch.fetch, ...opts.discovery },
+        // Quotas hold across every API process: their buckets are in Redis.
+        limiter: new RedisRateLimiter(redis, prefix),
+        // Approvals hold across every API process; records carry a MAC (Redis is not trusted).
+        approvals: new RedisApprovalStore(redis, prefix, {
+          macKey: macKey("approval-store-mac.v1"),
+        }),
+        clientAddress: (c) => {
+          try {
+            return getConnInfo(c).remote.address;
+          } catch {
+            return undefined; // not served by @hono/node-server (app.request in a test)
+          }
+        },
+        jobs: ({ audit }) => {
+          const jobs = new RedisJobsBackend({
             redis,
             prefix: config.redis.prefix,
             queueName: config.sandbox.queue,
-            backend: jobs,
-            audit: async (e) => {
-              await audit.append({
-                eventType: e.eventType,
-                agentId: e.agentId ?? "system",
-                details: e.details,
-              });
-            },
-            onError: (e) => log.warn("job reconciler error", { err: e.message }),
+            queuedJobs: config.limits.queued_jobs,
           });
-        }
-        return jobs;
-      },
-      // Node serves the job gateway the edge forwards to.
-      jobGateway: true,
-    };
+          if (opts.reconcile !== false) {
+            open.reconciler = startReconciler({
+              redis,
+              prefix: config.redis.prefix,
+              queueName: config.sandbox.queue,
+              backend: jobs,
+              audit: async (e) => {
+                await audit.append({
+                  eventType: e.eventType,
+                  agentId: e.agentId ?? "system",
+                  details: e.details,
+                });
+              },
+              onError: (e) => log.warn("job reconciler error", { err: e.message }),
+            });
+          }
+          return jobs;
+        },
+        // Node serves the job gateway the edge forwards to.
+        jobGateway: true,
+      };
+    },
+    hsm,
+  ).catch(async (e: unknown) => {
+    await open.hsm?.close();
+    throw e;
   });
 
   return {
@@ -240,6 +267,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
       await open.auditLog?.close();
       for (const bus of open.buses) bus.close();
       await open.signing?.close();
+      await open.hsm?.close();
     },
   };
 }

@@ -81,6 +81,7 @@ export const envNames: ReadonlyMap<string, [string, string]> = (() => {
     SIGIL_ADMIN_KEYS: ["auth", "admin_keys"],
     SIGIL_GATEWAY_URL: ["sandbox", "gateway_url"],
     SIGIL_API_URL: ["sandbox", "api_url"],
+    SIGIL_KEY_STORE: ["security", "key_store_type"],
     SYMBIONT_POLICY_ENFORCEMENT: ["security", "policy_enforcement_mode"],
     SYMBIONT_AUDIT_STORAGE: ["security", "audit_storage_path"],
     SYMBIONT_TOFU_ENABLED: ["tofu", "enabled"],

@@ -316,10 +316,15 @@ export const configSchema = z
     approvals: approvalsSchema.default(approvalsSchema.parse({})),
     metrics: metricsSchema.default(metricsSchema.parse({})),
   })
-  .refine((c) => !c.security.hsm_enabled || c.security.hsm_config_path !== undefined, {
-    message: "hsm_enabled = true needs hsm_config_path",
-    path: ["security", "hsm_config_path"],
-  });
+  .refine(
+    (c) =>
+      !(c.security.hsm_enabled || c.security.key_store_type === "hsm") ||
+      c.security.hsm_config_path !== undefined,
+    {
+      message: 'hsm_enabled = true and key_store_type = "hsm" need hsm_config_path',
+      path: ["security", "hsm_config_path"],
+    },
+  );
 
 export type SigilConfig = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

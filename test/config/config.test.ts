@@ -104,6 +104,12 @@ describe("config loader", () => {
     expect(risk[0]!.message).toMatch(/medium_threshold must be below high_threshold/);
     const hsm = issuesOf(() => loadConfig({ env: { SIGIL_HSM_ENABLED: "true" } }));
     expect(hsm[0]!.message).toMatch(/hsm_config_path/);
+    for (const env of [{ SIGIL_KEY_STORE_TYPE: "hsm" }, { SIGIL_KEY_STORE: "hsm" }]) {
+      const store = issuesOf(() => loadConfig({ env }));
+      expect(store[0]).toMatchObject({ path: "security.hsm_config_path" });
+    }
+    const named = loadConfig({ env: { SIGIL_KEY_STORE: "hsm", SIGIL_HSM_CONFIG_PATH: "/h.json" } });
+    expect(named.security.key_store_type).toBe("hsm");
   });
 
   it("refuses to turn the audit trail off", () => {

@@ -12,7 +12,7 @@ import { MemoryAuditLog } from "../../shared/audit";
 import { loadConfig, type SigilConfig } from "../../shared/config";
 import { ed25519Kid, generateEd25519KeyPair, publicJwk } from "../../shared/crypto";
 import { MemoryReplayCache } from "../../shared/httpsig";
-import { MemoryKeyRegistry, MemorySecretStore } from "../../shared/keys";
+import { MemoryKeyRegistry, MemorySecretStore, SoftwareKeyProvider } from "../../shared/keys";
 import { MemoryRateLimiter } from "../../shared/limits";
 import { jsonLogger } from "../../shared/log";
 import { MemoryPolicyStore } from "../../shared/policy";
@@ -46,9 +46,9 @@ function memoryPorts(over: Partial<CorePorts> = {}): CorePorts & { lines: string
 const config = (env: Record<string, string> = {}): SigilConfig => loadConfig({ env });
 
 describe("composeCore", () => {
-  it("refuses an HSM configuration before it asks the runtime for a single port", async () => {
+  it("without an HSM provider (the edge), refuses an HSM configuration before it asks for a single port", async () => {
     const hsm: Record<string, string>[] = [
-      { SIGIL_KEY_STORE_TYPE: "hsm" },
+      { SIGIL_KEY_STORE_TYPE: "hsm", SIGIL_HSM_CONFIG_PATH: "/etc/hsm.json" },
       { SIGIL_HSM_ENABLED: "true", SIGIL_HSM_CONFIG_PATH: "/etc/hsm.conf" },
     ];
     for (const env of hsm) {
@@ -58,9 +58,42 @@ describe("composeCore", () => {
           asked = true;
           return memoryPorts();
         }),
-      ).rejects.toThrow(/no PKCS#11 KeyProvider/);
+      ).rejects.toThrow(/no PKCS#11 KeyProvider \(the edge cannot load a native PKCS#11 module/);
       expect(asked).toBe(false);
     }
+  });
+
+  it("with an HSM configured, opens the runtime's provider before any port and keeps every service-held key there", async () => {
+    const env = { SIGIL_KEY_STORE_TYPE: "hsm", SIGIL_HSM_CONFIG_PATH: "/etc/sigil/hsm.json" };
+    // A provider that cannot start: no port is asked for, nothing falls back to software keys.
+    let asked = false;
+    await expect(
+      composeCore(
+        config(env),
+        () => {
+          asked = true;
+          return memoryPorts();
+        },
+        async (path) => {
+          throw new Error(`${path}: pin_file: the token refused the PIN`);
+        },
+      ),
+    ).rejects.toThrow(/hsm.json: pin_file: the token refused the PIN/);
+    expect(asked).toBe(false);
+
+    // One that starts holds the service key and agents' held keys; the software store holds none.
+    const hsm = new SoftwareKeyProvider({ secret: "stands in for the token", scrypt: SCRYPT });
+    const ports = memoryPorts();
+    let openedWith = "";
+    const deps = await composeCore(config(env), ports, async (path) => {
+      openedWith = path;
+      return hsm;
+    });
+    expect(openedWith).toBe("/etc/sigil/hsm.json");
+    expect(await hsm.listKeys()).toEqual([deps.serviceSigner.kid]);
+    const held = await deps.keyManager.createKey({ role: "held", subject: "held:agent-1" });
+    expect(await hsm.listKeys()).toContain(held.record.kid);
+    expect(await ports.secrets.list()).toEqual([]);
   });
 
   it("refuses an admin key whose kid is not its thumbprint, and registers a right one", async () => {
