@@ -226,6 +226,7 @@ export function createApp(deps: AppDeps) {
     now,
     signer: deps.serviceSigner,
     log,
+    ...(deps.jobs ? { heldJobs: deps.jobs } : {}),
   });
   app.route(
     "/",
@@ -275,6 +276,7 @@ export function createApp(deps: AppDeps) {
             : undefined;
         },
         now,
+        approvals: approvals.service,
       }),
     );
     // Node serves the edge's job calls; the edge itself (a forwarding backend) does not.

@@ -7,16 +7,25 @@ import { join, resolve } from "node:path";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Redis } from "ioredis";
 import { installNodeSha256 } from "../../platform/node/native-hash";
+import { ApprovalService } from "../../shared/approvals";
 import type { SigilConfig } from "../../shared/config";
-import { ed25519Kid, generateEd25519KeyPair, hkdfSha256, publicJwk } from "../../shared/crypto";
+import {
+  ed25519Kid,
+  generateEd25519KeyPair,
+  hkdfSha256,
+  publicJwk,
+  uuidV7,
+} from "../../shared/crypto";
 import { fromBase64Url, toBase64Url, utf8 } from "../../shared/encoding";
 import { CachingKeyRegistry } from "../../shared/keys";
 import type { Logger } from "../../shared/log";
 import { RevisionCachingStore } from "../../shared/policy";
 import type { BundleSource, HttpDiscoveryOptions } from "../../shared/schemapin";
 import { type CoreDeps, composeCore } from "../core";
+import { approvalAuditEvent } from "../routes/approvals";
 import type { HealthCheck } from "../routes/health";
 import { PinnedDiscoveryFetch } from "./discovery-fetch";
+import { type HeldSweep, startHeldSweep } from "./jobs/held-sweep";
 import { type Reconciler, startReconciler } from "./jobs/reconcile";
 import { RedisJobsBackend } from "./jobs/redis-backend";
 import { type NodeSigning, nodeSigning } from "./signing";
@@ -46,6 +55,8 @@ export interface ComposeOptions {
   scrypt?: { N: number; r: number; p: number };
   /** Start the BullMQ stalled-job reconciler (the API process should; tests may not). */
   reconcile?: boolean;
+  /** Sweep jobs held for approval (held-sweep.ts); default on. */
+  sweepHeld?: boolean;
 }
 
 /**
@@ -129,6 +140,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     signing?: NodeSigning;
     auditLog?: RedisAuditLog;
     reconciler?: Reconciler;
+    heldSweep?: HeldSweep;
   } = { buses: [] };
 
   const core = await composeCore(config, async () => {
@@ -139,6 +151,10 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     // can add an admin key, re-point a policy or change a pin. Every API node must share the
     // secret (set SIGIL_KEY_PASSPHRASE).
     const macKey = (purpose: string) => hkdfSha256(utf8(secret), utf8("sigil"), utf8(purpose), 32);
+    // Approvals hold across every API process; records carry a MAC (Redis is not trusted).
+    const approvalStore = new RedisApprovalStore(redis, prefix, {
+      macKey: macKey("approval-store-mac.v1"),
+    });
     const keyBus = redisInvalidationBus(redis, `${prefix}keys:changed`);
     const policyBus = redisInvalidationBus(redis, `${prefix}policy:changed`);
     open.buses.push(keyBus, policyBus);
@@ -184,8 +200,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
       discovery: { fetch: discoveryFetch.fetch, ...opts.discovery },
       // Quotas hold across every API process: their buckets are in Redis.
       limiter: new RedisRateLimiter(redis, prefix),
-      // Approvals hold across every API process; records carry a MAC (Redis is not trusted).
-      approvals: new RedisApprovalStore(redis, prefix, { macKey: macKey("approval-store-mac.v1") }),
+      approvals: approvalStore,
       clientAddress: (c) => {
         try {
           return getConnInfo(c).remote.address;
@@ -216,6 +231,31 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
             onError: (e) => log.warn("job reconciler error", { err: e.message }),
           });
         }
+        if (opts.sweepHeld !== false) {
+          // Jobs held for approval move on without a timer any process could forget.
+          open.heldSweep = startHeldSweep({
+            backend: jobs,
+            approvals: new ApprovalService({
+              store: approvalStore,
+              times: {
+                timeoutMs: config.approvals.timeout_s * 1000,
+                retentionMs: config.approvals.retention_s * 1000,
+              },
+              newId: uuidV7,
+              onEvent: async (e) => {
+                await audit.append(approvalAuditEvent(e));
+              },
+            }),
+            audit: async (e) => {
+              await audit.append({
+                eventType: e.eventType,
+                agentId: e.agentId ?? "system",
+                details: e.details,
+              });
+            },
+            onError: (e) => log.warn("held job sweep error", { err: e.message }),
+          });
+        }
         return jobs;
       },
       // Node serves the job gateway the edge forwards to.
@@ -227,6 +267,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     ...core,
     async close() {
       await open.reconciler?.close?.();
+      await open.heldSweep?.close();
       await (core.jobs as { close?: () => Promise<void> } | undefined)?.close?.();
       // The open windows' summaries are written before the audit log closes.
       await core.auditWindows.close();
