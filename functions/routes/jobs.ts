@@ -604,6 +604,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         stream.onAbort(() => abort.abort());
         const deadline = Date.now() + maxStreamMs;
         let after = start;
+        let quietSince = Date.now();
         while (!abort.signal.aborted && Date.now() < deadline) {
           const events = await deps.backend.events(
             id,
@@ -614,9 +615,13 @@ export function jobsRoutes(deps: JobsRouteDeps) {
           if (events.length === 0) {
             // Held: look at the approval (its answer or expiry shows up as the next events).
             if (held) held = (await resolveHeld(id))?.status === undefined;
-            else await stream.write(": keep-alive\n\n");
+            if (!held || Date.now() - quietSince >= 15_000) {
+              await stream.write(": keep-alive\n\n");
+              quietSince = Date.now();
+            }
             continue;
           }
+          quietSince = Date.now();
           for (const e of events) {
             await stream.writeSSE({ id: e.id, event: e.type, data: JSON.stringify(e.data) });
             after = e.id;

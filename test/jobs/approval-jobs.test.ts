@@ -143,8 +143,12 @@ describe("a job that requires approval", () => {
       request: { action: "execute", resource: "sandbox", jobId },
     });
 
+    const stream = sse(r.requester, jobId);
     await r.boss.approvals.decide(approvalId, { decision: "approve", reason: "looks fine" });
     const job = await r.requester.jobs.wait(jobId, 60_000);
+    const seen = (await stream).map((e) => e.event);
+    expect(seen.slice(0, 3)).toEqual(["awaiting_approval", "queued", "started"]);
+    expect(seen.at(-1)).toBe("finished");
     expect(job.status).toBe("succeeded");
     expect(job.result?.stdout).toBe("approved\n");
     expect(job.result?.signature).toMatch(/^[A-Za-z0-9_-]{86}$/);
@@ -200,6 +204,16 @@ describe("a job that requires approval", () => {
   }, 30_000);
 });
 
+/** The job's server-sent events through the API, until `finished`. */
+async function sse(client: Sigil, jobId: string): Promise<{ event: string; data: unknown }[]> {
+  const out: { event: string; data: unknown }[] = [];
+  for await (const e of client.jobs.events(jobId, { timeoutMs: 60_000 })) {
+    out.push({ event: e.event, data: e.data });
+    if (e.event === "finished") break;
+  }
+  return out;
+}
+
 describe("a held job whose approval expires", () => {
   let r: Rig;
   beforeAll(async () => {
@@ -219,6 +233,13 @@ describe("a held job whose approval expires", () => {
     expect(job.reason).toMatch(/expired/);
     expect(audited(r.h, "job.rejected", jobId)).toBe(1);
     expect(await r.h.backend.queue.getJob(jobId)).toBeUndefined();
+  }, 30_000);
+
+  it("the submitter's server-sent events see the expiry end the job, with no sweep running", async () => {
+    const { jobId } = await submit(r);
+    const seen = await sse(r.requester, jobId);
+    expect(seen.map((e) => e.event)).toEqual(["awaiting_approval", "finished"]);
+    expect(seen[1]?.data).toMatchObject({ status: "rejected" });
   }, 30_000);
 });
 
