@@ -7,22 +7,15 @@ import { join, resolve } from "node:path";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Redis } from "ioredis";
 import { installNodeSha256 } from "../../platform/node/native-hash";
-import { ApprovalService } from "../../shared/approvals";
 import type { SigilConfig } from "../../shared/config";
-import {
-  ed25519Kid,
-  generateEd25519KeyPair,
-  hkdfSha256,
-  publicJwk,
-  uuidV7,
-} from "../../shared/crypto";
+import { ed25519Kid, generateEd25519KeyPair, hkdfSha256, publicJwk } from "../../shared/crypto";
 import { fromBase64Url, toBase64Url, utf8 } from "../../shared/encoding";
 import { CachingKeyRegistry } from "../../shared/keys";
 import type { Logger } from "../../shared/log";
 import { RevisionCachingStore } from "../../shared/policy";
 import type { BundleSource, HttpDiscoveryOptions } from "../../shared/schemapin";
 import { type CoreDeps, composeCore } from "../core";
-import { approvalAuditEvent } from "../routes/approvals";
+import { createApprovals } from "../routes/approvals";
 import type { HealthCheck } from "../routes/health";
 import { PinnedDiscoveryFetch } from "./discovery-fetch";
 import { type HeldSweep, startHeldSweep } from "./jobs/held-sweep";
@@ -208,7 +201,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
           return undefined; // not served by @hono/node-server (app.request in a test)
         }
       },
-      jobs: ({ audit }) => {
+      jobs: ({ audit, serviceSigner }) => {
         const jobs = new RedisJobsBackend({
           redis,
           prefix: config.redis.prefix,
@@ -235,17 +228,15 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
           // Jobs held for approval move on without a timer any process could forget.
           open.heldSweep = startHeldSweep({
             backend: jobs,
-            approvals: new ApprovalService({
+            // The workflow as the routes build it: what the sweep wins is audited and published.
+            approvals: createApprovals({
               store: approvalStore,
-              times: {
-                timeoutMs: config.approvals.timeout_s * 1000,
-                retentionMs: config.approvals.retention_s * 1000,
-              },
-              newId: uuidV7,
-              onEvent: async (e) => {
-                await audit.append(approvalAuditEvent(e));
-              },
-            }),
+              config,
+              audit: (e, o) => audit.append(e, o),
+              now: Date.now,
+              signer: serviceSigner,
+              log,
+            }).service,
             audit: async (e) => {
               await audit.append({
                 eventType: e.eventType,
