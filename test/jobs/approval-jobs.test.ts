@@ -192,8 +192,23 @@ describe("a job that requires approval", () => {
     expect(e.status).toBe(403);
     expect(e.type?.split("/").pop()).toBe("separation-of-duties");
     expect((await r.requester.jobs.get(jobId)).status).toBe("awaiting_approval");
-    // An evaluation cannot spend a job's approval either (it has no jobId).
     await r.boss.approvals.decide(approvalId!, { decision: "deny", reason: "cleanup" });
+  }, 30_000);
+
+  it("an evaluation cannot spend a job's approval (it names no job): deny, mismatch", async () => {
+    const { jobId, approvalId } = await submit(r);
+    await r.boss.approvals.decide(approvalId!, { decision: "approve", reason: "for the job" });
+    const d = await r.requester.evaluate({
+      action: "execute",
+      resource: "sandbox",
+      context: {},
+      approvalId: approvalId!,
+    });
+    expect(d).toMatchObject({ decision: "deny", approvalRefusal: "mismatch" });
+    expect(d.reason).toMatch(/jobId/);
+    // The job itself still runs, once.
+    expect((await r.requester.jobs.wait(jobId, 60_000)).status).toBe("succeeded");
+    expect(started(r.h, jobId)).toBe(1);
   }, 30_000);
 
   it("a key of the requester's subject reads the held job; another submitter's key does not", async () => {
