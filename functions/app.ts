@@ -242,6 +242,7 @@ export function createApp(deps: AppDeps) {
     now,
     signer: deps.serviceSigner,
     log,
+    ...(deps.jobs ? { heldJobs: deps.jobs } : {}),
   });
   app.route(
     "/",
@@ -291,6 +292,7 @@ export function createApp(deps: AppDeps) {
             : undefined;
         },
         now,
+        approvals: approvals.service,
       }),
     );
     // Node serves the edge's job calls; the edge itself (a forwarding backend) does not.

@@ -258,7 +258,10 @@ export interface JobAccepted {
   tier: "docker" | "gvisor";
   /** The score of the inputs the server bounded (key trust, declared and derived inputs). */
   riskScore: number | null;
-  status: "queued";
+  /** `awaiting_approval`: held until a key of group `approver` answers approval `approvalId`. */
+  status: "queued" | "awaiting_approval";
+  approvalId?: string;
+  approver?: string;
 }
 export type { JobStatus };
 export interface JobResult {

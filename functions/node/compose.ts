@@ -19,8 +19,10 @@ import type { Logger } from "../../shared/log";
 import { RevisionCachingStore } from "../../shared/policy";
 import type { BundleSource, HttpDiscoveryOptions } from "../../shared/schemapin";
 import { type CoreDeps, composeCore } from "../core";
+import { createApprovals } from "../routes/approvals";
 import type { HealthCheck } from "../routes/health";
 import { PinnedDiscoveryFetch } from "./discovery-fetch";
+import { type HeldSweep, startHeldSweep } from "./jobs/held-sweep";
 import { type Reconciler, startReconciler } from "./jobs/reconcile";
 import { RedisJobsBackend } from "./jobs/redis-backend";
 import { prometheusApiMetrics } from "./metrics";
@@ -53,6 +55,8 @@ export interface ComposeOptions {
   reconcile?: boolean;
   /** Add process metrics (CPU, memory, event loop) to /metrics: once per process (main.ts). */
   processMetrics?: boolean;
+  /** Sweep jobs held for approval (held-sweep.ts); default on. */
+  sweepHeld?: boolean;
 }
 
 /**
@@ -141,6 +145,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     auditLog?: RedisAuditLog;
     reconciler?: Reconciler;
     hsm?: Pkcs11KeyProvider;
+    heldSweep?: HeldSweep;
   } = { buses: [] };
   // With key_store_type = "hsm": service-held keys in the PKCS#11 token hsm_config_path names.
   const hsm = async (path: string) => {
@@ -159,6 +164,10 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
       // secret (set SIGIL_KEY_PASSPHRASE).
       const macKey = (purpose: string) =>
         hkdfSha256(utf8(secret), utf8("sigil"), utf8(purpose), 32);
+      // Approvals hold across every API process; records carry a MAC (Redis is not trusted).
+      const approvalStore = new RedisApprovalStore(redis, prefix, {
+        macKey: macKey("approval-store-mac.v1"),
+      });
       const keyBus = redisInvalidationBus(redis, `${prefix}keys:changed`);
       const policyBus = redisInvalidationBus(redis, `${prefix}policy:changed`);
       open.buses.push(keyBus, policyBus);
@@ -207,10 +216,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
         discovery: { fetch: discoveryFetch.fetch, ...opts.discovery },
         // Quotas hold across every API process: their buckets are in Redis.
         limiter: new RedisRateLimiter(redis, prefix),
-        // Approvals hold across every API process; records carry a MAC (Redis is not trusted).
-        approvals: new RedisApprovalStore(redis, prefix, {
-          macKey: macKey("approval-store-mac.v1"),
-        }),
+        approvals: approvalStore,
         clientAddress: (c) => {
           try {
             return getConnInfo(c).remote.address;
@@ -218,7 +224,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
             return undefined; // not served by @hono/node-server (app.request in a test)
           }
         },
-        jobs: ({ audit }) => {
+        jobs: ({ audit, serviceSigner }) => {
           const jobs = new RedisJobsBackend({
             redis,
             prefix: config.redis.prefix,
@@ -241,6 +247,29 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
               onError: (e) => log.warn("job reconciler error", { err: e.message }),
             });
           }
+          if (opts.sweepHeld !== false) {
+            // Jobs held for approval move on without a timer any process could forget.
+            open.heldSweep = startHeldSweep({
+              backend: jobs,
+              // The workflow as the routes build it: what the sweep wins is audited and published.
+              approvals: createApprovals({
+                store: approvalStore,
+                config,
+                audit: (e, o) => audit.append(e, o),
+                now: Date.now,
+                signer: serviceSigner,
+                log,
+              }).service,
+              audit: async (e) => {
+                await audit.append({
+                  eventType: e.eventType,
+                  agentId: e.agentId ?? "system",
+                  details: e.details,
+                });
+              },
+              onError: (e) => log.warn("held job sweep error", { err: e.message }),
+            });
+          }
           return jobs;
         },
         // Node serves the job gateway the edge forwards to.
@@ -261,6 +290,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
       : {}),
     async close() {
       await open.reconciler?.close?.();
+      await open.heldSweep?.close();
       await (core.jobs as { close?: () => Promise<void> } | undefined)?.close?.();
       // The open windows' summaries are written before the audit log closes.
       await core.auditWindows.close();

@@ -5,6 +5,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import {
+  type ApprovalEvent,
   ApprovalIdSchema,
   type ApprovalRecord,
   ApprovalService,
@@ -16,6 +17,8 @@ import {
 import type { SigilConfig } from "../../shared/config";
 import { type Signer, uuidV7 } from "../../shared/crypto";
 import { canonicalJson, clip, sha256Hex } from "../../shared/encoding";
+import type { JobsBackend } from "../../shared/jobs/backend";
+import { resolveHeldJob } from "../../shared/jobs/held";
 import type { Logger } from "../../shared/log";
 import type { Decision, EvaluationRequest } from "../../shared/policy";
 import { ApprovalWebhooks } from "../approval-webhooks";
@@ -46,6 +49,8 @@ export const ApprovalViewSchema = z
       tags: z.array(z.string()),
       contextSha256: z.string(),
       policySetVersion: z.string(),
+      /** The held job this approval releases (POST /v1/jobs), if any. */
+      jobId: z.string().optional(),
     }),
     decisionId: z.string().nullable(),
     policyReason: z.string().nullable(),
@@ -174,6 +179,8 @@ export interface ApprovalRouteDeps {
   audit: AuditFn;
   now: () => number;
   keepDelivering: (c: Context<AppEnv>) => void;
+  /** Called once an answer landed (a held job is released or rejected right away). */
+  onDecided?: (r: ApprovalRecord) => Promise<void>;
   /** Server-sent events: how often the change feed is read, and how long a stream lasts. */
   pollMs?: number;
   maxStreamMs?: number;
@@ -193,6 +200,8 @@ export interface ApprovalsDeps {
   /** Signs webhook deliveries (the service key). */
   signer: Signer;
   log: Logger;
+  /** Jobs held for approval (POST /v1/jobs): released or rejected as soon as answered. */
+  heldJobs?: JobsBackend;
 }
 
 /**
@@ -227,15 +236,9 @@ export function createApprovals(deps: ApprovalsDeps) {
     },
     newId: uuidV7,
     now,
-    onEvent: async ({ type, record }) => {
-      await audit({
-        eventType: type,
-        agentId:
-          type === "approval.approved" || type === "approval.denied"
-            ? (record.decision?.by.subject ?? "unknown")
-            : record.request.subject,
-        details: approvalDetails(record),
-      });
+    onEvent: async (e) => {
+      const { type, record } = e;
+      await audit(approvalAuditEvent(e));
       webhooks?.publish({ type, approval: approvalView(record, now()) });
     },
   });
@@ -247,7 +250,56 @@ export function createApprovals(deps: ApprovalsDeps) {
     service,
     webhooks,
     step: evaluateApprovalStep(service, audit, keepDelivering),
-    routes: approvalRoutes({ approvals: service, audit, now, keepDelivering }),
+    routes: approvalRoutes({
+      approvals: service,
+      audit,
+      now,
+      keepDelivering,
+      ...(deps.heldJobs ? { onDecided: releaseHeld(deps.heldJobs) } : {}),
+    }),
+  };
+
+  function releaseHeld(backend: JobsBackend) {
+    return async (r: ApprovalRecord): Promise<void> => {
+      const jobId = r.request.jobId;
+      if (jobId === undefined) return;
+      try {
+        await resolveHeldJob(jobId, {
+          backend,
+          approvals: service,
+          now,
+          audit: async (e) => {
+            await audit({
+              eventType: e.eventType,
+              agentId: e.agentId ?? "system",
+              details: e.details,
+            });
+          },
+        });
+      } catch (e) {
+        // The answer is stored; a read of the job or the sweep (docs/governance.md) acts on it.
+        deps.log.warn("held job not resolved after its approval's answer", {
+          jobId,
+          err: (e as Error).message,
+        });
+      }
+    };
+  }
+}
+
+/** The audit event of an approval transition (whichever process won it). */
+export function approvalAuditEvent({ type, record }: ApprovalEvent): {
+  eventType: string;
+  agentId: string;
+  details: Record<string, unknown>;
+} {
+  return {
+    eventType: type,
+    agentId:
+      type === "approval.approved" || type === "approval.denied"
+        ? (record.decision?.by.subject ?? "unknown")
+        : record.request.subject,
+    details: approvalDetails(record),
   };
 }
 
@@ -274,6 +326,7 @@ function approvalDetails(r: ApprovalRecord): Record<string, unknown> {
         }
       : {}),
     ...(r.redeemed ? { redeemedAt: r.redeemed.at, redeemDecisionId: r.redeemed.decisionId } : {}),
+    ...(r.request.jobId !== undefined ? { jobId: r.request.jobId } : {}),
   };
 }
 
@@ -290,6 +343,7 @@ export function approvalRoutes({
   audit,
   now,
   keepDelivering,
+  onDecided,
   pollMs = 500,
   maxStreamMs = 300_000,
 }: ApprovalRouteDeps) {
@@ -372,7 +426,11 @@ export function approvalRoutes({
           .decide(id, answer, { kid: who.kid, subject: who.subject, groups: who.groups })
           .catch(unavailable);
         keepDelivering(c);
-        if (out.ok) return c.json({ approval: approvalView(out.record, now()) }, 200);
+        if (out.ok) {
+          await onDecided?.(out.record);
+          keepDelivering(c);
+          return c.json({ approval: approvalView(out.record, now()) }, 200);
+        }
         const { refusal } = out;
         await audit({
           eventType: "approval.refused",

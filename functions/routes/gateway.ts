@@ -5,6 +5,7 @@
 // re-verified under the worker key it names (whose thumbprint is its key id) and against the job,
 // and the backend stores it only from the worker key that claimed the attempt.
 import { createRoute, z } from "@hono/zod-openapi";
+import { ApprovalIdSchema } from "../../shared/approvals";
 import type { SigilConfig } from "../../shared/config";
 import { ed25519Kid, verifyEd25519 } from "../../shared/crypto";
 import { fromBase64Url } from "../../shared/encoding";
@@ -35,6 +36,9 @@ const workerKid = z.string().min(1).max(256);
 
 const argsByOp = {
   submit: z.tuple([z.unknown(), z.string().regex(/^[0-9a-f]{64}$/)]),
+  hold: z.tuple([z.unknown(), z.string().regex(/^[0-9a-f]{64}$/), ApprovalIdSchema]),
+  release: z.tuple([jobId]),
+  reject: z.tuple([jobId, z.string().max(2000)]),
   get: z.tuple([jobId]),
   claim: z.tuple([
     jobId,
@@ -115,8 +119,9 @@ export function gatewayRoutes({ backend, keys, config, audit }: GatewayRouteDeps
     const signal = c.req.raw.signal;
     let result: unknown;
     switch (op) {
-      case "submit": {
-        const [envelope, hash] = a as z.infer<(typeof argsByOp)["submit"]>;
+      case "submit":
+      case "hold": {
+        const [envelope, hash, approvalId] = a as z.infer<(typeof argsByOp)["hold"]>;
         const caller = await keys.get(c.get("keyid") ?? "");
         const verdict = await verifyEnvelope(envelope, {
           serviceKey: async (kid) => (caller && kid === caller.kid ? caller.publicKey : undefined),
@@ -148,12 +153,24 @@ export function gatewayRoutes({ backend, keys, config, audit }: GatewayRouteDeps
             kid: verdict.kid,
             signature: verdict.signature,
           };
-          result = await backend.submit(signed, hash);
+          // A held job (its approval lives with the edge): stored, not queued, until release.
+          result =
+            op === "hold" && approvalId !== undefined
+              ? await backend.hold(signed, hash, approvalId)
+              : await backend.submit(signed, hash);
         } catch (e) {
           // The edge answers its caller 429 too (GatewayJobsBackend).
           if (e instanceof LimitExceededError) throw rateLimited(e.message, e.retryAfterMs);
           throw e;
         }
+        break;
+      }
+      case "release":
+        result = await backend.release((a as [string])[0]);
+        break;
+      case "reject": {
+        const [id, reason] = a as z.infer<(typeof argsByOp)["reject"]>;
+        result = await backend.reject(id, reason);
         break;
       }
       case "get":

@@ -4,9 +4,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
+import type { ApprovalService, BoundRequest } from "../../shared/approvals";
 import type { SigilConfig } from "../../shared/config";
 import { uuidV7, verifyEd25519 } from "../../shared/crypto";
-import { toBase64Url } from "../../shared/encoding";
+import { canonicalJson, sha256Hex, toBase64Url } from "../../shared/encoding";
 import type {
   ClaimOutcome,
   ClaimRefusal,
@@ -16,6 +17,7 @@ import type {
   StartOutcome,
 } from "../../shared/jobs/backend";
 import type { EnvelopeSigner } from "../../shared/jobs/envelope";
+import { resolveHeldJob } from "../../shared/jobs/held";
 import {
   expectationFor,
   resultHash as hashResult,
@@ -27,6 +29,7 @@ import {
 import { jobRequestSchema } from "../../shared/jobs/schema";
 import {
   type JobCaller as Caller,
+  type JobApprovalRequest,
   type JobAuditEvent,
   type JobPolicyDecision,
   type JobPolicyRequest,
@@ -48,7 +51,8 @@ export type {
 } from "../../shared/jobs/submit";
 
 export interface JobsRouteDeps {
-  config: Pick<SigilConfig, "sandbox" | "security" | "risk" | "limits">;
+  config: Pick<SigilConfig, "sandbox" | "security" | "risk" | "limits"> &
+    Partial<Pick<SigilConfig, "approvals">>;
   backend: JobsBackend;
   /** The functions' service key: signs envelopes. */
   serviceSigner: EnvelopeSigner;
@@ -65,7 +69,15 @@ export interface JobsRouteDeps {
   envelopeTtlMs?: number;
   /** Longest single SSE connection. Default 10 min. */
   maxStreamMs?: number;
+  /**
+   * The approval workflow (docs/governance.md "Approvals"): a job whose enforced decision is
+   * require_approval is held until answered. Absent: such a job is denied.
+   */
+  approvals?: ApprovalService;
 }
+
+/** How long a read of a held job blocks before it looks at the approval again. */
+const HELD_POLL_MS = 1000;
 
 /** The longest long-poll a client may ask for; the Node gateway accepts it too (edge → Node). */
 export const MAX_JOB_WAIT_MS = 120_000;
@@ -80,12 +92,23 @@ const jobIdParam = z.object({
 const tierSchema = z.enum(["docker", "gvisor"]);
 const statusSchema = z.enum(JOB_STATUSES);
 
-const acceptedSchema = z.object({
-  jobId: z.string(),
-  tier: tierSchema,
-  riskScore: z.number().nullable(),
-  status: z.literal("queued"),
-});
+const acceptedSchema = z.union([
+  z.object({
+    jobId: z.string(),
+    tier: tierSchema,
+    riskScore: z.number().nullable(),
+    status: z.literal("queued"),
+  }),
+  z.object({
+    jobId: z.string(),
+    tier: tierSchema,
+    riskScore: z.number().nullable(),
+    status: z.literal("awaiting_approval"),
+    /** Answered with POST /v1/approvals/{approvalId}/decision by a key of group `approver`. */
+    approvalId: z.string(),
+    approver: z.string(),
+  }),
+]);
 
 const jobViewSchema = z
   .object({
@@ -99,6 +122,8 @@ const jobViewSchema = z
     startedAt: z.string().nullable(),
     finishedAt: z.string().nullable(),
     reason: z.string().optional(),
+    /** The approval a held job waits (or waited) for. */
+    approvalId: z.string().optional(),
     result: z
       .object({
         status: statusSchema,
@@ -162,6 +187,7 @@ function view(r: JobRecord): z.infer<typeof jobViewSchema> {
     finishedAt: r.finishedAt,
   };
   if (r.reason) out.reason = r.reason;
+  if (r.approvalId) out.approvalId = r.approvalId;
   if (r.result) {
     const s = r.result.result;
     out.result = {
@@ -283,7 +309,11 @@ function submitRoute(schema: ReturnType<typeof jobRequestSchema>) {
       },
     },
     responses: {
-      202: { description: "queued", content: { "application/json": { schema: acceptedSchema } } },
+      202: {
+        description:
+          "queued; or `awaiting_approval` with the `approvalId` its policy requires (the signed envelope is frozen and queued once approved; a deny or an expiry ends the job `rejected`)",
+        content: { "application/json": { schema: acceptedSchema } },
+      },
       ...problemResponses(400, 401, 403, 429, 503),
     },
   });
@@ -336,7 +366,51 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     }
     if (!r || !visible(r, who))
       throw new Problem(404, "not-found", "Not found", `job ${id} was not found`);
+    if (r.status === "awaiting_approval") return (await resolveHeld(id)) ?? r;
     return r;
+  }
+
+  /**
+   * A held job read: its approval may have been answered or expired with nobody acting on it yet
+   * (a process died, or no sweep runs here): act now. The job as it is afterwards.
+   */
+  async function resolveHeld(id: string): Promise<JobRecord | null> {
+    const approvals = deps.approvals;
+    if (!approvals) return null;
+    try {
+      const out = await resolveHeldJob(id, { backend: deps.backend, approvals, audit, now });
+      return out === "waiting" ? null : await deps.backend.get(id);
+    } catch (e) {
+      if (e instanceof Problem) throw e;
+      throw unavailable("held job resolution", e);
+    }
+  }
+
+  /** Opens the approval a held job waits for, bound to the request and to the job. */
+  async function requestApproval(req: JobApprovalRequest): Promise<string> {
+    const approvals = deps.approvals;
+    if (!approvals) throw unavailable("approval", new Error("no approval workflow"));
+    const bound: BoundRequest = {
+      kid: req.caller.keyid,
+      subject: req.caller.subject ?? "",
+      action: "execute",
+      resource: "sandbox",
+      tags: [],
+      contextSha256: sha256Hex(canonicalJson(req.context)),
+      policySetVersion: req.decision.policySetVersion ?? "",
+      approver: req.approver,
+      approvers: req.approvers,
+      jobId: req.jobId,
+    };
+    try {
+      const { record } = await approvals.request(bound, {
+        decisionId: req.decisionId,
+        policyReason: req.decision.reason?.slice(0, 4096) ?? null,
+      });
+      return record.id;
+    } catch (e) {
+      throw unavailable("approval store", e);
+    }
   }
 
   /** A `security.event` (functions/audit-sink.ts shape): input for incident response. */
@@ -422,7 +496,12 @@ export function jobsRoutes(deps: JobsRouteDeps) {
           ...traceparentField(),
         },
         {
-          settings: { defaultTier, thresholds, envelopeTtlMs: ttl },
+          settings: {
+            defaultTier,
+            thresholds,
+            envelopeTtlMs: ttl,
+            approvalWaitMs: (cfg.approvals?.timeout_s ?? 0) * 1000,
+          },
           now,
           // A full queue is refused before any policy or audit work (the backend enforces it again).
           admit: () => admit(c, who, queuedJobs),
@@ -439,6 +518,20 @@ export function jobsRoutes(deps: JobsRouteDeps) {
               throw (await limitProblem(c, e)) ?? unavailable("enqueue", e);
             }
           },
+          ...(deps.approvals
+            ? {
+                approval: {
+                  request: requestApproval,
+                  hold: async (signed, hash, approvalId) => {
+                    try {
+                      await deps.backend.hold(signed, hash, approvalId);
+                    } catch (e) {
+                      throw (await limitProblem(c, e)) ?? unavailable("job store", e);
+                    }
+                  },
+                },
+              }
+            : {}),
         },
       );
       if (out.outcome === "network-unavailable")
@@ -458,6 +551,18 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         throw new Problem(403, "policy-denied", "Denied by policy", out.reason, undefined, {
           decisionId: out.decisionId,
         });
+      if (out.outcome === "awaiting_approval")
+        return c.json(
+          {
+            jobId: out.jobId,
+            tier: out.tier,
+            riskScore: out.riskScore,
+            status: "awaiting_approval" as const,
+            approvalId: out.approvalId,
+            approver: out.approver,
+          },
+          202,
+        );
       return c.json(
         { jobId: out.jobId, tier: out.tier, riskScore: out.riskScore, status: "queued" as const },
         202,
@@ -470,11 +575,22 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     .openapi(waitRoute, async (c) => {
       const { id } = c.req.valid("param");
       const { timeoutMs } = c.req.valid("query");
-      await load(id, caller(c));
-      let r: JobRecord | null;
+      let r: JobRecord | null = await load(id, caller(c));
+      const deadline = Date.now() + timeoutMs;
       try {
-        r = await deps.backend.wait(id, timeoutMs, c.req.raw.signal);
+        // Held: wait in short slices, looking at the approval between them (an expiry nobody
+        // acts on elsewhere ends the job here within a slice).
+        while (r?.status === "awaiting_approval" && !c.req.raw.signal.aborted) {
+          const left = deadline - Date.now();
+          if (left <= 0) break;
+          r = await deps.backend.wait(id, Math.min(left, HELD_POLL_MS), c.req.raw.signal);
+          if (r?.status === "awaiting_approval") r = (await resolveHeld(id)) ?? r;
+        }
+        const left = deadline - Date.now();
+        if (r && r.status !== "awaiting_approval" && left > 0)
+          r = await deps.backend.wait(id, left, c.req.raw.signal);
       } catch (e) {
+        if (e instanceof Problem) throw e;
         throw unavailable("job store", e);
       }
       if (!r) throw new Problem(404, "not-found", "Not found", `job ${id} was not found`);
@@ -482,7 +598,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     })
     .openapi(eventsRoute, async (c) => {
       const { id } = c.req.valid("param");
-      await load(id, caller(c));
+      let held = (await load(id, caller(c))).status === "awaiting_approval";
       const lastId = c.req.header("last-event-id");
       const start = /^\d+-\d+$/.test(lastId ?? "") ? lastId : undefined;
       return streamSSE(c, async (stream) => {
@@ -490,15 +606,28 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         stream.onAbort(() => abort.abort());
         const deadline = Date.now() + maxStreamMs;
         let after = start;
+        let quietSince = Date.now();
         while (!abort.signal.aborted && Date.now() < deadline) {
-          const events = await deps.backend.events(id, after, 15_000, abort.signal);
+          const events = await deps.backend.events(
+            id,
+            after,
+            held ? HELD_POLL_MS : 15_000,
+            abort.signal,
+          );
           if (events.length === 0) {
-            await stream.write(": keep-alive\n\n");
+            // Held: look at the approval (its answer or expiry shows up as the next events).
+            if (held) held = (await resolveHeld(id))?.status === undefined;
+            if (!held || Date.now() - quietSince >= 15_000) {
+              await stream.write(": keep-alive\n\n");
+              quietSince = Date.now();
+            }
             continue;
           }
+          quietSince = Date.now();
           for (const e of events) {
             await stream.writeSSE({ id: e.id, event: e.type, data: JSON.stringify(e.data) });
             after = e.id;
+            if (e.type === "queued") held = false;
             if (e.type === "finished") return;
           }
         }

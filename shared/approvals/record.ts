@@ -38,6 +38,14 @@ export const BoundRequestSchema = z
     /** The group that must approve (`<who>_approval` → `<who>`), and every group named. */
     approver: text(256),
     approvers: z.array(text(256)).min(1).max(1024),
+    /**
+     * The job this approval releases (POST /v1/jobs): two identical submissions are two jobs and
+     * get two approvals, and an evaluation (which has none) can never redeem a job's approval.
+     */
+    jobId: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,128}$/)
+      .optional(),
   })
   .strict();
 export type BoundRequest = z.infer<typeof BoundRequestSchema>;
@@ -219,7 +227,8 @@ export function mismatchedFields(bound: BoundRequest, req: BoundRequest): string
     "approver",
     "approvers",
   ];
-  return fields.filter((f) => canonicalJson(bound[f]) !== canonicalJson(req[f]));
+  const differ = fields.filter((f) => canonicalJson(bound[f]) !== canonicalJson(req[f]));
+  return (bound.jobId ?? null) === (req.jobId ?? null) ? differ : [...differ, "jobId"];
 }
 
 /**

@@ -27,6 +27,8 @@ export interface JobRecord {
   /** Why the job ended without a result from a sandbox (rejected, error). */
   reason: string | null;
   result: StoredResult | null;
+  /** The approval a held job waits for (status awaiting_approval until it is answered), or null. */
+  approvalId: string | null;
   /**
    * Who claimed each attempt: attempt number → worker key id. A worker claims an attempt by
    * proving it holds the queue's lock for it (see ClaimInfo); only that key may start the
@@ -41,7 +43,7 @@ export interface StoredResult extends SignedResult {
   stderr: string;
 }
 
-export type JobEventType = "queued" | "started" | "output" | "finished";
+export type JobEventType = "awaiting_approval" | "queued" | "started" | "output" | "finished";
 
 export interface JobEvent {
   /** Stream position; pass it back as `after` to resume (SSE Last-Event-ID). */
@@ -49,6 +51,15 @@ export interface JobEvent {
   type: JobEventType;
   data: Record<string, unknown>;
 }
+
+export type ReleaseOutcome =
+  /** This call made the transition. */
+  | { outcome: "released" | "rejected"; record: JobRecord }
+  /** Released before (queued, not started): the queue add was repeated, a no-op if it landed. */
+  | { outcome: "requeued"; record: JobRecord }
+  /** Nothing to do: the job is not held (another caller got there first, or it never was). */
+  | { outcome: "unchanged"; record: JobRecord }
+  | { outcome: "missing" };
 
 /** Why a claim, a start or a result of a worker key was refused. */
 export type ClaimRefusal =
@@ -123,6 +134,19 @@ export interface JobsBackend {
    * jobId as the queue's job id. Idempotent: a second call for the same jobId changes nothing.
    */
   submit(envelope: SignedEnvelope, envelopeHash: string): Promise<JobRecord>;
+  /**
+   * Like submit, but holds the signed envelope in the record (status awaiting_approval, event
+   * `awaiting_approval`) without queueing it, until `release` or `reject`. Idempotent like submit.
+   */
+  hold(envelope: SignedEnvelope, envelopeHash: string, approvalId: string): Promise<JobRecord>;
+  /**
+   * Queues a held job's frozen envelope exactly once: an atomic compare-and-set awaiting_approval →
+   * queued (event `queued`), then the idempotent queue add. A job released before whose add may
+   * not have happened (queued, never started) is added again, which is a no-op when it is there.
+   */
+  release(jobId: string): Promise<ReleaseOutcome>;
+  /** Ends a held job `rejected` (compare-and-set from awaiting_approval only, event `finished`). */
+  reject(jobId: string, reason: string): Promise<ReleaseOutcome>;
   get(jobId: string): Promise<JobRecord | null>;
   /**
    * Records that `workerKid` took attempt `attempt`, if it proves the queue's lock for it. An

@@ -8,6 +8,7 @@ export type {
   JobEventType,
   JobRecord,
   JobsBackend,
+  ReleaseOutcome,
   ResultClaim,
   StartInfo,
   StartOutcome,
@@ -27,6 +28,7 @@ export {
   signedEnvelopeSchema,
   verifyEnvelope,
 } from "./envelope";
+export { type HeldJobPorts, type HeldResolution, resolveHeldJob } from "./held";
 export {
   expectationFor,
   isTerminal,
@@ -61,6 +63,8 @@ export {
   specFromRequest,
 } from "./schema";
 export {
+  type JobApprovalPorts,
+  type JobApprovalRequest,
   type JobAuditEvent,
   type JobCaller,
   type JobPolicyDecision,

@@ -15,7 +15,13 @@ export const TERMINAL_STATUSES = [
   "error",
 ] as const;
 export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
-export const JOB_STATUSES = ["queued", "running", ...TERMINAL_STATUSES] as const;
+/** `awaiting_approval`: held, signed, until its approval is answered (docs/governance.md). */
+export const JOB_STATUSES = [
+  "awaiting_approval",
+  "queued",
+  "running",
+  ...TERMINAL_STATUSES,
+] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export const isTerminal = (s: string): s is TerminalStatus =>
   (TERMINAL_STATUSES as readonly string[]).includes(s);

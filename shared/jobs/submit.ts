@@ -40,10 +40,14 @@ export interface JobPolicyRequest {
 }
 
 /** The part of the policy engine's Decision a submission acts on. */
-export type JobPolicyDecision = Pick<Decision, "decision" | "reason" | "conditions"> & {
+export type JobPolicyDecision = Pick<
+  Decision,
+  "decision" | "reason" | "conditions" | "approver" | "approvers"
+> & {
   /** false only in permissive mode: the decision is reported, not enforced. */
   enforced?: boolean;
   decisionId?: string;
+  policySetVersion?: string;
 };
 
 /** The authenticated caller of a jobs route. */
@@ -66,6 +70,28 @@ export interface SubmitSettings {
   thresholds: RiskThresholds;
   /** How long the envelope stays runnable after submit (queue wait and retries). */
   envelopeTtlMs: number;
+  /** Added to a held job's envelope lifetime: the time its approval may take ([approvals] timeout_s). */
+  approvalWaitMs?: number;
+}
+
+/** What a held job's approval is opened for: the job, its policy context and the decision. */
+export interface JobApprovalRequest {
+  jobId: string;
+  caller: JobCaller;
+  /** The job's policy context without the server's agent.* and request.time (what is bound). */
+  context: JsonObject;
+  decision: JobPolicyDecision;
+  approver: string;
+  approvers: string[];
+  decisionId: string;
+}
+
+/** The approval workflow for jobs (docs/governance.md "Approvals"); absent: such jobs are denied. */
+export interface JobApprovalPorts {
+  /** Opens an approval bound to the request and to the jobId; resolves with its id. */
+  request(req: JobApprovalRequest): Promise<string>;
+  /** Stores the signed envelope held (status awaiting_approval), not queued. */
+  hold(signed: SignedEnvelope, envelopeHash: string, approvalId: string): Promise<void>;
 }
 
 export interface SubmitJobInput {
@@ -90,6 +116,7 @@ export interface SubmitJobPorts {
   /** Resolves once the event is durable. */
   audit: (event: JobAuditEvent) => Promise<void>;
   enqueue: (signed: SignedEnvelope, envelopeHash: string) => Promise<void>;
+  approval?: JobApprovalPorts;
 }
 
 export type SubmitOutcome =
@@ -101,6 +128,17 @@ export type SubmitOutcome =
       envelopeHash: string;
       signed: SignedEnvelope;
     }
+  /** Held until its approval is answered; audited `job.awaiting_approval`. */
+  | {
+      outcome: "awaiting_approval";
+      jobId: string;
+      tier: Tier;
+      riskScore: number | null;
+      envelopeHash: string;
+      signed: SignedEnvelope;
+      approvalId: string;
+      approver: string;
+    }
   /** The request asks for network egress, which no sandbox has. Nothing was audited. */
   | { outcome: "network-unavailable" }
   /** Refused by policy; audited `job.denied`. */
@@ -109,24 +147,40 @@ export type SubmitOutcome =
 /** What a policy decision means for a job: a denial, or what it raises. */
 export type PolicyVerdict =
   | { denied: true; reason: string }
-  | { denied: false; minimumTier?: Tier; dataSensitivity?: number };
+  | {
+      denied: false;
+      minimumTier?: Tier;
+      dataSensitivity?: number;
+      /** The job waits for this approval (an enforced `require_approval`). */
+      approval?: { approver: string; approvers: string[] };
+    };
 
 /**
- * A deny or an approval requirement denies (no approval workflow for jobs: fail closed) unless
- * the decision is not enforced (permissive mode). `allow_with_conditions` may demand a tier or a
- * data sensitivity; any other condition cannot be enforced on a sandbox job, so it denies.
+ * A deny denies unless the decision is not enforced (permissive mode). An enforced
+ * `require_approval` naming its approver holds the job for approval (one naming none denies).
+ * `allow_with_conditions` (and an approval's other obligations) may demand a tier or a data
+ * sensitivity; any other condition cannot be enforced on a sandbox job, so it denies.
  */
 export function policyVerdict(d: JobPolicyDecision): PolicyVerdict {
   if (d.decision === "deny" || d.decision === "require_approval") {
-    return d.enforced === false
-      ? { denied: false }
-      : { denied: true, reason: d.reason ?? `policy decided ${d.decision}` };
+    if (d.enforced === false) return { denied: false };
+    if (d.decision === "deny" || d.approver === undefined)
+      return { denied: true, reason: d.reason ?? `policy decided ${d.decision}` };
+    const rest = conditionsVerdict((d.conditions ?? []).filter((c) => !/_approval$/.test(c.name)));
+    if (rest.denied) return rest;
+    return { ...rest, approval: { approver: d.approver, approvers: d.approvers ?? [d.approver] } };
   }
   if (d.decision !== "allow_with_conditions") return { denied: false };
+  return conditionsVerdict(d.conditions ?? []);
+}
+
+function conditionsVerdict(
+  conditions: NonNullable<JobPolicyDecision["conditions"]>,
+): PolicyVerdict {
   let minimumTier: Tier | undefined;
   let dataSensitivity: number | undefined;
   let denial: string | undefined;
-  for (const cond of d.conditions ?? []) {
+  for (const cond of conditions) {
     if (TIER_CONDITIONS.has(cond.name) && (cond.value === "docker" || cond.value === "gvisor")) {
       minimumTier = minimumTier ? stricterTier(minimumTier, cond.value) : cond.value;
     } else if (
@@ -198,18 +252,17 @@ export async function submitJob(
   const base = selectTier(boundedRisk(req.risk, derived), { defaultTier, thresholds });
   await ports.admit();
 
+  const jobContext = jobPolicyContext(jobId, spec, base);
   const decision = await ports.evaluate({
     action: "execute",
     resource: "sandbox",
     // agent.* and request.time as on /v1/evaluate: one definition (shared/policy/identity).
-    context: withServerAttributes(
-      jobPolicyContext(jobId, spec, base),
-      identityOf(who),
-      ports.now(),
-    ),
+    context: withServerAttributes(jobContext, identityOf(who), ports.now()),
   });
   const decisionId = decision.decisionId ?? uuidV7();
-  const verdict = policyVerdict(decision);
+  let verdict = policyVerdict(decision);
+  if (!verdict.denied && verdict.approval && !ports.approval)
+    verdict = { denied: true, reason: decision.reason ?? "policy decided require_approval" };
   if (verdict.denied) {
     await ports.audit({
       eventType: "job.denied",
@@ -249,13 +302,58 @@ export async function submitJob(
     policyMinimumTier: verdict.minimumTier ?? null,
     policyDecisionId: decisionId,
     createdAt: new Date(created).toISOString(),
-    expiresAt: new Date(created + ports.settings.envelopeTtlMs).toISOString(),
+    // A held job's envelope must outlive the wait for its answer, then run as any other.
+    expiresAt: new Date(
+      created +
+        ports.settings.envelopeTtlMs +
+        (verdict.approval ? (ports.settings.approvalWaitMs ?? 0) : 0),
+    ).toISOString(),
     quota: input.quota,
     // The worker continues the submitting request's trace (docs/operating.md).
     ...(input.traceparent ? { traceparent: input.traceparent } : {}),
   };
   const signed = await signEnvelope(envelope, ports.signer);
   const hash = envelopeHash(envelope);
+  if (verdict.approval && ports.approval) {
+    // The approval first: a crash before the hold leaves an approval that releases nothing.
+    const approvalId = await ports.approval.request({
+      jobId,
+      caller: who,
+      context: jobContext,
+      decision,
+      approver: verdict.approval.approver,
+      approvers: verdict.approval.approvers,
+      decisionId,
+    });
+    await ports.audit({
+      eventType: "job.awaiting_approval",
+      agentId: who.keyid,
+      details: {
+        jobId,
+        approvalId,
+        approver: verdict.approval.approver,
+        envelopeHash: hash,
+        image: spec.image,
+        tier,
+        riskScore: envelope.riskScore,
+        risk,
+        keyTrust: who.trust,
+        decisionId,
+        serviceKid: signed.kid,
+      },
+    });
+    await ports.approval.hold(signed, hash, approvalId);
+    return {
+      outcome: "awaiting_approval",
+      jobId,
+      tier,
+      riskScore: envelope.riskScore,
+      envelopeHash: hash,
+      signed,
+      approvalId,
+      approver: verdict.approval.approver,
+    };
+  }
   await ports.audit({
     eventType: "job.submitted",
     agentId: who.keyid,

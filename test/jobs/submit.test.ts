@@ -282,3 +282,92 @@ describe("policyVerdict", () => {
     ).toEqual({ denied: false, minimumTier: "gvisor" });
   });
 });
+
+describe("a job that requires approval", () => {
+  const needsApproval: JobPolicyDecision = {
+    decision: "require_approval",
+    enforced: true,
+    decisionId: "d-9",
+    approver: "supervisor",
+    approvers: ["supervisor"],
+    conditions: [
+      { name: "supervisor_approval", value: true },
+      { name: "sandbox_tier", value: "gvisor" },
+    ],
+  };
+
+  it("holds for approval naming its approver; other obligations still apply", () => {
+    expect(policyVerdict(needsApproval)).toEqual({
+      denied: false,
+      minimumTier: "gvisor",
+      approval: { approver: "supervisor", approvers: ["supervisor"] },
+    });
+    // Naming no approver, or an obligation the route cannot enforce: denied.
+    expect(policyVerdict({ ...needsApproval, approver: undefined })).toMatchObject({
+      denied: true,
+    });
+    expect(
+      policyVerdict({ ...needsApproval, conditions: [{ name: "audit_trail", value: "x" }] }),
+    ).toMatchObject({ denied: true });
+  });
+
+  it("signs the envelope, opens the approval, audits, then holds it: nothing is queued", async () => {
+    const w = world(needsApproval);
+    const asked: unknown[] = [];
+    const held: string[] = [];
+    w.ports.settings = { ...settings, approvalWaitMs: 900_000 };
+    w.ports.approval = {
+      request: async (req) => {
+        w.steps.push("approval");
+        asked.push(req);
+        return "0190aaaa-0000-7000-8000-000000000001";
+      },
+      hold: async (signed, _hash, approvalId) => {
+        w.steps.push("hold");
+        held.push(`${signed.envelope.jobId}:${approvalId}`);
+      },
+    };
+    const out = await submitJob(
+      {
+        request: request(),
+        caller: caller(1),
+        jobId: "j-h",
+        quota: { queuedJobs: 5, runningJobs: 2 },
+      },
+      w.ports,
+    );
+    expect(out).toMatchObject({
+      outcome: "awaiting_approval",
+      approver: "supervisor",
+      tier: "gvisor",
+    });
+    expect(w.steps).toEqual([
+      "admit",
+      "evaluate",
+      "approval",
+      "audit:job.awaiting_approval",
+      "hold",
+    ]);
+    expect(w.queued).toEqual([]);
+    expect(held).toEqual(["j-h:0190aaaa-0000-7000-8000-000000000001"]);
+    expect(asked[0]).toMatchObject({ jobId: "j-h", approver: "supervisor", decisionId: "d-9" });
+    if (out.outcome !== "awaiting_approval") throw new Error("not held");
+    // The envelope outlives the wait for the answer.
+    expect(Date.parse(out.signed.envelope.expiresAt) - T0).toBe(settings.envelopeTtlMs + 900_000);
+  });
+
+  it("without an approval workflow it is denied, as before", async () => {
+    const w = world(needsApproval);
+    const out = await submitJob(
+      {
+        request: request(),
+        caller: caller(1),
+        jobId: "j-d",
+        quota: { queuedJobs: 5, runningJobs: 2 },
+      },
+      w.ports,
+    );
+    expect(out).toMatchObject({ outcome: "denied" });
+    expect(w.queued).toEqual([]);
+  });
+});

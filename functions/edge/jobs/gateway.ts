@@ -12,6 +12,7 @@ import type {
   JobEvent,
   JobRecord,
   JobsBackend,
+  ReleaseOutcome,
   ResultClaim,
   StartInfo,
   StartOutcome,
@@ -74,6 +75,16 @@ export class GatewayJobsBackend implements JobsBackend {
 
   submit(envelope: SignedEnvelope, envelopeHash: string): Promise<JobRecord> {
     return this.#call("submit", [envelope, envelopeHash]);
+  }
+  /** Node re-verifies the envelope against this edge's gateway key, as for submit. */
+  hold(envelope: SignedEnvelope, envelopeHash: string, approvalId: string): Promise<JobRecord> {
+    return this.#call("hold", [envelope, envelopeHash, approvalId]);
+  }
+  release(jobId: string): Promise<ReleaseOutcome> {
+    return this.#call("release", [jobId]);
+  }
+  reject(jobId: string, reason: string): Promise<ReleaseOutcome> {
+    return this.#call("reject", [jobId, reason]);
   }
   get(jobId: string): Promise<JobRecord | null> {
     return this.#call("get", [jobId]);

@@ -15,6 +15,7 @@ import type {
   JobEventType,
   JobRecord,
   JobsBackend,
+  ReleaseOutcome,
   ResultClaim,
   StartInfo,
   StartOutcome,
@@ -23,7 +24,7 @@ import type {
 import type { SignedEnvelope } from "../../../shared/jobs/envelope";
 import { isTerminal, type JobStatus } from "../../../shared/jobs/result";
 import { LimitExceededError } from "../../../shared/limits";
-import { CLAIM, CREATE, FINISH, START } from "./scripts";
+import { CLAIM, CREATE, FINISH, HOLD, REJECT, RELEASE, START } from "./scripts";
 
 export interface RedisJobsOptions {
   /** Commands (not blocking); shared is fine. */
@@ -108,21 +109,18 @@ export class RedisJobsBackend implements JobsBackend {
     return [rec, `${rec}:ev`];
   }
 
+  /**
+   * Held and released-but-unconfirmed jobs (jobId → when held): what the sweep of held jobs
+   * (held-sweep.ts) visits, so a release survives any process dying between its steps.
+   */
+  get heldKey(): string {
+    return `${this.#prefix}:jobs:held`;
+  }
+
   async submit(signed: SignedEnvelope, envelopeHash: string): Promise<JobRecord> {
     const e = signed.envelope;
     const [rec, ev] = this.#keys(e.jobId);
-    const base: BaseFields = {
-      jobId: e.jobId,
-      tier: e.tier,
-      image: e.image,
-      riskScore: e.riskScore,
-      submitterKid: e.submitter.kid,
-      subject: e.submitter.subject,
-      envelopeHash,
-      policyDecisionId: e.policyDecisionId,
-      createdAt: e.createdAt,
-      expiresAt: e.expiresAt,
-    };
+    const base = baseFields(signed, envelopeHash);
     const queued = JSON.stringify({ jobId: e.jobId, tier: e.tier, riskScore: e.riskScore });
     const priority = await this.#admit(signed);
     try {
@@ -147,6 +145,108 @@ export class RedisJobsBackend implements JobsBackend {
     const r = await this.get(e.jobId);
     if (!r) throw new Error("job record vanished after create");
     return r;
+  }
+
+  async hold(signed: SignedEnvelope, envelopeHash: string, approvalId: string): Promise<JobRecord> {
+    const e = signed.envelope;
+    const [rec, ev] = this.#keys(e.jobId);
+    const base = baseFields(signed, envelopeHash);
+    // A held job is unfinished: it counts against its submitter's queued cap from now on.
+    const priority = await this.#admit(signed);
+    try {
+      // Into the sweep's set before the record exists: a crash in between leaves an id the sweep
+      // drops (no record), never a held record the sweep does not know of.
+      await this.#redis.zadd(this.heldKey, String(Date.now()), e.jobId);
+      await this.#redis.eval(
+        HOLD,
+        2,
+        rec,
+        ev,
+        JSON.stringify(base),
+        new Date().toISOString(),
+        JSON.stringify({ jobId: e.jobId, approvalId }),
+        String(this.#retentionMs),
+        MAX_EVENTS,
+        JSON.stringify(signed),
+        approvalId,
+        String(priority),
+      );
+    } catch (err) {
+      await this.#fair.release(e.jobId, submitterOf(e.submitter)).catch(() => undefined);
+      throw err;
+    }
+    const r = await this.get(e.jobId);
+    if (!r) throw new Error("job record vanished after create");
+    return r;
+  }
+
+  async release(jobId: string): Promise<ReleaseOutcome> {
+    const [rec, ev] = this.#keys(jobId);
+    const h = await this.#redis.hmget(rec, "envelope", "priority", "approvalId", "base");
+    const base = h[3] ? (JSON.parse(h[3]) as BaseFields) : undefined;
+    // Into the sweep's set before the compare-and-set: a process dying after it and before the
+    // queue add leaves the job for the sweep to add (held-sweep.ts).
+    if (h[3]) await this.#redis.zadd(this.heldKey, "NX", String(Date.now()), jobId);
+    const out = (await this.#redis.eval(
+      RELEASE,
+      2,
+      rec,
+      ev,
+      new Date().toISOString(),
+      JSON.stringify({
+        jobId,
+        tier: base?.tier ?? null,
+        riskScore: base?.riskScore ?? null,
+        approvalId: h[2] ?? null,
+      }),
+      MAX_EVENTS,
+    )) as string;
+    if (out === "missing") {
+      await this.#redis.zrem(this.heldKey, jobId);
+      return { outcome: "missing" };
+    }
+    if ((out === "released" || out === "requeued") && h[0]) {
+      const signed = JSON.parse(h[0]) as SignedEnvelope;
+      // The queue's job id is the jobId: of any number of releases, one add lands.
+      await this.queue.add("run", { envelope: signed }, { jobId, priority: Number(h[1] ?? "0") });
+    }
+    // Queued for sure (or not held at all): nothing left for the sweep.
+    await this.#redis.zrem(this.heldKey, jobId);
+    const record = await this.get(jobId);
+    if (!record) return { outcome: "missing" };
+    return {
+      outcome: out === "released" || out === "requeued" ? out : "unchanged",
+      record,
+    };
+  }
+
+  async reject(jobId: string, reason: string): Promise<ReleaseOutcome> {
+    const [rec, ev] = this.#keys(jobId);
+    const out = (await this.#redis.eval(
+      REJECT,
+      2,
+      rec,
+      ev,
+      new Date().toISOString(),
+      reason,
+      JSON.stringify({ status: "rejected", reason }),
+      String(this.#retentionMs),
+      MAX_EVENTS,
+    )) as string;
+    const record = await this.get(jobId);
+    if (out === "rejected" && record)
+      await this.#fair.release(
+        jobId,
+        submitterOf({ kid: record.submitterKid, subject: record.subject }),
+      );
+    if (record?.status !== "awaiting_approval") await this.#redis.zrem(this.heldKey, jobId);
+    if (!record) return { outcome: "missing" };
+    return { outcome: out === "rejected" ? "rejected" : "unchanged", record };
+  }
+
+  /** Up to `limit` ids of held or released-but-unconfirmed jobs, oldest first. */
+  held(limit = 1000): Promise<string[]> {
+    return this.#redis.zrange(this.heldKey, "0", String(limit - 1));
   }
 
   /**
@@ -399,6 +499,22 @@ export class RedisJobsBackend implements JobsBackend {
   }
 }
 
+function baseFields(signed: SignedEnvelope, envelopeHash: string): BaseFields {
+  const e = signed.envelope;
+  return {
+    jobId: e.jobId,
+    tier: e.tier,
+    image: e.image,
+    riskScore: e.riskScore,
+    submitterKid: e.submitter.kid,
+    subject: e.submitter.subject,
+    envelopeHash,
+    policyDecisionId: e.policyDecisionId,
+    createdAt: e.createdAt,
+    expiresAt: e.expiresAt,
+  };
+}
+
 function finishedData(r: StoredResult): Record<string, unknown> {
   return {
     status: r.result.status,
@@ -447,6 +563,7 @@ function toRecord(h: Record<string, string>): JobRecord {
     workerKid: h.workerKid ?? null,
     reason: h.reason ?? null,
     result: h.result ? (JSON.parse(h.result) as StoredResult) : null,
+    approvalId: h.approvalId ?? null,
     claims,
   };
 }

@@ -72,3 +72,51 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 return 'stored'`;
+
+/**
+ * A held job (docs/governance.md "Approvals"): created awaiting_approval with its signed envelope
+ * and queue priority kept in the record, not queued. ARGV: base JSON, now, event data, ttl ms,
+ * max events, signed envelope JSON, approval id, priority. → 1 created, 0 existed.
+ */
+export const HOLD = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'base', ARGV[1], 'status', 'awaiting_approval', 'attempts', '0',
+  'updatedAt', ARGV[2], 'envelope', ARGV[6], 'approvalId', ARGV[7], 'priority', ARGV[8])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'type', 'awaiting_approval', 'data', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1`;
+
+/**
+ * The compare-and-set of an approval's release: awaiting_approval → queued happens once, whoever
+ * calls. A job released before and never started answers `requeued`, so a caller that died
+ * between this and the queue add can be followed by one that adds it (a no-op when it landed).
+ * ARGV: now, queued event data, max events. → released | requeued | unchanged | missing.
+ */
+export const RELEASE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+local st = redis.call('HGET', KEYS[1], 'status')
+if st == 'awaiting_approval' then
+  redis.call('HSET', KEYS[1], 'status', 'queued', 'releasedAt', ARGV[1], 'updatedAt', ARGV[1])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'type', 'queued', 'data', ARGV[2])
+  return 'released'
+end
+if st == 'queued' and redis.call('HEXISTS', KEYS[1], 'releasedAt') == 1
+  and tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') == 0 then
+  return 'requeued'
+end
+return 'unchanged'`;
+
+/**
+ * A held job ends rejected (denied or expired approval), only from awaiting_approval.
+ * ARGV: now, reason, finished event data, ttl ms, max events. → rejected | unchanged | missing.
+ */
+export const REJECT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+if redis.call('HGET', KEYS[1], 'status') ~= 'awaiting_approval' then return 'unchanged' end
+redis.call('HSET', KEYS[1], 'status', 'rejected', 'finishedAt', ARGV[1], 'updatedAt', ARGV[1],
+  'reason', ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'type', 'finished', 'data', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 'rejected'`;

@@ -87,6 +87,8 @@ export async function newSigner(): Promise<Signer> {
 export async function startHarness(
   name: string,
   overrides: Record<string, string> = {},
+  /** sweepHeld false: no sweep of held jobs in this API (a test plays the dead process). */
+  compose: { sweepHeld?: boolean } = {},
 ): Promise<Harness> {
   const prefix = testPrefix(name).replace(/:$/, "").replace(/:/g, "-");
   const dataDir = mkdtempSync(join(tmpdir(), "sigil-jobs-"));
@@ -110,6 +112,7 @@ export async function startHarness(
     scrypt: { N: 2 ** 14, r: 8, p: 1 },
     // Started below, so the harness can wait until it is ready.
     reconcile: false,
+    ...compose,
   });
 
   const audits: JobAuditEvent[] = [];
