@@ -75,7 +75,7 @@ const ROLES = new Set<string>(["admin", "agent", "worker", "auditor", "gateway"]
 /**
  * The keys that may authenticate a request: an active key of a request-signing role, inside its
  * validity window. Never a held key (role held, or agent under a held: subject from before that
- * role existed): it signs /v1/sign output only (GOVERNANCE.md, HTTP-API.md "Signatures").
+ * role existed): it signs /v1/sign output only (docs/governance.md, docs/http-api.md "Signatures").
  */
 export function requestKeyResolver(
   keys: Pick<KeyRegistry, "get">,
@@ -184,7 +184,7 @@ export function createApp(deps: AppDeps) {
       // Where the audit log can hold the nonce too (Redis), an evaluation costs one durable
       // write: its decision event and its nonce land together or not at all.
       ...(audit.reservesNonces ? { deferNonce: reservesNonceWithAudit } : {}),
-      // Aggregated per source and reason (GOVERNANCE.md): the first rejection of a window is
+      // Aggregated per source and reason (docs/governance.md): the first rejection of a window is
       // written at once, the rest as one summary with their count, so junk cannot fill Redis. The
       // source is the keyid the request named, else the client's address.
       onRejected: async (f, c) => {

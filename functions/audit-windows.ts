@@ -1,7 +1,7 @@
-// Repeated security events, aggregated (GOVERNANCE.md "Quotas"): a flood of junk must not cost a
-// signed, fsynced audit event per request. Per key (a source and a reason) the first occurrence is
-// written at once, as before, so a first failure is visible immediately; the rest of the window is
-// counted in memory and written as one summary event when the window closes, with the count and
+// Repeated security events, aggregated (docs/governance.md "Quotas"): a flood of junk must not cost
+// a signed, fsynced audit event per request. Per key (a source and a reason) the first occurrence
+// is written at once, as before, so a first failure is visible immediately; the rest of the window
+// is counted in memory and written as one summary event when the window closes, with the count and
 // the first request ids. So each key costs at most two events per window, and at most `maxOpen`
 // keys of one event type are tracked at once: occurrences of further keys fold into that type's
 // overflow window (summary only), which bounds the events per window whatever an attacker varies.

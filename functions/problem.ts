@@ -57,8 +57,8 @@ export function problemResponse(c: Context, p: Problem): Response {
     title: p.title,
     status: p.status,
     ...(p.detail !== undefined ? { detail: p.detail } : {}),
-    // HTTP-API.md: a validation error always carries `errors`; one not tied to a field names the
-    // request as a whole (path "(root)", as schema errors do).
+    // docs/http-api.md: a validation error always carries `errors`; one not tied to a field names
+    // the request as a whole (path "(root)", as schema errors do).
     ...(p.errors
       ? { errors: p.errors }
       : p.type === "validation"

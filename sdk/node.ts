@@ -18,7 +18,7 @@ export interface DevAdminKey {
   path: string;
 }
 
-/** Where the API keeps local state: SIGIL_DATA_DIR, else ./.sigil (HTTP-API.md). */
+/** Where the API keeps local state: SIGIL_DATA_DIR, else ./.sigil (docs/http-api.md). */
 export function dataDir(): string {
   return resolve(process.env.SIGIL_DATA_DIR ?? ".sigil");
 }

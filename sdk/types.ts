@@ -1,5 +1,5 @@
-// Request and response shapes of HTTP-API.md (v1). Fields the doc leaves open are typed loosely
-// (`Record<string, unknown>`) rather than guessed.
+// Request and response shapes of docs/http-api.md (v1). Fields the doc leaves open are typed
+// loosely (`Record<string, unknown>`) rather than guessed.
 
 import type {
   AuditEvent,
@@ -31,7 +31,7 @@ export interface CreateKeyRequest {
   groups?: string[];
   /** Admin-set code trust level in [0, 1]: jobs' codeTrustLevel and agent.trust. Default 0. */
   trust?: number;
-  /** Quotas for this key, overriding its role's (GOVERNANCE.md "Quotas"). */
+  /** Quotas for this key, overriding its role's (docs/governance.md "Quotas"). */
   limits?: KeyLimits;
 }
 export interface KeyLimits {
@@ -187,7 +187,7 @@ export type InclusionProof = InclusionProofView;
 export type ConsistencyProof = ConsistencyProofView;
 
 /**
- * Each input is a number in [0, 1] (SANDBOX.md), the three access flags may be booleans (true = 1);
+ * Each input is a number in [0, 1] (docs/sandbox.md), the three access flags may be booleans (true = 1);
  * anything else is a 400, never a clamp.
  */
 export interface RiskAssessRequest {

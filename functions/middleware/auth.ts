@@ -1,4 +1,4 @@
-// RFC 9421 authentication for /v1 (HTTP-API.md): the verified key's role and subject go on the
+// RFC 9421 authentication for /v1 (docs/http-api.md): the verified key's role and subject go on the
 // context; every rejection is a 401 with a stable type and an `auth.failed` audit event.
 import type { Context, MiddlewareHandler } from "hono";
 import {
@@ -23,11 +23,14 @@ export interface AuthKey extends ActiveKey {
   readonly groups?: readonly string[];
   /** The admin-set code trust of the key's record; 0 (untrusted) when absent. */
   readonly trust?: number;
-  /** The quotas an admin set on the key's record (GOVERNANCE.md "Quotas"). */
+  /** The quotas an admin set on the key's record (docs/governance.md "Quotas"). */
   readonly limits?: KeyLimits;
 }
 
-/** Who the server authenticated, as policies see it (GOVERNANCE.md "Identity comes from the server"). */
+/**
+ * Who the server authenticated, as policies see it (docs/governance.md "Identity comes from the
+ * server").
+ */
 export function identityOf(c: Context<AppEnv>): CallerIdentity {
   return {
     kid: c.get("keyid") ?? "",
@@ -74,7 +77,8 @@ export interface AuthDeps {
   deferNonce?: (method: string, path: string) => boolean;
 }
 
-// HTTP-API.md: every string in a request is well-formed Unicode; a body that is not UTF-8 is not.
+// docs/http-api.md: every string in a request is well-formed Unicode; a body that is not UTF-8 is
+// not.
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
 /**
@@ -209,7 +213,9 @@ const storeUnavailable = (e: unknown) =>
     `key or nonce store failed: ${(e as Error).message}`,
   );
 
-/** Nesting deeper than this is refused before JSON.parse sees it (bounded cost, no stack blow-up). */
+/**
+ * Nesting deeper than this is refused before JSON.parse sees it (bounded cost, no stack blow-up).
+ */
 export const MAX_JSON_DEPTH = 64;
 
 /**

@@ -1,4 +1,4 @@
-// Quotas per caller (GOVERNANCE.md "Quotas, rate limits and fair scheduling"): after
+// Quotas per caller (docs/governance.md "Quotas, rate limits and fair scheduling"): after
 // authentication every request takes one token from its key's and its subject's `requests`
 // buckets; routes take from the other buckets (a batch evaluation one token per decision) through
 // `charge`. Over a limit → 429 `rate-limited` with Retry-After, audited as `limit.exceeded`

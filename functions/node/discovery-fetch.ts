@@ -1,4 +1,4 @@
-// The fetch SchemaPin discovery uses on Node (SCHEMAPIN.md, "Discovery without trusting the
+// The fetch SchemaPin discovery uses on Node (docs/schemapin.md, "Discovery without trusting the
 // network"): resolve the name ourselves, refuse it unless every answer is an address the policy
 // allows (public, or in the operator's allow-list, never this host's own), then connect only to
 // the addresses we checked. The socket's `lookup` hands back those addresses and nothing else, so
@@ -23,9 +23,13 @@ import {
 export interface PinnedFetchOptions {
   /** `[tofu] discovery_allow_cidrs`. */
   allowCidrs?: readonly string[];
-  /** `[tofu] discovery_resolvers`; empty: the system resolver (getaddrinfo, /etc/hosts included). */
+  /**
+   * `[tofu] discovery_resolvers`; empty: the system resolver (getaddrinfo, /etc/hosts included).
+   */
   resolvers?: readonly string[];
-  /** Per-query DNS timeout with configured resolvers. Default 2000 ms (the signal bounds it too). */
+  /**
+   * Per-query DNS timeout with configured resolvers. Default 2000 ms (the signal bounds it too).
+   */
   dnsTimeoutMs?: number;
   /** Tests only: extra trusted CA certificates (PEM) for an HTTPS test server. */
   ca?: string;

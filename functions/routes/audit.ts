@@ -1,4 +1,4 @@
-// The audit trail over HTTP (HTTP-API.md "Audit", AUDIT.md): append, read, verify, signed
+// The audit trail over HTTP (docs/http-api.md "Audit", docs/audit.md): append, read, verify, signed
 // checkpoints, Merkle proofs, NDJSON export.
 import { createRoute, z } from "@hono/zod-openapi";
 import { stream } from "hono/streaming";

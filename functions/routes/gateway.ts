@@ -1,9 +1,9 @@
-// The Node job gateway (ARCHITECTURE.md "Shape"): a Worker cannot speak BullMQ, so the edge hands
-// its JobsBackend calls here as `POST /v1/gateway/jobs/<op> {args}` → `{result}`, signed with a key
-// an admin registered with role `gateway`. Every envelope is re-verified here against the calling
-// gateway's own key, so a gateway can only queue what it signed itself; every forwarded result is
-// re-verified under the worker key it names (whose thumbprint is its key id) and against the job,
-// and the backend stores it only from the worker key that claimed the attempt.
+// The Node job gateway (docs/architecture.md "Shape"): a Worker cannot speak BullMQ, so the edge
+// hands its JobsBackend calls here as `POST /v1/gateway/jobs/<op> {args}` → `{result}`, signed with
+// a key an admin registered with role `gateway`. Every envelope is re-verified here against the
+// calling gateway's own key, so a gateway can only queue what it signed itself; every forwarded
+// result is re-verified under the worker key it names (whose thumbprint is its key id) and against
+// the job, and the backend stores it only from the worker key that claimed the attempt.
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApprovalIdSchema } from "../../shared/approvals";
 import type { SigilConfig } from "../../shared/config";

@@ -503,7 +503,8 @@ export function jobsRoutes(deps: JobsRouteDeps) {
             approvalWaitMs: (cfg.approvals?.timeout_s ?? 0) * 1000,
           },
           now,
-          // A full queue is refused before any policy or audit work (the backend enforces it again).
+          // A full queue is refused before any policy or audit work (the backend enforces it
+          // again).
           admit: () => admit(c, who, queuedJobs),
           evaluate: (req) =>
             deps.evaluate(req, who).catch((e: unknown) => {
@@ -728,7 +729,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         hashResult(signed.result) === record.result.resultHash
       )
         return c.json({ outcome: "duplicate" as const, status: record.status }, 200);
-      // HTTP-API.md: accepted only from the worker key that claimed the job (this attempt).
+      // docs/http-api.md: accepted only from the worker key that claimed the job (this attempt).
       if (record && record.claims[String(report.attempt)] !== who.keyid) {
         const claimed = report.lockHash
           ? await claimAttempt(id, who, report.attempt, report.lockHash, "result")
@@ -793,7 +794,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       if (record.result) {
         if (record.result.resultHash === verdict.resultHash)
           return c.json({ outcome: "duplicate" as const, status: record.status }, 200);
-        // A second, different result for one job: a worker compromise signal (INCIDENTS.md).
+        // A second, different result for one job: a sign a worker key is compromised, audited high.
         await securityAudit(who, "job.result_conflict", {
           ...details,
           description: `job ${id} already has a different result`,

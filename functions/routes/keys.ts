@@ -1,4 +1,4 @@
-// Key registry (admin), signature verification and service-held signing (HTTP-API.md "Keys",
+// Key registry (admin), signature verification and service-held signing (docs/http-api.md "Keys",
 // "Signatures"), and the public JWK Set under /.well-known/sigil/keys.
 import { createRoute, z } from "@hono/zod-openapi";
 import {
@@ -138,7 +138,7 @@ const createKeyRoute = createRoute({
             .describe(
               "admin-set code trust level in [0, 1]: a job's risk codeTrustLevel and the policy attribute agent.trust. Default 0 (untrusted: its jobs run on gVisor)",
             ),
-          // Quotas for this key, overriding its role's (GOVERNANCE.md "Quotas").
+          // Quotas for this key, overriding its role's (docs/governance.md "Quotas").
           limits: keyLimitsSchema.optional(),
         }),
       ),

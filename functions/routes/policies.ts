@@ -1,4 +1,4 @@
-// Policy documents (versioned) and evaluation (POLICY-LANGUAGE.md, HTTP-API.md).
+// Policy documents (versioned) and evaluation (docs/policy-language.md, docs/http-api.md).
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { ApprovalIdSchema } from "../../shared/approvals";
@@ -184,7 +184,7 @@ export interface PolicyRouteDeps {
 }
 
 /**
- * GOVERNANCE.md: a caller cannot speak for itself. A context carrying a reserved attribute is a
+ * docs/governance.md: a caller cannot speak for itself. A context carrying a reserved attribute is a
  * 400 naming each one, and an attempt to set the caller's identity is a security event (with the
  * request's nonce when the route holds it, so a replay cannot repeat the event).
  */
@@ -233,7 +233,7 @@ async function fresh(engine: PolicyEngine): Promise<void> {
 
 export function decisionAudit(agentId: string, req: EvaluationRequest, d: Decision) {
   return {
-    // A deny is a policy violation; both are policy decisions (AUDIT.md event types).
+    // A deny is a policy violation; both are policy decisions (docs/audit.md event types).
     eventType: d.decision === "deny" ? "policy.violation" : "policy.decision",
     agentId,
     details: {
@@ -241,7 +241,8 @@ export function decisionAudit(agentId: string, req: EvaluationRequest, d: Decisi
       action: req.action,
       resource: req.resource ?? null,
       tags: req.tags ?? [],
-      // The context may hold personal data; the trail keeps its hash, which still proves what was asked.
+      // The context may hold personal data; the trail keeps its hash, which still proves what was
+      // asked.
       contextSha256: sha256Hex(canonicalJson(req.context ?? {})),
       decision: d.decision,
       enforced: d.enforced,
@@ -291,7 +292,7 @@ export function policyRoutes({ policies, audit, now = Date.now, approvalStep }: 
           policySetVersion: policies.policySetVersion,
         },
       });
-      // 201 either way (HTTP-API.md); an identical upload keeps the current version number.
+      // 201 either way (docs/http-api.md); an identical upload keeps the current version number.
       return c.json({ name: r.name, version: r.version, sha256: r.sha256 }, 201);
     })
     .openapi(listRoute, async (c) => {

@@ -1,6 +1,6 @@
-// POST /v1/risk/assess: the security model's score, level and tier (SANDBOX.md), of the inputs as
-// given. It is a calculator and grants nothing: what a job runs on is decided by POST /v1/jobs,
-// whose codeTrustLevel is the submitting key's admin-set trust (GOVERNANCE.md). Bounding this
+// POST /v1/risk/assess: the security model's score, level and tier (docs/sandbox.md), of the inputs
+// as given. It is a calculator and grants nothing: what a job runs on is decided by POST /v1/jobs,
+// whose codeTrustLevel is the submitting key's admin-set trust (docs/governance.md). Bounding this
 // answer by the caller's trust would make it useless to admins and auditors weighing inputs for
 // other keys, and would not make any job safer.
 import { createRoute, z } from "@hono/zod-openapi";

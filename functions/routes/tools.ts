@@ -1,4 +1,5 @@
-// Tool verification (SchemaPin + strict TOFU) and tool review (SCHEMAPIN.md, HTTP-API.md).
+// Tool verification (SchemaPin + strict TOFU) and tool review (docs/schemapin.md,
+// docs/http-api.md).
 import { createRoute, z } from "@hono/zod-openapi";
 import {
   domainSchema,
@@ -55,7 +56,7 @@ const getPinRoute = createRoute({
   path: "/v1/tools/pins/{domain}",
   tags: ["tools"],
   summary: "List the pins of a domain",
-  middleware: [requireRole("admin")] as const, // HTTP-API.md: pins are admin's, reads included
+  middleware: [requireRole("admin")] as const, // docs/http-api.md: pins are admin's, reads included
   request: { params: pinParams },
   responses: {
     200: { description: "pins", ...json(anyObject) },

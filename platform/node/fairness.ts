@@ -1,4 +1,4 @@
-// Fair scheduling over BullMQ OSS, which has no groups (GOVERNANCE.md "fair scheduling"):
+// Fair scheduling over BullMQ OSS, which has no groups (docs/governance.md "fair scheduling"):
 //
 // - Round robin by priority. Every job gets a BullMQ priority (lower runs first, FIFO within one)
 //   from a virtual round V, the highest priority any worker has started: a submitter's job gets

@@ -1,4 +1,4 @@
-// The audit event: its schema, hash, signing payload and Merkle leaf data (AUDIT.md "Event").
+// The audit event: its schema, hash, signing payload and Merkle leaf data (docs/audit.md "Event").
 // All three byte strings are RFC 8785 canonical JSON; they are assembled from the canonical JSON
 // of each member (keys are fixed ASCII names, so their JCS order is fixed) to canonicalize each
 // value once instead of three times per event.
@@ -26,7 +26,8 @@ export const AuditTimestampSchema = z
     return Number.isFinite(t) && new Date(t).toISOString() === s;
   }, "timestamp is not a real instant");
 
-// Not z.json(): it is recursive, which the OpenAPI generator cannot walk; isJsonValue checks the same.
+// Not z.json(): it is recursive, which the OpenAPI generator cannot walk; isJsonValue checks the
+// same.
 const DetailsSchema = z
   .record(z.string(), z.unknown())
   .refine((d) => isJsonValue(d), "details must be plain JSON")
@@ -41,7 +42,7 @@ export const AuditAppendInputSchema = z.strictObject({
 export type AuditAppendInput = z.infer<typeof AuditAppendInputSchema>;
 
 /**
- * Whether a client may append this event type (POST /v1/audit/events, HTTP-API.md "Audit"): only
+ * Whether a client may append this event type (POST /v1/audit/events, docs/http-api.md "Audit"): only
  * what an agent runtime observes itself. An allow-list: every other type (`auth.*`, `policy.*`,
  * `security.*`, `sandbox.*`, `incident.*`, `tool.verified`, ... and any type added later) is
  * written by Sigil alone, so a client cannot forge a record of what Sigil saw.
@@ -102,7 +103,7 @@ export const EVENT_FIELDS = [
   "timestamp",
 ] as const satisfies readonly AuditEventField[];
 
-/** The members covered by eventHash (AUDIT.md: every field above eventHash). */
+/** The members covered by eventHash (docs/audit.md: every field above eventHash). */
 export const HASHED_FIELDS = [
   "agentId",
   "chain",

@@ -1,4 +1,4 @@
-// The audit trail: hash chain + RFC 9162 Merkle tree + signed checkpoints (AUDIT.md).
+// The audit trail: hash chain + RFC 9162 Merkle tree + signed checkpoints (docs/audit.md).
 export * from "./event";
 export * from "./export";
 export * from "./jwks";

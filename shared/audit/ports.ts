@@ -47,7 +47,9 @@ export interface StoredCheckpoint {
   kid: string;
 }
 
-/** What an adapter reads back for a stored checkpoint (storage is not trusted to be well-formed). */
+/**
+ * What an adapter reads back for a stored checkpoint (storage is not trusted to be well-formed).
+ */
 export const StoredCheckpointSchema = z.object({
   treeSize: z.number().int().min(0),
   rootHash: z.string(),
@@ -86,7 +88,7 @@ export interface AppendOptions {
   nonce?: NonceClaim;
 }
 
-/** A verified request's nonce, not yet reserved (HTTP-API.md: never accepted twice). */
+/** A verified request's nonce, not yet reserved (docs/http-api.md: never accepted twice). */
 export interface NonceClaim {
   readonly keyid: string;
   readonly nonce: string;
@@ -108,7 +110,10 @@ export interface AuditLogPort {
   /** Merkle node hashes (level 0 = leaf hashes); undefined where missing. */
   nodes(refs: readonly NodeRef[]): Promise<(Uint8Array | undefined)[]>;
   latestCheckpoint(): Promise<StoredCheckpoint | undefined>;
-  /** Compare-and-set of the latest checkpoint: succeeds only if the current one has `expectedSize` (null: none). */
+  /**
+   * Compare-and-set of the latest checkpoint: succeeds only if the current one has `expectedSize`
+   * (null: none).
+   */
   saveCheckpoint(expectedSize: number | null, checkpoint: StoredCheckpoint): Promise<boolean>;
   anchor(): Promise<AuditAnchor | undefined>;
   /** Drop events [start, anchor.size) and the Merkle nodes no longer needed; keep the anchor. */
@@ -128,7 +133,9 @@ export type AuditErrorCode =
   | "closed"
   | "replay";
 
-/** Every audit failure is one of these, with a stable code the HTTP layer maps to a problem type. */
+/**
+ * Every audit failure is one of these, with a stable code the HTTP layer maps to a problem type.
+ */
 export class AuditError extends Error {
   readonly code: AuditErrorCode;
   constructor(code: AuditErrorCode, message: string, options?: { cause?: unknown }) {

@@ -1,4 +1,4 @@
-// Chain verification (AUDIT.md "Verifying"): recompute every hash, check every link, index
+// Chain verification (docs/audit.md "Verifying"): recompute every hash, check every link, index
 // continuity, timestamp order and every signature against the key valid at that time; report the
 // first failure with its index, a reason and, where it can be told, the member that was changed.
 // Structure is checked in order; signatures of a window are verified in parallel.

@@ -1,5 +1,5 @@
-// The @authority values this service answers as (HTTP-API.md "Authentication"): a request signed
-// for another service is refused, so a signature captured elsewhere cannot be replayed here.
+// The @authority values this service answers as (docs/http-api.md "Authentication"): a request
+// signed for another service is refused, so a signature captured elsewhere cannot be replayed here.
 import type { SigilConfig } from "./schema";
 
 const UNSPECIFIED = new Set(["0.0.0.0", "::", "[::]"]);

@@ -70,7 +70,7 @@ export const envNames: ReadonlyMap<string, [string, string]> = (() => {
       m.set(`SIGIL_${section.toUpperCase()}_${up}`, path);
     }
   }
-  // Names from HTTP-API.md ("Running it") and the security model's own variable names.
+  // Names from docs/http-api.md ("Running it") and the security model's own variable names.
   const extra: Record<string, [string, string]> = {
     PORT: ["server", "port"],
     SIGIL_PORT: ["server", "port"],

@@ -1,4 +1,4 @@
-// One schema for every setting. Defaults are the secure ones (ARCHITECTURE.md invariant 2):
+// One schema for every setting. Defaults are the secure ones (docs/architecture.md invariant 2):
 // strict enforcement, gVisor as the default tier, no network, no silent TOFU pinning.
 import { z } from "zod";
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUT_MS, LIMIT_BOUNDS } from "../jobs/bounds";
@@ -50,7 +50,7 @@ export const tofuSchema = z
     key_verification_required: z.boolean().default(true),
     trust_on_first_use_timeout_hours: z.number().min(0).max(8760).default(24),
     automatic_key_pinning: z.boolean().default(false),
-    // SCHEMAPIN.md "Discovery without trusting the network". "bundles-only": never fetch, provider
+    // docs/schemapin.md. "bundles-only": never fetch, provider
     // keys come from trust bundles alone (air-gapped deployments).
     discovery: z.enum(["network", "bundles-only"]).default("network"),
     // Non-public addresses discovery may connect to all the same (tests, private deployments).
@@ -221,9 +221,10 @@ export const sandboxSchema = z
     path: ["default_timeout_ms"],
   });
 
-// Quotas (GOVERNANCE.md): token buckets per key id and per subject, and job caps per submitter.
-// The defaults are far above what one developer's tools send and far below a flood; a role's
-// table (`[limits.roles.worker]`) or a key record's `limits` overrides them for those callers.
+// Quotas (docs/governance.md): token buckets per key id and per subject, and job caps per
+// submitter. The defaults are far above what one developer's tools send and far below a flood; a
+// role's table (`[limits.roles.worker]`) or a key record's `limits` overrides them for those
+// callers.
 const perSecond = z.number().gt(0).max(1_000_000);
 const jobCount = z.number().int().min(1).max(1_000_000);
 const limitOverrides = z.strictObject({

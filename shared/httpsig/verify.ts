@@ -1,4 +1,4 @@
-// Server side: RFC 9421 verification under Sigil's policy (HTTP-API.md, Authentication).
+// Server side: RFC 9421 verification under Sigil's policy (docs/http-api.md, Authentication).
 // Cheap syntactic and policy checks first, then the key, the digest and the signature; the
 // nonce is stored only after the signature verified, so a forger cannot burn nonces.
 import { utf8 } from "../encoding";

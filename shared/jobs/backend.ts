@@ -32,7 +32,7 @@ export interface JobRecord {
   /**
    * Who claimed each attempt: attempt number → worker key id. A worker claims an attempt by
    * proving it holds the queue's lock for it (see ClaimInfo); only that key may start the
-   * attempt or report its result (HTTP-API.md Jobs).
+   * attempt or report its result (docs/http-api.md Jobs).
    */
   claims: Record<string, string>;
 }

@@ -20,7 +20,7 @@ export const LIMIT_BOUNDS = {
   timeoutMs: { min: 100, max: 3_600_000 },
 } as const;
 
-/** SANDBOX.md's per-container defaults (the configuration's defaults too). */
+/** docs/sandbox.md's per-container defaults (the configuration's defaults too). */
 export const DEFAULT_LIMITS = Object.freeze({
   memoryMb: 512,
   cpus: 0.5,

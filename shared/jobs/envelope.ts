@@ -1,5 +1,6 @@
 // The job envelope: what the functions decided about a job, signed with the service key over its
-// RFC 8785 canonical JSON. The worker trusts nothing else it reads from Redis (ARCHITECTURE.md #4).
+// RFC 8785 canonical JSON. The worker trusts nothing else it reads from Redis (docs/architecture.md
+// #4).
 import { z } from "zod";
 import { canonicalBytes, fromBase64Url, sha256Hex, toBase64Url } from "../encoding";
 import {
@@ -35,7 +36,9 @@ export interface JobEnvelope {
   policyDecisionId: string;
   createdAt: string;
   expiresAt: string;
-  /** The submitting key's job quotas (GOVERNANCE.md), enforced by the queue and the workers. */
+  /**
+   * The submitting key's job quotas (docs/governance.md), enforced by the queue and the workers.
+   */
   quota?: JobQuota;
   /**
    * The W3C `traceparent` of the submit request's span, when a trace is being recorded

@@ -1,6 +1,6 @@
-// The signed job result (HTTP-API.md Jobs): canonical JSON of the result body, signed by the worker
-// that ran the job. Anyone with the worker's public key can check it, and its envelopeHash ties it
-// to exactly the envelope the service signed.
+// The signed job result (docs/http-api.md Jobs): canonical JSON of the result body, signed by the
+// worker that ran the job. Anyone with the worker's public key can check it, and its envelopeHash
+// ties it to exactly the envelope the service signed.
 import { z } from "zod";
 import { canonicalBytes, fromBase64Url, sha256Hex, toBase64Url, utf8 } from "../encoding";
 import type { Tier } from "../risk";
@@ -27,7 +27,7 @@ export const isTerminal = (s: string): s is TerminalStatus =>
   (TERMINAL_STATUSES as readonly string[]).includes(s);
 
 /**
- * The signed body. HTTP-API.md lists the fields from jobId to workerId; `status` and `reason` are
+ * The signed body. docs/http-api.md lists the fields from jobId to workerId; `status` and `reason` are
  * added so the outcome itself (timeout vs killed, why a job was rejected) is covered by the
  * signature too, not only the exit code.
  */
@@ -128,7 +128,9 @@ export interface ResultExpectation {
   output?: { stdout: string; stderr: string };
 }
 
-/** What a stored job's result must match: its id, its envelope (when the job is known), its output. */
+/**
+ * What a stored job's result must match: its id, its envelope (when the job is known), its output.
+ */
 export function expectationFor(
   jobId: string,
   job: { envelopeHash: string; image: string; tier: Tier } | undefined | null,

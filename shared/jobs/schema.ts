@@ -1,8 +1,9 @@
-// The one definition of a job spec and its bounds (HTTP-API.md Jobs, SANDBOX.md): the API validates
-// POST /v1/jobs with it (capped by the configured maxima), the worker re-parses the signed spec
-// from the envelope with it (under its own settings), and the sandbox driver's spec type is built
-// from the same fields with the hard bounds of ./bounds.ts. A job the API accepts is a job the
-// worker runs; a spec that slipped past one side fails at the other, before anything runs.
+// The one definition of a job spec and its bounds (docs/http-api.md Jobs, docs/sandbox.md): the API
+// validates POST /v1/jobs with it (capped by the configured maxima), the worker re-parses the
+// signed spec from the envelope with it (under its own settings), and the sandbox driver's spec
+// type is built from the same fields with the hard bounds of ./bounds.ts. A job the API accepts is
+// a job the worker runs; a spec that slipped past one side fails at the other, before anything
+// runs.
 import { z } from "zod";
 import type { SigilConfig } from "../config";
 import { riskDeclarationSchema } from "../risk";
@@ -123,7 +124,7 @@ export function boundsFromSettings(s: SandboxSettings): SpecBounds {
   };
 }
 
-/** The sandbox driver on its own: every value a sandbox can run, SANDBOX.md's defaults. */
+/** The sandbox driver on its own: every value a sandbox can run, docs/sandbox.md's defaults. */
 export const SANDBOX_BOUNDS: SpecBounds = {
   timeoutMs: { max: LIMIT_BOUNDS.timeoutMs.max, default: DEFAULT_TIMEOUT_MS },
   limits: {
@@ -239,7 +240,9 @@ function runForm(languageRequired: boolean) {
 }
 const exactlyOneRunForm = runForm(true);
 
-/** The POST /v1/jobs body. `network.allow` is parsed here and refused by the route (no egress yet). */
+/**
+ * The POST /v1/jobs body. `network.allow` is parsed here and refused by the route (no egress yet).
+ */
 export function jobRequestSchema(s: SandboxSettings) {
   return z
     .strictObject({
@@ -255,7 +258,8 @@ export function jobRequestSchema(s: SandboxSettings) {
             .max(JOB_BOUNDS.networkRules),
         })
         .default({ allow: [] }),
-      // Declared inputs only raise the score; codeTrustLevel is the key's trust (GOVERNANCE.md).
+      // Declared inputs only raise the score; codeTrustLevel is the key's trust
+      // (docs/governance.md).
       risk: riskDeclarationSchema.optional(),
     })
     .superRefine(exactlyOneRunForm);

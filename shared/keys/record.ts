@@ -22,7 +22,7 @@ export type KeyRole = (typeof KEY_ROLES)[number];
 export const KEY_STATUSES = ["active", "rotated", "revoked"] as const;
 export type KeyStatus = (typeof KEY_STATUSES)[number];
 
-// ---- admin-set attributes (GOVERNANCE.md): groups and code trust ----
+// ---- admin-set attributes (docs/governance.md): groups and code trust ----
 
 /** Bounds on a key's groups: few, short, of a charset safe in logs, policies and Redis keys. */
 export const KEY_GROUP_LIMITS = { count: 32, length: 64 } as const;
@@ -71,7 +71,9 @@ export function heldSignatureInput(message: Uint8Array): Uint8Array {
 }
 
 export interface KeyRecord {
-  /** RFC 7638 thumbprint of publicKey: the record is self-certifying, a swapped key changes the kid. */
+  /**
+   * RFC 7638 thumbprint of publicKey: the record is self-certifying, a swapped key changes the kid.
+   */
   kid: string;
   role: KeyRole;
   /** Who holds the key: agent id, worker node id, service name, tool id... */
@@ -97,7 +99,7 @@ export interface KeyRecord {
   groups: string[];
   /** Admin-set code trust level in [0, 1] (risk score, agent.trust); 0 for older records. */
   trust: number;
-  /** Quotas an admin set for this key; each overrides its role's (GOVERNANCE.md "Quotas"). */
+  /** Quotas an admin set for this key; each overrides its role's (docs/governance.md "Quotas"). */
   limits?: Readonly<KeyLimits>;
 }
 

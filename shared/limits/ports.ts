@@ -13,7 +13,7 @@ export interface RateLimiter {
   take(partition: string, buckets: readonly BucketSpec[], cost: number): Promise<TakeResult>;
 }
 
-/** The limits a caller is held to (GOVERNANCE.md "Quotas"); see resolveLimits. */
+/** The limits a caller is held to (docs/governance.md "Quotas"); see resolveLimits. */
 export type LimitKind =
   | "requests"
   | "evaluations"

@@ -1,4 +1,4 @@
-// Typed AST of the policy language (POLICY-LANGUAGE.md, "Grammar").
+// Typed AST of the policy language (docs/policy-language.md, "Grammar").
 // Every node carries the position of its first token so errors can point at source.
 
 /** 1-based line and column (columns count UTF-16 code units). */
@@ -37,7 +37,10 @@ export interface Target {
   pos: Pos;
 }
 
-/** One item of a `require`: an obligation (`name = literal` or, when targeted, a bare name) or a condition. */
+/**
+ * One item of a `require`: an obligation (`name = literal` or, when targeted, a bare name) or a
+ * condition.
+ */
 export type Requirement =
   | { kind: "obligation"; name: string; value?: Literal; pos: Pos }
   | { kind: "condition"; expr: Expr; pos: Pos };

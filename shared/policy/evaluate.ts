@@ -1,4 +1,4 @@
-// The decision procedure of POLICY-LANGUAGE.md over a compiled, indexed policy set.
+// The decision procedure of docs/policy-language.md over a compiled, indexed policy set.
 // Evaluation is synchronous and touches only rules whose target can match the request.
 
 import { canonicalJson, sha256Hex } from "../encoding";

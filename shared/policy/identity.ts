@@ -1,6 +1,6 @@
-// Identity comes from the server, never from the request (GOVERNANCE.md): the attributes a policy
-// sees about its caller are set here from the authenticated key, for /v1/evaluate, every item of
-// /v1/evaluate/batch and the jobs route alike.
+// Identity comes from the server, never from the request (docs/governance.md): the attributes a
+// policy sees about its caller are set here from the authenticated key, for /v1/evaluate, every
+// item of /v1/evaluate/batch and the jobs route alike.
 import type { JsonObject } from "./schema";
 
 /** Top-level context attributes only the server may set: a request carrying one is a 400. */

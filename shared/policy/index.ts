@@ -1,4 +1,4 @@
-// The policy engine (POLICY-LANGUAGE.md): parse → compile to closures → evaluate, with a
+// The policy engine (docs/policy-language.md): parse → compile to closures → evaluate, with a
 // versioned store, a decision cache and a canonical formatter.
 export type * from "./ast";
 export { METHODS } from "./ast";

@@ -57,8 +57,8 @@ const isIdentStart = (c: number): boolean =>
 const isIdentPart = (c: number): boolean => isIdentStart(c) || (c >= 48 && c <= 57);
 const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 
-// JSON string body: no raw control characters, only JSON escapes.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: excluding control characters is the point
+// JSON string body: no raw control characters, only JSON escapes. biome-ignore
+// lint/suspicious/noControlCharactersInRegex: excluding control characters is the point
 const STRING_BODY = /^(?:[^"\\\u0000-\u001f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*$/;
 // JSON number without sign (unary minus is an operator).
 const NUMBER = /(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
@@ -174,7 +174,7 @@ export function lex(source: string, maxErrors: number): LexResult {
         report(line, col, "invalid string: expected JSON escapes and no control characters", text);
       } else if (!value.isWellFormed()) {
         // A \uD800-style escape outside a pair: decisions carry policy strings into the audit
-        // trail, whose canonical JSON cannot hold one (HTTP-API.md: well-formed Unicode only).
+        // trail, whose canonical JSON cannot hold one (docs/http-api.md: well-formed Unicode only).
         report(line, col, "invalid string: a lone surrogate escape is not Unicode text", text);
       } else {
         tokens.push({ type: "string", text, value, line, column: col, offset: i });

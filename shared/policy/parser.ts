@@ -1,4 +1,4 @@
-// Recursive-descent parser for POLICY-LANGUAGE.md. Reports several errors at once by
+// Recursive-descent parser for docs/policy-language.md. Reports several errors at once by
 // resynchronising at the next rule or policy, enforces the document limits, and throws
 // nothing but PolicyError.
 import {

@@ -1,5 +1,5 @@
-// The security model's risk score and tier selection (SANDBOX.md), unchanged, and who supplies its
-// inputs (GOVERNANCE.md "Risk is bounded by what an admin granted").
+// The security model's risk score and tier selection (docs/sandbox.md), unchanged, and who supplies
+// its inputs (docs/governance.md "Risk is bounded by what an admin granted").
 import { z } from "zod";
 
 const unit = z
@@ -139,7 +139,7 @@ export function assessRisk(
  * The tier a job runs on: from its risk assessment, or the configured default when it has none,
  * then raised (never lowered) by any tier a policy demands. Code nobody vouched for
  * (codeTrustLevel 0) runs on at least the default tier whatever the thresholds say: with the
- * default gVisor, an untrusted key always lands on gVisor (GOVERNANCE.md).
+ * default gVisor, an untrusted key always lands on gVisor (docs/governance.md).
  */
 export function selectTier(
   risk: RiskInput | undefined,

@@ -1,7 +1,7 @@
-// Which IP addresses SchemaPin discovery may connect to (SCHEMAPIN.md, "Discovery without trusting
-// the network"). Pure: parsing, CIDR matching and the special-purpose address registries (IANA
-// IPv4/IPv6 special-purpose registries, RFC 6890 and successors). The Node adapter resolves names
-// and asks `AddressPolicy.check` about every answer before it connects to one of them.
+// Which IP addresses SchemaPin discovery may connect to (docs/schemapin.md, "Discovery without
+// trusting the network"). Pure: parsing, CIDR matching and the special-purpose address registries
+// (IANA IPv4/IPv6 special-purpose registries, RFC 6890 and successors). The Node adapter resolves
+// names and asks `AddressPolicy.check` about every answer before it connects to one of them.
 
 export interface IpAddress {
   family: 4 | 6;

@@ -455,7 +455,8 @@ export async function bench(): Promise<void> {
       const at = met.get(mode);
       return `${mode}: ${at ? `met at ${at.join(", ")} connections` : "NOT met"}`;
     };
-    // `always` is what infra runs and what "durably stored" means for the audit trail (AUDIT.md).
+    // `always` is what infra runs and what "durably stored" means for the audit trail
+    // (docs/audit.md).
     console.log(
       `goal p50 ≤ 1 ms at ≥ 3,000 req/s: ${verdict("always")}; ${verdict("everysec")} (an ack may lose the last second on power loss)`,
     );

@@ -1,6 +1,6 @@
 // Sandbox latency per tier: a trivial job through runJob with the warm pool, through runJob
 // without a pool (cold), and the anchor: a bare create→start→wait→remove of the same image with
-// the same hardening (what ARCHITECTURE.md measured at ~120 ms runc / ~310 ms runsc).
+// the same hardening (what docs/architecture.md measured at ~120 ms runc / ~310 ms runsc).
 // Variants are interleaved per iteration so machine noise hits them alike; report ratios.
 // Run: npx tsx test/bench/sandbox.ts   (needs infra/docker.sh and infra/images.sh)
 import { performance } from "node:perf_hooks";

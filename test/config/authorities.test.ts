@@ -1,4 +1,4 @@
-// The @authority values a default configuration answers as (HTTP-API.md "Authentication"): the
+// The @authority values a default configuration answers as (docs/http-api.md "Authentication"): the
 // service's own host and port, never "any".
 import { describe, expect, it } from "vitest";
 import { allowedAuthorities, loadConfig } from "../../shared/config";

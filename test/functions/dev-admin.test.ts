@@ -1,4 +1,4 @@
-// Admin bootstrap without SIGIL_ADMIN_KEYS (HTTP-API.md): a local start generates an admin key
+// Admin bootstrap without SIGIL_ADMIN_KEYS (docs/http-api.md): a local start generates an admin key
 // pair into the data directory, mode 0600, says where it is, and the SDK picks it up from there.
 // A second start reuses it rather than minting another admin.
 import { mkdtempSync, rmSync, statSync } from "node:fs";

@@ -1,5 +1,5 @@
 // Identity as a hostile client would probe it, on the Node app and the edge app alike:
-// - a policy keyed on the caller cannot be spoofed from the request's context (GOVERNANCE.md
+// - a policy keyed on the caller cannot be spoofed from the request's context (docs/governance.md
 //   "Identity comes from the server"); a context carrying agent or request is 400;
 // - admin-set groups and trust reach the policy as agent.groups / agent.trust;
 // - /v1/sign output can never authenticate a request, and dies with its owner's last key;

@@ -1,4 +1,4 @@
-// /health on Node reports Redis's memory headroom (GOVERNANCE.md "Quotas"): Redis runs with a
+// /health on Node reports Redis's memory headroom (docs/governance.md "Quotas"): Redis runs with a
 // ceiling and noeviction, so near the ceiling writes (audit, jobs, nonces) are about to be refused.
 // Against a private redis-server on a free loopback port, so the shared one is never filled.
 import { type ChildProcess, spawn } from "node:child_process";

@@ -1,9 +1,8 @@
-// An agent cannot pick its own isolation tier (GOVERNANCE.md "Risk is bounded by what an admin
-// granted"): a job's codeTrustLevel is the submitting key's admin-set trust, declared inputs only
-// raise the score, and the signed envelope carries the bounded inputs so the worker's own check
-// agrees. On the Node app and through the edge (whose jobs go to the Node gateway). No worker
-// consumes here: the tier is decided at submit, and the queued envelope is checked as a worker
-// checks it.
+// An agent cannot pick its own isolation tier (docs/governance.md): a job's codeTrustLevel is the
+// submitting key's admin-set trust, declared inputs only raise the score, and the signed envelope
+// carries the bounded inputs so the worker's own check agrees. On the Node app and through the edge
+// (whose jobs go to the Node gateway). No worker consumes here: the tier is decided at submit, and
+// the queued envelope is checked as a worker checks it.
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisJobsBackend } from "../../functions/node/jobs/redis-backend";

@@ -1,6 +1,6 @@
-// Key records' admin-set groups and trust (GOVERNANCE.md), and service-held keys: records written
-// before these existed read as groups [] and trust 0 (and an old held key as a held key), Redis
-// cannot change groups or trust behind the MAC, and no held key, old or new, authenticates.
+// Key records' admin-set groups and trust (docs/governance.md), and service-held keys: records
+// written before these existed read as groups [] and trust 0 (and an old held key as a held key),
+// Redis cannot change groups or trust behind the MAC, and no held key, old or new, authenticates.
 import { describe, expect, it } from "vitest";
 import { requestKeyResolver } from "../../functions/app";
 import { RedisKeyRegistry } from "../../functions/node/stores/keys-redis";

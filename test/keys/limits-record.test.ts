@@ -1,4 +1,4 @@
-// The optional `limits` of a key record (GOVERNANCE.md "Quotas") on every KeyRegistry adapter:
+// The optional `limits` of a key record (docs/governance.md "Quotas") on every KeyRegistry adapter:
 // stored, read back, carried over on rotation, validated; and on Redis covered by the record's
 // HMAC, so raising a key's quota by writing to Redis is refused like any other edit.
 import { afterAll, describe, expect, it } from "vitest";

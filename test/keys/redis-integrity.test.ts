@@ -1,5 +1,5 @@
-// Redis is not trusted (ARCHITECTURE.md): with a MAC key, a key record written or edited directly
-// in Redis — say, an injected admin key — is refused, not believed.
+// Redis is not trusted (docs/architecture.md): with a MAC key, a key record written or edited
+// directly in Redis — say, an injected admin key — is refused, not believed.
 import { describe, expect, it } from "vitest";
 import { RedisKeyRegistry } from "../../functions/node/stores/keys-redis";
 import { generateEd25519KeyPair } from "../../shared/crypto";

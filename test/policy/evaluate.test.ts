@@ -1,4 +1,4 @@
-// Decision procedure and value semantics of POLICY-LANGUAGE.md.
+// Decision procedure and value semantics of docs/policy-language.md.
 import { describe, expect, it } from "vitest";
 import type { EvaluationRequest, JsonObject } from "../../shared/policy";
 import { evalOne, setOf } from "./fixtures";

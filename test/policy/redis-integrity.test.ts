@@ -1,5 +1,5 @@
-// Redis is not trusted (ARCHITECTURE.md): with a MAC key, a policy written or edited directly in
-// Redis is refused — the engine fails closed (denies) instead of enforcing the planted policy.
+// Redis is not trusted (docs/architecture.md): with a MAC key, a policy written or edited directly
+// in Redis is refused — the engine fails closed (denies) instead of enforcing the planted policy.
 import { describe, expect, it } from "vitest";
 import { RedisPolicyStore } from "../../functions/node/stores/policy-redis";
 import { PolicyEngine } from "../../shared/policy";

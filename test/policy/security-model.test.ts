@@ -1,5 +1,5 @@
 // The three policies of the security model: each rule, triggered and not, gives the
-// decision POLICY-LANGUAGE.md specifies.
+// decision docs/policy-language.md specifies.
 import { describe, expect, it } from "vitest";
 import { type EvaluationRequest, type JsonObject, parse } from "../../shared/policy";
 import { SECURITY_MODEL_POLICIES, setOf } from "./fixtures";

@@ -1,4 +1,4 @@
-// Who supplies the risk inputs (GOVERNANCE.md "Risk is bounded by what an admin granted"):
+// Who supplies the risk inputs (docs/governance.md "Risk is bounded by what an admin granted"):
 // codeTrustLevel is the key's trust, a declaration only raises the score, the security model's
 // booleans are accepted, and the worker's recomputation from a signed envelope agrees.
 import fc from "fast-check";

@@ -1,6 +1,6 @@
-// Offline verification from trust bundles (SCHEMAPIN.md, "Offline use"): bundles configured by the
-// operator ([tofu] trust_bundles, signed by a [tofu] bundle_authorities key) supply provider keys
-// and revocations, and a domain they vouch for needs no fetch. With discovery = "bundles-only"
+// Offline verification from trust bundles (docs/schemapin.md, "Offline use"): bundles configured by
+// the operator ([tofu] trust_bundles, signed by a [tofu] bundle_authorities key) supply provider
+// keys and revocations, and a domain they vouch for needs no fetch. With discovery = "bundles-only"
 // nothing is ever fetched. Node reads the bundle from a file, the edge takes it inline.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

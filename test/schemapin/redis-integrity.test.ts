@@ -1,4 +1,4 @@
-// Redis is not trusted (ARCHITECTURE.md): with a MAC key, a pin written or edited directly in
+// Redis is not trusted (docs/architecture.md): with a MAC key, a pin written or edited directly in
 // Redis — say, one that trusts an attacker's tool key — is refused, never believed.
 import { describe, expect, it } from "vitest";
 import { RedisPinStore } from "../../functions/node/stores/pins-redis";

@@ -189,7 +189,7 @@ beforeEach(() => {
 const client = (extra: Partial<ConstructorParameters<typeof Sigil>[0]> = {}) =>
   new Sigil({ baseUrl, signer: agent, retryBaseMs: 10, ...extra });
 
-describe("typed methods hit the routes of HTTP-API.md, signed", () => {
+describe("typed methods hit the routes of docs/http-api.md, signed", () => {
   const J = "application/json";
   const T = "text/plain; charset=utf-8";
   const cases: [

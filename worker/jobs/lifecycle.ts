@@ -1,5 +1,6 @@
-// A worker node's lifecycle (SANDBOX.md): key, preflight, orphan cleanup, consume, graceful stop.
-// The sandbox driver is passed in, so the same lifecycle runs with worker/sandbox in production.
+// A worker node's lifecycle (docs/sandbox.md): key, preflight, orphan cleanup, consume, graceful
+// stop. The sandbox driver is passed in, so the same lifecycle runs with worker/sandbox in
+// production.
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import Docker from "dockerode";

@@ -1,4 +1,4 @@
-// Driver options and the Docker create options that carry SANDBOX.md's hardening table.
+// Driver options and the Docker create options that carry docs/sandbox.md's hardening table.
 import type Docker from "dockerode";
 import { z } from "zod";
 import { MiB, type SandboxEvent, type SandboxLimits, Tier } from "./types";
@@ -20,7 +20,9 @@ export const SandboxOptionsSchema = z.strictObject({
     .string()
     .regex(/^runsc[A-Za-z0-9_.-]*$/)
     .default("runsc"),
-  /** Capabilities added back after dropping ALL (the security model's SETUID/SETGID, if configured). */
+  /**
+   * Capabilities added back after dropping ALL (the security model's SETUID/SETGID, if configured).
+   */
   capAdd: z.array(CapName).default([]),
   workDirMb: z.number().int().min(1).max(4096).default(64),
   tmpMb: z.number().int().min(1).max(4096).default(64),

@@ -1,14 +1,15 @@
 // AuditObject: one Durable Object per audit chain, and that object IS the chain's sequencer
-// (AUDIT.md "Appending"). A DO instance is unique worldwide and runs one event at a time, so there is
-// no lock or fencing: appends from every Worker isolate queue here (the shared PendingQueue), are
-// sealed in batches by the shared sealBatch (indexes, timestamps, ids, hash chain, parallel
-// signatures, Merkle nodes) and each batch is written with one transactionSync. While a batch is
-// being signed, new appends keep queueing, so batches grow with load.
+// (docs/audit.md "Appending"). A DO instance is unique worldwide and runs one event at a time, so
+// there is no lock or fencing: appends from every Worker isolate queue here (the shared
+// PendingQueue), are sealed in batches by the shared sealBatch (indexes, timestamps, ids, hash
+// chain, parallel signatures, Merkle nodes) and each batch is written with one transactionSync.
+// While a batch is being signed, new appends keep queueing, so batches grow with load.
 //
 // Durability: an append resolves only after its batch's transaction committed to the object's
 // SQLite storage; workerd's output gate then holds the RPC reply until that write is durable (in
-// production: confirmed by the storage replicas). A failed write rolls back the whole batch, rejects
-// its appends ("unavailable": definitely not appended) and the head is re-read from storage.
+// production: confirmed by the storage replicas). A failed write rolls back the whole batch,
+// rejects its appends ("unavailable": definitely not appended) and the head is re-read from
+// storage.
 //
 // Signing: the object holds the service signer itself. The Worker names the service key (kid) with
 // each append; the object checks in the KeysObject that it is an active "service" key and decrypts

@@ -25,7 +25,7 @@ import { serveOnLoopback } from "../../support/serve";
 
 /**
  * Risk inputs that score low: the job runs on the Docker (runc) tier when its key has trust 1
- * (codeTrustLevel is the key's admin-set trust, never the declaration: GOVERNANCE.md).
+ * (codeTrustLevel is the key's admin-set trust, never the declaration: docs/governance.md).
  */
 export const lowRisk = {
   dataSensitivity: 0,
