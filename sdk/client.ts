@@ -101,6 +101,18 @@ export class Sigil {
       this.#json({ method: "DELETE", path: `/v1/keys/${enc(kid)}`, call }),
     get: (kid: string, call?: CallOptions): Promise<T.KeyRecord> =>
       this.#json({ method: "GET", path: `/v1/keys/${enc(kid)}`, call }),
+    /** A page of key records ordered by kid; pass `next` back as `after` for the following page. */
+    list: (
+      q: {
+        role?: T.Role | "service" | "held";
+        subject?: string;
+        status?: string;
+        after?: string;
+        limit?: number;
+      } = {},
+      call?: CallOptions,
+    ): Promise<{ keys: T.KeyRecord[]; next: string | null }> =>
+      this.#json({ method: "GET", path: "/v1/keys", query: q, call }),
   };
 
   // ---- policies ----

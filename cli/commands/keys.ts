@@ -6,7 +6,7 @@ import type { Role } from "../../sdk";
 import { ed25519Kid, generateEd25519KeyPair, publicJwk } from "../../shared/crypto";
 import { toBase64Url } from "../../shared/encoding";
 import { client, targetArgs } from "../context";
-import { defaultIo, EXIT, emit, Failure, fields } from "../output";
+import { defaultIo, EXIT, emit, Failure, fields, table } from "../output";
 
 const ROLES = ["admin", "agent", "worker", "auditor", "gateway"] as const;
 
@@ -99,6 +99,46 @@ const get = defineCommand({
   },
 });
 
+const list = defineCommand({
+  meta: { name: "list", description: "List key records (admin, auditor), every page" },
+  args: {
+    ...targetArgs,
+    role: { type: "string", description: "only this role" },
+    subject: { type: "string", description: "only this subject" },
+    status: { type: "string", description: "only this status: active, rotated, revoked" },
+  },
+  async run({ args }) {
+    const io = defaultIo();
+    const sigil = await client(args);
+    const keys: Record<string, unknown>[] = [];
+    let after: string | undefined;
+    do {
+      const page = await sigil.keys.list({
+        ...(args.role ? { role: args.role as Role } : {}),
+        ...(args.subject ? { subject: args.subject } : {}),
+        ...(args.status ? { status: args.status } : {}),
+        ...(after ? { after } : {}),
+        limit: 1000,
+      });
+      keys.push(...(page.keys as unknown as Record<string, unknown>[]));
+      after = page.next ?? undefined;
+    } while (after);
+    emit(io, args.json, { keys }, () =>
+      table(
+        ["kid", "role", "subject", "status", "groups", "trust"],
+        keys.map((k) => [
+          k.kid,
+          k.role,
+          k.subject,
+          k.status,
+          (k.groups as string[] | undefined)?.join(","),
+          k.trust,
+        ]),
+      ),
+    );
+  },
+});
+
 const rotate = defineCommand({
   meta: { name: "rotate", description: "Rotate a key to a new public key (admin)" },
   args: {
@@ -137,5 +177,5 @@ const revoke = defineCommand({
 
 export const keys = defineCommand({
   meta: { name: "keys", description: "Register, inspect, rotate and revoke keys" },
-  subCommands: { create, get, rotate, revoke },
+  subCommands: { create, get, list, rotate, revoke },
 });

@@ -16,6 +16,8 @@ import {
   heldSubject,
   isHeldKey,
   KEY_GROUP_LIMITS,
+  KEY_ROLES,
+  KEY_STATUSES,
   type KeyChange,
   type KeyManager,
   type KeyRecord,
@@ -185,6 +187,30 @@ const getKeyRoute = createRoute({
   request: { params: kidParam },
   responses: { 200: { description: "key", ...json(keyView) }, ...problemResponses(401, 403, 404) },
 });
+const listKeysRoute = createRoute({
+  method: "get",
+  path: "/v1/keys",
+  tags: ["keys"],
+  summary: "Key records, by kid, a page at a time; filtered by role, subject and status",
+  middleware: [requireRole("admin", "auditor")] as const,
+  request: {
+    query: z.object({
+      role: z.enum(KEY_ROLES).optional(),
+      subject: z.string().min(1).max(200).optional(),
+      status: z.enum(KEY_STATUSES).optional(),
+      /** The last kid of the previous page. */
+      after: z.string().min(1).max(128).optional(),
+      limit: z.coerce.number().int().min(1).max(1000).default(100),
+    }),
+  },
+  responses: {
+    200: {
+      description: "keys, ordered by kid; `next` is the cursor of the following page, or null",
+      ...json(z.object({ keys: z.array(keyView), next: z.string().nullable() })),
+    },
+    ...problemResponses(400, 401, 403),
+  },
+});
 const verifyRoute = createRoute({
   method: "post",
   path: "/v1/signatures/verify",
@@ -311,6 +337,20 @@ export function keyRoutes({ registry, manager, audit, now }: KeyRouteDeps) {
         await auditHeld(held, who(c.get("subject")), record.kid);
       }
       return c.json(viewKey(record), 200);
+    })
+    .openapi(listKeysRoute, async (c) => {
+      const q = c.req.valid("query");
+      const all = (await registry.list(q.role))
+        .filter(
+          (r) =>
+            (q.subject === undefined || r.subject === q.subject) &&
+            (q.status === undefined || r.status === q.status) &&
+            (q.after === undefined || r.kid > q.after),
+        )
+        .sort((a, b) => (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0));
+      const page = all.slice(0, q.limit);
+      const next = all.length > q.limit ? (page[page.length - 1]?.kid ?? null) : null;
+      return c.json({ keys: page.map(viewKey), next }, 200);
     })
     .openapi(getKeyRoute, async (c) => {
       const r = await registry.get(c.req.valid("param").kid);

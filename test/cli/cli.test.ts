@@ -129,6 +129,10 @@ describe("keys", () => {
     expect(again.code).toBe(1);
     const got = await sigil(["keys", "get", kid, "--json"]);
     expect(json(got)).toMatchObject({ kid, role: "agent", subject: "cli-k" });
+    const listed = json(await sigil(["keys", "list", "--subject", "cli-k", "--json"])) as {
+      keys: { kid: string }[];
+    };
+    expect(listed.keys.map((k) => k.kid)).toEqual([kid]);
   });
 
   it("a key of the wrong role is refused: exit 1 with the problem type", async () => {

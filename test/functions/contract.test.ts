@@ -558,6 +558,28 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
   });
 
   describe("signatures: key status and bad input", () => {
+    it("lists keys by kid a page at a time, filtered; agents may not list", async () => {
+      const subject = `list-${Date.now()}`;
+      const made = [];
+      for (let i = 0; i < 3; i++) made.push((await registeredKey(admin, "agent", subject)).kid);
+      await admin.keys.revoke(made[0]!);
+      const first = await admin.keys.list({ subject, limit: 2 });
+      expect(first.keys.map((k) => k.kid)).toEqual([...made].sort().slice(0, 2));
+      expect(first.next).toBe(first.keys[1]!.kid);
+      const second = await admin.keys.list({ subject, limit: 2, after: first.next! });
+      expect([second.keys.map((k) => k.kid), second.next]).toEqual([
+        [...made].sort().slice(2),
+        null,
+      ]);
+      const active = await auditor.keys.list({ subject, status: "active" });
+      expect(active.keys.map((k) => k.kid).sort()).toEqual(made.slice(1).sort());
+      // A fresh agent: its 403 is the first of its window, written at once, so no aggregated
+      // summary lands later in the middle of another test's audit reads.
+      const lister = t.client(await registeredKey(admin, "agent", `${subject}-lister`));
+      expect(await problemOf(lister.keys.list())).toMatchObject({ status: 403 });
+      expect(await problemOf(admin.keys.list({ limit: 1001 }))).toMatchObject({ status: 400 });
+    });
+
     it("a rotated key still verifies what it signed; a revoked one does not", async () => {
       const k = await registeredKey(admin, "agent", "sig-status");
       const kid = k.kid;
