@@ -57,8 +57,8 @@ const isIdentStart = (c: number): boolean =>
 const isIdentPart = (c: number): boolean => isIdentStart(c) || (c >= 48 && c <= 57);
 const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 
-// JSON string body: no raw control characters, only JSON escapes. biome-ignore
-// lint/suspicious/noControlCharactersInRegex: excluding control characters is the point
+// JSON string body: no raw control characters, only JSON escapes.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: excluding control characters is the point
 const STRING_BODY = /^(?:[^"\\\u0000-\u001f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*$/;
 // JSON number without sign (unary minus is an operator).
 const NUMBER = /(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
