@@ -1,22 +1,10 @@
-// Approval round trip on Node over loopback: evaluate (require_approval, opens the approval) →
-// the signed webhook reaches a receiver in this process → an approver's decision → the
-// requester's redemption (allow). Beside it, a plain evaluation in the same run (the anchor).
-// Sequential, one round trip at a time: this is the latency a human-in-the-loop flow adds on top
-// of the human, not a throughput figure.
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Sigil } from "../../sdk";
-import { publicJwk } from "../../shared/crypto";
 import { toBase64Url } from "../../shared/encoding";
-import { freePort } from "../support/edge";
-import { connectRedis, dropPrefix } from "../support/redis";
 import { newKey } from "../support/targets";
-import { repoRoot } from "../support/vectors";
+import { startBenchApi } from "./api-process";
 
 const POLICY = `policy resource_governance {
     allow: allocate(resources) if user.resource_quota.remaining >= resources.total
@@ -54,40 +42,12 @@ export async function bench(): Promise<void> {
   await new Promise<void>((ok) => receiver.listen(0, "127.0.0.1", ok));
   const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
 
-  const admin = await newKey();
   const agentKey = await newKey();
   const bossKey = await newKey();
-  const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), "sigil-bench-"));
-  const prefix = `sigilbench${Date.now()}`;
-  const server = spawn(process.execPath, ["--import", "tsx", "functions/node/main.ts"], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      SIGIL_DATA_DIR: dataDir,
-      SIGIL_REDIS_PREFIX: prefix,
-      SIGIL_LOG_LEVEL: "warn",
-      SIGIL_ADMIN_KEYS: JSON.stringify([publicJwk(admin.publicKey, { kid: admin.kid })]),
-      SIGIL_APPROVALS_WEBHOOKS: JSON.stringify([hook]),
-      SIGIL_LIMITS_REQUESTS_PER_SECOND: "1000000",
-      SIGIL_LIMITS_EVALUATIONS_PER_SECOND: "1000000",
-    },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const base = `http://127.0.0.1:${port}`;
+  const api = await startBenchApi({ SIGIL_APPROVALS_WEBHOOKS: JSON.stringify([hook]) });
+  const { base } = api;
   try {
-    for (let i = 0; i < 100; i++) {
-      if (
-        await fetch(`${base}/health`).then(
-          () => true,
-          () => false,
-        )
-      )
-        break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const adminClient = new Sigil({ baseUrl: base, keyId: admin.kid, signer: admin.signer });
+    const adminClient = api.admin;
     for (const [k, subject, groups] of [
       [agentKey, "bench-agent", []],
       [bossKey, "bench-boss", ["supervisor"]],
@@ -150,13 +110,8 @@ export async function bench(): Promise<void> {
       "(one at a time over loopback; client, receiver, API and Redis share the machine; four signed requests and one signed webhook per round trip)",
     );
   } finally {
-    server.kill("SIGTERM");
-    await new Promise((r) => server.on("exit", r));
+    await api.stop();
     receiver.close();
-    const redis = connectRedis();
-    await dropPrefix(redis, `${prefix}:`);
-    redis.disconnect();
-    rmSync(dataDir, { recursive: true, force: true });
   }
 }
 

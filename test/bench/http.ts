@@ -2,20 +2,16 @@
 // verification, policy evaluation and the audit append (with the request's nonce) per request —
 // beside the in-process evaluation rate, measured in the same run.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import autocannon from "autocannon";
 import { Sigil } from "../../sdk";
-import { publicJwk } from "../../shared/crypto";
 import { toBase64Url } from "../../shared/encoding";
 import { signRequest } from "../../shared/httpsig";
 import { MemoryPolicyStore, PolicyEngine } from "../../shared/policy";
-import { freePort } from "../support/edge";
-import { connectRedis, dropPrefix, redisUrl } from "../support/redis";
+import { connectRedis, redisUrl } from "../support/redis";
 import { newKey } from "../support/targets";
 import { repoRoot } from "../support/vectors";
+import { type BenchApi, startBenchApi } from "./api-process";
 
 const POLICY = `policy secure_data_access {
   allow: read(sensitive_data) if (
@@ -166,73 +162,22 @@ async function startFloor(prefix: string) {
 }
 
 /**
- * An API process as `npm run api` starts it, with `agent` registered and the bench policy put;
- * `tracing` preloads an OpenTelemetry SDK (otel-register.ts).
+ * An API process (api-process.ts) with `agent` registered and the bench policy put; `tracing`
+ * preloads an OpenTelemetry SDK (otel-register.ts).
  */
 async function startApi(
-  admin: Awaited<ReturnType<typeof newKey>>,
   agent: Awaited<ReturnType<typeof newKey>>,
   env: Record<string, string>,
   tracing: boolean,
-) {
-  const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), "sigil-bench-"));
-  const prefix = `sigilbench${Date.now()}${port}`;
-  const args = [
-    "--import",
-    "tsx",
-    ...(tracing ? ["--import", "./test/bench/otel-register.ts"] : []),
-  ];
-  const server = spawn(process.execPath, [...args, "functions/node/main.ts"], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      SIGIL_DATA_DIR: dataDir,
-      SIGIL_REDIS_PREFIX: prefix,
-      SIGIL_LOG_LEVEL: "warn",
-      SIGIL_ADMIN_KEYS: JSON.stringify([publicJwk(admin.publicKey, { kid: admin.kid })]),
-      SIGIL_LIMITS_REQUESTS_PER_SECOND: "1000000",
-      SIGIL_LIMITS_EVALUATIONS_PER_SECOND: "1000000",
-      ...env,
-    },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    if (
-      await fetch(`${base}/health`).then(
-        () => true,
-        () => false,
-      )
-    )
-      break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  const adminClient = new Sigil({ baseUrl: base, keyId: admin.kid, signer: admin.signer });
-  await adminClient.keys.create({
+): Promise<BenchApi> {
+  const api = await startBenchApi(env, tracing ? ["./test/bench/otel-register.ts"] : []);
+  await api.admin.keys.create({
     role: "agent",
     subject: "bench",
     publicKey: toBase64Url(agent.publicKey),
   });
-  await adminClient.policies.put("p", POLICY);
-  return {
-    base,
-    /** CPU time (user + system) the process has used, in clock ticks (/proc, Linux). */
-    cpuTicks(): number {
-      const stat = readFileSync(`/proc/${server.pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      return Number(fields[11]) + Number(fields[12]);
-    },
-    async stop() {
-      server.kill("SIGTERM");
-      await new Promise((r) => server.on("exit", r));
-      const redis = connectRedis();
-      await dropPrefix(redis, `${prefix}:`);
-      redis.disconnect();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
+  await api.admin.policies.put("p", POLICY);
+  return api;
 }
 
 /**
@@ -243,20 +188,19 @@ async function startApi(
  * recording every span (exported to nowhere). Goal: ≤ 3 % fewer requests per second.
  */
 export async function observabilityCost(): Promise<void> {
-  const admin = await newKey();
   const agentKey = await newKey();
   const configs = [
     {
       name: "neither",
-      api: await startApi(admin, agentKey, { SIGIL_METRICS_ENABLED: "false" }, false),
+      api: await startApi(agentKey, { SIGIL_METRICS_ENABLED: "false" }, false),
     },
     {
       name: "metrics, traces without an SDK (no-op)",
-      api: await startApi(admin, agentKey, {}, false),
+      api: await startApi(agentKey, {}, false),
     },
     {
       name: "metrics, traces with an SDK (every span recorded)",
-      api: await startApi(admin, agentKey, {}, true),
+      api: await startApi(agentKey, {}, true),
     },
   ];
   const redis = connectRedis();
@@ -326,47 +270,10 @@ export async function observabilityCost(): Promise<void> {
 export async function bench(): Promise<void> {
   // SIGIL_BENCH_HTTP=observability runs only the metrics-and-traces comparison.
   if (process.env.SIGIL_BENCH_HTTP === "observability") return observabilityCost();
-  const admin = await newKey();
   const agentKey = await newKey();
-  const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), "sigil-bench-"));
-  const prefix = `sigilbench${Date.now()}`;
-  const server = spawn(process.execPath, ["--import", "tsx", "functions/node/main.ts"], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      SIGIL_DATA_DIR: dataDir,
-      SIGIL_REDIS_PREFIX: prefix,
-      SIGIL_LOG_LEVEL: "warn",
-      SIGIL_ADMIN_KEYS: JSON.stringify([publicJwk(admin.publicKey, { kid: admin.kid })]),
-      // One key sends thousands of evaluations a second here: far past the default quotas, which
-      // exist to refuse exactly that. The bench measures the path, so its limits are out of reach
-      // (the buckets are still taken on every request).
-      SIGIL_LIMITS_REQUESTS_PER_SECOND: "1000000",
-      SIGIL_LIMITS_EVALUATIONS_PER_SECOND: "1000000",
-    },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const base = `http://127.0.0.1:${port}`;
+  const api = await startApi(agentKey, {}, false);
+  const { base, prefix } = api;
   try {
-    for (let i = 0; i < 100; i++) {
-      if (
-        await fetch(`${base}/health`).then(
-          () => true,
-          () => false,
-        )
-      )
-        break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const adminClient = new Sigil({ baseUrl: base, keyId: admin.kid, signer: admin.signer });
-    await adminClient.keys.create({
-      role: "agent",
-      subject: "bench",
-      publicKey: toBase64Url(agentKey.publicKey),
-    });
-    await adminClient.policies.put("p", POLICY);
     const agent = new Sigil({
       baseUrl: base,
       keyId: agentKey.kid,
@@ -463,12 +370,7 @@ export async function bench(): Promise<void> {
     console.log("\n### metrics and traces: their cost on the hot path");
     await observabilityCost();
   } finally {
-    server.kill("SIGTERM");
-    await new Promise((r) => server.on("exit", r));
-    const redis = connectRedis();
-    await dropPrefix(redis, `${prefix}:`); // and the BullMQ queue's `{prefix}:` keys
-    redis.disconnect();
-    rmSync(dataDir, { recursive: true, force: true });
+    await api.stop();
   }
 }
 
