@@ -8,6 +8,7 @@ import { toBase64Url } from "../../shared/encoding";
 import {
   envelopeHash,
   type JobEnvelope,
+  type JobSpec,
   jobRequestSchema,
   outputHash,
   signEnvelope,
@@ -19,7 +20,8 @@ import { newKey, registeredKey, startTarget, type Target, type TestKey } from ".
 
 const config = loadConfig();
 
-function envelopeFor(jobId: string, submitter: TestKey): JobEnvelope {
+/** `spec` defaults to a complete one, as the jobs route signs it. */
+function envelopeFor(jobId: string, submitter: TestKey, spec?: JobSpec): JobEnvelope {
   const req = jobRequestSchema(config.sandbox).parse({
     image: "sigil/busybox:1",
     command: ["true"],
@@ -29,7 +31,7 @@ function envelopeFor(jobId: string, submitter: TestKey): JobEnvelope {
     type: "sigil.job-envelope.v1",
     jobId,
     submitter: { kid: submitter.kid, subject: "edge-agent" },
-    spec: specFromRequest(req),
+    spec: spec ?? specFromRequest(req),
     image: "sigil/busybox:1",
     tier: "gvisor",
     risk: null,
@@ -62,6 +64,23 @@ describe("Node job gateway", () => {
     // The gateway key is published, so workers accept the envelopes it signs.
     const { keys } = await t.client(t.admin).wellKnownKeys();
     expect(keys.some((k) => k.kid === gateway.kid && k.role === "gateway")).toBe(true);
+  });
+
+  it("refuses a signed spec without the values its defaults fill in, and queues nothing", async () => {
+    // The verifier would fill the missing limits in from [sandbox], so the envelope it checked
+    // would not be the one signed: stored, it would be covered by no signature.
+    const backend = new GatewayJobsBackend({ baseUrl: t.url, signer: gateway.signer });
+    const spec = {
+      image: "sigil/busybox:1",
+      command: ["true"],
+      timeoutMs: config.sandbox.default_timeout_ms,
+      network: { allow: [] },
+    } as Omit<JobSpec, "limits"> as JobSpec;
+    const env = envelopeFor(`gw-partial-${Date.now()}`, gateway, spec);
+    await expect(
+      backend.submit(await signEnvelope(env, gateway.signer), envelopeHash(env)),
+    ).rejects.toThrow(/403/);
+    expect(await backend.get(env.jobId)).toBeNull();
   });
 
   it("refuses an envelope signed by another key, and a wrong hash", async () => {
