@@ -520,6 +520,12 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
       expect(listed.policies.map((p) => p.name)).toContain("flip");
       await admin.policies.delete("flip");
       expect((await agent.evaluate({ action: "ping", context: {} })).decision).toBe("deny");
+      // A given version stays readable, also of a deleted document; a missing one is 404, a
+      // malformed one 400.
+      expect((await admin.policies.get("flip", { version: 2 })).source).toContain("deny: ping");
+      expect((await problemOf(admin.policies.get("flip", { version: 3 }))).status).toBe(404);
+      const bad = await problemOf(admin.policies.get("flip", { version: 0 }));
+      expect([bad.status, typeOf(bad)]).toEqual([400, "validation"]);
       expect((await problemOf(admin.policies.rollback("flip", 9))).status).toBe(404);
       expect((await problemOf(admin.policies.get("never"))).status).toBe(404);
     });
