@@ -18,6 +18,8 @@ export interface BenchApi {
   /** Redis key prefix of this process (other bench state can live under it). */
   prefix: string;
   admin: Sigil;
+  /** The process id (a profile written by cpu-profile.ts is named after it). */
+  pid: number;
   /** CPU time (user + system) the process has used, in clock ticks (/proc, Linux). */
   cpuTicks(): number;
   /** Stops the process and removes its Redis keys (BullMQ's `{prefix}:` ones too) and data. */
@@ -59,6 +61,7 @@ export async function startBenchApi(
   return {
     base,
     prefix,
+    pid: server.pid ?? 0,
     admin: new Sigil({ baseUrl: base, keyId: admin.kid, signer: admin.signer }),
     cpuTicks() {
       const stat = readFileSync(`/proc/${server.pid}/stat`, "utf8");
