@@ -24,6 +24,8 @@ export interface ApiMetrics {
   limitExceeded(limit: string): void;
   /** A job accepted into the queue, by tier. */
   jobSubmitted(tier: string): void;
+  /** A batch the audit sequencer took: its size and how long its oldest append waited. */
+  auditBatch(size: number, oldestWaitSeconds: number): void;
   /** The exposition in the Prometheus text format. */
   expose(): Promise<{ contentType: string; body: string }>;
 }

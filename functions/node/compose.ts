@@ -153,6 +153,12 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     return open.hsm;
   };
 
+  // GET /metrics ([metrics] enabled; docs/operating.md "Metrics and traces"); made before the
+  // audit log so the sequencer can report its batches.
+  const metrics = config.metrics.enabled
+    ? prometheusApiMetrics({ processMetrics: opts.processMetrics === true })
+    : undefined;
+
   const core = await composeCore(
     config,
     async () => {
@@ -202,6 +208,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
             keyPrefix: `${prefix}audit:`,
             chain: config.audit.chain,
             signer,
+            ...(metrics ? { onBatch: (n, s) => metrics.auditBatch(n, s) } : {}),
           });
           return open.auditLog;
         },
@@ -284,10 +291,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
 
   return {
     ...core,
-    // GET /metrics ([metrics] enabled; docs/operating.md "Metrics and traces").
-    ...(config.metrics.enabled
-      ? { metrics: prometheusApiMetrics({ processMetrics: opts.processMetrics === true }) }
-      : {}),
+    ...(metrics ? { metrics } : {}),
     async close() {
       await open.reconciler?.close?.();
       await open.heldSweep?.close();

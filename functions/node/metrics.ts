@@ -57,6 +57,18 @@ export function prometheusApiMetrics(opts: { processMetrics?: boolean } = {}): A
     labelNames: ["tier"] as const,
     registers,
   });
+  const batchSize = new Histogram({
+    name: "sigil_audit_batch_size",
+    help: "Appends sealed together in one audit batch (one signature pass, one Redis commit)",
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers,
+  });
+  const sequencerLag = new Histogram({
+    name: "sigil_audit_sequencer_lag_seconds",
+    help: "How long the oldest append of each batch waited in the queue before the sequencer took it",
+    buckets: LATENCY,
+    registers,
+  });
   return {
     registry,
     request(route, method, status, seconds) {
@@ -68,6 +80,10 @@ export function prometheusApiMetrics(opts: { processMetrics?: boolean } = {}): A
     authFailure: (reason) => auth.inc({ reason }),
     limitExceeded: (limit) => limits.inc({ limit }),
     jobSubmitted: (tier) => jobs.inc({ tier }),
+    auditBatch(size, oldestWaitSeconds) {
+      batchSize.observe(size);
+      sequencerLag.observe(oldestWaitSeconds);
+    },
     async expose() {
       return { contentType: registry.contentType, body: await registry.metrics() };
     },

@@ -204,6 +204,8 @@ export async function sealBatch(
 
 export interface Pending<I, O> {
   item: I;
+  /** When it was submitted (the queue's clock): how long it waited is the sequencer's lag. */
+  submittedAt: number;
   deadline: number;
   resolve: (o: O) => void;
   reject: (e: Error) => void;
@@ -241,9 +243,11 @@ export class PendingQueue<I, O> {
       return Promise.reject(new AuditError("unavailable", "audit append queue is full"));
     }
     return new Promise<O>((resolve, reject) => {
+      const now = this.now();
       this.entries.push({
         item,
-        deadline: this.now() + (timeoutMs ?? this.opts.defaultTimeoutMs),
+        submittedAt: now,
+        deadline: now + (timeoutMs ?? this.opts.defaultTimeoutMs),
         resolve,
         reject,
       });

@@ -103,6 +103,19 @@ describe("GET /metrics on the public port (Node)", () => {
     expect(delta("sigil_auth_failures_total", { reason: "auth-required" })).toBe(4);
     expect(delta("sigil_auth_failures_total", { reason: "forbidden" })).toBe(1);
     expect(delta("sigil_rate_limit_refusals_total", { limit: "requests" })).toBe(refused);
+    // Every append this process stored went through one of its sequencer's batches; each batch
+    // is observed once in both histograms. (At least: a window summary may be mid-batch.)
+    const batches = after.count("sigil_audit_batch_size") - before.count("sigil_audit_batch_size");
+    expect(batches).toBeGreaterThanOrEqual(1);
+    expect(
+      after.count("sigil_audit_sequencer_lag_seconds") -
+        before.count("sigil_audit_sequencer_lag_seconds"),
+    ).toBe(batches);
+    expect(
+      after.sum("sigil_audit_batch_size") - before.sum("sigil_audit_batch_size"),
+    ).toBeGreaterThanOrEqual(
+      after.total("sigil_audit_appends_total") - before.total("sigil_audit_appends_total"),
+    );
   });
 
   it("labels name route templates, never a key id or a raw path", async () => {

@@ -26,6 +26,10 @@ export interface Exposition {
    * Read from its `_count` line: the parser flattens the series of a labelled histogram into one.
    */
   count(name: string, labels?: Record<string, string>): number;
+  /** A histogram's sum for exactly these labels, from its `_sum` line; 0 when absent. */
+  sum(name: string, labels?: Record<string, string>): number;
+  /** The sum of every sample of a counter or gauge, whatever its labels. */
+  total(name: string): number;
   /** Every label value of every sample (for cardinality checks). */
   labelValues(): string[];
 }
@@ -44,15 +48,23 @@ export function exposition(text: string): Exposition {
   return {
     families,
     value: (name, labels = {}) => Number(sample(name, labels)?.value ?? 0),
-    count: (name, labels = {}) => {
-      const sel = Object.entries(labels)
-        .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
-        .join(",");
-      const line = `${name}_count${sel ? `{${sel}}` : ""} `;
-      const found = text.split("\n").find((l) => l.startsWith(line));
-      return found ? Number(found.slice(line.length)) : 0;
-    },
+    count: (name, labels = {}) => histogramLine(text, `${name}_count`, labels),
+    sum: (name, labels = {}) => histogramLine(text, `${name}_sum`, labels),
+    total: (name) =>
+      (families.find((f) => f.name === name)?.metrics ?? []).reduce(
+        (a, m) => a + Number(m.value ?? 0),
+        0,
+      ),
     labelValues: () =>
       families.flatMap((f) => f.metrics.flatMap((m) => Object.values(m.labels ?? {}))),
   };
+}
+
+function histogramLine(text: string, series: string, labels: Record<string, string>): number {
+  const sel = Object.entries(labels)
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join(",");
+  const line = `${series}${sel ? `{${sel}}` : ""} `;
+  const found = text.split("\n").find((l) => l.startsWith(line));
+  return found ? Number(found.slice(line.length)) : 0;
 }

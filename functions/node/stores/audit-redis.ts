@@ -96,6 +96,11 @@ export interface RedisAuditLogOptions {
    * together or not at all, and a nonce already used fails the append with `replay`.
    */
   nonceKey?: (keyid: string, nonce: string) => string;
+  /**
+   * Told of each batch the sequencer takes: its size and how long its oldest append waited in the
+   * queue (seconds). The API's metrics (docs/operating.md "Metrics and traces").
+   */
+  onBatch?: (size: number, oldestWaitSeconds: number) => void;
 }
 
 interface Queued {
@@ -429,6 +434,8 @@ export class RedisAuditLog implements AuditLogPort {
           if (this.queue.length > 0) continue;
           break;
         }
+        // The queue keeps time with Date.now (it is given no clock).
+        this.opts.onBatch?.(batch.length, (Date.now() - batch[0]!.submittedAt) / 1000);
         let prepared: PreparedBatch;
         try {
           prepared = prepareBatch(
