@@ -275,7 +275,7 @@ export function createApp(deps: AppDeps) {
             resource: req.resource,
             context: req.context,
           });
-          await appendAudit(decisionAudit(caller.subject ?? caller.keyid, req, d));
+          await appendAudit(decisionAudit(caller.subject ?? caller.keyid, req, d, caller.keyid));
           return d;
         },
         audit: async (e) => {

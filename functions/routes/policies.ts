@@ -231,12 +231,22 @@ async function fresh(engine: PolicyEngine): Promise<void> {
   });
 }
 
-export function decisionAudit(agentId: string, req: EvaluationRequest, d: Decision) {
+/**
+ * `kid`: the key that signed the request, so the trail shows which credential each decision was
+ * made for (a revoked key's later use is then provable; docs/compliance.md).
+ */
+export function decisionAudit(
+  agentId: string,
+  req: EvaluationRequest,
+  d: Decision,
+  kid: string | undefined,
+) {
   return {
     // A deny is a policy violation; both are policy decisions (docs/audit.md event types).
     eventType: d.decision === "deny" ? "policy.violation" : "policy.decision",
     agentId,
     details: {
+      ...(kid ? { kid } : {}),
       decisionId: d.decisionId,
       action: req.action,
       resource: req.resource ?? null,
@@ -362,7 +372,7 @@ export function policyRoutes({ policies, audit, now = Date.now, approvalStep }: 
       // any approval is opened or spent, so a replayed request changes nothing.
       const nonce = c.get("nonceClaim");
       c.set("nonceClaim", undefined);
-      const event = decisionAudit(c.get("subject") ?? "unknown", req, d);
+      const event = decisionAudit(c.get("subject") ?? "unknown", req, d, c.get("keyid"));
       await audit(
         approvalId === undefined ? event : { ...event, details: { ...event.details, approvalId } },
         nonce ? { nonce } : {},
@@ -386,7 +396,9 @@ export function policyRoutes({ policies, audit, now = Date.now, approvalStep }: 
         requests.map((r) => ({ ...r, context: withServerAttributes(r.context, who, at) })),
       );
       const agentId = who.subject || "unknown";
-      await Promise.all(results.map((d, i) => audit(decisionAudit(agentId, requests[i]!, d))));
+      await Promise.all(
+        results.map((d, i) => audit(decisionAudit(agentId, requests[i]!, d, who.kid))),
+      );
       return c.json({ results }, 200);
     });
 }

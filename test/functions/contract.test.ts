@@ -481,9 +481,11 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
       expect(none.decision).toBe("deny");
       expect(none.reason).toMatch(/no policy allows/);
       const { events } = await auditor.audit.list({ from: 0, limit: 1000 });
-      expect(
-        events.some((e) => (e.details as { decisionId?: string }).decisionId === allow.decisionId),
-      ).toBe(true);
+      const recorded = events.find(
+        (e) => (e.details as { decisionId?: string }).decisionId === allow.decisionId,
+      );
+      // The decision names the key that signed the request (docs/audit.md).
+      expect(recorded?.details).toMatchObject({ kid: agentKey.kid });
     });
 
     it("batch: every decision audited with its decisionId; more than 1000 → 400", async () => {
@@ -496,10 +498,12 @@ describe.each(targetNames)("HTTP contract on %s", (targetName) => {
       const ids = results.map((r) => r.decisionId);
       expect(new Set(ids).size).toBe(3);
       const { events } = await auditor.audit.list({ from: before, limit: 100 });
-      const audited = events
-        .filter((e) => ["policy.decision", "policy.violation"].includes(e.eventType))
-        .map((e) => (e.details as { decisionId?: string }).decisionId);
+      const decisions = events.filter((e) =>
+        ["policy.decision", "policy.violation"].includes(e.eventType),
+      );
+      const audited = decisions.map((e) => (e.details as { decisionId?: string }).decisionId);
       expect(audited).toEqual(expect.arrayContaining(ids));
+      for (const e of decisions) expect(e.details).toMatchObject({ kid: agentKey.kid });
       const tooMany = await problemOf(
         agent.evaluateBatch(Array.from({ length: 1001 }, () => readReq("public"))),
       );
