@@ -114,7 +114,7 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
   });
   const outbox = new Outbox(join(dir, "outbox"));
   await outbox.init();
-  const lockMs = Number(env.SIGIL_WORKER_LOCK_MS ?? "") || 30_000;
+  const lockMs = Number(env.SIGIL_WORKER_LOCK_MS ?? "") || 8_000;
   const queue = jobQueue(config);
   // The node's metrics on their own address, when configured (docs/operating.md).
   const metrics = config.metrics.worker_listen
