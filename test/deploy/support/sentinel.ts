@@ -66,6 +66,8 @@ export interface SentinelSetOptions {
   /** Password Redis's replication and Sentinel use (`masterauth` / auth-pass), if ACLs are on. */
   auth?: { user: string; pass: string };
   downAfterMs?: number;
+  /** A second replica, so a promoted replica still has one to WAIT for. */
+  secondReplica?: boolean;
   /** Sentinels to start (default 3; 0 for a test that promotes by hand). */
   sentinels?: number;
 }
@@ -140,6 +142,14 @@ export async function startSentinelSet(o: SentinelSetOptions = {}): Promise<Sent
       (await r.info("replication")).includes("master_link_status:up"),
     );
     r.disconnect();
+    if (o.secondReplica) {
+      const r2 = await node("replica2", ["--replicaof", "127.0.0.1", String(primary.port)]);
+      const c2 = admin(r2.port);
+      await waitFor("second replica in sync", async () =>
+        (await c2.info("replication")).includes("master_link_status:up"),
+      );
+      c2.disconnect();
+    }
     const sentinels: RedisProc[] = [];
     for (let i = 0; i < (o.sentinels ?? 3); i++) {
       const port = await freePort();
@@ -181,7 +191,10 @@ export async function startSentinelSet(o: SentinelSetOptions = {}): Promise<Sent
         const m = (await s0.call("SENTINEL", "MASTER", masterName)) as string[];
         const f: Record<string, string> = {};
         for (let i = 0; i + 1 < m.length; i += 2) f[m[i]!] = m[i + 1]!;
-        return Number(f["num-other-sentinels"]) >= 2 && Number(f["num-slaves"]) >= 1;
+        return (
+          Number(f["num-other-sentinels"]) >= 2 &&
+          Number(f["num-slaves"]) >= (o.secondReplica ? 2 : 1)
+        );
       });
     return {
       dir,
