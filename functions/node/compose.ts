@@ -208,6 +208,9 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
             keyPrefix: `${prefix}audit:`,
             chain: config.audit.chain,
             signer,
+            durability: config.audit.durability,
+            minReplicas: config.audit.min_replicas,
+            replicaTimeoutMs: config.audit.replica_timeout_ms,
             ...(metrics ? { onBatch: (n, s) => metrics.auditBatch(n, s) } : {}),
           });
           return open.auditLog;

@@ -1,8 +1,8 @@
 // The Node API: `npm run api`. Redis holds state; the same createApp as the edge.
 import { serve } from "@hono/node-server";
-import { Redis } from "ioredis";
 import { loadNodeConfigOrExit } from "../../platform/node/config";
 import { serveMetrics } from "../../platform/node/metrics-server";
+import { connectRedis } from "../../platform/node/redis";
 import { allowedAuthorities } from "../../shared/config";
 import { jsonLogger } from "../../shared/log";
 import { createApp } from "../app";
@@ -12,7 +12,7 @@ import { dockerChecks, redisChecks } from "./health";
 
 const config = loadNodeConfigOrExit();
 const log = jsonLogger(config.server.log_level);
-const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 2 });
+const redis = connectRedis(config.redis, { maxRetriesPerRequest: 2 });
 redis.on("error", (e) => log.warn("redis connection error", { err: e.message }));
 
 let deps: Awaited<ReturnType<typeof composeNode>>;

@@ -130,6 +130,21 @@ export const redisSchema = z.strictObject({
     .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
     .default("redis://127.0.0.1:6379"),
   prefix: z.string().min(1).max(64).default("sigil"),
+  // Sentinel (docs/deployment.md): set, the client asks these sentinels for `master_name`'s
+  // primary and follows a failover; `url` then only supplies the scheme (TLS) and credentials.
+  sentinels: z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be "host:port"')).default([]),
+  master_name: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/)
+    .default("sigil"),
+  sentinel_username: z.string().min(1).optional(),
+  sentinel_password: z.string().min(1).optional(),
+  // This component's ACL user (docs/deployment.md "Least privilege"); each process sets its own,
+  // usually through SIGIL_REDIS_USERNAME / SIGIL_REDIS_PASSWORD. Wins over credentials in `url`.
+  username: z.string().min(1).optional(),
+  password: z.string().min(1).optional(),
+  // PEM CA bundle for rediss:// (and for sentinels when the url is rediss://).
+  tls_ca_file: z.string().min(1).optional(),
 });
 
 export const policySchema = z.strictObject({
@@ -161,6 +176,13 @@ export const auditSchema = z.strictObject({
     .regex(/^[a-z0-9_-]{1,64}$/)
     .default("default"),
   origin: z.string().min(1).default("sigil.local/audit"),
+  // `fsync`: acknowledged once the primary applied (and, with appendfsync always, fsynced) it.
+  // `replicated`: also once WAIT confirms `min_replicas` replicas hold it, so a Sentinel failover
+  // loses no acknowledged event (docs/deployment.md "Durability under failover").
+  durability: z.enum(["fsync", "replicated"]).default("fsync"),
+  min_replicas: z.number().int().min(1).max(16).default(1),
+  // How long an append waits for WAIT's replicas before it fails closed.
+  replica_timeout_ms: z.number().int().min(10).max(60_000).default(2000),
 });
 
 export const sandboxSchema = z

@@ -55,7 +55,7 @@ export interface ConsumerOptions {
   outbox: Outbox;
   envelope: Omit<EnvelopeVerifyOptions, "now">;
   log: WorkerLog;
-  /** Lock TTL; renewed at half of it while a job runs. Default 30 s. */
+  /** Lock TTL; renewed every quarter of it while a job runs, stalls checked every half. Default 8 s. */
   lockDurationMs?: number;
   /** Stalls (lost locks, i.e. crashed workers) before a job fails instead of re-running. Default 1. */
   maxStalledCount?: number;
@@ -81,7 +81,7 @@ const ZERO_HASH = "0".repeat(64);
 const EMPTY_HASH = outputHash("");
 
 export function startConsumer(o: ConsumerOptions): Consumer {
-  const lockDuration = o.lockDurationMs ?? 30_000;
+  const lockDuration = o.lockDurationMs ?? 8_000;
   // Fair share across submitters (platform/node/fairness.ts): a running slot per job.
   const fair = new FairShare(o.connection, o.queuePrefix, o.queueName);
   const slots = new Map<string, string>();
@@ -333,8 +333,13 @@ export function startConsumer(o: ConsumerOptions): Consumer {
     connection: o.connection,
     prefix: o.queuePrefix,
     concurrency: o.concurrency,
+    // A SIGKILLed worker's job is re-run within ~lockDuration + stalledInterval (8 + 4 s by
+    // default: the 15 s), while a healthy job's lock is renewed every lockDuration / 4, so
+    // it lapses only if three renewals in a row are missed (an event loop blocked for 6 s), not
+    // on one slow round trip (docs/deployment.md "Worker crashes and stalls").
     lockDuration,
-    stalledInterval: lockDuration,
+    lockRenewTime: Math.max(250, Math.floor(lockDuration / 4)),
+    stalledInterval: Math.max(500, Math.floor(lockDuration / 2)),
     maxStalledCount: o.maxStalledCount ?? 1,
     autorun: true,
   });

@@ -4,10 +4,11 @@
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import Docker from "dockerode";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { serveMetrics } from "../../platform/node/metrics-server";
 import { installNodeSha256 } from "../../platform/node/native-hash";
 import { jobQueue } from "../../platform/node/queue";
+import { connectRedis, describeRedis } from "../../platform/node/redis";
 import { Sigil } from "../../sdk";
 import type { SigilConfig } from "../../shared/config";
 import { verifyEd25519 } from "../../shared/crypto";
@@ -49,7 +50,7 @@ export async function basePreflight(config: SigilConfig, redis: Redis): Promise<
   try {
     await redis.ping();
   } catch (e) {
-    problems.push(`redis at ${config.redis.url} unreachable: ${(e as Error).message}`);
+    problems.push(`redis (${describeRedis(config.redis)}) unreachable: ${(e as Error).message}`);
   }
   const docker = new Docker();
   try {
@@ -84,7 +85,7 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
     });
   const workerId = env.SIGIL_WORKER_ID || `${hostname()}-${key.signer.kid.slice(0, 8)}`;
 
-  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: null, lazyConnect: true });
+  const redis = connectRedis(config.redis, { maxRetriesPerRequest: null, lazyConnect: true });
   redis.on("error", (e) => log.warn("redis connection error", { err: e.message }));
   const problems: string[] = [];
   try {
@@ -113,7 +114,7 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
   });
   const outbox = new Outbox(join(dir, "outbox"));
   await outbox.init();
-  const lockMs = Number(env.SIGIL_WORKER_LOCK_MS ?? "") || 30_000;
+  const lockMs = Number(env.SIGIL_WORKER_LOCK_MS ?? "") || 8_000;
   const queue = jobQueue(config);
   // The node's metrics on their own address, when configured (docs/operating.md).
   const metrics = config.metrics.worker_listen

@@ -9,8 +9,17 @@
 // Durability: an append is acknowledged only after the COMMIT script's reply, i.e. after Redis
 // applied the batch atomically. With `appendonly yes` + `appendfsync always` (infra's setting, and
 // what `open` checks for by default) Redis fsyncs the AOF before it replies, so an ack means "on
-// local disk". With `everysec` an ack may lose up to ~1 s on a power failure; replicas are not
-// awaited (Redis 7.0 has no WAITAOF; add WAIT if a replica must hold it too).
+// local disk". With `everysec` an ack may lose up to ~1 s on a power failure. That is
+// `durability: "fsync"`: a Sentinel failover loses what the replica had not yet received.
+// `durability: "replicated"` ([audit] durability, docs/deployment.md) sends each COMMIT on a
+// connection of its own followed by `WAIT min_replicas timeout` and acknowledges the batch only if
+// WAIT counts enough replicas; otherwise the batch fails closed as `outcome-unknown` (stored on the
+// primary, maybe not on the replica that will be promoted). That is also the fence against a
+// demoted primary: once Sentinel promotes a replica, the old primary has no replica left, so no
+// append it takes is acknowledged, and when it rejoins as a replica its unacknowledged tail is
+// discarded. The COMMIT script's fence (lock token + expected head size) then makes a leader that
+// had sealed on the old primary's longer head re-read the new primary's head before it writes, so
+// the surviving chain never forks.
 //
 // Request nonces (AppendOptions.nonce, with `nonceKey`): COMMIT checks the batch's nonce keys
 // before writing and sets them with the events, so an evaluation's decision event and its nonce
@@ -101,6 +110,12 @@ export interface RedisAuditLogOptions {
    * queue (seconds). The API's metrics (docs/operating.md "Metrics and traces").
    */
   onBatch?: (size: number, oldestWaitSeconds: number) => void;
+  /** `[audit] durability`: "replicated" acknowledges only after WAIT counts `minReplicas`. */
+  durability?: "fsync" | "replicated";
+  /** `[audit] min_replicas` (default 1). */
+  minReplicas?: number;
+  /** `[audit] replica_timeout_ms`: WAIT's timeout (default 2000). */
+  replicaTimeoutMs?: number;
 }
 
 interface Queued {
@@ -109,7 +124,13 @@ interface Queued {
 }
 type Entry = Pending<Queued, AuditEvent>;
 /** `replay`: nothing stored; these batch positions named nonces already used. */
-type CommitOutcome = "ok" | "fenced" | "absent" | "unknown" | { replay: number[] };
+type CommitOutcome =
+  | "ok"
+  | "fenced"
+  | "absent"
+  | "unknown"
+  | { replay: number[] }
+  | { unreplicated: number };
 
 const replayed = () => new AuditError("replay", "nonce already used");
 
@@ -150,6 +171,9 @@ export class RedisAuditLog implements AuditLogPort {
   readonly chain: string;
   private readonly redis: Redis;
   private sub: Redis | undefined;
+  /** Replicated durability: COMMITs and their WAIT on a connection of their own (WAIT counts the
+   * replicas that hold this connection's writes, and blocks only it). */
+  private writer: Redis | undefined;
   private readonly k: Record<"head" | "lock" | "ev" | "nodes" | "cp" | "anchor", string>;
   private readonly channel: string;
   private readonly token = randomBytes(16).toString("hex");
@@ -205,6 +229,10 @@ export class RedisAuditLog implements AuditLogPort {
   static async open(opts: RedisAuditLogOptions): Promise<RedisAuditLog> {
     const log = new RedisAuditLog(opts);
     await log.checkDurability(opts.requireAof ?? true);
+    if (opts.durability === "replicated") {
+      log.writer = opts.redis.duplicate();
+      log.writer.on("error", () => undefined); // the command's own error is what counts
+    }
     const sub = opts.redis.duplicate();
     sub.on("message", (channel: string) => {
       if (channel === log.channel) log.wake();
@@ -508,6 +536,16 @@ export class RedisAuditLog implements AuditLogPort {
       if (outcome instanceof Error) {
         // Sealing failed: nothing of this batch was sent; later batches chain on it and fail too.
         settle(first.batch, outcome);
+      } else if (typeof outcome === "object" && "unreplicated" in outcome) {
+        // Applied on the primary but not confirmed by enough replicas: a failover now could lose
+        // it, so it is not acknowledged (fail closed). Later batches re-read the head.
+        settle(
+          first.batch,
+          new AuditError(
+            "outcome-unknown",
+            `audit append not acknowledged: WAIT confirmed ${outcome.unreplicated} of the ${this.opts.minReplicas ?? 1} replicas [audit] min_replicas requires within ${this.opts.replicaTimeoutMs ?? 2000} ms; it may be lost on a failover`,
+          ),
+        );
       } else if (typeof outcome === "object") {
         // Nothing of the batch was stored: refuse the replays, seal the rest again.
         const bad = new Set(outcome.replay);
@@ -552,9 +590,15 @@ export class RedisAuditLog implements AuditLogPort {
     );
     const keys = [this.k.lock, this.k.head, this.k.ev, this.k.nodes];
     for (const e of batch) if (e.item.nonce) keys.push(e.item.nonce.key);
+    const conn = this.writer ?? this.redis;
     try {
-      const r = await runScript(this.redis, COMMIT, keys, args);
+      const r = await runScript(conn, COMMIT, keys, args);
       if (Array.isArray(r)) return { replay: r.slice(1).map(Number) };
+      if (this.writer) {
+        const want = this.opts.minReplicas ?? 1;
+        const got = Number(await conn.call("WAIT", want, this.opts.replicaTimeoutMs ?? 2000));
+        if (!(got >= want)) return { unreplicated: got };
+      }
       return "ok";
     } catch (e) {
       if (e instanceof Error && e.message.startsWith("FENCED")) return "fenced";
@@ -692,6 +736,8 @@ export class RedisAuditLog implements AuditLogPort {
       this.sub.disconnect();
       this.sub = undefined;
     }
+    this.writer?.disconnect();
+    this.writer = undefined;
   }
 
   /** Key names (tests and operators). */
