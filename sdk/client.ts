@@ -315,6 +315,19 @@ export class Sigil {
         query: { timeoutMs: waitMs },
         call: { ...call, timeoutMs: (call?.timeoutMs ?? this.#timeoutMs) + waitMs },
       }),
+    /** Newest first; an agent sees its own, admins and auditors all. */
+    list: (
+      q: { status?: T.JobStatus; limit?: number; cursor?: string } = {},
+      call?: CallOptions,
+    ): Promise<T.JobPage> => this.#json({ method: "GET", path: "/v1/jobs", query: { ...q }, call }),
+    /** The submitter or an admin: a queued job ends `killed`, a running one is killed. */
+    cancel: (id: string, reason?: string, call?: CallOptions): Promise<T.JobCancelled> =>
+      this.#json({
+        method: "POST",
+        path: `/v1/jobs/${enc(id)}/cancel`,
+        json: reason === undefined ? {} : { reason },
+        call,
+      }),
     /** Server-sent events until the server ends the stream; `break` or the signal stops it. */
     events: (id: string, call?: CallOptions): AsyncIterable<ServerSentEvent> =>
       this.#events(id, call),

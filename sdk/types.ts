@@ -284,6 +284,17 @@ export interface JobRecord {
   result?: JobResult;
   [k: string]: unknown;
 }
+/** One page of `GET /v1/jobs`; pass `cursor` back for the next (absent on the last page). */
+export interface JobPage {
+  jobs: JobRecord[];
+  cursor?: string;
+}
+/** `POST /v1/jobs/:id/cancel` (docs/http-api.md "Cancel"). */
+export interface JobCancelled {
+  /** cancelled: ended `killed` now · killing: its worker kills it · finished: had already ended. */
+  outcome: "cancelled" | "killing" | "finished";
+  job: JobRecord;
+}
 /** The worker's signed result report; its exact fields belong to the job envelope design. */
 export type JobResultReport = Record<string, unknown>;
 

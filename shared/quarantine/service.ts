@@ -47,6 +47,13 @@ export class QuarantineService implements Isolation {
   }
 
   async place(input: PlaceQuarantine): Promise<QuarantineRecord> {
+    return (await this.placeOutcome(input)).record;
+  }
+
+  /** `place`, also saying whether this call placed it (false: one was already in force). */
+  async placeOutcome(
+    input: PlaceQuarantine,
+  ): Promise<{ placed: boolean; record: QuarantineRecord }> {
     const target = QuarantineTargetSchema.parse(input.target);
     const record: QuarantineRecord = {
       id: this.#o.newId(),
@@ -61,7 +68,7 @@ export class QuarantineService implements Isolation {
       await this.#o.onEvent({ type: "quarantine.placed", record: out.record });
       await this.#o.onPlaced?.(out.record);
     }
-    return out.record;
+    return out;
   }
 
   async lift(id: string, by: string, reason: string): Promise<LiftResult> {
