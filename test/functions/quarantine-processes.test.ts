@@ -45,7 +45,14 @@ async function startProcess(adminKeys: string) {
     reconcile: false,
   });
   const server = await serveOnLoopback(createApp(deps).fetch, port);
-  procs.push({ deps, url: server.url, close: async () => (await server.close(), deps.close()) });
+  procs.push({
+    deps,
+    url: server.url,
+    close: async () => {
+      await server.close();
+      await deps.close();
+    },
+  });
 }
 
 const client = (i: number, k: TestKey) =>
