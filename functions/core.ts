@@ -25,7 +25,7 @@ import {
 import type { RateLimiter } from "../shared/limits";
 import type { Logger } from "../shared/log";
 import { PolicyEngine, type PolicyStorePort } from "../shared/policy";
-import type { QuarantineStore } from "../shared/quarantine";
+import type { QuarantineService, QuarantineStore } from "../shared/quarantine";
 import {
   type BundleSource,
   configuredResolver,
@@ -38,6 +38,7 @@ import {
 import type { AppDeps } from "./app";
 import { AuditWindows } from "./audit-windows";
 import { quarantineService } from "./quarantine";
+import { quarantineJobEffects } from "./quarantine-jobs";
 import { auditProblem } from "./routes/audit";
 import type { HealthCheck } from "./routes/health";
 
@@ -199,12 +200,19 @@ export async function composeCore(
   });
 
   const jobs = ports.jobs?.({ serviceSigner, audit });
-  const quarantine = ports.quarantine
+  // A quarantine cancels its target's jobs (a worker's: re-queued, its keys suspended), once, in
+  // the process whose place won (functions/quarantine-jobs.ts).
+  let quarantine: QuarantineService | undefined;
+  const effects = jobs
+    ? quarantineJobEffects({ jobs, audit: (e) => audit.append(e), service: () => quarantine })
+    : undefined;
+  quarantine = ports.quarantine
     ? quarantineService({
         store: ports.quarantine,
         ...(ports.quarantineBus ? { bus: ports.quarantineBus } : {}),
         ttlMs: config.auth.key_cache_ms,
         audit: (e) => audit.append(e),
+        ...(effects ?? {}),
       })
     : undefined;
   return {

@@ -212,6 +212,12 @@ export interface JobsBackend {
    * (docs/http-api.md "Cancel"). Absent on a backend that cannot (the route answers 503).
    */
   cancel?(jobId: string, reason: string): Promise<CancelOutcome>;
+  /**
+   * Takes a running job from its worker and puts it back in the queue for another (a quarantined
+   * worker, docs/incidents.md "Quarantine"): the next start is a recorded retry. False when the
+   * job is not running on the queue (finished, or already back).
+   */
+  requeue?(jobId: string): Promise<boolean>;
   /** Jobs newest first, paged; each page reads a bounded number of index entries. */
   list?(query: JobListQuery): Promise<JobPage>;
 }

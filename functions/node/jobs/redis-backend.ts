@@ -337,6 +337,19 @@ export class RedisJobsBackend implements JobsBackend {
     return { outcome: out as "cancelled" | "killing" | "finished", record };
   }
 
+  async requeue(jobId: string): Promise<boolean> {
+    this.#keys(jobId);
+    const job = await this.queue.getJob(jobId);
+    if (!job || !(await job.isActive())) return false;
+    // The worker's lock token is what moves an active job; taking it here is the point: the
+    // quarantined worker can no longer complete or extend the job, and the queue hands it to the
+    // next worker now, not after stall detection.
+    const token = await this.#redis.get(`${this.queue.toKey(jobId)}:lock`);
+    if (token === null) return false;
+    await job.moveToWait(token);
+    return true;
+  }
+
   /** Up to `limit` ids of held or released-but-unconfirmed jobs, oldest first. */
   held(limit = 1000): Promise<string[]> {
     return this.#redis.zrange(this.heldKey, "0", String(limit - 1));
