@@ -308,6 +308,7 @@ export function createApp(deps: AppDeps) {
         },
         now,
         approvals: approvals.service,
+        quarantine,
       }),
     );
     // Node serves the edge's job calls; the edge itself (a forwarding backend) does not.

@@ -51,6 +51,8 @@ export type {
   JobPolicyRequest,
 } from "../../shared/jobs/submit";
 
+import type { QuarantineService } from "../../shared/quarantine";
+
 export interface JobsRouteDeps {
   config: Pick<SigilConfig, "sandbox" | "security" | "risk" | "limits"> &
     Partial<Pick<SigilConfig, "approvals">>;
@@ -75,6 +77,11 @@ export interface JobsRouteDeps {
    * require_approval is held until answered. Absent: such a job is denied.
    */
   approvals?: ApprovalService;
+  /**
+   * Quarantines (docs/incidents.md "Quarantine"): a quarantined worker's reports are refused
+   * (403 `quarantined`, a security event), so its jobs finish on another worker.
+   */
+  quarantine?: Pick<QuarantineService, "active">;
 }
 
 /** How long a read of a held job blocks before it looks at the approval again. */
@@ -765,6 +772,24 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       const { id } = c.req.valid("param");
       const report = c.req.valid("json");
       const who = caller(c);
+      // A quarantined worker (by the id it reports under) gets nothing recorded: no start, no result.
+      const workerId = report.type === "started" ? report.workerId : report.signed.result.workerId;
+      const isolated = await deps.quarantine
+        ?.active({ kind: "worker", workerId })
+        .catch((e: unknown) => {
+          throw unavailable("quarantine store", e);
+        });
+      if (isolated) {
+        await securityAudit(who, "job.result_refused", {
+          jobId: id,
+          attempt: report.attempt,
+          reason: "quarantined",
+          workerId,
+          quarantineId: isolated.id,
+          description: `worker ${workerId} is quarantined (${isolated.id}); its report was refused`,
+        });
+        throw new Problem(403, "quarantined", "Quarantined", `worker ${workerId} is quarantined`);
+      }
       let record: JobRecord | null;
       try {
         record = await deps.backend.get(id);
