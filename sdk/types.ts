@@ -278,6 +278,22 @@ export interface JobResult {
   /** The exact body the worker signed (verify with shared/jobs/result.ts verifyResult). */
   signed: Record<string, unknown>;
 }
+/** A quarantine (docs/incidents.md "Quarantine"). */
+export interface Quarantine {
+  id: string;
+  active: boolean;
+  target:
+    | { kind: "subject"; subject: string }
+    | { kind: "key"; kid: string }
+    | { kind: "worker"; workerId: string };
+  reason: string;
+  incidentId?: string;
+  placedBy: string;
+  placedAt: string;
+  liftedAt?: string;
+  liftedBy?: string;
+  liftReason?: string;
+}
 export interface JobRecord {
   status: JobStatus;
   tier: "docker" | "gvisor";
