@@ -6,6 +6,7 @@ import { evalCommand } from "./commands/eval";
 import { jobs } from "./commands/jobs";
 import { keys } from "./commands/keys";
 import { policy } from "./commands/policy";
+import { quarantine } from "./commands/quarantine";
 import { tools } from "./commands/tools";
 import { defaultIo, describeError, EXIT } from "./output";
 
@@ -14,7 +15,7 @@ export const root = defineCommand({
     name: "sigil",
     description: "Operate Sigil: keys, policies, decisions, jobs, audit, tools",
   },
-  subCommands: { keys, policy, eval: evalCommand, jobs, audit, tools },
+  subCommands: { keys, policy, eval: evalCommand, jobs, audit, tools, quarantine },
 });
 
 /** Finds the command `argv` names, for --help. */

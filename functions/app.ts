@@ -12,6 +12,7 @@ import { isHeldKey, type KeyManager, type KeyRegistry, usableForNewRequest } fro
 import { LeasingRateLimiter, MemoryRateLimiter, type RateLimiter } from "../shared/limits";
 import type { Logger } from "../shared/log";
 import type { PolicyEngine } from "../shared/policy";
+import { MemoryQuarantineStore, type QuarantineService } from "../shared/quarantine";
 import type { ToolVerificationService } from "../shared/schemapin";
 import type { AuditFn } from "./audit-sink";
 import { AuditWindows } from "./audit-windows";
@@ -19,10 +20,12 @@ import { type AuthKey, authenticate, jsonGuard } from "./middleware/auth";
 import { bodyLimit } from "./middleware/body-limit";
 import { notFoundHandler, onError } from "./middleware/errors";
 import { inBackground, rateLimits } from "./middleware/limits";
+import { refuseQuarantined } from "./middleware/quarantine";
 import { requestLog } from "./middleware/request-log";
 import { type Role, requireRole } from "./middleware/roles";
 import { type ApiMetrics, metricsHandler, observeAudit, observeRequests } from "./observe";
 import { Problem, problemResponse } from "./problem";
+import { quarantineService } from "./quarantine";
 import { type AppEnv, router } from "./router";
 import { createApprovals } from "./routes/approvals";
 import { auditProblem, auditRoutes } from "./routes/audit";
@@ -32,6 +35,7 @@ import { type HealthCheck, healthRoutes } from "./routes/health";
 import { jobsRoutes } from "./routes/jobs";
 import { keyRoutes, wellKnownRoutes } from "./routes/keys";
 import { decisionAudit, policyRoutes, reservesNonceWithAudit } from "./routes/policies";
+import { quarantineRoutes } from "./routes/quarantine";
 import { riskRoutes } from "./routes/risk";
 import { toolRoutes } from "./routes/tools";
 
@@ -66,6 +70,11 @@ export interface AppDeps {
   clientAddress?: (c: Context) => string | undefined;
   /** Approval records (Redis, a Durable Object); default: this process's memory. */
   approvals?: ApprovalStore;
+  /**
+   * Quarantines (docs/incidents.md "Quarantine"), enforced right after authentication; default:
+   * this process's memory. Incident response places them through the same service.
+   */
+  quarantine?: QuarantineService;
   /** Prometheus counters (Node); absent: no GET /metrics (the edge). */
   metrics?: ApiMetrics;
 }
@@ -219,6 +228,11 @@ export function createApp(deps: AppDeps) {
       },
     }),
   );
+  // A quarantined key or subject is refused before it spends quota or reaches a route.
+  const quarantine =
+    deps.quarantine ??
+    quarantineService({ store: new MemoryQuarantineStore(), ttlMs: 0, audit: appendAudit });
+  app.use(SIGNED, refuseQuarantined(quarantine, windows));
   app.use(
     SIGNED,
     rateLimits({
@@ -255,6 +269,7 @@ export function createApp(deps: AppDeps) {
   );
   app.route("/", approvals.routes);
   app.route("/", auditRoutes(audit));
+  app.route("/", quarantineRoutes(quarantine));
   app.route(
     "/",
     riskRoutes({ medium: config.risk.medium_threshold, high: config.risk.high_threshold }),
@@ -293,6 +308,7 @@ export function createApp(deps: AppDeps) {
         },
         now,
         approvals: approvals.service,
+        quarantine,
       }),
     );
     // Node serves the edge's job calls; the edge itself (a forwarding backend) does not.

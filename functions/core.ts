@@ -9,6 +9,7 @@ import { type AuditLogPort, AuditService } from "../shared/audit";
 import type { SigilConfig } from "../shared/config";
 import { ed25519Kid, publicKeyFromJwk, type Signer, uuidV7, verifyEd25519 } from "../shared/crypto";
 import type { ReplayCache } from "../shared/httpsig";
+import type { InvalidationBus } from "../shared/invalidation";
 import type { JobsBackend } from "../shared/jobs";
 import {
   KeyManager,
@@ -24,6 +25,7 @@ import {
 import type { RateLimiter } from "../shared/limits";
 import type { Logger } from "../shared/log";
 import { PolicyEngine, type PolicyStorePort } from "../shared/policy";
+import type { QuarantineService, QuarantineStore } from "../shared/quarantine";
 import {
   type BundleSource,
   configuredResolver,
@@ -35,6 +37,8 @@ import {
 } from "../shared/schemapin";
 import type { AppDeps } from "./app";
 import { AuditWindows } from "./audit-windows";
+import { quarantineService } from "./quarantine";
+import { quarantineJobEffects } from "./quarantine-jobs";
 import { auditProblem } from "./routes/audit";
 import type { HealthCheck } from "./routes/health";
 
@@ -78,6 +82,10 @@ export interface CorePorts {
   limiter: RateLimiter;
   /** Approval records, shared by every process of the deployment (docs/governance.md "Approvals"). */
   approvals: ApprovalStore;
+  /** Quarantine records, shared by every process (docs/incidents.md "Quarantine"). */
+  quarantine?: QuarantineStore;
+  /** Announces quarantines placed or lifted here to the other processes' caches. */
+  quarantineBus?: InvalidationBus;
   clientAddress: (c: Context) => string | undefined;
   /** The jobs backend, if this runtime has one (it may sign with the service key). */
   jobs?: (core: { serviceSigner: Signer; audit: AuditService }) => JobsBackend | undefined;
@@ -192,6 +200,21 @@ export async function composeCore(
   });
 
   const jobs = ports.jobs?.({ serviceSigner, audit });
+  // A quarantine cancels its target's jobs (a worker's: re-queued, its keys suspended), once, in
+  // the process whose place won (functions/quarantine-jobs.ts).
+  let quarantine: QuarantineService | undefined;
+  const effects = jobs
+    ? quarantineJobEffects({ jobs, audit: (e) => audit.append(e), service: () => quarantine })
+    : undefined;
+  quarantine = ports.quarantine
+    ? quarantineService({
+        store: ports.quarantine,
+        ...(ports.quarantineBus ? { bus: ports.quarantineBus } : {}),
+        ttlMs: config.auth.key_cache_ms,
+        audit: (e) => audit.append(e),
+        ...(effects ?? {}),
+      })
+    : undefined;
   return {
     config,
     log,
@@ -208,6 +231,7 @@ export async function composeCore(
     ...(jobs && ports.jobGateway ? { jobGateway: true } : {}),
     limiter: ports.limiter,
     approvals: ports.approvals,
+    ...(quarantine ? { quarantine } : {}),
     clientAddress: ports.clientAddress,
     ...(adminKeyPath ? { adminKeyPath } : {}),
   };

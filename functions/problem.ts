@@ -25,6 +25,7 @@ export type ProblemType =
   | "separation-of-duties"
   | "unavailable"
   | "rate-limited"
+  | "quarantined"
   | "internal";
 
 export interface FieldError {

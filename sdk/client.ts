@@ -272,6 +272,27 @@ export class Sigil {
 
   // ---- risk and tools ----
 
+  /** Quarantines (docs/http-api.md "Quarantine"): admins place and lift, auditors list. */
+  readonly quarantine = {
+    /** Idempotent: the record already in force when the target is quarantined. */
+    place: (
+      body: ({ subject: string } | { kid: string } | { workerId: string }) & { reason: string },
+      call?: CallOptions,
+    ): Promise<{ quarantine: T.Quarantine }> =>
+      this.#json({ method: "POST", path: "/v1/quarantine", json: body, call }),
+    lift: (
+      id: string,
+      reason: string,
+      call?: CallOptions,
+    ): Promise<{ quarantine: T.Quarantine; lifted: boolean }> =>
+      this.#json({ method: "DELETE", path: `/v1/quarantine/${enc(id)}`, json: { reason }, call }),
+    list: (
+      q: { active?: "true" | "false"; limit?: number; before?: string } = {},
+      call?: CallOptions,
+    ): Promise<{ quarantines: T.Quarantine[]; next: string | null }> =>
+      this.#json({ method: "GET", path: "/v1/quarantine", query: { ...q }, call }),
+  };
+
   readonly risk = {
     assess: (req: T.RiskAssessRequest, call?: CallOptions): Promise<T.RiskAssessResponse> =>
       this.#json({ method: "POST", path: "/v1/risk/assess", json: req, call }),
@@ -314,6 +335,19 @@ export class Sigil {
         path: `/v1/jobs/${enc(id)}/wait`,
         query: { timeoutMs: waitMs },
         call: { ...call, timeoutMs: (call?.timeoutMs ?? this.#timeoutMs) + waitMs },
+      }),
+    /** Newest first; an agent sees its own, admins and auditors all. */
+    list: (
+      q: { status?: T.JobStatus; limit?: number; cursor?: string } = {},
+      call?: CallOptions,
+    ): Promise<T.JobPage> => this.#json({ method: "GET", path: "/v1/jobs", query: { ...q }, call }),
+    /** The submitter or an admin: a queued job ends `killed`, a running one is killed. */
+    cancel: (id: string, reason?: string, call?: CallOptions): Promise<T.JobCancelled> =>
+      this.#json({
+        method: "POST",
+        path: `/v1/jobs/${enc(id)}/cancel`,
+        json: reason === undefined ? {} : { reason },
+        call,
       }),
     /** Server-sent events until the server ends the stream; `break` or the signal stops it. */
     events: (id: string, call?: CallOptions): AsyncIterable<ServerSentEvent> =>

@@ -278,11 +278,38 @@ export interface JobResult {
   /** The exact body the worker signed (verify with shared/jobs/result.ts verifyResult). */
   signed: Record<string, unknown>;
 }
+/** A quarantine (docs/incidents.md "Quarantine"). */
+export interface Quarantine {
+  id: string;
+  active: boolean;
+  target:
+    | { kind: "subject"; subject: string }
+    | { kind: "key"; kid: string }
+    | { kind: "worker"; workerId: string };
+  reason: string;
+  incidentId?: string;
+  placedBy: string;
+  placedAt: string;
+  liftedAt?: string;
+  liftedBy?: string;
+  liftReason?: string;
+}
 export interface JobRecord {
   status: JobStatus;
   tier: "docker" | "gvisor";
   result?: JobResult;
   [k: string]: unknown;
+}
+/** One page of `GET /v1/jobs`; pass `cursor` back for the next (absent on the last page). */
+export interface JobPage {
+  jobs: JobRecord[];
+  cursor?: string;
+}
+/** `POST /v1/jobs/:id/cancel` (docs/http-api.md "Cancel"). */
+export interface JobCancelled {
+  /** cancelled: ended `killed` now · killing: its worker kills it · finished: had already ended. */
+  outcome: "cancelled" | "killing" | "finished";
+  job: JobRecord;
 }
 /** The worker's signed result report; its exact fields belong to the job envelope design. */
 export type JobResultReport = Record<string, unknown>;

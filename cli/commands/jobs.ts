@@ -1,12 +1,13 @@
-// sigil jobs run|get|wait (docs/cli.md). `run` submits, streams the job's events (a spinner on a
+// sigil jobs run|get|wait|ls|cancel (docs/cli.md). `run` submits, streams the job's events (a spinner on a
 // TTY while it waits), checks the worker's signature on the result and exits with the job's code.
 import { readFile } from "node:fs/promises";
 import { defineCommand } from "citty";
 import { createSpinner } from "nanospinner";
-import type { JobRecord, JobSpec, Sigil } from "../../sdk";
+import type { JobRecord, JobSpec, JobStatus, Sigil } from "../../sdk";
 import { isTerminal } from "../../shared/jobs";
+import { JOB_STATUSES } from "../../shared/jobs/result";
 import { client, targetArgs } from "../context";
-import { defaultIo, EXIT, Failure, fields, type Io, paint } from "../output";
+import { defaultIo, EXIT, emit, Failure, fields, type Io, paint, table } from "../output";
 import { verifyJobResult } from "../verify";
 import { readStdin } from "./policy";
 
@@ -175,7 +176,69 @@ const wait = defineCommand({
   },
 });
 
+const ls = defineCommand({
+  meta: {
+    name: "ls",
+    description: "List jobs, newest first (an agent's own; all for admins and auditors)",
+  },
+  args: {
+    ...targetArgs,
+    status: { type: "string", description: `only this status (${JOB_STATUSES.join(", ")})` },
+    limit: { type: "string", description: "at most this many jobs (default 20, at most 1000)" },
+  },
+  async run({ args }) {
+    const io = defaultIo();
+    if (args.status && !(JOB_STATUSES as readonly string[]).includes(args.status))
+      throw new Failure(EXIT.usage, `unknown status ${args.status}`);
+    const want = Number(args.limit ?? 20);
+    if (!Number.isInteger(want) || want < 1 || want > 1000)
+      throw new Failure(EXIT.usage, "--limit must be an integer from 1 to 1000");
+    const sigil = await client(args);
+    const jobs: JobRecord[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await sigil.jobs.list({
+        ...(args.status ? { status: args.status as JobStatus } : {}),
+        limit: Math.min(100, want - jobs.length),
+        ...(cursor ? { cursor } : {}),
+      });
+      jobs.push(...page.jobs);
+      cursor = page.cursor;
+    } while (cursor && jobs.length < want);
+    emit(io, args.json, { jobs }, () =>
+      table(
+        ["jobId", "status", "tier", "image", "createdAt", "reason"],
+        jobs.map((j) => [j.jobId, j.status, j.tier, j.image, j.createdAt, j.reason ?? ""]),
+      ),
+    );
+  },
+});
+
+const cancel = defineCommand({
+  meta: {
+    name: "cancel",
+    description: "Cancel a job: a queued one ends killed now, a running one is killed",
+  },
+  args: {
+    ...targetArgs,
+    ...idArg,
+    reason: { type: "string", description: "why (recorded in the audit trail)" },
+  },
+  async run({ args }) {
+    const io = defaultIo();
+    const sigil = await client(args);
+    const out = await sigil.jobs.cancel(args.id, args.reason);
+    emit(io, args.json, out, () =>
+      out.outcome === "cancelled"
+        ? `job ${args.id} cancelled (killed before it ran)`
+        : out.outcome === "killing"
+          ? `job ${args.id} is being killed on its worker (sigil jobs wait ${args.id})`
+          : `job ${args.id} had already finished: ${out.job.status}`,
+    );
+  },
+});
+
 export const jobs = defineCommand({
   meta: { name: "jobs", description: "Run sandbox jobs and inspect them" },
-  subCommands: { run, get, wait },
+  subCommands: { run, get, wait, ls, cancel },
 });

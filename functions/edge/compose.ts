@@ -9,7 +9,7 @@ import { composeCore } from "../core";
 import type { HealthCheck } from "../routes/health";
 import { DoApprovalStore } from "./approvals/adapter";
 import { DoAuditLog } from "./audit/adapter";
-import { APPROVALS_OBJECT, KEYS_OBJECT, POLICIES_OBJECT } from "./constants";
+import { APPROVALS_OBJECT, KEYS_OBJECT, POLICIES_OBJECT, QUARANTINE_OBJECT } from "./constants";
 import { type EdgeEnv, stringVars } from "./env";
 import { GatewayJobsBackend } from "./jobs/gateway";
 import { DoKeyRegistry, DoSecretStore } from "./keys/adapter";
@@ -17,6 +17,7 @@ import { EDGE_SCRYPT, edgeKeySecret } from "./keys/secret";
 import { DoRateLimiter } from "./limits/adapter";
 import { DoPinStore } from "./pins/adapter";
 import { DoPolicyStore } from "./policy/adapter";
+import { DoQuarantineStore } from "./quarantine/adapter";
 import { DoReplayCache } from "./replay/adapter";
 import { unwrap } from "./rpc";
 import { stubFor, stubSource } from "./runtime";
@@ -50,6 +51,7 @@ const BINDINGS = [
   "SIGIL_AUDIT",
   "SIGIL_LIMITS",
   "SIGIL_APPROVALS",
+  "SIGIL_QUARANTINE",
 ] as const;
 
 async function compose(env: EdgeEnv): Promise<AppDeps> {
@@ -121,6 +123,8 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
       limiter: new DoRateLimiter(env.SIGIL_LIMITS),
       // Approvals hold across every isolate: one ApprovalsObject holds them all.
       approvals: new DoApprovalStore(stubSource(env.SIGIL_APPROVALS, APPROVALS_OBJECT)),
+      // One QuarantineObject holds every quarantine; no bus between isolates, so no cache either.
+      quarantine: new DoQuarantineStore(stubSource(env.SIGIL_QUARANTINE, QUARANTINE_OBJECT)),
       // Set by Cloudflare on every request (a client cannot forge it there).
       clientAddress: (c) => c.req.header("cf-connecting-ip"),
       ...(gateway

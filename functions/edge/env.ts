@@ -6,6 +6,7 @@ import type { KeysObject } from "./keys/object";
 import type { LimitsObject } from "./limits/object";
 import type { PinsObject } from "./pins/object";
 import type { PolicyObject } from "./policy/object";
+import type { QuarantineObject } from "./quarantine/object";
 import type { ReplayObject } from "./replay/object";
 import type { DurableObjectNamespace } from "./runtime";
 
@@ -24,6 +25,8 @@ export interface EdgeBindings {
   SIGIL_LIMITS: DurableObjectNamespace<LimitsObject>;
   /** One object ("approvals"): every approval record and its binding. */
   SIGIL_APPROVALS: DurableObjectNamespace<ApprovalsObject>;
+  /** One object ("quarantine"): every quarantine record (docs/incidents.md "Quarantine"). */
+  SIGIL_QUARANTINE: DurableObjectNamespace<QuarantineObject>;
 }
 
 export type EdgeEnv = EdgeBindings & { [key: string]: unknown };

@@ -14,6 +14,7 @@ export { KeysObject } from "./keys/object";
 export { LimitsObject } from "./limits/object";
 export { PinsObject } from "./pins/object";
 export { PolicyObject } from "./policy/object";
+export { QuarantineObject } from "./quarantine/object";
 export { ReplayObject } from "./replay/object";
 
 let app: Promise<SigilApp> | undefined;

@@ -35,6 +35,7 @@ import { RedisKeyRegistry } from "./stores/keys-redis";
 import { RedisRateLimiter } from "./stores/limits-redis";
 import { RedisPinStore } from "./stores/pins-redis";
 import { RedisPolicyStore } from "./stores/policy-redis";
+import { RedisQuarantineStore } from "./stores/quarantine-redis";
 import { RedisReplayCache } from "./stores/replay-redis";
 
 export interface NodeDeps extends CoreDeps {
@@ -176,7 +177,8 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
       });
       const keyBus = redisInvalidationBus(redis, `${prefix}keys:changed`);
       const policyBus = redisInvalidationBus(redis, `${prefix}policy:changed`);
-      open.buses.push(keyBus, policyBus);
+      const quarantineBus = redisInvalidationBus(redis, `${prefix}quarantine:changed`);
+      open.buses.push(keyBus, policyBus, quarantineBus);
       const signing = nodeSigning(config.security.crypto_provider);
       open.signing = signing;
       const replay = new RedisReplayCache(redis, { prefix });
@@ -227,6 +229,8 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
         // Quotas hold across every API process: their buckets are in Redis.
         limiter: new RedisRateLimiter(redis, prefix),
         approvals: approvalStore,
+        quarantine: new RedisQuarantineStore(redis, prefix),
+        quarantineBus,
         clientAddress: (c) => {
           try {
             return getConnInfo(c).remote.address;

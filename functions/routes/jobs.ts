@@ -21,6 +21,7 @@ import { resolveHeldJob } from "../../shared/jobs/held";
 import {
   expectationFor,
   resultHash as hashResult,
+  isTerminal,
   JOB_STATUSES,
   type ResultBody,
   signedResultSchema,
@@ -50,6 +51,8 @@ export type {
   JobPolicyRequest,
 } from "../../shared/jobs/submit";
 
+import type { QuarantineService } from "../../shared/quarantine";
+
 export interface JobsRouteDeps {
   config: Pick<SigilConfig, "sandbox" | "security" | "risk" | "limits"> &
     Partial<Pick<SigilConfig, "approvals">>;
@@ -74,6 +77,11 @@ export interface JobsRouteDeps {
    * require_approval is held until answered. Absent: such a job is denied.
    */
   approvals?: ApprovalService;
+  /**
+   * Quarantines (docs/incidents.md "Quarantine"): a quarantined worker's reports are refused
+   * (403 `quarantined`, a security event), so its jobs finish on another worker.
+   */
+  quarantine?: Pick<QuarantineService, "active">;
 }
 
 /** How long a read of a held job blocks before it looks at the approval again. */
@@ -292,6 +300,67 @@ const resultRoute = createRoute({
   responses: {
     200: { description: "recorded", content: { "application/json": { schema: reportAnswer } } },
     ...problemResponses(400, 401, 403, 404, 409, 503),
+  },
+});
+
+const cancelRoute = createRoute({
+  method: "post",
+  path: "/v1/jobs/{id}/cancel",
+  tags: ["jobs"],
+  summary:
+    "Cancel a job: a queued or held one ends `killed` now, a running one is killed on its worker",
+  middleware: [requireRole("agent", "admin")] as const,
+  request: {
+    params: jobIdParam,
+    body: {
+      required: false,
+      content: {
+        "application/json": {
+          schema: z.strictObject({ reason: z.string().max(1024).optional() }),
+        },
+      },
+    },
+  },
+  responses: {
+    200: {
+      description:
+        "`cancelled` (it ended `killed` now), `killing` (its worker was told; the job ends with the worker's signed `killed` result) or `finished` (it had already ended; nothing changed)",
+      content: {
+        "application/json": {
+          schema: z.object({
+            outcome: z.enum(["cancelled", "killing", "finished"]),
+            job: jobViewSchema,
+          }),
+        },
+      },
+    },
+    ...problemResponses(400, 401, 403, 404, 503),
+  },
+});
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/v1/jobs",
+  tags: ["jobs"],
+  summary: "Jobs, newest first: an agent's own (its subject's), or all for admins and auditors",
+  middleware: [requireRole("agent", "admin", "auditor")] as const,
+  request: {
+    query: z.object({
+      status: statusSchema.optional(),
+      limit: z.coerce.number().int().min(1).max(100).default(20),
+      cursor: z.string().max(200).optional(),
+    }),
+  },
+  responses: {
+    200: {
+      description: "one page; pass `cursor` back for the next (absent on the last page)",
+      content: {
+        "application/json": {
+          schema: z.object({ jobs: z.array(jobViewSchema), cursor: z.string().optional() }),
+        },
+      },
+    },
+    ...problemResponses(400, 401, 403, 503),
   },
 });
 
@@ -569,6 +638,71 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         202,
       );
     })
+    .openapi(listRoute, async (c) => {
+      const who = caller(c);
+      const { status, limit, cursor } = c.req.valid("query");
+      const list = deps.backend.list?.bind(deps.backend);
+      if (!list) throw unavailable("job listing", new Error("not supported by this job store"));
+      const scope =
+        who.role === "admin" || who.role === "auditor"
+          ? ("all" as const)
+          : who.subject !== null
+            ? { subject: who.subject }
+            : { kid: who.keyid };
+      let page: Awaited<ReturnType<typeof list>>;
+      try {
+        page = await list({
+          scope,
+          limit,
+          ...(status ? { status } : {}),
+          ...(cursor ? { cursor } : {}),
+        });
+      } catch (e) {
+        if (e instanceof RangeError)
+          throw new Problem(
+            400,
+            "validation",
+            "Invalid cursor",
+            "cursor is not one this API gave",
+            [{ path: "cursor", message: "invalid cursor" }],
+          );
+        throw unavailable("job store", e);
+      }
+      return c.json(
+        {
+          jobs: page.jobs.filter((r) => visible(r, who)).map(view),
+          ...(page.cursor ? { cursor: page.cursor } : {}),
+        },
+        200,
+      );
+    })
+    .openapi(cancelRoute, async (c) => {
+      const { id } = c.req.valid("param");
+      const who = caller(c);
+      const body = (c.req.valid("json") as { reason?: string } | undefined) ?? {};
+      const cancel = deps.backend.cancel?.bind(deps.backend);
+      if (!cancel) throw unavailable("job cancel", new Error("not supported by this job store"));
+      // The submitter (its key or subject) or an admin; anyone else's job is a 404.
+      const before = await load(id, who);
+      const by = who.subject ?? who.keyid;
+      const reason = `cancelled by ${by}${body.reason ? `: ${body.reason}` : ""}`.slice(0, 2048);
+      if (!isTerminal(before.status))
+        // Audited before the state change: a retried cancel may audit twice, never zero times.
+        await audit({
+          eventType: "job.cancelled",
+          agentId: who.keyid,
+          details: { jobId: id, status: before.status, by, reason: body.reason ?? null },
+        });
+      let out: Awaited<ReturnType<typeof cancel>>;
+      try {
+        out = await cancel(id, reason);
+      } catch (e) {
+        throw unavailable("job store", e);
+      }
+      if (out.outcome === "missing")
+        throw new Problem(404, "not-found", "Not found", `job ${id} was not found`);
+      return c.json({ outcome: out.outcome, job: view(out.record) }, 200);
+    })
     .openapi(getRoute, async (c) => {
       const r = await load(c.req.valid("param").id, caller(c));
       return c.json(view(r), 200);
@@ -638,6 +772,24 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       const { id } = c.req.valid("param");
       const report = c.req.valid("json");
       const who = caller(c);
+      // A quarantined worker (by the id it reports under) gets nothing recorded: no start, no result.
+      const workerId = report.type === "started" ? report.workerId : report.signed.result.workerId;
+      const isolated = await deps.quarantine
+        ?.active({ kind: "worker", workerId })
+        .catch((e: unknown) => {
+          throw unavailable("quarantine store", e);
+        });
+      if (isolated) {
+        await securityAudit(who, "job.result_refused", {
+          jobId: id,
+          attempt: report.attempt,
+          reason: "quarantined",
+          workerId,
+          quarantineId: isolated.id,
+          description: `worker ${workerId} is quarantined (${isolated.id}); its report was refused`,
+        });
+        throw new Problem(403, "quarantined", "Quarantined", `worker ${workerId} is quarantined`);
+      }
       let record: JobRecord | null;
       try {
         record = await deps.backend.get(id);

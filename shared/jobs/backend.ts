@@ -128,6 +128,33 @@ export interface ResultClaim {
   workerPublicKey: string;
 }
 
+export type CancelOutcome =
+  /** Queued or held: it ended `killed` in this call. */
+  | { outcome: "cancelled"; record: JobRecord }
+  /** Running: its worker was told to kill it and will report a signed `killed` result. */
+  | { outcome: "killing"; record: JobRecord }
+  /** It had already finished (the finish won the race): nothing changed. */
+  | { outcome: "finished"; record: JobRecord }
+  | { outcome: "missing" };
+
+/** Whose jobs a listing covers: one subject's, one key's, or (admin, auditor) everyone's. */
+export type JobScope = { subject: string } | { kid: string } | "all";
+
+export interface JobListQuery {
+  scope: JobScope;
+  status?: JobStatus;
+  /** 1..100. */
+  limit: number;
+  /** From the previous page's `cursor`. */
+  cursor?: string;
+}
+
+export interface JobPage {
+  jobs: JobRecord[];
+  /** Pass back for the next page; absent on the last page. */
+  cursor?: string;
+}
+
 export interface JobsBackend {
   /**
    * Creates the record (status queued, event `queued`) and enqueues the signed envelope with the
@@ -180,4 +207,17 @@ export interface JobsBackend {
    * (rejecting with LimitExceededError) either way.
    */
   pending?(submitter: { kid: string; subject: string | null }): Promise<number>;
+  /**
+   * Cancels a job, decided against its finish atomically: exactly one final state per job
+   * (docs/http-api.md "Cancel"). Absent on a backend that cannot (the route answers 503).
+   */
+  cancel?(jobId: string, reason: string): Promise<CancelOutcome>;
+  /**
+   * Takes a running job from its worker and puts it back in the queue for another (a quarantined
+   * worker, docs/incidents.md "Quarantine"): the next start is a recorded retry. False when the
+   * job is not running on the queue (finished, or already back).
+   */
+  requeue?(jobId: string): Promise<boolean>;
+  /** Jobs newest first, paged; each page reads a bounded number of index entries. */
+  list?(query: JobListQuery): Promise<JobPage>;
 }

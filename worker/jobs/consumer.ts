@@ -4,6 +4,7 @@
 import { context } from "@opentelemetry/api";
 import { DelayedError, type Job, Worker } from "bullmq";
 import type { Redis } from "ioredis";
+import { cancelChannel, jobRecordKey } from "../../platform/node/cancel";
 import { FairShare, submitterOf } from "../../platform/node/fairness";
 import type { UntrustedQueuedJob } from "../../platform/node/queue";
 import { limitsSchema } from "../../shared/config/schema";
@@ -67,6 +68,11 @@ export interface ConsumerOptions {
   deferMs?: number;
   /** Counters for the node's /metrics (worker/jobs/metrics.ts). */
   metrics?: WorkerMetrics;
+  /**
+   * `[redis] prefix`: when set, the worker follows cancels (docs/http-api.md "Cancel"): it
+   * subscribes to the cancel channel and kills a cancelled job's container.
+   */
+  redisPrefix?: string;
 }
 
 export interface Consumer {
@@ -91,6 +97,24 @@ export function startConsumer(o: ConsumerOptions): Consumer {
   let closing = false;
   let timer: NodeJS.Timeout | undefined;
   const retryDelay = new Map<string, number>();
+  // Cancels (docs/http-api.md "Cancel"): each running job's abort, fired by the cancel channel.
+  const cancels = new Map<string, AbortController>();
+  const subscriber = o.redisPrefix !== undefined ? o.connection.duplicate() : undefined;
+  if (subscriber && o.redisPrefix !== undefined) {
+    const channel = cancelChannel(o.redisPrefix);
+    subscriber.on("message", (ch: string, jobId: string) => {
+      if (ch === channel) cancels.get(jobId)?.abort();
+    });
+    subscriber
+      .subscribe(channel)
+      .catch((e) => o.log.error("cancel channel subscribe failed", { err: String(e) }));
+  }
+  /** Whether the API marked the job cancelled (read before a run: a message may have been lost). */
+  async function cancelRequested(jobId: string): Promise<boolean> {
+    if (o.redisPrefix === undefined) return false;
+    const v = await o.connection.hget(jobRecordKey(o.redisPrefix, jobId), "cancelRequested");
+    return v !== null;
+  }
 
   async function deliver(p: PendingReport): Promise<boolean> {
     try {
@@ -247,33 +271,61 @@ export function startConsumer(o: ConsumerOptions): Consumer {
     const trace = contextFromTraceparent(env.traceparent);
     o.metrics?.queueWait((takenAt - job.timestamp) / 1000);
     pastSpan("sigil.queue.wait", trace, job.timestamp, takenAt, { "sigil.job.tier": env.tier });
-    // Record the attempt before running: no run without a record, and a finished job is not re-run.
-    const ack = await context.with(trace, () =>
-      o.reporter.started(jobId, {
-        type: "started",
-        attempt,
-        workerId: o.workerId,
-        envelopeHash: verdict.envelopeHash,
-        lockHash,
-      }),
-    );
-    if (!ack.proceed) {
-      o.log.info("job already finished; not running it again", { jobId, attempt });
-      return { status: "already-finished" };
-    }
-
-    let run: SandboxRunResult;
-    o.metrics?.running(1);
+    // Registered before the start is recorded: a cancel published after the API marked the job
+    // running finds this job's abort.
+    const cancel = new AbortController();
+    cancels.set(jobId, cancel);
     try {
-      run = await inSpan("sigil.container.run", () => o.driver.runJob(sandboxRunSpec(env)), {
-        parent: trace,
-        attributes: { "sigil.job.tier": env.tier },
-      });
-    } catch (e) {
-      run = errorResult(env, (e as Error).message);
+      // Record the attempt before running: no run without a record, and a finished job is not re-run.
+      const ack = await context.with(trace, () =>
+        o.reporter.started(jobId, {
+          type: "started",
+          attempt,
+          workerId: o.workerId,
+          envelopeHash: verdict.envelopeHash,
+          lockHash,
+        }),
+      );
+      if (!ack.proceed) {
+        o.log.info("job already finished; not running it again", { jobId, attempt });
+        return { status: "already-finished" };
+      }
+      if (await cancelRequested(jobId)) cancel.abort();
+
+      let run: SandboxRunResult;
+      o.metrics?.running(1);
+      try {
+        run = cancel.signal.aborted
+          ? cancelledRun(env.tier)
+          : await inSpan(
+              "sigil.container.run",
+              () => o.driver.runJob(sandboxRunSpec(env), { signal: cancel.signal }),
+              { parent: trace, attributes: { "sigil.job.tier": env.tier } },
+            );
+      } catch (e) {
+        run = errorResult(env, (e as Error).message);
+      } finally {
+        o.metrics?.running(-1);
+      }
+      return await report(job, env, verdict.envelopeHash, attempt, lockHash, run, trace, cancel);
     } finally {
-      o.metrics?.running(-1);
+      cancels.delete(jobId);
     }
+  }
+
+  async function report(
+    job: Job<UntrustedQueuedJob>,
+    env: Parameters<typeof sandboxRunSpec>[0] & { image: string },
+    envelopeHash: string,
+    attempt: number,
+    lockHash: string,
+    run: SandboxRunResult,
+    trace: Context,
+    cancel: AbortController,
+  ) {
+    const jobId = env.jobId;
+    // A cancel's kill is a `killed` result like any other, signed; its reason says why.
+    const cancelled = cancel.signal.aborted && run.status === "killed";
     if (run.status !== "error") o.metrics?.ran(env.tier, run.durationMs / 1000);
     if (typeof run.warm === "boolean") o.metrics?.warmPool(env.tier, run.warm);
     const maxAttempts = job.opts.attempts ?? 1;
@@ -288,13 +340,16 @@ export function startConsumer(o: ConsumerOptions): Consumer {
       lockHash,
       {
         jobId,
-        envelopeHash: verdict.envelopeHash,
+        envelopeHash,
         image: env.image,
         tier: env.tier,
         runtime: run.runtime,
         status,
-        reason:
-          run.status === "error" ? clip(run.error ?? "sandbox infrastructure error", 2048) : null,
+        reason: cancelled
+          ? "cancelled"
+          : run.status === "error"
+            ? clip(run.error ?? "sandbox infrastructure error", 2048)
+            : null,
         exitCode: run.exitCode,
         signal: run.signal ?? null,
         stdoutHash: outputHash(run.stdout),
@@ -364,6 +419,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
     async close(graceMs: number) {
       closing = true;
       if (timer) clearTimeout(timer);
+      subscriber?.disconnect();
       let t: NodeJS.Timeout | undefined;
       const graceful = worker.close().then(() => true);
       const expired = new Promise<boolean>((r) => {
@@ -376,6 +432,23 @@ export function startConsumer(o: ConsumerOptions): Consumer {
       if (!clean) await worker.close(true);
       await flushOutbox().catch(() => undefined);
     },
+  };
+}
+
+/** A job cancelled before its container started: killed without running. */
+function cancelledRun(tier: "docker" | "gvisor"): SandboxRunResult {
+  const at = new Date().toISOString();
+  return {
+    status: "killed",
+    exitCode: null,
+    signal: null,
+    stdout: "",
+    stderr: "",
+    truncated: false,
+    durationMs: 0,
+    startedAt: at,
+    finishedAt: at,
+    runtime: tier === "gvisor" ? "runsc" : "runc",
   };
 }
 

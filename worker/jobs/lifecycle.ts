@@ -152,6 +152,7 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
     },
     log,
     lockDurationMs: lockMs,
+    redisPrefix: config.redis.prefix,
     runningJobs: config.limits.running_jobs,
     ...(metrics ? { metrics } : {}),
   });

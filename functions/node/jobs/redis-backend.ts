@@ -2,17 +2,21 @@
 // tag), and the queue a BullMQ Queue whose job id is the jobId (a repeated add is a no-op).
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { cancelChannel } from "../../../platform/node/cancel";
 import { FairShare, submitterOf } from "../../../platform/node/fairness";
 import { type QueuedJob, queuePrefix } from "../../../platform/node/queue";
 import { limitsSchema } from "../../../shared/config/schema";
 import { sha256Hex, utf8 } from "../../../shared/encoding";
 import type {
+  CancelOutcome,
   ClaimInfo,
   ClaimOutcome,
   ClaimRefusal,
   FinishOutcome,
   JobEvent,
   JobEventType,
+  JobListQuery,
+  JobPage,
   JobRecord,
   JobsBackend,
   ReleaseOutcome,
@@ -24,7 +28,7 @@ import type {
 import type { SignedEnvelope } from "../../../shared/jobs/envelope";
 import { isTerminal, type JobStatus } from "../../../shared/jobs/result";
 import { LimitExceededError } from "../../../shared/limits";
-import { CLAIM, CREATE, FINISH, HOLD, REJECT, RELEASE, START } from "./scripts";
+import { CANCEL, CLAIM, CREATE, FINISH, HOLD, REJECT, RELEASE, START } from "./scripts";
 
 export interface RedisJobsOptions {
   /** Commands (not blocking); shared is fine. */
@@ -49,6 +53,10 @@ export class WaitersExhaustedError extends Error {
 
 const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const MAX_EVENTS = "10000";
+/** Index entries one page of a listing reads at most (status filters skip entries). */
+const MAX_LIST_SCAN = 500;
+/** An index member: `<createdAt ISO>|<jobId>`, so lexical order is time order. */
+const CURSOR = /^[0-9TZ:.+-]{1,40}\|[A-Za-z0-9_-]{1,128}$/;
 /** Blocking connections kept open for reuse by waits (SSE, long-poll). */
 const IDLE_BLOCKING_CONNECTIONS = 16;
 
@@ -135,6 +143,7 @@ export class RedisJobsBackend implements JobsBackend {
         String(this.#retentionMs),
         MAX_EVENTS,
       );
+      await this.#index(base);
       // Record first, then queue: a worker never sees a job without a record. A failed add leaves
       // a queued record that a retried submit (same jobId) completes; the add is idempotent.
       await this.queue.add("run", { envelope: signed }, { jobId: e.jobId, priority });
@@ -171,6 +180,7 @@ export class RedisJobsBackend implements JobsBackend {
         approvalId,
         String(priority),
       );
+      await this.#index(base);
     } catch (err) {
       await this.#fair.release(e.jobId, submitterOf(e.submitter)).catch(() => undefined);
       throw err;
@@ -242,6 +252,102 @@ export class RedisJobsBackend implements JobsBackend {
     if (record?.status !== "awaiting_approval") await this.#redis.zrem(this.heldKey, jobId);
     if (!record) return { outcome: "missing" };
     return { outcome: out === "rejected" ? "rejected" : "unchanged", record };
+  }
+
+  /** The listing indexes (all jobs; its subject's or its key's), each member `createdAt|jobId`. */
+  #indexKeys(scope: JobListQuery["scope"]): string {
+    if (scope === "all") return `${this.#prefix}:jobs:idx`;
+    if ("subject" in scope) return `${this.#prefix}:jobs:idx:s:${scope.subject}`;
+    return `${this.#prefix}:jobs:idx:k:${scope.kid}`;
+  }
+
+  /** Adds a job to the indexes and drops entries older than the records' retention. */
+  async #index(base: BaseFields): Promise<void> {
+    const member = `${base.createdAt}|${base.jobId}`;
+    const cutoff = `(${new Date(Date.now() - this.#retentionMs).toISOString()}`;
+    const keys = [this.#indexKeys("all"), this.#indexKeys({ kid: base.submitterKid })];
+    if (base.subject !== null) keys.push(this.#indexKeys({ subject: base.subject }));
+    const m = this.#redis.multi();
+    for (const k of keys) {
+      m.zadd(k, "0", member);
+      m.zremrangebylex(k, "-", cutoff);
+      m.pexpire(k, this.#retentionMs);
+    }
+    await m.exec();
+  }
+
+  async list(q: JobListQuery): Promise<JobPage> {
+    const limit = Math.max(1, Math.min(100, q.limit));
+    if (q.cursor !== undefined && !CURSOR.test(q.cursor)) throw new RangeError("invalid cursor");
+    const key = this.#indexKeys(q.scope);
+    const jobs: JobRecord[] = [];
+    let from = q.cursor === undefined ? "+" : `(${q.cursor}`;
+    let scanned = 0;
+    while (jobs.length < limit && scanned < MAX_LIST_SCAN) {
+      const batch = Math.min(MAX_LIST_SCAN - scanned, Math.max(limit * 2, 20));
+      const members = await this.#redis.zrevrangebylex(key, from, "-", "LIMIT", 0, batch);
+      if (members.length === 0) return { jobs };
+      const p = this.#redis.pipeline();
+      for (const m of members) p.hgetall(this.#keys(m.slice(m.indexOf("|") + 1))[0]);
+      const rows = (await p.exec()) ?? [];
+      for (let i = 0; i < members.length; i++) {
+        scanned++;
+        from = `(${members[i]}`;
+        const h = rows[i]?.[1] as Record<string, string> | undefined;
+        if (!h?.base) continue;
+        const r = toRecord(h);
+        if (q.status !== undefined && r.status !== q.status) continue;
+        jobs.push(r);
+        if (jobs.length === limit) break;
+      }
+      if (members.length < batch && jobs.length < limit) return { jobs };
+    }
+    // More may follow: the page ends at the last entry read (bounded work per request).
+    return { jobs, cursor: from.slice(1) };
+  }
+
+  async cancel(jobId: string, reason: string): Promise<CancelOutcome> {
+    const [rec, ev] = this.#keys(jobId);
+    const out = (await this.#redis.eval(
+      CANCEL,
+      2,
+      rec,
+      ev,
+      new Date().toISOString(),
+      reason,
+      JSON.stringify({ status: "killed", reason }),
+      String(this.#retentionMs),
+      MAX_EVENTS,
+      cancelChannel(this.#prefix),
+      jobId,
+    )) as string;
+    if (out === "missing") return { outcome: "missing" };
+    const record = await this.get(jobId);
+    if (!record) return { outcome: "missing" };
+    if (out === "cancelled") {
+      // Out of the queue (best effort: a worker that took it meanwhile finds it finished) and no
+      // longer counted against its submitter.
+      await this.queue.remove(jobId).catch(() => undefined);
+      await this.#redis.zrem(this.heldKey, jobId);
+      await this.#fair.release(
+        jobId,
+        submitterOf({ kid: record.submitterKid, subject: record.subject }),
+      );
+    }
+    return { outcome: out as "cancelled" | "killing" | "finished", record };
+  }
+
+  async requeue(jobId: string): Promise<boolean> {
+    this.#keys(jobId);
+    const job = await this.queue.getJob(jobId);
+    if (!job || !(await job.isActive())) return false;
+    // The worker's lock token is what moves an active job; taking it here is the point: the
+    // quarantined worker can no longer complete or extend the job, and the queue hands it to the
+    // next worker now, not after stall detection.
+    const token = await this.#redis.get(`${this.queue.toKey(jobId)}:lock`);
+    if (token === null) return false;
+    await job.moveToWait(token);
+    return true;
   }
 
   /** Up to `limit` ids of held or released-but-unconfirmed jobs, oldest first. */
@@ -339,6 +445,12 @@ export class RedisJobsBackend implements JobsBackend {
     if (!record) return { outcome: "missing" };
     const refusal = refusalOf(out);
     if (refusal) return { outcome: "refused", reason: refusal, record };
+    // Cancelled while its worker was lost: it ended at this start, no longer counts as unfinished.
+    if (out === "finished" && record.status === "killed" && record.result === null)
+      await this.#fair.release(
+        jobId,
+        submitterOf({ kid: record.submitterKid, subject: record.subject }),
+      );
     return { outcome: out as "started" | "duplicate" | "finished", record };
   }
 

@@ -37,6 +37,15 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 local st = redis.call('HGET', KEYS[1], 'status')
 if terminal[st] then return 'finished' end
 if redis.call('HGET', KEYS[1], 'claim:' .. ARGV[1]) ~= ARGV[3] then return 'refused:not-claimant' end
+local cancel = redis.call('HGET', KEYS[1], 'cancelRequested')
+if cancel then
+  -- Cancelled while running and its worker was lost: the retry must not run it; it ends here.
+  redis.call('HSET', KEYS[1], 'status', 'killed', 'finishedAt', ARGV[4], 'updatedAt', ARGV[4],
+    'reason', cancel)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'type', 'finished', 'data',
+    cjson.encode({status = 'killed', reason = cancel}))
+  return 'finished'
+end
 local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
 if tonumber(ARGV[1]) <= attempts then return 'duplicate' end
 redis.call('HSET', KEYS[1], 'status', 'running', 'attempts', ARGV[1], 'workerId', ARGV[2],
@@ -120,3 +129,29 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'type', 'finished', 'da
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return 'rejected'`;
+
+/**
+ * Cancel (docs/http-api.md "Cancel"), decided against finish in one atomic step: a queued or held
+ * job ends `killed` here; a running one gets `cancelRequested` and its worker is told on the
+ * cancel channel (it kills the container and reports a signed `killed` result, the one final
+ * state); a finished job is left alone. ARGV: now, reason, finished event data, ttl ms, max
+ * events, cancel channel, jobId. → cancelled | killing | finished | missing.
+ */
+export const CANCEL = `
+${TERMINAL}
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+local st = redis.call('HGET', KEYS[1], 'status')
+if terminal[st] then return 'finished' end
+if st == 'queued' or st == 'awaiting_approval' then
+  redis.call('HSET', KEYS[1], 'status', 'killed', 'finishedAt', ARGV[1], 'updatedAt', ARGV[1],
+    'reason', ARGV[2], 'cancelRequested', ARGV[2])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'type', 'finished', 'data', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  return 'cancelled'
+end
+if redis.call('HSETNX', KEYS[1], 'cancelRequested', ARGV[2]) == 1 then
+  redis.call('HSET', KEYS[1], 'updatedAt', ARGV[1])
+end
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return 'killing'`;

@@ -12,6 +12,7 @@ import { DoRateLimiter } from "../../../functions/edge/limits/adapter";
 import { DoPinStore } from "../../../functions/edge/pins/adapter";
 import { PinsObject } from "../../../functions/edge/pins/object";
 import { DoPolicyStore } from "../../../functions/edge/policy/adapter";
+import { DoQuarantineStore } from "../../../functions/edge/quarantine/adapter";
 import { DoReplayCache } from "../../../functions/edge/replay/adapter";
 import { describeError } from "../../../functions/edge/rpc";
 import { stubFor, stubSource } from "../../../functions/edge/runtime";
@@ -24,6 +25,7 @@ export { AuditObject } from "../../../functions/edge/audit/object";
 export { KeysObject } from "../../../functions/edge/keys/object";
 export { LimitsObject } from "../../../functions/edge/limits/object";
 export { PolicyObject } from "../../../functions/edge/policy/object";
+export { QuarantineObject } from "../../../functions/edge/quarantine/object";
 export { ReplayObject } from "../../../functions/edge/replay/object";
 
 export class TestPinsObject extends PinsObject {
@@ -99,6 +101,8 @@ function target(env: EdgeEnv, c: Call): Record<string, unknown> {
       return new DoRateLimiter(env.SIGIL_LIMITS, `${c.name}:`) as never;
     case "approvals":
       return new DoApprovalStore(stubSource(env.SIGIL_APPROVALS, c.name)) as never;
+    case "quarantine":
+      return new DoQuarantineStore(stubSource(env.SIGIL_QUARANTINE, c.name)) as never;
     case "pins":
       return new DoPinStore(env.SIGIL_PINS, `${c.name}:`) as never;
     case "pins-hook":

@@ -1,0 +1,95 @@
+// `sigil quarantine add|ls|lift` against the deployment `npm start` brings up (docs/cli.md): an
+// admin quarantines a subject, its key is refused (403 quarantined), the list shows it, the lift
+// restores access; a wrong call is a usage error.
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Quarantine, Sigil, SigilError } from "../../sdk";
+import { devAdminClient } from "../../sdk/node";
+import { type Stack, startStack } from "../support/stack";
+import { registeredKey } from "../support/targets";
+import { repoRoot } from "../support/vectors";
+
+let stack: Stack;
+let dir: string;
+let admin: Sigil;
+
+function sigil(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [join(repoRoot, "cli", "sigil.mjs"), ...args], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        NO_COLOR: "1",
+        SIGIL_URL: stack.base,
+        SIGIL_DATA_DIR: stack.dataDir,
+        SIGIL_CLI_CONFIG: join(dir, "cli.toml"),
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (b: Buffer) => {
+      stdout += b.toString();
+    });
+    p.stderr.on("data", (b: Buffer) => {
+      stderr += b.toString();
+    });
+    p.on("error", reject);
+    p.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+beforeAll(async () => {
+  stack = await startStack("qcli");
+  dir = await mkdtemp(join(tmpdir(), "sigil-qcli-"));
+  admin = await devAdminClient({ baseUrl: stack.base, dataDir: stack.dataDir });
+}, 180_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+}, 60_000);
+
+describe("sigil quarantine", () => {
+  it("add, ls, lift; the quarantined subject's key is refused meanwhile", async () => {
+    const k = await registeredKey(admin, "agent", "qc-agent");
+    const agent = new Sigil({ baseUrl: stack.base, keyId: k.kid, signer: k.signer, retries: 0 });
+    const code = () =>
+      agent.audit.checkpoint().then(
+        () => null,
+        (e: unknown) => (e instanceof SigilError ? e.code : String(e)),
+      );
+    expect(await code()).toBeNull();
+
+    const add = await sigil([
+      "quarantine",
+      "add",
+      "--subject",
+      "qc-agent",
+      "--reason",
+      "test",
+      "--json",
+    ]);
+    expect(add.code, add.stderr).toBe(0);
+    const q = (JSON.parse(add.stdout) as { quarantine: Quarantine }).quarantine;
+    expect(q.target).toEqual({ kind: "subject", subject: "qc-agent" });
+    expect(await code()).toBe("quarantined");
+
+    const ls = await sigil(["quarantine", "ls", "--active", "--json"]);
+    expect(ls.code, ls.stderr).toBe(0);
+    const listed = (JSON.parse(ls.stdout) as { quarantines: Quarantine[] }).quarantines;
+    expect(listed.map((x) => x.id)).toContain(q.id);
+
+    const lift = await sigil(["quarantine", "lift", q.id, "--reason", "done"]);
+    expect(lift.code, lift.stderr).toBe(0);
+    expect(lift.stdout).toContain(`lifted ${q.id}`);
+    expect(await code()).toBeNull();
+
+    const bad = await sigil(["quarantine", "add", "--subject", "x", "--kid", "y", "--reason", "r"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain("exactly one of");
+  }, 120_000);
+});
