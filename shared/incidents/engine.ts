@@ -94,8 +94,10 @@ function matches(m: EventMatch, e: DetectEvent): boolean {
   return true;
 }
 
+// A name the trail gives us is only used if it is a bounded, well-formed string (a lone surrogate
+// would not survive the JSON of the incident record).
 const str = (v: unknown): string | undefined =>
-  typeof v === "string" && v.length > 0 && v.length <= 512 ? v : undefined;
+  typeof v === "string" && v.length > 0 && v.length <= 512 && v.isWellFormed() ? v : undefined;
 
 export class DetectionEngine {
   readonly #s: EngineSettings;

@@ -21,7 +21,10 @@ function settings(over: Partial<EngineSettings> = {}): EngineSettings {
 
 function engine(over: Partial<EngineSettings> = {}): DetectionEngine {
   let n = 0;
-  return new DetectionEngine(settings(over), () => `00000000-0000-7000-8000-${String(++n).padStart(12, "0")}`);
+  return new DetectionEngine(
+    settings(over),
+    () => `00000000-0000-7000-8000-${String(++n).padStart(12, "0")}`,
+  );
 }
 
 /** Events at one per `gapMs` from T0 (indexes 0…). */
@@ -110,7 +113,11 @@ const cases: Case[] = [
     trigger: seq([authFail("kid-r", "replay")]),
     // A stale timestamp is the same code but not a reused nonce.
     short: seq([
-      { eventType: "auth.failed", agentId: "kid-r", details: { code: "replay", detail: "stale", source: "key:kid-r" } },
+      {
+        eventType: "auth.failed",
+        agentId: "kid-r",
+        details: { code: "replay", detail: "stale", source: "key:kid-r" },
+      },
     ]),
   },
   {
@@ -118,8 +125,18 @@ const cases: Case[] = [
     detector: "policy-violation-burst",
     severity: "medium",
     subject: { kind: "subject", id: "agent-p" },
-    trigger: seq(times(incidents.policy_violation_threshold, () => ({ eventType: "policy.violation", agentId: "agent-p" }))),
-    short: seq(times(incidents.policy_violation_threshold - 1, () => ({ eventType: "policy.violation", agentId: "agent-p" }))),
+    trigger: seq(
+      times(incidents.policy_violation_threshold, () => ({
+        eventType: "policy.violation",
+        agentId: "agent-p",
+      })),
+    ),
+    short: seq(
+      times(incidents.policy_violation_threshold - 1, () => ({
+        eventType: "policy.violation",
+        agentId: "agent-p",
+      })),
+    ),
   },
   {
     name: "key pin mismatch",
@@ -127,9 +144,19 @@ const cases: Case[] = [
     severity: "high",
     subject: { kind: "subject", id: "tools.example" },
     trigger: seq([
-      { eventType: "security.event", agentId: "kid-x", details: { category: "tool.key_pin_mismatch", domain: "tools.example" } },
+      {
+        eventType: "security.event",
+        agentId: "kid-x",
+        details: { category: "tool.key_pin_mismatch", domain: "tools.example" },
+      },
     ]),
-    short: seq([{ eventType: "tool.verified", agentId: "kid-x", details: { result: "trusted", domain: "tools.example" } }]),
+    short: seq([
+      {
+        eventType: "tool.verified",
+        agentId: "kid-x",
+        details: { result: "trusted", domain: "tools.example" },
+      },
+    ]),
   },
   {
     name: "forged job result",
@@ -140,10 +167,21 @@ const cases: Case[] = [
       {
         eventType: "security.event",
         agentId: "worker-kid",
-        details: { category: "job.result_refused", workerKid: "worker-kid", jobId: "j1", reason: "bad-signature" },
+        details: {
+          category: "job.result_refused",
+          workerKid: "worker-kid",
+          jobId: "j1",
+          reason: "bad-signature",
+        },
       },
     ]),
-    short: seq([{ eventType: "job.completed", agentId: "worker-kid", details: { jobId: "j1", status: "succeeded" } }]),
+    short: seq([
+      {
+        eventType: "job.completed",
+        agentId: "worker-kid",
+        details: { jobId: "j1", status: "succeeded" },
+      },
+    ]),
   },
   {
     name: "conflicting job result",
@@ -178,7 +216,9 @@ const cases: Case[] = [
     detector: "audit-integrity",
     severity: "critical",
     subject: { kind: "subject", id: "audit-trail" },
-    trigger: seq([{ eventType: "security.event", details: { category: "audit.integrity", index: 4 } }]),
+    trigger: seq([
+      { eventType: "security.event", details: { category: "audit.integrity", index: 4 } },
+    ]),
     short: seq([{ eventType: "security.event", details: { category: "audit.verified" } }]),
   },
   {
@@ -190,7 +230,10 @@ const cases: Case[] = [
     trigger: seq(
       [
         ...times(100, () => ({ eventType: "tool.invoked", agentId: "kid-z" })),
-        ...times(incidents.anomaly_min_events, () => ({ eventType: "tool.invoked", agentId: "kid-z" })),
+        ...times(incidents.anomaly_min_events, () => ({
+          eventType: "tool.invoked",
+          agentId: "kid-z",
+        })),
       ],
       0,
     ).map((e, i) => ({
@@ -200,7 +243,10 @@ const cases: Case[] = [
     short: seq(
       [
         ...times(100, () => ({ eventType: "tool.invoked", agentId: "kid-z" })),
-        ...times(incidents.anomaly_min_events - 1, () => ({ eventType: "tool.invoked", agentId: "kid-z" })),
+        ...times(incidents.anomaly_min_events - 1, () => ({
+          eventType: "tool.invoked",
+          agentId: "kid-z",
+        })),
       ],
       0,
     ).map((e, i) => ({
@@ -225,7 +271,12 @@ describe("detectors", () => {
 
   it("a policy violation burst escalates to high and joins the open incident", () => {
     const n = incidents.policy_violation_high_threshold;
-    const found = run(seq(times(n, () => ({ eventType: "policy.violation", agentId: "agent-p" })), 100));
+    const found = run(
+      seq(
+        times(n, () => ({ eventType: "policy.violation", agentId: "agent-p" })),
+        100,
+      ),
+    );
     expect(found.map((f) => [f.kind, f.severity])).toEqual([
       ["open", "medium"],
       ["join", "high"],
@@ -261,13 +312,25 @@ describe("detectors", () => {
 
   it("hostile details (huge, wrong types, lone surrogates) never throw nor name a subject", () => {
     const evil = seq([
-      { eventType: "auth.failed", details: { source: "key:".padEnd(10_000, "x"), code: "replay", detail: "nonce already used" } },
+      {
+        eventType: "auth.failed",
+        details: {
+          source: "key:".padEnd(10_000, "x"),
+          code: "replay",
+          detail: "nonce already used",
+        },
+      },
       { eventType: "auth.failed", details: { source: 42, code: "replay" } },
-      { eventType: "security.event", details: { category: "job.result_refused", workerKid: "\ud800" } },
+      {
+        eventType: "security.event",
+        details: { category: "job.result_refused", workerKid: "\ud800" },
+      },
       { eventType: "auth.failed", details: { source: "key:a", count: -5 } },
     ]);
     expect(() => run(evil)).not.toThrow();
-    expect(run(evil).filter((f) => f.subject.id.length > 512)).toEqual([]);
+    expect(
+      run(evil).filter((f) => f.subject.id.length > 512 || !f.subject.id.isWellFormed()),
+    ).toEqual([]);
   });
 
   it("an event with an unparseable timestamp is skipped", () => {
