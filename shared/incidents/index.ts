@@ -6,3 +6,4 @@ export * from "./memory";
 export * from "./ports";
 export * from "./record";
 export * from "./rules";
+export * from "./runner";
