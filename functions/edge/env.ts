@@ -2,6 +2,7 @@
 // and secrets (SIGIL_*, SYMBIONT_*; the same names as on Node).
 import type { ApprovalsObject } from "./approvals/object";
 import type { AuditObject } from "./audit/object";
+import type { IncidentsObject } from "./incidents/object";
 import type { KeysObject } from "./keys/object";
 import type { LimitsObject } from "./limits/object";
 import type { PinsObject } from "./pins/object";
@@ -24,6 +25,8 @@ export interface EdgeBindings {
   SIGIL_LIMITS: DurableObjectNamespace<LimitsObject>;
   /** One object ("approvals"): every approval record and its binding. */
   SIGIL_APPROVALS: DurableObjectNamespace<ApprovalsObject>;
+  /** One object ("incidents"): incidents, the detection cursor, evidence, emergency mode. */
+  SIGIL_INCIDENTS: DurableObjectNamespace<IncidentsObject>;
 }
 
 export type EdgeEnv = EdgeBindings & { [key: string]: unknown };

@@ -37,15 +37,24 @@ export class MemoryIncidentStore implements IncidentStore {
     expected: number,
     next: DetectionCheckpoint,
     opened: readonly Incident[],
+    updated: readonly StoredIncident[] = [],
   ): Promise<boolean> {
     checkAdvance(expected, next);
-    if (this.#det.cursor !== expected) return false;
     const rows = opened.map((r) => [r.incidentId, encodeIncident(r)] as const);
+    const swaps = updated.map(
+      (u) => [u.record.incidentId, u.rev, encodeIncident(u.record)] as const,
+    );
+    if (this.#det.cursor !== expected) return false;
+    for (const [id, rev] of swaps) if (this.#records.get(id)?.rev !== rev) return false;
     for (const [id] of rows)
       if (this.#records.has(id)) throw new RangeError(`incident ${id} exists`);
     this.#det = { cursor: next.cursor, state: next.state };
     for (const [id, json] of rows) {
       this.#records.set(id, { rev: 1, json });
+      this.#changed(id);
+    }
+    for (const [id, rev, json] of swaps) {
+      this.#records.set(id, { rev: rev + 1, json });
       this.#changed(id);
     }
     return true;

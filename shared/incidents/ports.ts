@@ -36,13 +36,15 @@ export interface IncidentChange {
 export interface IncidentStore {
   detection(): Promise<DetectionCheckpoint>;
   /**
-   * If the stored cursor is still `expected`, stores `next` and creates `opened` (each revision 1),
-   * all at once; else changes nothing and returns false (another process got there first).
+   * If the stored cursor is still `expected` and every `updated` record still has its revision,
+   * stores `next`, creates `opened` (each revision 1) and replaces `updated` (revision + 1), all
+   * at once; else changes nothing and returns false (another process got there first).
    */
   advance(
     expected: number,
     next: DetectionCheckpoint,
     opened: readonly Incident[],
+    updated?: readonly StoredIncident[],
   ): Promise<boolean>;
   get(id: string): Promise<StoredIncident | undefined>;
   /** Replaces the record if its revision is still `rev`. */

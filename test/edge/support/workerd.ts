@@ -46,6 +46,7 @@ async function start(): Promise<Workerd> {
       SIGIL_AUDIT_PROD: { className: "AuditObject", useSQLite: true },
       SIGIL_LIMITS: { className: "LimitsObject", useSQLite: true },
       SIGIL_APPROVALS: { className: "ApprovalsObject", useSQLite: true },
+      SIGIL_INCIDENTS: { className: "IncidentsObject", useSQLite: true },
     },
   });
   await mf.ready;
