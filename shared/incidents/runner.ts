@@ -196,6 +196,10 @@ export class DetectionRunner {
           workers: r.workers,
           jobs: r.jobs,
           eventIndexes: r.evidence.eventIndexes.slice(0, 64),
+          actions: r.actions
+            .filter((a) => a.action !== "audit")
+            .slice(-64)
+            .map((a) => ({ action: a.action, target: a.target, outcome: a.outcome })),
           by: entry.by,
           reason: entry.reason,
         },
