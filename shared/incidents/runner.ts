@@ -61,7 +61,8 @@ function parseState(json: string): EngineState {
   return s.engine;
 }
 
-const detectEvent = (e: AuditEvent): DetectEvent => ({
+/** The part of an audit event detection reads. */
+export const eventDetector = (e: AuditEvent): DetectEvent => ({
   index: e.index,
   timestamp: e.timestamp,
   eventType: e.eventType,
@@ -92,7 +93,7 @@ export class DetectionRunner {
     if (end > cursor) {
       const page = await audit.list(cursor, end - cursor);
       for (const e of page.events)
-        if (e.index >= cursor && e.index < end) events.push(detectEvent(e));
+        if (e.index >= cursor && e.index < end) events.push(eventDetector(e));
     }
     if (bad) {
       // The trail itself says it was tampered with: the bad event is replaced, in the engine's
