@@ -68,6 +68,10 @@ export interface EngineState {
   jobs: Record<string, string>;
   /** agentId → [bucket start, count in bucket, moving average per bucket, buckets seen]. */
   rates: Record<string, [number, number, number, number]>;
+  /** Submitting key id → its recent submission times (rules with `minJobShare`). */
+  submits?: Record<string, number[]>;
+  /** How many entries `jobs` holds (bounding it without listing its keys per event). */
+  nJobs?: number;
 }
 
 export const emptyState = (): EngineState => ({ v: 1, hits: {}, open: {}, jobs: {}, rates: {} });
@@ -120,7 +124,7 @@ export class DetectionEngine {
     for (const e of events) {
       const t = Date.parse(e.timestamp);
       if (!Number.isFinite(t)) continue;
-      if (e.eventType === "job.submitted") this.#rememberJob(state, e);
+      if (e.eventType === "job.submitted") this.#rememberJob(state, e, t);
       for (const rule of this.#rules) {
         if (rule.kind === "anomaly") continue;
         if (!rule.match.some((m) => matches(m, e))) continue;
@@ -138,7 +142,13 @@ export class DetectionEngine {
           if (hits.length > MAX_INDEXES) hits.splice(0, hits.length - MAX_INDEXES);
           state.hits[group] = hits;
           const total = hits.reduce((a, h) => a + h.w, 0);
-          if (total >= this.#n(rule.threshold)) {
+          // "Repeatedly killed" is relative to the subject's own work: a busy agent whose few jobs
+          // out of many run out of memory is not probing the sandbox.
+          const share =
+            rule.minJobShare !== undefined && who.kind === "key"
+              ? this.#share(state, who.id, total, t, win)
+              : 1;
+          if (total >= this.#n(rule.threshold) && share >= (rule.minJobShare ?? 0)) {
             severity = rule.severity;
             if (rule.unknownSeverity && !who.known) severity = rule.unknownSeverity;
             if (rule.escalate && total >= this.#n(rule.escalate.at))
@@ -199,13 +209,27 @@ export class DetectionEngine {
     }
   }
 
-  #rememberJob(state: EngineState, e: DetectEvent): void {
+  #rememberJob(state: EngineState, e: DetectEvent, t: number): void {
     const job = str(e.details.jobId);
     if (!job || SYSTEM.has(e.agentId)) return;
+    if (!(job in state.jobs)) state.nJobs = (state.nJobs ?? Object.keys(state.jobs).length) + 1;
     state.jobs[job] = e.agentId;
-    const keys = Object.keys(state.jobs);
-    if (keys.length > MAX_JOBS)
-      for (const k of keys.slice(0, keys.length - MAX_JOBS)) delete state.jobs[k];
+    if ((state.nJobs ?? 0) > MAX_JOBS) {
+      const keys = Object.keys(state.jobs);
+      for (const k of keys.slice(0, keys.length - MAX_JOBS / 2)) delete state.jobs[k];
+      state.nJobs = Object.keys(state.jobs).length;
+    }
+    state.submits ??= {};
+    const times = state.submits[e.agentId] ?? [];
+    state.submits[e.agentId] = times;
+    times.push(t);
+    if (times.length > MAX_INDEXES) times.splice(0, times.length - MAX_INDEXES);
+  }
+
+  /** The share of a key's jobs submitted within the window that the signals stand for. */
+  #share(state: EngineState, kid: string, signals: number, t: number, win: number): number {
+    const submitted = (state.submits?.[kid] ?? []).filter((x) => x > t - win).length;
+    return signals / Math.max(signals, submitted);
   }
 
   #correlate(

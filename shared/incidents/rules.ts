@@ -4,7 +4,7 @@
 // incident records, so an incident can be re-derived from the trail with the rules that opened it.
 import type { Severity } from "../audit";
 
-export const RULES_VERSION = "2026-12-05.1";
+export const RULES_VERSION = "2026-12-05.2";
 
 /** A numeric setting of `[incidents]` a rule reads its threshold or window from. */
 export type IncidentNumber =
@@ -72,6 +72,8 @@ export interface ThresholdRule extends RuleBase {
   readonly escalate?: { readonly at: IncidentNumber; readonly severity: Severity };
   /** The incident is `severity` only for a key Sigil knows; for any other source `unknownSeverity`. */
   readonly unknownSeverity?: Severity;
+  /** The signals must stand for at least this share of the subject's jobs in the window. */
+  readonly minJobShare?: number;
 }
 
 /** A subject's events in one bucket far above its own moving average. */
@@ -189,6 +191,7 @@ export const RULES: readonly Rule[] = [
     threshold: "sandbox_signal_threshold",
     window: "sandbox_signal_window_s",
     escalate: { at: "sandbox_signal_high_threshold", severity: "high" },
+    minJobShare: 0.25,
     severity: "medium",
     isolate: "key",
     revoke: false,

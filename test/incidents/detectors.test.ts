@@ -269,6 +269,15 @@ describe("detectors", () => {
     expect(run(c.trigger, { sandboxEscapeDetection: false })).toEqual([]);
   });
 
+  it("sandbox signals of a busy agent's few jobs out of many are not an escape attempt", () => {
+    const n = incidents.sandbox_signal_threshold;
+    const busy = seq([
+      ...times(40, (i) => jobSubmitted("kid-busy", `j${i}`)),
+      ...times(n, (i) => killed(`j${i}`)),
+    ]);
+    expect(run(busy).filter((f) => f.detector === "sandbox-escape-signals")).toEqual([]);
+  });
+
   it("a policy violation burst escalates to high and joins the open incident", () => {
     const n = incidents.policy_violation_high_threshold;
     const found = run(
