@@ -208,12 +208,14 @@ export class DetectionRunner {
     }
   }
 
-  /** Finishes what a killed process left undone on the newest incidents. */
+  /**
+   * Finishes what a killed process left undone on the newest incidents: unwritten audit events,
+   * and (through `onChange`, whose steps skip what is already recorded) unfinished responses.
+   */
   async sweep(limit = 100): Promise<void> {
-    for (const s of await this.#o.store.list({ limit })) {
-      const done = s.record.actions.filter((a) => a.action === "audit").length;
-      if (done < s.record.timeline.length) await this.finish(s.record.incidentId);
-    }
+    for (const s of await this.#o.store.list({ limit }))
+      if (s.record.state !== "resolved" && s.record.state !== "false_positive")
+        await this.finish(s.record.incidentId);
   }
 
   /** Steps until nothing is left (tests, benches, catching up after a restart). */
