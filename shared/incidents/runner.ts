@@ -114,6 +114,7 @@ export class DetectionRunner {
     }
     if (events.length === 0) return { processed: 0, won: false, changed: [] };
     const state = parseState(cp.state);
+    await this.#forgetClosed(state);
     const findings = engine.step(state, events);
     const next = {
       cursor: events.at(-1)!.index + 1,
@@ -127,6 +128,23 @@ export class DetectionRunner {
     const changed = [...opened.keys(), ...updated.keys()];
     for (const id of changed) await this.finish(id);
     return { processed: next.cursor - cursor, won: true, changed };
+  }
+
+  /**
+   * An incident an admin resolved (or marked false positive) no longer absorbs its subject's new
+   * findings: the next one opens a new incident instead of being folded into a closed record.
+   */
+  async #forgetClosed(state: EngineState): Promise<void> {
+    const ids = [...new Set(Object.values(state.open).map((c) => c.id))].slice(0, 64);
+    const closed = new Set<string>();
+    await Promise.all(
+      ids.map(async (id) => {
+        const s = await this.#o.store.get(id);
+        if (s && (s.record.state === "resolved" || s.record.state === "false_positive"))
+          closed.add(id);
+      }),
+    );
+    for (const [k, c] of Object.entries(state.open)) if (closed.has(c.id)) delete state.open[k];
   }
 
   async #apply(

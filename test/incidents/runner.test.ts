@@ -6,7 +6,12 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { AuditService } from "../../shared/audit";
 import { configSchema } from "../../shared/config";
 import { uuidV7 } from "../../shared/crypto";
-import { DetectionEngine, DetectionRunner, type IncidentStore } from "../../shared/incidents";
+import {
+  DetectionEngine,
+  DetectionRunner,
+  type IncidentStore,
+  moveIncident,
+} from "../../shared/incidents";
 import { type Harness, memoryHarness, redisHarness, serviceFor } from "../audit/support/harness";
 import { incidentStores } from "./support";
 
@@ -109,6 +114,22 @@ describe.each(harnesses)("detection over a $name audit trail", (h) => {
       const all = await store.list({ limit: 10 });
       expect(all).toHaveLength(1);
       expect(all[0]!.record).toMatchObject({ detector: "failed-auth-burst", severity: "high" });
+    });
+
+    it("after an admin resolves an incident, the subject's next attack opens a new one", async () => {
+      const { service } = await serviceFor(h);
+      const store = await makeStore();
+      await service.append(replay("kid-again"));
+      await runner(service, store).drain();
+      const [first] = await store.list({ limit: 10 });
+      const at = new Date().toISOString();
+      const resolved = moveIncident(first!.record, "resolved", "boss", at, "key rotated");
+      expect(await store.swap(first!.record.incidentId, first!.rev, resolved)).toBe(true);
+      await service.append(replay("kid-again"));
+      await runner(service, store).drain();
+      const all = await store.list({ limit: 10 });
+      expect(all).toHaveLength(2);
+      expect(all.map((s) => s.record.state).sort()).toEqual(["open", "resolved"]);
     });
 
     it("an event tampered in the store is a critical audit-integrity incident", async () => {
