@@ -9,6 +9,7 @@ import { type AuditLogPort, AuditService } from "../shared/audit";
 import type { SigilConfig } from "../shared/config";
 import { ed25519Kid, publicKeyFromJwk, type Signer, uuidV7, verifyEd25519 } from "../shared/crypto";
 import type { ReplayCache } from "../shared/httpsig";
+import type { IncidentStore } from "../shared/incidents";
 import type { JobsBackend } from "../shared/jobs";
 import {
   KeyManager,
@@ -78,6 +79,8 @@ export interface CorePorts {
   limiter: RateLimiter;
   /** Approval records, shared by every process of the deployment (docs/governance.md "Approvals"). */
   approvals: ApprovalStore;
+  /** Incidents and emergency mode (docs/incidents.md); absent: no /v1/incidents routes. */
+  incidents?: IncidentStore;
   clientAddress: (c: Context) => string | undefined;
   /** The jobs backend, if this runtime has one (it may sign with the service key). */
   jobs?: (core: { serviceSigner: Signer; audit: AuditService }) => JobsBackend | undefined;
@@ -208,6 +211,7 @@ export async function composeCore(
     ...(jobs && ports.jobGateway ? { jobGateway: true } : {}),
     limiter: ports.limiter,
     approvals: ports.approvals,
+    ...(ports.incidents ? { incidents: ports.incidents } : {}),
     clientAddress: ports.clientAddress,
     ...(adminKeyPath ? { adminKeyPath } : {}),
   };
