@@ -76,6 +76,15 @@ describe.each(targetNames)("hostile incident routes on %s", (targetName) => {
     expect((await send(t.url, "POST", path, t.admin, '{"reason":"seen"}')).status).toBe(404);
   });
 
+  it("the SDK's incident methods reach the routes (and map 404 to an error)", async () => {
+    const sdk = t.client(t.admin);
+    expect(await sdk.incidents.list({ state: "open" })).toEqual({ incidents: [], next: null });
+    expect((await sdk.incidents.emergency()).overrideEnabled).toBe(false);
+    await expect(sdk.incidents.move(UNKNOWN, "resolve", "done")).rejects.toMatchObject({
+      status: 404,
+    });
+  });
+
   it("emergency override while overrides are disabled: 403, and the attempt is audited", async () => {
     const state = await send(t.url, "GET", "/v1/incidents/emergency", t.admin);
     expect(state.json).toMatchObject({ emergency: null, overrideEnabled: false });
