@@ -17,6 +17,7 @@ export default defineConfig({
       "test/cli/policy-test.test.ts",
       "test/schemapin/{canonical,fixtures,keys,review,wycheproof,discovery}.test.ts",
       "test/jobs/{envelope,service-keys,submit}.test.ts",
+      "test/incidents/{detectors,record}.test.ts",
     ],
     exclude: ["test/policy/redis-integrity.test.ts", "node_modules/**"],
     pool: "threads",

@@ -7,6 +7,7 @@ import type { AuditService } from "../shared/audit";
 import { allowedAuthorities, type SigilConfig } from "../shared/config";
 import { type Signer, verifyEd25519 } from "../shared/crypto";
 import type { KeyResolver, ReplayCache } from "../shared/httpsig";
+import type { IncidentStore } from "../shared/incidents";
 import type { JobsBackend } from "../shared/jobs";
 import { isHeldKey, type KeyManager, type KeyRegistry, usableForNewRequest } from "../shared/keys";
 import { LeasingRateLimiter, MemoryRateLimiter, type RateLimiter } from "../shared/limits";
@@ -32,6 +33,7 @@ import { auditProblem, auditRoutes } from "./routes/audit";
 import { docsRoutes } from "./routes/docs";
 import { gatewayRoutes } from "./routes/gateway";
 import { type HealthCheck, healthRoutes } from "./routes/health";
+import { emergencyGate, incidentRoutes } from "./routes/incidents";
 import { jobsRoutes } from "./routes/jobs";
 import { keyRoutes, wellKnownRoutes } from "./routes/keys";
 import { decisionAudit, policyRoutes, reservesNonceWithAudit } from "./routes/policies";
@@ -77,6 +79,8 @@ export interface AppDeps {
   quarantine?: QuarantineService;
   /** Prometheus counters (Node); absent: no GET /metrics (the edge). */
   metrics?: ApiMetrics;
+  /** Incident records and emergency mode (docs/incidents.md); absent: no /v1/incidents routes. */
+  incidents?: IncidentStore;
 }
 
 const ROLES = new Set<string>(["admin", "agent", "worker", "auditor", "gateway"]);
@@ -245,6 +249,7 @@ export function createApp(deps: AppDeps) {
     }),
   );
   app.use("/v1/*", jsonGuard());
+  if (deps.incidents) app.use("/v1/*", emergencyGate(deps.incidents));
   if (deps.metrics)
     app.get("/metrics", requireRole("admin", "auditor"), metricsHandler(deps.metrics));
 
@@ -270,6 +275,16 @@ export function createApp(deps: AppDeps) {
   app.route("/", approvals.routes);
   app.route("/", auditRoutes(audit));
   app.route("/", quarantineRoutes(quarantine));
+  if (deps.incidents)
+    app.route(
+      "/",
+      incidentRoutes({
+        store: deps.incidents,
+        audit: appendAudit,
+        overrideEnabled: config.security.emergency_override_enabled,
+        now,
+      }),
+    );
   app.route(
     "/",
     riskRoutes({ medium: config.risk.medium_threshold, high: config.risk.high_threshold }),

@@ -12,10 +12,11 @@ import type { Logger } from "../shared/log";
 
 export const WEBHOOK_TAG = "sigil-webhook";
 
-export interface WebhookEvent {
-  type: string;
-  approval: unknown;
-}
+/** An approval's event carries `approval`; incident response's (functions/incident-webhooks.ts) `incident`. */
+export type WebhookEvent = { type: string } & (
+  | { approval: unknown; incident?: never }
+  | { incident: unknown; approval?: never }
+);
 
 export interface ApprovalWebhooksOptions {
   urls: readonly string[];
@@ -66,12 +67,8 @@ export class ApprovalWebhooks {
 
   /** Queues the event for every URL; never waits. False when some queue was full (dropped). */
   publish(e: WebhookEvent): boolean {
-    const parsed = {
-      id: uuidV7(),
-      type: e.type,
-      at: new Date().toISOString(),
-      approval: e.approval,
-    };
+    const { type, ...payload } = e;
+    const parsed = { id: uuidV7(), type, at: new Date().toISOString(), ...payload };
     const body = JSON.stringify(parsed);
     let all = true;
     for (const lane of this.#lanes) {

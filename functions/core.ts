@@ -9,6 +9,7 @@ import { type AuditLogPort, AuditService } from "../shared/audit";
 import type { SigilConfig } from "../shared/config";
 import { ed25519Kid, publicKeyFromJwk, type Signer, uuidV7, verifyEd25519 } from "../shared/crypto";
 import type { ReplayCache } from "../shared/httpsig";
+import type { IncidentStore } from "../shared/incidents";
 import type { InvalidationBus } from "../shared/invalidation";
 import type { JobsBackend } from "../shared/jobs";
 import {
@@ -86,6 +87,8 @@ export interface CorePorts {
   quarantine?: QuarantineStore;
   /** Announces quarantines placed or lifted here to the other processes' caches. */
   quarantineBus?: InvalidationBus;
+  /** Incidents and emergency mode (docs/incidents.md); absent: no /v1/incidents routes. */
+  incidents?: IncidentStore;
   clientAddress: (c: Context) => string | undefined;
   /** The jobs backend, if this runtime has one (it may sign with the service key). */
   jobs?: (core: { serviceSigner: Signer; audit: AuditService }) => JobsBackend | undefined;
@@ -232,6 +235,7 @@ export async function composeCore(
     limiter: ports.limiter,
     approvals: ports.approvals,
     ...(quarantine ? { quarantine } : {}),
+    ...(ports.incidents ? { incidents: ports.incidents } : {}),
     clientAddress: ports.clientAddress,
     ...(adminKeyPath ? { adminKeyPath } : {}),
   };

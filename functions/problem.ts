@@ -23,6 +23,7 @@ export type ProblemType =
   | "pin-conflict"
   | "conflict"
   | "separation-of-duties"
+  | "emergency-mode"
   | "unavailable"
   | "rate-limited"
   | "quarantined"

@@ -3,6 +3,7 @@
 import { context, propagation } from "@opentelemetry/api";
 import { toBase64Url, utf8 } from "../shared/encoding";
 import { type Signer, signRequest } from "../shared/httpsig";
+import type { Emergency, Incident, IncidentState, Severity } from "../shared/incidents";
 import { errorFromResponse, SigilError } from "./errors";
 import { signerFromSecretKey } from "./signer";
 import { readServerSentEvents, type ServerSentEvent } from "./sse";
@@ -191,6 +192,56 @@ export class Sigil {
     if (!res.response.body) throw SigilError.client("invalid-response", "event stream has no body");
     yield* readServerSentEvents(res.response.body);
   }
+
+  // ---- incidents (docs/incidents.md) ----
+
+  readonly incidents = {
+    list: (
+      q: { state?: IncidentState; severity?: Severity; limit?: number; before?: string } = {},
+      call?: CallOptions,
+    ): Promise<{ incidents: Incident[]; next: string | null }> =>
+      this.#json({ method: "GET", path: "/v1/incidents", query: q, call }),
+    get: async (id: string, call?: CallOptions): Promise<Incident> =>
+      (
+        await this.#json<{ incident: Incident }>({
+          method: "GET",
+          path: `/v1/incidents/${enc(id)}`,
+          call,
+        })
+      ).incident,
+    /** The signed evidence bundle (verify it offline with shared/incidents/evidence.ts). */
+    evidence: (id: string, call?: CallOptions): Promise<Record<string, unknown>> =>
+      this.#json({ method: "GET", path: `/v1/incidents/${enc(id)}/evidence`, call }),
+    /** Admins; 409 when the incident is already there or past it. */
+    move: async (
+      id: string,
+      verb: "acknowledge" | "resolve" | "false-positive",
+      reason: string,
+      call?: CallOptions,
+    ): Promise<Incident> =>
+      (
+        await this.#json<{ incident: Incident }>({
+          method: "POST",
+          path: `/v1/incidents/${enc(id)}/${verb}`,
+          json: { reason },
+          call,
+        })
+      ).incident,
+    emergency: (
+      call?: CallOptions,
+    ): Promise<{ emergency: Emergency | null; overrideEnabled: boolean }> =>
+      this.#json({ method: "GET", path: "/v1/incidents/emergency", call }),
+    /** Admins, with `emergency_override_enabled`; audited. */
+    overrideEmergency: async (reason: string, call?: CallOptions): Promise<Emergency> =>
+      (
+        await this.#json<{ emergency: Emergency }>({
+          method: "POST",
+          path: "/v1/incidents/emergency/override",
+          json: { reason },
+          call,
+        })
+      ).emergency,
+  };
 
   // ---- evaluation ----
 

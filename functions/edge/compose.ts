@@ -9,8 +9,15 @@ import { composeCore } from "../core";
 import type { HealthCheck } from "../routes/health";
 import { DoApprovalStore } from "./approvals/adapter";
 import { DoAuditLog } from "./audit/adapter";
-import { APPROVALS_OBJECT, KEYS_OBJECT, POLICIES_OBJECT, QUARANTINE_OBJECT } from "./constants";
+import {
+  APPROVALS_OBJECT,
+  INCIDENTS_OBJECT,
+  KEYS_OBJECT,
+  POLICIES_OBJECT,
+  QUARANTINE_OBJECT,
+} from "./constants";
 import { type EdgeEnv, stringVars } from "./env";
+import { DoIncidentStore } from "./incidents/adapter";
 import { GatewayJobsBackend } from "./jobs/gateway";
 import { DoKeyRegistry, DoSecretStore } from "./keys/adapter";
 import { EDGE_SCRYPT, edgeKeySecret } from "./keys/secret";
@@ -52,6 +59,7 @@ const BINDINGS = [
   "SIGIL_LIMITS",
   "SIGIL_APPROVALS",
   "SIGIL_QUARANTINE",
+  "SIGIL_INCIDENTS",
 ] as const;
 
 async function compose(env: EdgeEnv): Promise<AppDeps> {
@@ -125,6 +133,7 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
       approvals: new DoApprovalStore(stubSource(env.SIGIL_APPROVALS, APPROVALS_OBJECT)),
       // One QuarantineObject holds every quarantine; no bus between isolates, so no cache either.
       quarantine: new DoQuarantineStore(stubSource(env.SIGIL_QUARANTINE, QUARANTINE_OBJECT)),
+      incidents: new DoIncidentStore(stubSource(env.SIGIL_INCIDENTS, INCIDENTS_OBJECT)),
       // Set by Cloudflare on every request (a client cannot forge it there).
       clientAddress: (c) => c.req.header("cf-connecting-ip"),
       ...(gateway

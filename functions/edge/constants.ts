@@ -3,3 +3,4 @@ export const KEYS_OBJECT = "keys";
 export const POLICIES_OBJECT = "policies";
 export const APPROVALS_OBJECT = "approvals";
 export const QUARANTINE_OBJECT = "quarantine";
+export const INCIDENTS_OBJECT = "incidents";

@@ -2,6 +2,7 @@
 // and secrets (SIGIL_*, SYMBIONT_*; the same names as on Node).
 import type { ApprovalsObject } from "./approvals/object";
 import type { AuditObject } from "./audit/object";
+import type { IncidentsObject } from "./incidents/object";
 import type { KeysObject } from "./keys/object";
 import type { LimitsObject } from "./limits/object";
 import type { PinsObject } from "./pins/object";
@@ -27,6 +28,8 @@ export interface EdgeBindings {
   SIGIL_APPROVALS: DurableObjectNamespace<ApprovalsObject>;
   /** One object ("quarantine"): every quarantine record (docs/incidents.md "Quarantine"). */
   SIGIL_QUARANTINE: DurableObjectNamespace<QuarantineObject>;
+  /** One object ("incidents"): incidents, the detection cursor, evidence, emergency mode. */
+  SIGIL_INCIDENTS: DurableObjectNamespace<IncidentsObject>;
 }
 
 export type EdgeEnv = EdgeBindings & { [key: string]: unknown };

@@ -10,6 +10,7 @@ export { ApprovalsObject } from "./approvals/object";
 export { AuditObject } from "./audit/object";
 export { composeEdge } from "./compose";
 export type { EdgeEnv } from "./env";
+export { IncidentsObject } from "./incidents/object";
 export { KeysObject } from "./keys/object";
 export { LimitsObject } from "./limits/object";
 export { PinsObject } from "./pins/object";

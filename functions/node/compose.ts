@@ -29,6 +29,7 @@ import { prometheusApiMetrics } from "./metrics";
 import { type NodeSigning, nodeSigning } from "./signing";
 import { RedisApprovalStore } from "./stores/approvals-redis";
 import { openRedisAuditLog, type RedisAuditLog } from "./stores/audit-redis";
+import { RedisIncidentStore } from "./stores/incidents-redis";
 import { redisInvalidationBus } from "./stores/invalidation-redis";
 import { FileSecretStore } from "./stores/key-files";
 import { RedisKeyRegistry } from "./stores/keys-redis";
@@ -231,6 +232,9 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
         approvals: approvalStore,
         quarantine: new RedisQuarantineStore(redis, prefix),
         quarantineBus,
+        incidents: new RedisIncidentStore(redis, prefix, {
+          macKey: macKey("incident-store-mac.v1"),
+        }),
         clientAddress: (c) => {
           try {
             return getConnInfo(c).remote.address;

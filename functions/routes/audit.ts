@@ -150,6 +150,22 @@ const exportRoute = createRoute({
 });
 
 export function auditRoutes(audit: AuditService) {
+  // A bad event or an inconsistent checkpoint found here is the audit-integrity signal incident
+  // response reads (docs/incidents.md): audited once per finding per process, not per call.
+  const reported = new Set<string>();
+  async function integrity(details: Record<string, unknown> & { what: string }): Promise<void> {
+    const key = JSON.stringify(details);
+    if (reported.has(key)) return;
+    if (reported.size >= 1024) reported.clear();
+    reported.add(key);
+    await audit
+      .append({
+        eventType: "security.event",
+        agentId: "system",
+        details: { category: "audit.integrity", severity: "critical", ...details },
+      })
+      .catch(() => reported.delete(key));
+  }
   return router()
     .openapi(appendRoute, async (c) => {
       const body = c.req.valid("json");
@@ -198,10 +214,21 @@ export function auditRoutes(audit: AuditService) {
     .openapi(verifyRoute, async (c) => {
       const { from, to } = c.req.valid("query");
       const r = await audit.verify(from, to).catch(auditProblem);
+      if (!r.valid && r.firstInvalid)
+        await integrity({
+          what: "verify",
+          index: r.firstInvalid.index,
+          code: r.firstInvalid.code,
+          reason: r.firstInvalid.reason,
+        });
       return c.json(r as unknown as Record<string, unknown>, 200);
     })
     .openapi(checkpointRoute, async (c) => {
-      const r = await audit.checkpoint().catch(auditProblem);
+      const r = await audit.checkpoint().catch(async (e: unknown) => {
+        if (e instanceof AuditError && e.code === "inconsistent")
+          await integrity({ what: "checkpoint", reason: e.message.slice(0, 512) });
+        return auditProblem(e);
+      });
       return c.json(r as unknown as Record<string, unknown>, 200);
     })
     .openapi(inclusionRoute, async (c) => {

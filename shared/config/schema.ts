@@ -35,7 +35,13 @@ export const securitySchema = z.strictObject({
   certificate_pinning: z.boolean().default(false),
   network_isolation: z.boolean().default(true),
   policy_enforcement_mode: z.enum(["strict", "permissive"]).default("strict"),
-  policy_violation_action: z.enum(["deny", "deny_and_alert", "alert"]).default("deny_and_alert"),
+  // How far incident response goes on a policy-violation burst (docs/incidents.md): log (record
+  // the incident only), alert (plus the alert webhooks), block (plus isolating the subject when
+  // the burst reaches high). The older names stay accepted: deny = log, deny_and_alert and
+  // alert = alert. The request itself is denied by the policy whatever this says.
+  policy_violation_action: z
+    .enum(["log", "alert", "block", "deny", "deny_and_alert"])
+    .default("deny_and_alert"),
   emergency_override_enabled: z.boolean().default(false),
 });
 
@@ -309,6 +315,39 @@ export const approvalsSchema = z.strictObject({
   webhook_queue: z.number().int().min(1).max(100_000).default(1000),
 });
 
+// Incident response (docs/incidents.md): detector thresholds, windows and response channels. The
+// detectors themselves are data (shared/incidents/rules.ts); these numbers tune them.
+const webhookList = z
+  .array(z.url({ protocol: /^https?$/ }).max(2048))
+  .max(16)
+  .default([]);
+const seconds = z.number().int().min(1).max(86_400);
+export const incidentsSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  // Events of one subject within this window join its open incident of the same detector.
+  correlation_window_s: seconds.default(900),
+  failed_auth_threshold: z.number().int().min(2).max(100_000).default(20),
+  failed_auth_window_s: seconds.default(60),
+  policy_violation_threshold: z.number().int().min(2).max(100_000).default(20),
+  // From this many violations in the window the incident is high (a burst, not a misconfiguration).
+  policy_violation_high_threshold: z.number().int().min(2).max(1_000_000).default(100),
+  policy_violation_window_s: seconds.default(60),
+  sandbox_signal_threshold: z.number().int().min(1).max(10_000).default(3),
+  sandbox_signal_high_threshold: z.number().int().min(1).max(10_000).default(6),
+  sandbox_signal_window_s: seconds.default(600),
+  // Resource anomaly: a subject's events in one bucket over its own moving average.
+  anomaly_factor: z.number().min(2).max(1000).default(10),
+  anomaly_min_events: z.number().int().min(1).max(1_000_000).default(300),
+  anomaly_bucket_s: seconds.default(60),
+  // Audit events read per detection step, and how often a process looks for new ones.
+  batch: z.number().int().min(1).max(5000).default(500),
+  poll_ms: z.number().int().min(10).max(60_000).default(250),
+  alert_webhooks: webhookList,
+  emergency_webhooks: webhookList,
+  // What emergency mode refuses: job submissions, or every call but admin and auditor ones.
+  emergency_scope: z.enum(["jobs", "all"]).default("jobs"),
+});
+
 /** A listen address "host:port" (IPv6 in brackets), or "" for none. */
 const listenAddress = z
   .string()
@@ -338,6 +377,7 @@ export const configSchema = z
     limits: limitsSchema.default(limitsSchema.parse({})),
     approvals: approvalsSchema.default(approvalsSchema.parse({})),
     metrics: metricsSchema.default(metricsSchema.parse({})),
+    incidents: incidentsSchema.default(incidentsSchema.parse({})),
   })
   .refine(
     (c) =>

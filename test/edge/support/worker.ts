@@ -7,6 +7,7 @@ import { DoApprovalStore } from "../../../functions/edge/approvals/adapter";
 import { DoAuditLog } from "../../../functions/edge/audit/adapter";
 import { AuditObject } from "../../../functions/edge/audit/object";
 import type { EdgeEnv } from "../../../functions/edge/env";
+import { DoIncidentStore } from "../../../functions/edge/incidents/adapter";
 import { DoKeyRegistry, DoSecretStore } from "../../../functions/edge/keys/adapter";
 import { DoRateLimiter } from "../../../functions/edge/limits/adapter";
 import { DoPinStore } from "../../../functions/edge/pins/adapter";
@@ -22,6 +23,7 @@ import { decode, encode } from "./codec";
 
 export { ApprovalsObject } from "../../../functions/edge/approvals/object";
 export { AuditObject } from "../../../functions/edge/audit/object";
+export { IncidentsObject } from "../../../functions/edge/incidents/object";
 export { KeysObject } from "../../../functions/edge/keys/object";
 export { LimitsObject } from "../../../functions/edge/limits/object";
 export { PolicyObject } from "../../../functions/edge/policy/object";
@@ -103,6 +105,8 @@ function target(env: EdgeEnv, c: Call): Record<string, unknown> {
       return new DoApprovalStore(stubSource(env.SIGIL_APPROVALS, c.name)) as never;
     case "quarantine":
       return new DoQuarantineStore(stubSource(env.SIGIL_QUARANTINE, c.name)) as never;
+    case "incidents":
+      return new DoIncidentStore(stubSource(env.SIGIL_INCIDENTS, c.name)) as never;
     case "pins":
       return new DoPinStore(env.SIGIL_PINS, `${c.name}:`) as never;
     case "pins-hook":

@@ -47,6 +47,7 @@ async function start(): Promise<Workerd> {
       SIGIL_LIMITS: { className: "LimitsObject", useSQLite: true },
       SIGIL_APPROVALS: { className: "ApprovalsObject", useSQLite: true },
       SIGIL_QUARANTINE: { className: "QuarantineObject", useSQLite: true },
+      SIGIL_INCIDENTS: { className: "IncidentsObject", useSQLite: true },
     },
   });
   await mf.ready;

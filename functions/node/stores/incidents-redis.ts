@@ -1,0 +1,255 @@
+// Redis IncidentStore (docs/incidents.md). Every value is `<hmac hex>.<json>` (Redis is not
+// trusted: a record, checkpoint or bundle planted or edited there fails its MAC and is an error,
+// never an incident state). The detection checkpoint, the records it opens and the ones it joins
+// change in one Lua script that first compares the cursor and every revision, so of two API
+// processes stepping over the same audit events exactly one lands (exactly-once detection); a
+// process killed before the script ran stored nothing, one killed after it stored everything.
+import type { Redis } from "ioredis";
+import { hmacSha256, verifyHmacSha256 } from "../../../shared/crypto";
+import { fromHex, toHex, utf8 } from "../../../shared/encoding";
+import {
+  checkAdvance,
+  checkChanges,
+  checkList,
+  type DetectionCheckpoint,
+  type Emergency,
+  EmergencySchema,
+  type Incident,
+  type IncidentChange,
+  IncidentSchema,
+  type IncidentStore,
+  MAX_EVIDENCE_CHARS,
+  MAX_INCIDENT_CHANGES,
+  type StoredIncident,
+} from "../../../shared/incidents";
+
+// KEYS: checkpoint, index, changes, then one record key per opened and per updated incident.
+// ARGV: expected cursor, next cursor, next checkpoint value, feed length, opened count, then
+// (id, value) per opened, then (id, rev, value) per updated. → 1 stored, 0 lost the race.
+const ADVANCE = `
+local cur = redis.call('HGET', KEYS[1], 'cursor') or '0'
+if cur ~= ARGV[1] then return 0 end
+local opened = tonumber(ARGV[5])
+local k = 4
+local a = 6
+for i = 1, opened do
+  if redis.call('EXISTS', KEYS[k]) == 1 then return redis.error_reply('incident exists') end
+  k = k + 1
+  a = a + 2
+end
+local ku, au = k, a
+while KEYS[ku] do
+  if redis.call('HGET', KEYS[ku], 'rev') ~= ARGV[au + 1] then return 0 end
+  ku = ku + 1
+  au = au + 3
+end
+redis.call('HSET', KEYS[1], 'cursor', ARGV[2], 'v', ARGV[3])
+k, a = 4, 6
+for i = 1, opened do
+  redis.call('HSET', KEYS[k], 'rev', '1', 'v', ARGV[a + 1])
+  redis.call('ZADD', KEYS[2], 0, ARGV[a])
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[a])
+  k = k + 1
+  a = a + 2
+end
+while KEYS[k] do
+  redis.call('HSET', KEYS[k], 'rev', tostring(tonumber(ARGV[a + 1]) + 1), 'v', ARGV[a + 2])
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[a])
+  k = k + 1
+  a = a + 3
+end
+return 1`;
+
+// KEYS: hash, changes ("" : no feed). ARGV: expected rev, value, id, feed length. → 1 replaced.
+const SWAP = `
+if (redis.call('HGET', KEYS[1], 'rev') or '0') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'rev', tostring(tonumber(ARGV[1]) + 1), 'v', ARGV[2])
+if ARGV[3] ~= '' then redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[3]) end
+return 1`;
+
+const MAC_CONTEXT = "sigil.incident-store.v1";
+
+export class RedisIncidentStore implements IncidentStore {
+  readonly #redis: Redis;
+  readonly #prefix: string;
+  readonly #mac: Uint8Array;
+
+  /** `prefix`: key namespace, e.g. "sigil:"; `macKey`: 32 bytes, shared by every API process. */
+  constructor(redis: Redis, prefix: string, opts: { macKey: Uint8Array }) {
+    if (opts.macKey.length !== 32) throw new TypeError("macKey must be 32 bytes");
+    this.#redis = redis;
+    // One hash tag: the advance script touches the checkpoint and many records in one slot.
+    this.#prefix = `${prefix}incidents:{i}:`;
+    this.#mac = opts.macKey;
+  }
+
+  #key = (kind: string, id = "") => `${this.#prefix}${kind}${id ? `:${id}` : ""}`;
+
+  #seal(name: string, json: string): string {
+    return `${toHex(hmacSha256(this.#mac, utf8(`${MAC_CONTEXT}\n${name}\n${json}`)))}.${json}`;
+  }
+
+  #open(name: string, stored: string): string {
+    const dot = stored.indexOf(".");
+    const tag = stored.slice(0, dot);
+    const json = stored.slice(dot + 1);
+    if (
+      dot !== 64 ||
+      !/^[0-9a-f]{64}$/.test(tag) ||
+      !verifyHmacSha256(this.#mac, utf8(`${MAC_CONTEXT}\n${name}\n${json}`), fromHex(tag))
+    )
+      throw new Error(`incident store: ${name} failed its integrity check`);
+    return json;
+  }
+
+  #encodeRecord(r: Incident): string {
+    return this.#seal(`record:${r.incidentId}`, JSON.stringify(IncidentSchema.parse(r)));
+  }
+
+  async detection(): Promise<DetectionCheckpoint> {
+    const [cursor, v] = await this.#redis.hmget(this.#key("detection"), "cursor", "v");
+    if (cursor == null || v == null) return { cursor: 0, state: "" };
+    const cp = JSON.parse(this.#open("detection", v)) as DetectionCheckpoint;
+    if (String(cp.cursor) !== cursor || typeof cp.state !== "string")
+      throw new Error("incident store: the detection checkpoint does not match its cursor");
+    return cp;
+  }
+
+  async advance(
+    expected: number,
+    next: DetectionCheckpoint,
+    opened: readonly Incident[],
+    updated: readonly StoredIncident[] = [],
+  ): Promise<boolean> {
+    checkAdvance(expected, next);
+    const keys = [this.#key("detection"), this.#key("index"), this.#key("changes")];
+    const argv = [
+      String(expected),
+      String(next.cursor),
+      this.#seal("detection", JSON.stringify({ cursor: next.cursor, state: next.state })),
+      String(MAX_INCIDENT_CHANGES),
+      String(opened.length),
+    ];
+    for (const r of opened) {
+      keys.push(this.#key("rec", r.incidentId));
+      argv.push(r.incidentId, this.#encodeRecord(r));
+    }
+    for (const u of updated) {
+      if (!Number.isSafeInteger(u.rev) || u.rev < 1)
+        throw new RangeError("incident store: bad revision");
+      keys.push(this.#key("rec", u.record.incidentId));
+      argv.push(u.record.incidentId, String(u.rev), this.#encodeRecord(u.record));
+    }
+    const res = await this.#redis.eval(ADVANCE, keys.length, ...keys, ...argv);
+    return res === 1;
+  }
+
+  async get(id: string): Promise<StoredIncident | undefined> {
+    const [revText, value] = await this.#redis.hmget(this.#key("rec", id), "rev", "v");
+    if (revText == null || value == null) return undefined;
+    const rev = Number(revText);
+    if (!Number.isSafeInteger(rev) || rev < 1)
+      throw new Error(`incident store: record ${id} has a bad revision`);
+    const record = IncidentSchema.parse(JSON.parse(this.#open(`record:${id}`, value)));
+    if (record.incidentId !== id) throw new Error(`incident store: record ${id} holds another id`);
+    return { rev, record };
+  }
+
+  async swap(id: string, rev: number, next: Incident): Promise<boolean> {
+    if (next.incidentId !== id)
+      throw new RangeError("incident store: a record cannot change its id");
+    if (!Number.isSafeInteger(rev) || rev < 1) throw new RangeError("incident store: bad revision");
+    const res = await this.#redis.eval(
+      SWAP,
+      2,
+      this.#key("rec", id),
+      this.#key("changes"),
+      String(rev),
+      this.#encodeRecord(next),
+      id,
+      String(MAX_INCIDENT_CHANGES),
+    );
+    return res === 1;
+  }
+
+  async list(opts: { limit: number; before?: string }): Promise<StoredIncident[]> {
+    checkList(opts);
+    const ids = await this.#redis.zrevrangebylex(
+      this.#key("index"),
+      opts.before === undefined ? "+" : `(${opts.before}`,
+      "-",
+      "LIMIT",
+      0,
+      opts.limit,
+    );
+    const out: StoredIncident[] = [];
+    for (const id of ids) {
+      const s = await this.get(id);
+      if (s) out.push(s);
+    }
+    return out;
+  }
+
+  async changes(after: string, limit: number): Promise<IncidentChange[]> {
+    checkChanges(after, limit);
+    const start = after.includes("-") ? `(${after}` : `(${after}-0`;
+    const entries = (await this.#redis.xrange(
+      this.#key("changes"),
+      start,
+      "+",
+      "COUNT",
+      limit,
+    )) as [string, string[]][];
+    return entries.map(([cursor, fields]) => ({ cursor, id: fields[1] ?? "" }));
+  }
+
+  async changeCursor(): Promise<string> {
+    const last = (await this.#redis.xrevrange(this.#key("changes"), "+", "-", "COUNT", 1)) as [
+      string,
+      string[],
+    ][];
+    return last[0]?.[0] ?? "0";
+  }
+
+  async putEvidence(id: string, bundle: string): Promise<boolean> {
+    if (bundle.length > MAX_EVIDENCE_CHARS)
+      throw new RangeError("incident store: evidence bundle too large");
+    // SET NX: the first bundle stays; evidence is never replaced.
+    const res = await this.#redis.set(
+      this.#key("evidence", id),
+      this.#seal(`evidence:${id}`, bundle),
+      "NX",
+    );
+    return res === "OK";
+  }
+
+  async evidence(id: string): Promise<string | undefined> {
+    const v = await this.#redis.get(this.#key("evidence", id));
+    return v === null ? undefined : this.#open(`evidence:${id}`, v);
+  }
+
+  async emergency(): Promise<{ rev: number; value: Emergency | undefined }> {
+    const [revText, value] = await this.#redis.hmget(this.#key("emergency"), "rev", "v");
+    if (revText == null || value == null) return { rev: 0, value: undefined };
+    const rev = Number(revText);
+    if (!Number.isSafeInteger(rev) || rev < 1)
+      throw new Error("incident store: emergency has a bad revision");
+    return { rev, value: EmergencySchema.parse(JSON.parse(this.#open("emergency", value))) };
+  }
+
+  async swapEmergency(rev: number, next: Emergency): Promise<boolean> {
+    if (!Number.isSafeInteger(rev) || rev < 0) throw new RangeError("incident store: bad revision");
+    const json = JSON.stringify(EmergencySchema.parse(next));
+    const res = await this.#redis.eval(
+      SWAP,
+      2,
+      this.#key("emergency"),
+      this.#key("changes"),
+      String(rev),
+      this.#seal("emergency", json),
+      "",
+      String(MAX_INCIDENT_CHANGES),
+    );
+    return res === 1;
+  }
+}
