@@ -33,7 +33,7 @@ import {
   type PinStore,
   ToolVerificationService,
 } from "../shared/schemapin";
-import type { AppDeps } from "./app";
+import type { AppDeps, ComplianceDeps } from "./app";
 import { AuditWindows } from "./audit-windows";
 import { auditProblem } from "./routes/audit";
 import type { HealthCheck } from "./routes/health";
@@ -83,6 +83,8 @@ export interface CorePorts {
   jobs?: (core: { serviceSigner: Signer; audit: AuditService }) => JobsBackend | undefined;
   /** Serve the job gateway for edge deployments (where `jobs` is the real backend). */
   jobGateway?: boolean;
+  /** Compliance reports' store and what the runtime claims about itself (docs/compliance.md). */
+  compliance?: ComplianceDeps;
 }
 
 export interface CoreDeps extends AppDeps {
@@ -209,6 +211,7 @@ export async function composeCore(
     limiter: ports.limiter,
     approvals: ports.approvals,
     clientAddress: ports.clientAddress,
+    ...(ports.compliance ? { compliance: ports.compliance } : {}),
     ...(adminKeyPath ? { adminKeyPath } : {}),
   };
 }

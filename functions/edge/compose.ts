@@ -121,6 +121,9 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
       limiter: new DoRateLimiter(env.SIGIL_LIMITS),
       // Approvals hold across every isolate: one ApprovalsObject holds them all.
       approvals: new DoApprovalStore(stubSource(env.SIGIL_APPROVALS, APPROVALS_OBJECT)),
+      // Reports stay in the isolate's memory (each is signed and verifies on its own); the edge
+      // has no archive, so it keeps every event rather than enforcing retention.
+      compliance: { retentionEnforced: false, encryptionAtRest: !generated },
       // Set by Cloudflare on every request (a client cannot forge it there).
       clientAddress: (c) => c.req.header("cf-connecting-ip"),
       ...(gateway

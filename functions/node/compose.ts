@@ -29,6 +29,7 @@ import { prometheusApiMetrics } from "./metrics";
 import { type NodeSigning, nodeSigning } from "./signing";
 import { RedisApprovalStore } from "./stores/approvals-redis";
 import { openRedisAuditLog, type RedisAuditLog } from "./stores/audit-redis";
+import { RedisReportStore } from "./stores/compliance-redis";
 import { redisInvalidationBus } from "./stores/invalidation-redis";
 import { FileSecretStore } from "./stores/key-files";
 import { RedisKeyRegistry } from "./stores/keys-redis";
@@ -224,6 +225,14 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
         // Quotas hold across every API process: their buckets are in Redis.
         limiter: new RedisRateLimiter(redis, prefix),
         approvals: approvalStore,
+        compliance: {
+          reports: new RedisReportStore(redis, config.redis.prefix),
+          // main.ts runs the retention sweep (audit-retention.ts).
+          retentionEnforced: true,
+          // The generated dev secret lives beside the key files, which then protects nothing.
+          encryptionAtRest:
+            env.SIGIL_KEY_PASSPHRASE !== undefined || config.security.key_store_type === "hsm",
+        },
         clientAddress: (c) => {
           try {
             return getConnInfo(c).remote.address;

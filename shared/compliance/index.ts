@@ -3,3 +3,4 @@ export * from "./checks";
 export * from "./framework";
 export * from "./html";
 export * from "./report";
+export * from "./store";
