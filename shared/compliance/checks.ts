@@ -119,8 +119,9 @@ function changeApproved(c: Extract<Check, { kind: "change-approved" }>): CheckRu
   };
 }
 
-// A request's acting key is named by `details.authKid` (docs/compliance.md): a revoked key that
-// shows up there after its revocation made a request that succeeded.
+// A request's acting key is named by `details.authKid`, or `details.submittedBy` on the events a
+// client appends (docs/compliance.md): a revoked key that shows up there after its revocation made
+// a request that succeeded.
 function revokedKeysUnused(facts: ComplianceFacts): CheckRun {
   const revoked = new Map<string, { at: number; index?: number }>();
   for (const k of facts.keys ?? []) {
@@ -139,7 +140,7 @@ function revokedKeysUnused(facts: ComplianceFacts): CheckRun {
         }
         return;
       }
-      const kid = str(e.details.authKid);
+      const kid = str(e.details.authKid) ?? str(e.details.submittedBy);
       if (!kid || e.eventType === "auth.failed") return;
       naming++;
       ev.seen(e.index);
@@ -153,7 +154,9 @@ function revokedKeysUnused(facts: ComplianceFacts): CheckRun {
     finish() {
       if (naming === 0) {
         const o = ev.outcome("not_applicable");
-        o.findings.push("no event in the period names its acting key (details.authKid)");
+        o.findings.push(
+          "no event in the period names its acting key (details.authKid or submittedBy)",
+        );
         return o;
       }
       return ev.outcome();

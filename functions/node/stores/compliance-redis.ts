@@ -28,7 +28,13 @@ export class RedisReportStore implements ReportStore {
   async get(reportId: string): Promise<ComplianceReport | undefined> {
     const v = await this.redis.get(this.key(reportId));
     if (v === null) return undefined;
-    const r = ComplianceReportSchema.safeParse(JSON.parse(v));
+    let raw: unknown;
+    try {
+      raw = JSON.parse(v);
+    } catch {
+      return undefined; // not a report: whoever wrote it was not this store
+    }
+    const r = ComplianceReportSchema.safeParse(raw);
     return r.success ? r.data : undefined;
   }
 }
