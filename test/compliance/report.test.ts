@@ -4,7 +4,7 @@
 // those facts break and passes the rest; the signed report verifies offline, and a tampered
 // report, a cited event changed in storage or a rewritten log fail verification.
 import { describe, expect, it } from "vitest";
-import { MemoryAuditLog } from "../../shared/audit";
+import { MemoryAuditLog, sweepRetention, verifyExport } from "../../shared/audit";
 import {
   type ComplianceFacts,
   type ComplianceReport,
@@ -27,7 +27,7 @@ async function synthetic() {
   let clock = T0 - 48 * H;
   const signer = await webcryptoSigner(seedOf(7), "audit-1");
   const log = new MemoryAuditLog({ signer, now: () => clock });
-  const { service, verify } = serviceOver(log, signer);
+  const { service, verify, keys } = serviceOver(log, signer);
   const at = async (
     ms: number,
     eventType: string,
@@ -91,6 +91,7 @@ async function synthetic() {
     log,
     service,
     verify,
+    keys,
     signer,
     idx,
     period,
@@ -333,5 +334,55 @@ describe("frameworks are validated data", () => {
       PeriodSchema.safeParse({ from: "2025-01-01T00:00:00.000Z", to: "2026-01-01T00:00:00.000Z" })
         .success,
     ).toBe(true);
+  });
+});
+
+describe("reports across a retention prune", () => {
+  it("after a prune the remainder verifies from the anchor, and pre-prune proofs still hold", async () => {
+    const s = await synthetic();
+    const hipaa = frameworkRegistry().get("hipaa")!;
+    const before = await generateReport({
+      audit: s.service,
+      framework: hipaa,
+      period: s.period,
+      facts: s.facts,
+      signer: s.signer,
+    });
+    // One day of retention seen from T0 + 1 day: the event before the period is archived and pruned.
+    const archived: string[] = [];
+    const swept = await sweepRetention(1, {
+      audit: s.service,
+      now: () => T0 + 24 * H,
+      archive: async (lines) => {
+        for await (const l of lines) archived.push(l);
+      },
+    });
+    expect(swept).toMatchObject({ outcome: "retained", from: 0, to: 1 });
+    expect((await s.service.log.head()).start).toBe(1);
+    expect((await verifyExport(archived, { keys: s.keys, verify: s.verify })).valid).toBe(true);
+    expect(await s.service.verify()).toMatchObject({ valid: true });
+    const opts = { publicKey: s.signer.publicKey, verify: s.verify };
+    // The log after the prune extends the report's checkpoint: the prune rewrote nothing.
+    const newer = await s.service.checkpoint();
+    const cons = await s.service.consistencyProof(before.checkpoint.treeSize, newer.treeSize);
+    expect(
+      await verifyReport(before, { ...opts, newer: { note: newer.checkpoint, proof: cons.proof } }),
+    ).toEqual({ valid: true, errors: [] });
+    // Inclusion proofs for kept events, against the checkpoint issued before the prune.
+    for (const x of before.evidence) {
+      const p = await s.service.inclusionProof(x.index, before.checkpoint.treeSize);
+      expect(p.proof).toEqual(x.proof);
+      expect(p.rootHash).toBe(before.checkpoint.rootHash);
+    }
+    // A report over the same period after the prune: same verdicts, verifies from the anchor.
+    const after = await generateReport({
+      audit: s.service,
+      framework: hipaa,
+      period: s.period,
+      facts: s.facts,
+      signer: s.signer,
+    });
+    expect(statuses(after)).toEqual(statuses(before));
+    expect(await verifyReport(after, opts)).toEqual({ valid: true, errors: [] });
   });
 });
