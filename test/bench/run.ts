@@ -3,7 +3,17 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-const all = ["crypto", "policy", "audit", "http", "approvals", "sandbox", "jobs", "hsm", "compliance"];
+const all = [
+  "crypto",
+  "policy",
+  "audit",
+  "http",
+  "approvals",
+  "sandbox",
+  "jobs",
+  "hsm",
+  "compliance",
+];
 const picked = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const names = picked.length > 0 ? picked : all;
 const unknown = names.filter((n) => !all.includes(n));
