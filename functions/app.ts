@@ -4,6 +4,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { requestId } from "hono/request-id";
 import { type ApprovalStore, MemoryApprovalStore } from "../shared/approvals";
 import type { AuditService } from "../shared/audit";
+import { frameworkRegistry, MemoryReportStore, type ReportStore } from "../shared/compliance";
 import { allowedAuthorities, type SigilConfig } from "../shared/config";
 import { type Signer, verifyEd25519 } from "../shared/crypto";
 import type { KeyResolver, ReplayCache } from "../shared/httpsig";
@@ -30,6 +31,7 @@ import { quarantineService } from "./quarantine";
 import { type AppEnv, router } from "./router";
 import { createApprovals } from "./routes/approvals";
 import { auditProblem, auditRoutes } from "./routes/audit";
+import { complianceRoutes } from "./routes/compliance";
 import { docsRoutes } from "./routes/docs";
 import { gatewayRoutes } from "./routes/gateway";
 import { type HealthCheck, healthRoutes } from "./routes/health";
@@ -81,6 +83,18 @@ export interface AppDeps {
   metrics?: ApiMetrics;
   /** Incident records and emergency mode (docs/incidents.md); absent: no /v1/incidents routes. */
   incidents?: IncidentStore;
+  /** Compliance reports (docs/compliance.md); absent: reports in memory, no claims about the runtime. */
+  compliance?: ComplianceDeps;
+}
+
+/** What the runtime tells compliance reports about itself (docs/compliance.md "Checks"). */
+export interface ComplianceDeps {
+  /** Where reports are kept; default: this process's memory. */
+  reports?: ReportStore;
+  /** Whether this runtime prunes past `audit_retention_days` (Node's sweep) or keeps everything. */
+  retentionEnforced: boolean;
+  /** Whether private keys are encrypted under a secret that is not stored beside them. */
+  encryptionAtRest: boolean;
 }
 
 const ROLES = new Set<string>(["admin", "agent", "worker", "auditor", "gateway"]);
@@ -285,6 +299,24 @@ export function createApp(deps: AppDeps) {
         now,
       }),
     );
+  app.route(
+    "/",
+    complianceRoutes({
+      audit,
+      record: appendAudit,
+      frameworks: frameworkRegistry(),
+      reports: deps.compliance?.reports ?? new MemoryReportStore(),
+      keys,
+      signer: deps.serviceSigner,
+      // Fail closed: a runtime that says nothing about itself claims neither.
+      facts: {
+        retentionDays: config.security.audit_retention_days,
+        retentionEnforced: deps.compliance?.retentionEnforced ?? false,
+        encryptionAtRest: deps.compliance?.encryptionAtRest ?? false,
+      },
+      now,
+    }),
+  );
   app.route(
     "/",
     riskRoutes({ medium: config.risk.medium_threshold, high: config.risk.high_threshold }),

@@ -36,7 +36,7 @@ import {
   type PinStore,
   ToolVerificationService,
 } from "../shared/schemapin";
-import type { AppDeps } from "./app";
+import type { AppDeps, ComplianceDeps } from "./app";
 import { AuditWindows } from "./audit-windows";
 import { quarantineService } from "./quarantine";
 import { quarantineJobEffects } from "./quarantine-jobs";
@@ -94,6 +94,8 @@ export interface CorePorts {
   jobs?: (core: { serviceSigner: Signer; audit: AuditService }) => JobsBackend | undefined;
   /** Serve the job gateway for edge deployments (where `jobs` is the real backend). */
   jobGateway?: boolean;
+  /** Compliance reports' store and what the runtime claims about itself (docs/compliance.md). */
+  compliance?: ComplianceDeps;
 }
 
 export interface CoreDeps extends AppDeps {
@@ -237,6 +239,7 @@ export async function composeCore(
     ...(quarantine ? { quarantine } : {}),
     ...(ports.incidents ? { incidents: ports.incidents } : {}),
     clientAddress: ports.clientAddress,
+    ...(ports.compliance ? { compliance: ports.compliance } : {}),
     ...(adminKeyPath ? { adminKeyPath } : {}),
   };
 }

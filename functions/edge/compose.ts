@@ -134,6 +134,9 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
       // One QuarantineObject holds every quarantine; no bus between isolates, so no cache either.
       quarantine: new DoQuarantineStore(stubSource(env.SIGIL_QUARANTINE, QUARANTINE_OBJECT)),
       incidents: new DoIncidentStore(stubSource(env.SIGIL_INCIDENTS, INCIDENTS_OBJECT)),
+      // Reports stay in the isolate's memory (each is signed and verifies on its own); the edge
+      // has no archive, so it keeps every event rather than enforcing retention.
+      compliance: { retentionEnforced: false, encryptionAtRest: !generated },
       // Set by Cloudflare on every request (a client cannot forge it there).
       clientAddress: (c) => c.req.header("cf-connecting-ip"),
       ...(gateway

@@ -29,6 +29,7 @@ import { prometheusApiMetrics } from "./metrics";
 import { type NodeSigning, nodeSigning } from "./signing";
 import { RedisApprovalStore } from "./stores/approvals-redis";
 import { openRedisAuditLog, type RedisAuditLog } from "./stores/audit-redis";
+import { RedisReportStore } from "./stores/compliance-redis";
 import { RedisIncidentStore } from "./stores/incidents-redis";
 import { redisInvalidationBus } from "./stores/invalidation-redis";
 import { FileSecretStore } from "./stores/key-files";
@@ -235,6 +236,14 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
         incidents: new RedisIncidentStore(redis, prefix, {
           macKey: macKey("incident-store-mac.v1"),
         }),
+        compliance: {
+          reports: new RedisReportStore(redis, config.redis.prefix),
+          // main.ts runs the retention sweep (audit-retention.ts).
+          retentionEnforced: true,
+          // The generated dev secret lives beside the key files, which then protects nothing.
+          encryptionAtRest:
+            env.SIGIL_KEY_PASSPHRASE !== undefined || config.security.key_store_type === "hsm",
+        },
         clientAddress: (c) => {
           try {
             return getConnInfo(c).remote.address;

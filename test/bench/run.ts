@@ -1,5 +1,6 @@
 // `npm run bench [-- name ...]`: runs the benchmarks one after another, each printing ours beside
-// its anchor measured in the same run. Names: crypto, policy, audit, http, approvals, sandbox, jobs, hsm, incidents.
+// its anchor measured in the same run. Names: crypto, policy, audit, http, approvals, sandbox, jobs, hsm, incidents,
+// compliance.
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -13,6 +14,7 @@ const all = [
   "jobs",
   "hsm",
   "incidents",
+  "compliance",
 ];
 const picked = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const names = picked.length > 0 ? picked : all;
