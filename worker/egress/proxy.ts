@@ -289,21 +289,15 @@ export class JobProxy {
       up += first.length;
       upstream.write(first);
     }
+    // pipe() for the copying and its backpressure; the extra listeners only count.
     client.on("data", (d: Buffer) => {
-      if (!count(d.length)) return;
-      up += d.length;
-      if (!upstream.write(d)) client.pause();
+      if (count(d.length)) up += d.length;
     });
-    upstream.on("drain", () => client.resume());
     upstream.on("data", (d: Buffer) => {
-      if (!count(d.length)) return;
-      down += d.length;
-      if (!client.write(d)) upstream.pause();
+      if (count(d.length)) down += d.length;
     });
-    client.on("drain", () => upstream.resume());
-    client.resume();
-    client.on("end", () => upstream.end());
-    upstream.on("end", () => client.end());
+    client.pipe(upstream);
+    upstream.pipe(client);
     let logged = false;
     const finish = () => {
       if (logged) return;
