@@ -15,7 +15,8 @@
 #   "iptables": false; sandboxes use NetworkMode "none" and never need the bridge anyway.
 # - runsc: registered as `runsc` with --network=none (gVisor refuses to start in the host network
 #   namespace otherwise, and sandboxes never have network) and as `runsc-ptrace` pinned to the
-#   ptrace platform. Both add --oci-seccomp when runsc knows it, so Docker's default seccomp
+#   ptrace platform, and `runsc-net` (gVisor's network stack on, for jobs with egress only, see
+#   docs/sandbox.md "Egress"). All add --oci-seccomp when runsc knows it, so Docker's default seccomp
 #   profile also filters the job's syscalls inside the sandbox (without it runsc ignores the OCI
 #   seccomp section; the sentry's own host-side filter applies either way). The default platform is a setting: SIGIL_RUNSC_PLATFORM=systrap|ptrace|kvm
 #   adds --platform to `runsc`. Debian bookworm's runsc (20221219) predates systrap and defaults
@@ -108,6 +109,9 @@ const baseArgs = ociSeccomp ? ["--network=none", ociSeccomp] : ["--network=none"
 cfg.runtimes = { ...(cfg.runtimes ?? {}),
   runsc: { path: runscPath, runtimeArgs: platform ? [...baseArgs, `--platform=${platform}`] : baseArgs },
   "runsc-ptrace": { path: runscPath, runtimeArgs: [...baseArgs, "--platform=ptrace"] },
+  // Tier 2 jobs with egress (docs/sandbox.md "Egress"): gVisor with its own network stack, for
+  // containers attached to a per-job internal network; every other job keeps --network=none.
+  "runsc-net": { path: runscPath, runtimeArgs: [...(ociSeccomp ? [ociSeccomp] : []), ...(platform ? [`--platform=${platform}`] : [])] },
 };
 const hasExecOpt = (cfg["exec-opts"] ?? []).some((o) => String(o).startsWith("native.cgroupdriver="));
 if (cgroupDriver && !hasExecOpt) cfg["exec-opts"] = [...(cfg["exec-opts"] ?? []), `native.cgroupdriver=${cgroupDriver}`];

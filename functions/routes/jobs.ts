@@ -16,6 +16,7 @@ import type {
   JobsBackend,
   StartOutcome,
 } from "../../shared/jobs/backend";
+import { egressSettings } from "../../shared/jobs/egress";
 import type { EnvelopeSigner } from "../../shared/jobs/envelope";
 import { resolveHeldJob } from "../../shared/jobs/held";
 import {
@@ -55,7 +56,7 @@ import type { QuarantineService } from "../../shared/quarantine";
 
 export interface JobsRouteDeps {
   config: Pick<SigilConfig, "sandbox" | "security" | "risk" | "limits"> &
-    Partial<Pick<SigilConfig, "approvals">>;
+    Partial<Pick<SigilConfig, "approvals" | "network">>;
   backend: JobsBackend;
   /** The functions' service key: signs envelopes. */
   serviceSigner: EnvelopeSigner;
@@ -397,6 +398,10 @@ export function jobsRoutes(deps: JobsRouteDeps) {
   const now = deps.now ?? Date.now;
   const newJobId = deps.newJobId ?? uuidV7;
   const ttl = deps.envelopeTtlMs ?? 3600_000;
+  // docs/sandbox.md "Egress": parsed once; absent or off, every job asking for network is refused.
+  const egress = cfg.network?.egress
+    ? egressSettings(cfg.network.allow_cidrs, cfg.network.deny_cidrs)
+    : undefined;
   const maxStreamMs = deps.maxStreamMs ?? 600_000;
 
   async function audit(e: JobAuditEvent): Promise<void> {
@@ -570,6 +575,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
             thresholds,
             envelopeTtlMs: ttl,
             approvalWaitMs: (cfg.approvals?.timeout_s ?? 0) * 1000,
+            ...(egress ? { egress } : {}),
           },
           now,
           // A full queue is refused before any policy or audit work (the backend enforces it
@@ -609,13 +615,21 @@ export function jobsRoutes(deps: JobsRouteDeps) {
           400,
           "validation",
           "Network access is not available",
-          "sandboxes run with no network; the egress allow-list (docs/sandbox.md) is not implemented yet, so jobs asking for network are refused",
+          "sandbox egress is off in this deployment ([network] egress, docs/sandbox.md), so jobs asking for network are refused",
           [
             {
               path: "network.allow",
-              message: "must be empty: sandbox network egress is not available",
+              message: "must be empty: sandbox network egress is not enabled",
             },
           ],
+        );
+      if (out.outcome === "network-refused")
+        throw new Problem(
+          400,
+          "validation",
+          "Network rule refused",
+          `network.allow[${out.index}]: ${out.reason}`,
+          [{ path: `network.allow.${out.index}`, message: out.reason }],
         );
       if (out.outcome === "denied")
         throw new Problem(403, "policy-denied", "Denied by policy", out.reason, undefined, {

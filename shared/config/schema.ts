@@ -2,6 +2,7 @@
 // strict enforcement, gVisor as the default tier, no network, no silent TOFU pinning.
 import { z } from "zod";
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUT_MS, LIMIT_BOUNDS } from "../jobs/bounds";
+import { parseException } from "../jobs/egress";
 import { cidrProblem, parseResolverAddress } from "../schemapin/addresses";
 
 const MiB = 1024 * 1024;
@@ -249,6 +250,43 @@ export const sandboxSchema = z
     path: ["default_timeout_ms"],
   });
 
+// Sandbox egress (docs/sandbox.md, "Egress"): off by default, so jobs asking for network are
+// refused until an operator turns it on for API and workers alike. Exceptions to the deny ranges
+// name a CIDR and the ports they open (`10.0.0.0/8:6333`); `deny_cidrs` are never opened.
+const exceptionText = z.string().superRefine((v, ctx) => {
+  if (!parseException(v))
+    ctx.addIssue({ code: "custom", message: `"${v.slice(0, 64)}": not cidr[:port[,port...]]` });
+});
+export const networkSchema = z.strictObject({
+  egress: z.boolean().default(false),
+  allow_cidrs: z.array(exceptionText).max(256).default([]),
+  deny_cidrs: z.array(cidrText).max(256).default([]),
+  // The upstream resolvers the worker's filtering resolver asks ("ip" or "ip:port"); required
+  // when egress is on (no silent fallback to the host's resolver).
+  resolvers: z
+    .array(
+      z.string().refine((v) => parseResolverAddress(v) !== null, "an IP address, optionally :port"),
+    )
+    .max(8)
+    .default([]),
+  // Per job: new connections per second (a burst of the same size), bytes both ways, and
+  // connections in all.
+  connections_per_second: z.number().gt(0).max(10_000).default(20),
+  max_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(1024 * MiB)
+    .default(64 * MiB),
+  max_connections: z.number().int().min(1).max(100_000).default(1000),
+  // The runsc runtime registered with its network stack (infra/docker.sh) for Tier 2 jobs with
+  // network; the default runtime keeps --network=none.
+  gvisor_network_runtime: z
+    .string()
+    .regex(/^[a-z0-9-]+$/)
+    .default("runsc-net"),
+});
+
 // Quotas (docs/governance.md): token buckets per key id and per subject, and job caps per
 // submitter. The defaults are far above what one developer's tools send and far below a flood; a
 // role's table (`[limits.roles.worker]`) or a key record's `limits` overrides them for those
@@ -378,6 +416,7 @@ export const configSchema = z
     approvals: approvalsSchema.default(approvalsSchema.parse({})),
     metrics: metricsSchema.default(metricsSchema.parse({})),
     incidents: incidentsSchema.default(incidentsSchema.parse({})),
+    network: networkSchema.default(networkSchema.parse({})),
   })
   .refine(
     (c) =>
@@ -387,7 +426,11 @@ export const configSchema = z
       message: 'hsm_enabled = true and key_store_type = "hsm" need hsm_config_path',
       path: ["security", "hsm_config_path"],
     },
-  );
+  )
+  .refine((c) => !c.network.egress || c.network.resolvers.length > 0, {
+    message: "[network] egress = true needs resolvers",
+    path: ["network", "resolvers"],
+  });
 
 export type SigilConfig = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

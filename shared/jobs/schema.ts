@@ -7,6 +7,7 @@
 import { z } from "zod";
 import type { SigilConfig } from "../config";
 import { riskDeclarationSchema } from "../risk";
+import { cidrProblem } from "../schemapin/addresses";
 import {
   DEFAULT_LIMITS,
   DEFAULT_TIMEOUT_MS,
@@ -14,6 +15,7 @@ import {
   LIMIT_BOUNDS,
   splitUstarPath,
 } from "./bounds";
+import { domainProblem, type EgressRule } from "./egress";
 
 export { DEFAULT_LIMITS, DEFAULT_TIMEOUT_MS, fitsJobArchive, LIMIT_BOUNDS, splitUstarPath };
 
@@ -78,11 +80,34 @@ const envName = z
   .string()
   .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "must be a POSIX environment variable name");
 
-const networkRule = z.strictObject({
-  domain: z.string().min(1).max(253).optional(),
-  cidr: z.string().min(1).max(64).optional(),
-  ports: z.array(z.number().int().min(1).max(65535)).min(1).max(64),
-  protocol: z.enum(["tcp", "udp"]).default("tcp"),
+const networkRule = z
+  .strictObject({
+    domain: z
+      .string()
+      .min(1)
+      .max(253)
+      .superRefine((v, ctx) => {
+        const problem = domainProblem(v);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      })
+      .optional(),
+    cidr: z
+      .string()
+      .min(1)
+      .max(64)
+      .superRefine((v, ctx) => {
+        const problem = cidrProblem(v);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      })
+      .optional(),
+    ports: z.array(z.number().int().min(1).max(65535)).min(1).max(64),
+    protocol: z.enum(["tcp", "udp"]).default("tcp"),
+  })
+  .refine((r) => (r.domain === undefined) !== (r.cidr === undefined), {
+    message: "each rule names exactly one of domain or cidr",
+  });
+const networkShape = z.strictObject({
+  allow: z.array(networkRule).max(JOB_BOUNDS.networkRules),
 });
 
 /** Everything the sandbox needs to run the job, after defaults. Signed inside the envelope. */
@@ -96,7 +121,8 @@ export interface JobSpec {
   env?: Record<string, string>;
   timeoutMs: number;
   limits: { memoryMb: number; cpus: number; pids: number; outputBytes: number };
-  network: { allow: never[] };
+  /** The egress rules as admitted (docs/sandbox.md, "Egress"); empty: no network at all. */
+  network: { allow: EgressRule[] };
 }
 
 export interface JobLimits {
@@ -241,23 +267,13 @@ function runForm(languageRequired: boolean) {
 const exactlyOneRunForm = runForm(true);
 
 /**
- * The POST /v1/jobs body. `network.allow` is parsed here and refused by the route (no egress yet).
+ * The POST /v1/jobs body. `network.allow` is parsed here; configuration and policy admit it.
  */
 export function jobRequestSchema(s: SandboxSettings) {
   return z
     .strictObject({
       ...specShape(boundsFromSettings(s)),
-      network: z
-        .strictObject({
-          allow: z
-            .array(
-              networkRule.refine((r) => (r.domain === undefined) !== (r.cidr === undefined), {
-                message: "each rule names exactly one of domain or cidr",
-              }),
-            )
-            .max(JOB_BOUNDS.networkRules),
-        })
-        .default({ allow: [] }),
+      network: networkShape.default({ allow: [] }),
       // Declared inputs only raise the score; codeTrustLevel is the key's trust
       // (docs/governance.md).
       risk: riskDeclarationSchema.optional(),
@@ -266,12 +282,12 @@ export function jobRequestSchema(s: SandboxSettings) {
 }
 export type JobRequest = z.infer<ReturnType<typeof jobRequestSchema>>;
 
-/** The spec as signed in an envelope: same bounds, no network (refused before signing), no risk. */
+/** The spec as signed in an envelope: same bounds, the admitted egress rules, no risk. */
 export function jobSpecSchema(s: SandboxSettings) {
   return z
     .strictObject({
       ...specShape(boundsFromSettings(s)),
-      network: z.strictObject({ allow: z.array(z.never()).max(0) }),
+      network: networkShape,
     })
     .superRefine(exactlyOneRunForm);
 }
@@ -293,14 +309,11 @@ export type SandboxJobSpec = z.output<typeof sandboxJobSpecSchema>;
 
 /** Builds the signed spec from a validated request (drops risk, which the envelope carries). */
 export function specFromRequest(r: JobRequest): JobSpec {
-  if (r.network.allow.length > 0) {
-    throw new TypeError("network egress is not available; refuse before building a spec");
-  }
   const spec: JobSpec = {
     image: r.image,
     timeoutMs: r.timeoutMs,
     limits: { ...r.limits },
-    network: { allow: [] },
+    network: { allow: r.network.allow.map((rule) => ({ ...rule, ports: [...rule.ports] })) },
   };
   if (r.command !== undefined) spec.command = [...r.command];
   if (r.code !== undefined) spec.code = r.code;

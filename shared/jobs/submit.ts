@@ -15,6 +15,7 @@ import {
   stricterTier,
   type Tier,
 } from "../risk";
+import { type EgressSettings, ruleRefusal } from "./egress";
 import {
   type EnvelopeSigner,
   envelopeHash,
@@ -72,6 +73,8 @@ export interface SubmitSettings {
   envelopeTtlMs: number;
   /** Added to a held job's envelope lifetime: the time its approval may take ([approvals] timeout_s). */
   approvalWaitMs?: number;
+  /** Sandbox egress when `[network] egress` is on; absent: every job asking for network is refused. */
+  egress?: EgressSettings;
 }
 
 /** What a held job's approval is opened for: the job, its policy context and the decision. */
@@ -139,8 +142,10 @@ export type SubmitOutcome =
       approvalId: string;
       approver: string;
     }
-  /** The request asks for network egress, which no sandbox has. Nothing was audited. */
+  /** The request asks for network egress, which this deployment does not run. Nothing audited. */
   | { outcome: "network-unavailable" }
+  /** A rule of `network.allow` that the configuration refuses (`index`). Nothing was audited. */
+  | { outcome: "network-refused"; index: number; reason: string }
   /** Refused by policy; audited `job.denied`. */
   | { outcome: "denied"; decisionId: string; reason: string };
 
@@ -221,7 +226,16 @@ export function jobPolicyContext(
     cpus: spec.limits.cpus,
     pids: spec.limits.pids,
     files: Object.keys(spec.files ?? {}).length,
-    network: false,
+    // docs/sandbox.md: false without network, else the rules as a policy may inspect them.
+    network:
+      spec.network.allow.length === 0
+        ? false
+        : spec.network.allow.map((r) => ({
+            ...(r.domain !== undefined ? { domain: r.domain } : {}),
+            ...(r.cidr !== undefined ? { cidr: r.cidr } : {}),
+            ports: [...r.ports],
+            protocol: r.protocol,
+          })),
   };
 }
 
@@ -244,11 +258,19 @@ export async function submitJob(
 ): Promise<SubmitOutcome> {
   const { request: req, caller: who, jobId } = input;
   const { defaultTier, thresholds } = ports.settings;
-  // docs/sandbox.md: there is no egress proxy, so no job gets a network.
-  if (req.network.allow.length > 0) return { outcome: "network-unavailable" };
+  // docs/sandbox.md "Egress": configuration admits each rule before policy sees the job.
+  const wantsNetwork = req.network.allow.length > 0;
+  if (wantsNetwork) {
+    const egress = ports.settings.egress;
+    if (!egress) return { outcome: "network-unavailable" };
+    for (const [index, rule] of req.network.allow.entries()) {
+      const reason = ruleRefusal(rule, egress);
+      if (reason !== null) return { outcome: "network-refused", index, reason };
+    }
+  }
   const spec = specFromRequest(req);
   // docs/governance.md: codeTrustLevel is the key's admin-set trust; a declaration only raises.
-  const derived: DerivedRisk = { codeTrustLevel: who.trust, networkAccess: 0 };
+  const derived: DerivedRisk = { codeTrustLevel: who.trust, networkAccess: wantsNetwork ? 1 : 0 };
   const base = selectTier(boundedRisk(req.risk, derived), { defaultTier, thresholds });
   await ports.admit();
 

@@ -58,7 +58,10 @@ async function synthetic() {
     at: new Date(T0 + 5 * H).toISOString(),
   });
   // The injected fault: the revoked key's request still succeeded.
-  idx.used = await at(T0 + 6 * H, "policy.decision", "agent-1", { kid: "k-agent", decision: "allow" });
+  idx.used = await at(T0 + 6 * H, "policy.decision", "agent-1", {
+    kid: "k-agent",
+    decision: "allow",
+  });
   // Refused requests and events that merely mention the key do not count.
   await at(T0 + 6 * H, "auth.failed", "agent-1", { kid: "k-agent" });
   await at(T0 + 6 * H, "key.registered", "alice", { kid: "k-agent" });

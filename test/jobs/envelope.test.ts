@@ -264,12 +264,16 @@ describe("job request schema", () => {
     for (const b of bad)
       expect(schema.safeParse(b).success, JSON.stringify(b).slice(0, 80)).toBe(false);
   });
-  it("parses network rules but a spec is never built with one", () => {
+  // Egress (docs/sandbox.md): the spec carries the rules as parsed; submitJob admits them by
+  // configuration and policy before anything is signed (test/jobs/egress-admission.test.ts).
+  it("parses network rules and the spec carries them, with the protocol defaulted", () => {
     const r = schema.parse({
       image: "sigil/busybox:1",
       command: ["true"],
       network: { allow: [{ domain: "example.com", ports: [443] }] },
     });
-    expect(() => specFromRequest(r)).toThrow(/network/);
+    expect(specFromRequest(r).network.allow).toEqual([
+      { domain: "example.com", ports: [443], protocol: "tcp" },
+    ]);
   });
 });

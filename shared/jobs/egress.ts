@@ -1,0 +1,243 @@
+// Sandbox egress rules (docs/sandbox.md, "Egress"): what a job's `network.allow` may name, what the
+// operator's configuration admits, and the per-connection verdict the worker's proxy asks for.
+// Pure (no I/O): the API admits rules with it before signing, the worker's proxy checks every
+// resolved address with it before connecting.
+import {
+  type Cidr,
+  cidrContains,
+  classifyIp,
+  formatIp,
+  type IpAddress,
+  parseCidr,
+  parseIp,
+  unmapIp,
+} from "../schemapin/addresses";
+
+/** One rule of `network.allow` as signed in the envelope. */
+export interface EgressRule {
+  domain?: string;
+  cidr?: string;
+  ports: number[];
+  protocol: "tcp" | "udp";
+}
+
+/** An operator's exception to the deny ranges: a CIDR and the ports it opens (all when null). */
+export interface EgressException {
+  cidr: Cidr;
+  text: string;
+  ports: readonly number[] | null;
+}
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/**
+ * Why a `domain` rule is not a name the resolver can match: lower-case LDH labels, exact or
+ * `*.suffix` (the wildcard only as the whole first label), at least two labels, never an IP.
+ */
+export function domainProblem(text: string): string | null {
+  if (text.length > 253) return "longer than 253 characters";
+  const name = text.startsWith("*.") ? text.slice(2) : text;
+  const labels = name.split(".");
+  if (labels.length < 2) return "needs at least two labels (a wildcard needs a suffix of two)";
+  if (!labels.every((l) => LABEL.test(l)))
+    return "labels are lower-case letters, digits and inner hyphens, 1-63 characters; a wildcard only as `*.`";
+  if (parseIp(name) !== null || /^[0-9.]+$/.test(name)) return "an IP address: use a cidr rule";
+  return null;
+}
+
+/** Whether `name` (lower-case, no trailing dot) is matched by a rule's domain. */
+export function domainMatches(pattern: string, name: string): boolean {
+  if (pattern.startsWith("*."))
+    return name.endsWith(pattern.slice(1)) && name.length > pattern.length - 1;
+  return name === pattern;
+}
+
+/** Parses `10.0.0.0/8:6333`, `10.0.0.0/8:6333,6334` or `10.0.0.0/8` (every port). */
+export function parseException(text: string): EgressException | null {
+  // IPv6 CIDRs hold colons: ports come only after the prefix length, which is required.
+  const slash = text.lastIndexOf("/");
+  if (slash < 0) return null;
+  const after = text.slice(slash);
+  const pm = /^\/(\d{1,3})(?::(\d{1,5}(?:,\d{1,5})*))?$/.exec(after);
+  if (!pm) return null;
+  const cidrText = `${text.slice(0, slash)}/${pm[1]}`;
+  const c = parseCidr(cidrText);
+  if (!c) return null;
+  const ports = pm[2] === undefined ? null : pm[2].split(",").map(Number);
+  if (ports?.some((p) => p < 1 || p > 65535)) return null;
+  return { cidr: normalise(c), text, ports };
+}
+
+/** IPv4-mapped IPv6 CIDRs are the IPv4 CIDR they name. */
+function normalise(c: Cidr): Cidr {
+  if (
+    c.family === 6 &&
+    c.prefix >= 96 &&
+    c.bytes.slice(0, 12).every((b, i) => b === (i < 10 ? 0 : 0xff))
+  )
+    return { family: 4, bytes: c.bytes.slice(12), prefix: c.prefix - 96 };
+  return c;
+}
+
+const overlaps = (a: Cidr, b: Cidr): boolean =>
+  a.family === b.family &&
+  (cidrContains(a, { family: b.family, bytes: b.bytes }) ||
+    cidrContains(b, { family: a.family, bytes: a.bytes }));
+
+/** `inner` lies wholly inside `outer`. */
+const within = (inner: Cidr, outer: Cidr): boolean =>
+  inner.family === outer.family &&
+  inner.prefix >= outer.prefix &&
+  cidrContains(outer, { family: inner.family, bytes: inner.bytes });
+
+/**
+ * Ranges a job never reaches unless an operator exception covers them: everything that is not
+ * public unicast (loopback, link-local with the metadata address, private, CGNAT, multicast, ...).
+ * A cidr rule overlapping one of these is refused at admission; the proxy checks every address.
+ */
+const DENY_RANGES: readonly Cidr[] = [
+  "0.0.0.0/8",
+  "10.0.0.0/8",
+  "100.64.0.0/10",
+  "127.0.0.0/8",
+  "169.254.0.0/16",
+  "172.16.0.0/12",
+  "192.0.0.0/24",
+  "192.0.2.0/24",
+  "192.88.99.0/24",
+  "192.168.0.0/16",
+  "198.18.0.0/15",
+  "198.51.100.0/24",
+  "203.0.113.0/24",
+  "224.0.0.0/3",
+  "168.63.129.16/32",
+  "::/8",
+  "64:ff9b::/96",
+  "100::/64",
+  "2001::/23",
+  "2001:db8::/32",
+  "2002::/16",
+  "fc00::/7",
+  "fe80::/10",
+  "fec0::/10",
+  "ff00::/8",
+].map((t) => {
+  const c = parseCidr(t);
+  if (!c) throw new Error(`bad built-in CIDR ${t}`);
+  return c;
+});
+
+export interface EgressSettings {
+  /** Operator exceptions to the deny ranges (`[network] allow_cidrs`). */
+  exceptions: readonly EgressException[];
+  /** More ranges denied (`[network] deny_cidrs`), never opened by an exception. */
+  deny: readonly Cidr[];
+}
+
+/** Parses the configuration's texts (validated by the config schema already). */
+export function egressSettings(
+  allowCidrs: readonly string[],
+  denyCidrs: readonly string[],
+): EgressSettings {
+  return {
+    exceptions: allowCidrs.map((t) => {
+      const e = parseException(t);
+      if (!e) throw new Error(`[network] allow_cidrs: "${t}" is not cidr[:port,...]`);
+      return e;
+    }),
+    deny: denyCidrs.map((t) => {
+      const c = parseCidr(t);
+      if (!c) throw new Error(`[network] deny_cidrs: "${t}" is not a CIDR`);
+      return normalise(c);
+    }),
+  };
+}
+
+const portsCovered = (want: readonly number[], have: readonly number[] | null) =>
+  have === null || want.every((p) => have.includes(p));
+
+/** Why the configuration refuses a job's rule, or null when it is admitted. */
+export function ruleRefusal(rule: EgressRule, s: EgressSettings): string | null {
+  if (rule.protocol !== "tcp")
+    return "only tcp is carried (UDP other than the filtered DNS is not)";
+  if (rule.domain !== undefined) return domainProblem(rule.domain);
+  if (rule.cidr === undefined) return "names neither domain nor cidr";
+  const parsed = parseCidr(rule.cidr);
+  if (!parsed) return "not a CIDR";
+  const c = normalise(parsed);
+  if (s.deny.some((d) => overlaps(d, c)))
+    return `${rule.cidr} overlaps a range the operator denies`;
+  const excepted = s.exceptions.some((e) => within(c, e.cidr) && portsCovered(rule.ports, e.ports));
+  if (excepted) return null;
+  if (DENY_RANGES.some((d) => overlaps(d, c)))
+    return `${rule.cidr} overlaps a non-public range no [network] allow_cidrs exception opens for ports ${rule.ports.join(",")}`;
+  return null;
+}
+
+export type ConnectVerdict =
+  | { ok: true; address: string }
+  | { ok: false; address: string; reason: string };
+
+/**
+ * The proxy's check for one resolved address and port, against the deny ranges, the host's own
+ * addresses (and the proxy's and Redis'), and the operator's exceptions. The job's rules are
+ * checked by the caller (which rule admitted the name or address).
+ */
+export function checkDestination(
+  addressText: string,
+  port: number,
+  s: EgressSettings,
+  hostAddresses: readonly string[],
+): ConnectVerdict {
+  const parsed = parseIp(addressText);
+  if (!parsed) return { ok: false, address: addressText.slice(0, 64), reason: "not an IP address" };
+  const ip: IpAddress = unmapIp(parsed);
+  const address = formatIp(ip);
+  const refuse = (reason: string): ConnectVerdict => ({ ok: false, address, reason });
+  if (s.deny.some((d) => cidrContains(d, ip)))
+    return refuse(`${address} is in a range the operator denies`);
+  if (
+    hostAddresses.some((h) => {
+      const p = parseIp(h);
+      return p !== null && formatIp(unmapIp(p)) === address;
+    })
+  )
+    return refuse(`${address} is an address of this host (or its proxy or Redis)`);
+  const k = classifyIp(ip).class;
+  const exception = s.exceptions.find(
+    (e) => cidrContains(e.cidr, ip) && portsCovered([port], e.ports),
+  );
+  if (k === "cloud-metadata") {
+    const exact = exception && exception.cidr.prefix === (ip.family === 4 ? 32 : 128);
+    return exact ? { ok: true, address } : refuse(`${address} is a cloud-metadata address`);
+  }
+  if (k === "unspecified" || k === "multicast" || k === "broadcast" || k === "reserved")
+    return refuse(`${address} is a ${k} address, never connectable`);
+  if (exception) return { ok: true, address };
+  if (k !== "public")
+    return refuse(`${address} is a ${k} address and no exception opens port ${port}`);
+  return { ok: true, address };
+}
+
+/** The rule that admits `host` (a name or an IP literal) on `port`, if any. */
+export function matchRule(
+  rules: readonly EgressRule[],
+  host: string,
+  port: number,
+): EgressRule | undefined {
+  const ip = parseIp(host);
+  return rules.find((r) => {
+    if (r.protocol !== "tcp" || !r.ports.includes(port)) return false;
+    if (ip) {
+      if (r.cidr === undefined) return false;
+      const c = parseCidr(r.cidr);
+      return c !== null && cidrContains(normalise(c), unmapIp(ip));
+    }
+    return r.domain !== undefined && domainMatches(r.domain, host);
+  });
+}
+
+/** Whether a name is asked for by any domain rule (the resolver answers only these). */
+export function nameAllowed(rules: readonly EgressRule[], name: string): boolean {
+  return rules.some((r) => r.domain !== undefined && domainMatches(r.domain, name));
+}

@@ -1,0 +1,418 @@
+// The worker's egress proxy and filtering resolver (worker/egress/, docs/sandbox.md "Egress")
+// against test servers this file starts on loopback: a DNS server answering the `.test` names, an
+// https server (throwaway CA made here with openssl), an http server and a raw TCP service. The
+// proxy listens on 127.0.0.2 so its own address differs from the servers'; nothing leaves loopback.
+import { execFileSync } from "node:child_process";
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
+import {
+  connect,
+  createServer as createTcpServer,
+  type Socket,
+  type Server as TcpServer,
+} from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
+import * as dnsPacket from "dns-packet";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { configSchema } from "../../shared/config/schema";
+import type { EgressRule } from "../../shared/jobs/egress";
+import { type JobEgress, startJobEgress } from "../../worker/egress";
+
+const PROXY_HOST = "127.0.0.2";
+const tmp = mkdtempSync(join(tmpdir(), "sigil-egress-"));
+let ca: Buffer;
+let dnsServer: UdpSocket;
+let dnsPort = 0;
+let https: HttpsServer;
+let http: HttpServer;
+let tcp: TcpServer;
+const hits = { https: 0, http: 0, tcp: 0 };
+const port = { https: 0, http: 0, tcp: 0 };
+
+// The test's DNS: names the jobs use, and names that rebind to places no job may reach.
+const ZONE: Record<string, string> = {
+  "api.test": "127.0.0.1",
+  "plain.test": "127.0.0.1",
+  "other.test": "127.0.0.1",
+  "loop.test": "127.0.0.1",
+  "meta.test": "169.254.169.254",
+  "linklocal.test": "169.254.10.1",
+  "proxy.test": PROXY_HOST,
+};
+
+function openssl(...args: string[]) {
+  execFileSync("openssl", args, { cwd: tmp, stdio: "pipe" });
+}
+
+const listen = (s: HttpServer | HttpsServer | TcpServer): Promise<number> =>
+  new Promise((r) =>
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      r(typeof a === "object" && a ? a.port : 0);
+    }),
+  );
+
+beforeAll(async () => {
+  openssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=sigil test CA",
+  );
+  openssl(
+    "req",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    "srv.key",
+    "-out",
+    "srv.csr",
+    "-subj",
+    "/CN=api.test",
+  );
+  execFileSync("sh", ["-c", "printf 'subjectAltName=DNS:api.test,DNS:other.test\\n' > ext.cnf"], {
+    cwd: tmp,
+  });
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    "srv.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "srv.pem",
+    "-days",
+    "1",
+    "-extfile",
+    "ext.cnf",
+  );
+  ca = readFileSync(join(tmp, "ca.pem"));
+  https = createHttpsServer(
+    { key: readFileSync(join(tmp, "srv.key")), cert: readFileSync(join(tmp, "srv.pem")) },
+    (req, res) => {
+      hits.https++;
+      res.end(`https ${req.headers.host}`);
+    },
+  );
+  http = createHttpServer((req, res) => {
+    hits.http++;
+    if (req.url?.startsWith("/big")) res.end(Buffer.alloc(256 * 1024, 1));
+    else res.end(`http ${req.headers.host}`);
+  });
+  tcp = createTcpServer((s) => {
+    hits.tcp++;
+    s.end("tcp hello\n");
+  });
+  port.https = await listen(https);
+  port.http = await listen(http);
+  port.tcp = await listen(tcp);
+
+  dnsServer = createSocket("udp4");
+  dnsServer.on("message", (msg, r) => {
+    const q = dnsPacket.decode(msg);
+    const question = q.questions?.[0];
+    if (!question) return;
+    const addr = ZONE[question.name];
+    const answers: dnsPacket.Answer[] =
+      addr && question.type === "A"
+        ? [{ type: "A", name: question.name, ttl: 5, class: "IN", data: addr }]
+        : [];
+    dnsServer.send(
+      dnsPacket.encode({
+        type: "response",
+        id: q.id ?? 0,
+        flags: addr ? 0 : 3,
+        questions: q.questions ?? [],
+        answers,
+      }),
+      r.port,
+      r.address,
+    );
+  });
+  await new Promise<void>((r) => dnsServer.bind(0, "127.0.0.1", () => r()));
+  dnsPort = dnsServer.address().port;
+});
+
+afterAll(async () => {
+  dnsServer?.close();
+  for (const s of [https, http, tcp]) s?.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+function network(over: Record<string, unknown> = {}) {
+  return configSchema.parse({
+    network: {
+      egress: true,
+      resolvers: [`127.0.0.1:${dnsPort}`],
+      // The operator's exception that lets loopback test servers stand in for the outside.
+      allow_cidrs: [`127.0.0.1/32:${port.https},${port.http},${port.tcp}`],
+      ...over,
+    },
+  }).network;
+}
+
+async function withEgress(
+  rules: EgressRule[],
+  run: (e: JobEgress) => Promise<void>,
+  over: Record<string, unknown> = {},
+) {
+  const e = await startJobEgress({
+    jobId: "job-1",
+    rules,
+    network: network(over),
+    bindHost: PROXY_HOST,
+    hostAddresses: [PROXY_HOST],
+    deniedEndpoints: [{ address: "127.0.0.1", port: 6379 }],
+  });
+  try {
+    await run(e);
+  } finally {
+    await e.stop();
+  }
+}
+
+/** Opens a CONNECT tunnel; resolves with the status line and the socket. */
+function tunnel(e: JobEgress, target: string): Promise<{ status: number; sock: Socket }> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(e.proxyPort, PROXY_HOST);
+    sock.once("error", reject);
+    sock.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+    let buf = "";
+    const onData = (d: Buffer) => {
+      buf += d.toString("latin1");
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      sock.off("data", onData);
+      resolve({ status: Number(buf.split(" ")[1]), sock });
+    };
+    sock.on("data", onData);
+  });
+}
+
+function httpsThrough(e: JobEgress, target: string, servername: string): Promise<string> {
+  return tunnel(e, target).then(
+    ({ status, sock }) =>
+      new Promise((resolve, reject) => {
+        if (status !== 200) return reject(new Error(`CONNECT ${status}`));
+        const t = tlsConnect({ socket: sock, servername, ca }, () => {
+          t.write(`GET / HTTP/1.1\r\nHost: ${servername}\r\nConnection: close\r\n\r\n`);
+        });
+        let out = "";
+        t.on("data", (d: Buffer) => {
+          out += d.toString();
+        });
+        t.on("end", () => resolve(out));
+        t.on("close", () => resolve(out));
+        t.on("error", reject);
+      }),
+  );
+}
+
+function httpThrough(
+  e: JobEgress,
+  url: string,
+  host: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(e.proxyPort, PROXY_HOST);
+    sock.write(`GET ${url} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    let out = "";
+    sock.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    sock.on("close", () =>
+      resolve({ status: Number(out.split(" ")[1]), body: out.split("\r\n\r\n").slice(1).join("") }),
+    );
+    sock.on("error", reject);
+  });
+}
+
+function dnsAsk(
+  e: JobEgress,
+  name: string,
+  type: "A" | "TXT" = "A",
+): Promise<{ rcode: number; answers: string[] }> {
+  return new Promise((resolve) => {
+    const s = createSocket("udp4");
+    s.on("message", (m) => {
+      const p = dnsPacket.decode(m);
+      s.close();
+      resolve({
+        rcode: (p.flags ?? 0) & 0xf,
+        answers: (p.answers ?? []).flatMap((a) =>
+          "data" in a && typeof a.data === "string" ? [a.data] : [],
+        ),
+      });
+    });
+    s.send(
+      dnsPacket.encode({ type: "query", id: 7, questions: [{ type, name, class: "IN" }] }),
+      e.dnsPort,
+      PROXY_HOST,
+    );
+  });
+}
+
+const last = (e: JobEgress) => e.proxy.log[e.proxy.log.length - 1]!;
+
+describe("egress proxy: allowed", () => {
+  it("carries https by name (SNI matching the CONNECT target), http by name, TCP by a cidr rule; logs each", async () => {
+    await withEgress(
+      [
+        { domain: "api.test", ports: [port.https], protocol: "tcp" },
+        { domain: "plain.test", ports: [port.http], protocol: "tcp" },
+        { cidr: "127.0.0.1/32", ports: [port.tcp], protocol: "tcp" },
+      ],
+      async (e) => {
+        expect(await httpsThrough(e, `api.test:${port.https}`, "api.test")).toContain(
+          `https api.test`,
+        );
+        const r = await httpThrough(e, `http://plain.test:${port.http}/`, "plain.test");
+        expect(r).toMatchObject({ status: 200, body: "http plain.test" });
+        const t = await tunnel(e, `127.0.0.1:${port.tcp}`);
+        expect(t.status).toBe(200);
+        const got = await new Promise<string>((res) => {
+          let s = "";
+          t.sock.on("data", (d: Buffer) => {
+            s += d.toString();
+          });
+          t.sock.on("close", () => res(s));
+        });
+        expect(got).toBe("tcp hello\n");
+        await new Promise((r) => setTimeout(r, 50));
+        expect(e.proxy.log.map((l) => [l.kind, l.host, l.allowed])).toEqual([
+          ["connect", "api.test", true],
+          ["http", "plain.test", true],
+          ["connect", "127.0.0.1", true],
+        ]);
+        expect(e.proxy.log.every((l) => l.address === "127.0.0.1" && l.bytesDown > 0)).toBe(true);
+        const s = e.proxy.summary();
+        expect(s).toMatchObject({ connections: 3, refused: 0 });
+        expect(s.digest).toMatch(/^[0-9a-f]{64}$/);
+        // The resolver answers the job's names only.
+        expect(await dnsAsk(e, "api.test")).toEqual({ rcode: 0, answers: ["127.0.0.1"] });
+        expect((await dnsAsk(e, "other.test")).rcode).toBe(3);
+        expect((await dnsAsk(e, "api.test", "TXT")).rcode).toBe(5);
+      },
+    );
+  });
+});
+
+describe("egress proxy: refused, with a logged reason and no bytes through", () => {
+  const rules = (): EgressRule[] => [
+    { domain: "api.test", ports: [port.https], protocol: "tcp" },
+    { domain: "plain.test", ports: [port.http], protocol: "tcp" },
+    { domain: "meta.test", ports: [80], protocol: "tcp" },
+    { domain: "linklocal.test", ports: [80], protocol: "tcp" },
+    { domain: "loop.test", ports: [5432], protocol: "tcp" },
+    { domain: "proxy.test", ports: [port.https], protocol: "tcp" },
+    { domain: "nx.test", ports: [443], protocol: "tcp" },
+    { cidr: "127.0.0.1/32", ports: [6379], protocol: "tcp" },
+  ];
+
+  it("names off the list, NXDOMAIN, raw IPs, rebinding to metadata/link-local/loopback, the proxy itself and Redis", async () => {
+    await withEgress(rules(), async (e) => {
+      const before = { ...hits };
+      const cases: [string, RegExp][] = [
+        [`other.test:${port.https}`, /not on the job's allow-list/],
+        ["nx.test:443", /NXDOMAIN/],
+        [`127.0.0.1:${port.https}`, /IP address not covered/],
+        ["meta.test:80", /cloud-metadata/],
+        ["linklocal.test:80", /link-local/],
+        ["loop.test:5432", /loopback address and no exception/],
+        [`proxy.test:${port.https}`, /address of this host/],
+        ["127.0.0.1:6379", /proxy, its resolver or Redis/],
+        [`127.0.0.2:${e.proxyPort}`, /IP address not covered/],
+      ];
+      for (const [target, reason] of cases) {
+        const t = await tunnel(e, target);
+        expect(t.status, target).toBe(403);
+        t.sock.destroy();
+        expect(last(e)).toMatchObject({ allowed: false, bytesUp: 0, bytesDown: 0 });
+        expect(last(e).reason, target).toMatch(reason);
+      }
+      expect(hits).toEqual(before);
+      expect(e.proxy.summary().refused).toBe(cases.length);
+    });
+  });
+
+  it("refuses domain fronting: SNI or Host naming another host than the target", async () => {
+    await withEgress(rules(), async (e) => {
+      const before = { ...hits };
+      await expect(httpsThrough(e, `api.test:${port.https}`, "other.test")).rejects.toThrow();
+      expect(last(e)).toMatchObject({
+        allowed: false,
+        reason: expect.stringMatching(/SNI other.test differs/),
+      });
+      const r = await httpThrough(e, `http://plain.test:${port.http}/`, "api.test");
+      expect(r.status).toBe(403);
+      expect(last(e)).toMatchObject({
+        allowed: false,
+        reason: expect.stringMatching(/Host api.test differs/),
+      });
+      // A tunnel to a name that sends no TLS at all.
+      const t = await tunnel(e, `api.test:${port.https}`);
+      t.sock.write("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n");
+      await new Promise((r) => t.sock.on("close", r));
+      expect(last(e)).toMatchObject({
+        allowed: false,
+        reason: expect.stringMatching(/unreadable/),
+      });
+      expect(hits).toEqual(before);
+    });
+  });
+
+  it("limits new connections per second and bytes per job", async () => {
+    await withEgress(
+      rules(),
+      async (e) => {
+        const statuses: number[] = [];
+        for (let i = 0; i < 6; i++) {
+          statuses.push(
+            (await httpThrough(e, `http://plain.test:${port.http}/`, "plain.test")).status,
+          );
+        }
+        expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(4);
+        expect(statuses.filter((s) => s === 403).length).toBeGreaterThanOrEqual(2);
+        expect(
+          e.proxy.log.filter((l) => /rate limit/.test(l.reason ?? "")).length,
+        ).toBeGreaterThanOrEqual(2);
+      },
+      { connections_per_second: 3 },
+    );
+    await withEgress(
+      rules(),
+      async (e) => {
+        const r = await httpThrough(e, `http://plain.test:${port.http}/big`, "plain.test");
+        expect(r.body.length).toBeLessThan(256 * 1024);
+        await new Promise((res) => setTimeout(res, 50));
+        expect(e.proxy.log.some((l) => l.reason === "byte limit reached")).toBe(true);
+        const next = await httpThrough(e, `http://plain.test:${port.http}/`, "plain.test");
+        expect(next.status).toBe(403);
+        expect(last(e).reason).toBe("byte limit reached");
+      },
+      { max_bytes: 64 * 1024 },
+    );
+  });
+});

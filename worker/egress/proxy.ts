@@ -1,0 +1,459 @@
+// The per-job egress proxy (docs/sandbox.md, "Egress"): HTTP CONNECT and plain HTTP forwarding on
+// Node's http/net, one instance per job, so every connection is the job's. It resolves names
+// itself, connects only to addresses that pass the deny ranges and the job's signed rules, checks
+// TLS SNI (CONNECT) and Host (plain HTTP) against the target name, rate- and byte-limits the job,
+// and logs every connection, allowed or refused, with its reason.
+import { createHash } from "node:crypto";
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from "node:http";
+import { connect, isIP, type Socket } from "node:net";
+import { canonicalJson } from "../../shared/encoding";
+import {
+  checkDestination,
+  type EgressRule,
+  type EgressSettings,
+  matchRule,
+} from "../../shared/jobs/egress";
+import { serverNameOf, TLS_HEAD_MAX } from "./sni";
+
+export interface ConnectionLogEntry {
+  /** Milliseconds since the job's proxy started. */
+  at: number;
+  kind: "connect" | "http";
+  host: string;
+  port: number;
+  address?: string;
+  allowed: boolean;
+  reason?: string;
+  bytesUp: number;
+  bytesDown: number;
+  durationMs: number;
+}
+
+export interface EgressLimits {
+  connectionsPerSecond: number;
+  maxBytes: number;
+  maxConnections: number;
+}
+
+export interface EgressSummary {
+  connections: number;
+  refused: number;
+  bytesUp: number;
+  bytesDown: number;
+  /** sha256 (hex) of the log's entries, each RFC 8785 canonical JSON, joined by "\n". */
+  digest: string;
+}
+
+export interface JobProxyOptions {
+  jobId: string;
+  rules: readonly EgressRule[];
+  settings: EgressSettings;
+  limits: EgressLimits;
+  /** This host's addresses, the proxy's and the resolver's, Redis': never destinations. */
+  hostAddresses: readonly string[];
+  /** Endpoints refused whatever the rules and exceptions say: the proxy, its resolver, Redis. */
+  deniedEndpoints?: readonly { address: string; port: number }[];
+  resolve: (name: string) => Promise<string[]>;
+  /** Each entry as it is logged (refusals go to the audit trail from here). */
+  onLog?: (e: ConnectionLogEntry) => void;
+  connectTimeoutMs?: number;
+}
+
+const HEAD_TIMEOUT_MS = 5000;
+
+export class JobProxy {
+  readonly log: ConnectionLogEntry[] = [];
+  private readonly server: Server;
+  private readonly started = Date.now();
+  private tokens: number;
+  private refilled = Date.now();
+  private bytes = 0;
+  private opened = 0;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(private readonly o: JobProxyOptions) {
+    this.tokens = o.limits.connectionsPerSecond;
+    this.server = createServer({ requestTimeout: 30_000, headersTimeout: HEAD_TIMEOUT_MS });
+    this.server.on("connect", (req: IncomingMessage, sock: Socket, head: Buffer) => {
+      void this.onConnect(req, sock, head);
+    });
+    this.server.on("request", (req, res) => {
+      void this.onRequest(req, res);
+    });
+    this.server.on("connection", (s: Socket) => {
+      this.sockets.add(s);
+      s.on("close", () => this.sockets.delete(s));
+    });
+  }
+
+  listen(host: string, port = 0): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        const a = this.server.address();
+        resolve(typeof a === "object" && a ? a.port : 0);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  summary(): EgressSummary {
+    const lines = this.log.map((e) => canonicalJson(e)).join("\n");
+    return {
+      connections: this.log.filter((e) => e.allowed).length,
+      refused: this.log.filter((e) => !e.allowed).length,
+      bytesUp: this.log.reduce((n, e) => n + e.bytesUp, 0),
+      bytesDown: this.log.reduce((n, e) => n + e.bytesDown, 0),
+      digest: createHash("sha256").update(lines).digest("hex"),
+    };
+  }
+
+  private record(e: Omit<ConnectionLogEntry, "at" | "durationMs">, start: number) {
+    const entry: ConnectionLogEntry = {
+      ...e,
+      at: start - this.started,
+      durationMs: Date.now() - start,
+    };
+    this.log.push(entry);
+    this.o.onLog?.(entry);
+  }
+
+  /** Token bucket: connectionsPerSecond per second, a burst of the same size. */
+  private takeToken(): boolean {
+    const now = Date.now();
+    const rate = this.o.limits.connectionsPerSecond;
+    this.tokens = Math.min(rate, this.tokens + ((now - this.refilled) / 1000) * rate);
+    this.refilled = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /**
+   * The checks before any byte reaches a destination: limits, a rule naming host:port, the
+   * proxy's own resolution, and the deny ranges for the address connected to.
+   */
+  private async admit(
+    host: string,
+    port: number,
+  ): Promise<{ ok: true; address: string } | { ok: false; reason: string; address?: string }> {
+    if (this.opened >= this.o.limits.maxConnections)
+      return { ok: false, reason: "connection limit reached" };
+    if (this.bytes >= this.o.limits.maxBytes) return { ok: false, reason: "byte limit reached" };
+    if (!this.takeToken())
+      return { ok: false, reason: "rate limit: too many connections per second" };
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      return { ok: false, reason: "bad port" };
+    const rule = matchRule(this.o.rules, host, port);
+    if (!rule)
+      return {
+        ok: false,
+        reason: isIP(host)
+          ? "IP address not covered by a cidr rule"
+          : "name and port not on the job's allow-list",
+      };
+    let addresses: string[];
+    if (isIP(host)) addresses = [host];
+    else {
+      try {
+        addresses = await this.o.resolve(host);
+      } catch {
+        return { ok: false, reason: "resolution failed" };
+      }
+      if (addresses.length === 0) return { ok: false, reason: "NXDOMAIN" };
+    }
+    // Every answer must pass: a name that also resolves somewhere denied is a rebinding attempt.
+    for (const a of addresses) {
+      if (this.o.deniedEndpoints?.some((d) => d.port === port && sameAddress(d.address, a)))
+        return {
+          ok: false,
+          reason: `${a}:${port} is the proxy, its resolver or Redis`,
+          address: a,
+        };
+      const v = checkDestination(a, port, this.o.settings, this.o.hostAddresses);
+      if (!v.ok)
+        return { ok: false, reason: `resolved address refused: ${v.reason}`, address: v.address };
+    }
+    this.opened++;
+    return { ok: true, address: addresses[0]! };
+  }
+
+  private dial(address: string, port: number): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const s = connect({ host: address, port });
+      const t = setTimeout(() => {
+        s.destroy();
+        reject(new Error("connect timed out"));
+      }, this.o.connectTimeoutMs ?? 5000);
+      s.once("connect", () => {
+        clearTimeout(t);
+        resolve(s);
+      });
+      s.once("error", (e) => {
+        clearTimeout(t);
+        reject(e);
+      });
+    });
+  }
+
+  private async onConnect(req: IncomingMessage, client: Socket, head: Buffer) {
+    const start = Date.now();
+    const target = parseAuthority(req.url ?? "");
+    const refuse = (
+      reason: string,
+      host = target?.host ?? "",
+      port = target?.port ?? 0,
+      address?: string,
+    ) => {
+      this.record(
+        {
+          kind: "connect",
+          host,
+          port,
+          allowed: false,
+          reason,
+          bytesUp: 0,
+          bytesDown: 0,
+          ...(address ? { address } : {}),
+        },
+        start,
+      );
+      if (!client.destroyed)
+        client.end("HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    };
+    if (!target) return refuse("malformed CONNECT target");
+    const v = await this.admit(target.host, target.port);
+    if (!v.ok) return refuse(v.reason, target.host, target.port, v.address);
+    // A name target: the first bytes must be a TLS ClientHello naming the same host (no domain
+    // fronting) before anything is connected or forwarded.
+    client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+    let first = head;
+    if (!isIP(target.host)) {
+      first = await readHead(client, head);
+      const sni = serverNameOf(first);
+      if (sni.kind !== "ok")
+        return refuse(
+          `TLS ClientHello ${sni.kind === "none" ? "without SNI" : "unreadable"}`,
+          target.host,
+          target.port,
+          v.address,
+        );
+      if (sni.name !== target.host)
+        return refuse(
+          `SNI ${sni.name} differs from the CONNECT target`,
+          target.host,
+          target.port,
+          v.address,
+        );
+    }
+    let upstream: Socket;
+    try {
+      upstream = await this.dial(v.address, target.port);
+    } catch (e) {
+      return refuse(`connect failed: ${(e as Error).message}`, target.host, target.port, v.address);
+    }
+    this.pipe(
+      client,
+      upstream,
+      first,
+      { kind: "connect", host: target.host, port: target.port, address: v.address },
+      start,
+    );
+  }
+
+  private pipe(
+    client: Socket,
+    upstream: Socket,
+    first: Buffer,
+    who: { kind: "connect" | "http"; host: string; port: number; address: string },
+    start: number,
+  ) {
+    let up = 0;
+    let down = 0;
+    let reason: string | undefined;
+    const count = (n: number) => {
+      this.bytes += n;
+      if (this.bytes > this.o.limits.maxBytes) {
+        reason = "byte limit reached";
+        client.destroy();
+        upstream.destroy();
+        return false;
+      }
+      return true;
+    };
+    if (first.length > 0 && count(first.length)) {
+      up += first.length;
+      upstream.write(first);
+    }
+    // pipe() for the copying and its backpressure; the extra listeners only count.
+    client.on("data", (d: Buffer) => {
+      if (count(d.length)) up += d.length;
+    });
+    upstream.on("data", (d: Buffer) => {
+      if (count(d.length)) down += d.length;
+    });
+    client.pipe(upstream);
+    upstream.pipe(client);
+    let logged = false;
+    const finish = () => {
+      if (logged) return;
+      logged = true;
+      client.destroy();
+      upstream.destroy();
+      this.record(
+        { ...who, allowed: true, bytesUp: up, bytesDown: down, ...(reason ? { reason } : {}) },
+        start,
+      );
+    };
+    client.on("close", finish);
+    upstream.on("close", finish);
+    client.on("error", finish);
+    upstream.on("error", finish);
+  }
+
+  /** Plain HTTP forward proxying: absolute-form URL, the Host header must name the same host. */
+  private async onRequest(req: IncomingMessage, res: import("node:http").ServerResponse) {
+    const start = Date.now();
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "");
+    } catch {
+      url = new URL("invalid://");
+    }
+    const host = url.hostname.replace(/^\[|\]$/g, "").toLowerCase();
+    const port = url.port === "" ? 80 : Number(url.port);
+    const refuse = (reason: string, address?: string) => {
+      this.record(
+        {
+          kind: "http",
+          host,
+          port,
+          allowed: false,
+          reason,
+          bytesUp: 0,
+          bytesDown: 0,
+          ...(address ? { address } : {}),
+        },
+        start,
+      );
+      res
+        .writeHead(403, { "content-type": "text/plain", connection: "close" })
+        .end(`refused: ${reason}\n`);
+    };
+    if (url.protocol !== "http:")
+      return refuse("only http:// URLs are forwarded (https goes through CONNECT)");
+    const hostHeader = (req.headers.host ?? "")
+      .toLowerCase()
+      .replace(/:\d+$/, "")
+      .replace(/^\[|\]$/g, "");
+    if (hostHeader !== host)
+      return refuse(`Host ${hostHeader.slice(0, 64)} differs from the request target`);
+    const v = await this.admit(host, port);
+    if (!v.ok) return refuse(v.reason, v.address);
+    const headers = { ...req.headers };
+    delete headers["proxy-authorization"];
+    delete headers["proxy-connection"];
+    let up = 0;
+    let down = 0;
+    const upstream = httpRequest({
+      host: v.address,
+      port,
+      method: req.method,
+      path: `${url.pathname}${url.search}`,
+      headers: { ...headers, connection: "close" },
+      timeout: this.o.connectTimeoutMs ?? 5000,
+    });
+    let failed: string | undefined;
+    upstream.on("response", (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.on("data", (d: Buffer) => {
+        this.bytes += d.length;
+        down += d.length;
+        if (this.bytes > this.o.limits.maxBytes) {
+          failed = "byte limit reached";
+          r.destroy();
+          res.destroy();
+          return;
+        }
+        res.write(d);
+      });
+      r.on("end", () => res.end());
+      r.on("close", () => {
+        this.record(
+          {
+            kind: "http",
+            host,
+            port,
+            address: v.address,
+            allowed: true,
+            bytesUp: up,
+            bytesDown: down,
+            ...(failed ? { reason: failed } : {}),
+          },
+          start,
+        );
+      });
+    });
+    upstream.on("error", (e) => {
+      if (res.headersSent) res.destroy();
+      else refuse(`connect failed: ${e.message}`, v.address);
+    });
+    req.on("data", (d: Buffer) => {
+      this.bytes += d.length;
+      up += d.length;
+      if (this.bytes > this.o.limits.maxBytes) {
+        failed = "byte limit reached";
+        upstream.destroy();
+        res.destroy();
+        return;
+      }
+      upstream.write(d);
+    });
+    req.on("end", () => upstream.end());
+  }
+}
+
+const sameAddress = (a: string, b: string): boolean => {
+  const norm = (x: string) => x.toLowerCase().replace(/^::ffff:/, "");
+  return norm(a) === norm(b);
+};
+
+/** `host:port` or `[v6]:port` of a CONNECT request; names lower-cased. */
+export function parseAuthority(text: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]{1,253})):(\d{1,5})$/.exec(text);
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return null;
+  return { host: (m[1] ?? m[2]!).toLowerCase().replace(/\.$/, ""), port };
+}
+
+/** Reads until a whole TLS record header + body (or TLS_HEAD_MAX bytes, or a timeout). */
+function readHead(sock: Socket, head: Buffer): Promise<Buffer> {
+  return new Promise((resolve) => {
+    let buf = head;
+    // Not a TLS handshake record: decided at the first byte.
+    const enough = () =>
+      buf.length >= TLS_HEAD_MAX ||
+      (buf.length >= 1 && buf[0] !== 0x16) ||
+      (buf.length >= 5 && buf.length >= 5 + buf.readUInt16BE(3));
+    if (enough()) return resolve(buf);
+    const t = setTimeout(() => done(), HEAD_TIMEOUT_MS);
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (enough()) done();
+    };
+    const done = () => {
+      clearTimeout(t);
+      sock.off("data", onData);
+      sock.off("close", done);
+      sock.pause();
+      resolve(buf);
+    };
+    sock.on("data", onData);
+    sock.on("close", done);
+  });
+}
