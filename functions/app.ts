@@ -26,6 +26,7 @@ import { Problem, problemResponse } from "./problem";
 import { type AppEnv, router } from "./router";
 import { createApprovals } from "./routes/approvals";
 import { auditProblem, auditRoutes } from "./routes/audit";
+import { type ConsoleAssets, consoleRoutes } from "./routes/console";
 import { docsRoutes } from "./routes/docs";
 import { gatewayRoutes } from "./routes/gateway";
 import { type HealthCheck, healthRoutes } from "./routes/health";
@@ -68,6 +69,8 @@ export interface AppDeps {
   approvals?: ApprovalStore;
   /** Prometheus counters (Node); absent: no GET /metrics (the edge). */
   metrics?: ApiMetrics;
+  /** The web console's bundle (docs/console.md); absent: GET /console answers 503. */
+  consoleAssets?: ConsoleAssets;
 }
 
 const ROLES = new Set<string>(["admin", "agent", "worker", "auditor", "gateway"]);
@@ -155,6 +158,7 @@ export function createApp(deps: AppDeps) {
 
   app.route("/", healthRoutes(deps.health));
   app.route("/", wellKnownRoutes(keys));
+  app.route("/", consoleRoutes(deps.consoleAssets));
 
   app.use(SIGNED, limitFor(config));
   // A summary whose timer did not run (an isolate's waitUntil cut short) is written by the next
