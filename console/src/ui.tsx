@@ -1,5 +1,5 @@
 // Small pieces every page uses: the page heading (focus target), errors, verification marks.
-import type { ComponentChildren } from "preact";
+import type { ComponentChildren, JSX } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { errorText } from "./api";
 
@@ -41,4 +41,10 @@ export function useLoad<T>(f: () => Promise<T>, deps: readonly unknown[] = []) {
   }, deps);
   useEffect(reload, [reload]);
   return { ...state, reload };
+}
+
+/** Preformatted text that may scroll: keyboard-reachable, as a scrolling region must be. */
+export function Code(props: JSX.HTMLAttributes<HTMLPreElement>) {
+  // biome-ignore lint/a11y/noNoninteractiveTabindex: WCAG 2.1.1, a scrollable region needs focus
+  return <pre tabIndex={0} {...props} />;
 }

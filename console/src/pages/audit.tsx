@@ -5,7 +5,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import type { Sigil } from "../../../sdk";
 import { type AuditEvent, eventSeverity, SEVERITIES } from "../../../shared/audit/event";
 import type { PageProps } from "../main";
-import { ErrorBox, Mark, Title } from "../ui";
+import { Code, ErrorBox, Mark, Title } from "../ui";
 import { type EventVerdict, type TrustRoot, trustRoot, verifyEvent } from "../verify";
 
 const PAGE = 200;
@@ -174,7 +174,7 @@ export function AuditPage({ sigil, params }: PageProps) {
           <section class="detail" aria-labelledby="h-event">
             <h2 id="h-event">Event {detail.index}</h2>
             <VerdictList v={verdicts[detail.index]} />
-            <pre>{JSON.stringify(detail, null, 2)}</pre>
+            <Code>{JSON.stringify(detail, null, 2)}</Code>
           </section>
         )}
       </div>

@@ -6,7 +6,20 @@ import { verifyEd25519 } from "../../../shared/crypto/ed25519";
 import { fromBase64Url } from "../../../shared/encoding";
 import { verifyResult } from "../../../shared/jobs/result";
 import type { PageProps } from "../main";
-import { ErrorBox, Mark, Title } from "../ui";
+import { Code, ErrorBox, Mark, Title, useLoad } from "../ui";
+
+/** Job ids of the newest job.* audit events (there is no job listing route; the trail has them). */
+async function recentJobs(sigil: Sigil): Promise<{ id: string; type: string; at: string }[]> {
+  const { treeSize } = await sigil.audit.checkpoint();
+  const page = await sigil.audit.list({ from: Math.max(0, treeSize - 500), limit: 1000 });
+  const seen = new Map<string, { id: string; type: string; at: string }>();
+  for (const e of page.events) {
+    const id = e.details.jobId;
+    if (e.eventType.startsWith("job.") && typeof id === "string")
+      seen.set(id, { id, type: e.eventType, at: e.timestamp });
+  }
+  return [...seen.values()].reverse().slice(0, 20);
+}
 
 type Verdict = { ok: boolean; detail: string };
 
@@ -59,9 +72,9 @@ function JobView({ sigil, id }: { sigil: Sigil; id: string }) {
         {record?.result && ` · exit code ${record.result.exitCode}`}
       </p>
       <h3>Output</h3>
-      <pre class="output" aria-live="polite" data-testid="job-output">
+      <Code class="output" aria-live="polite" data-testid="job-output">
         {output}
-      </pre>
+      </Code>
       {verdict && (
         <p data-testid="job-verdict">
           Result signature: <Mark ok={verdict.ok} /> {verdict.detail}
@@ -78,6 +91,7 @@ function JobView({ sigil, id }: { sigil: Sigil; id: string }) {
 }
 
 export function JobsPage({ sigil, params }: PageProps) {
+  const recent = useLoad(() => recentJobs(sigil));
   const [image, setImage] = useState("sigil/busybox:1");
   const [command, setCommand] = useState('sh -c "echo hello; sleep 1; echo done"');
   const [openId, setOpenId] = useState(params.get("id") ?? "");
@@ -97,8 +111,23 @@ export function JobsPage({ sigil, params }: PageProps) {
     <>
       <Title>Jobs</Title>
       <div class="split">
+        <section aria-labelledby="h-recent">
+          <h2 id="h-recent">Recent jobs</h2>
+          <ErrorBox error={recent.error} />
+          <ul>
+            {(recent.value ?? []).map((j) => (
+              <li key={j.id}>
+                <button type="button" class="link" onClick={() => setId(j.id)}>
+                  {j.id}
+                </button>{" "}
+                {j.type} at {j.at}
+              </li>
+            ))}
+          </ul>
+        </section>
         <form onSubmit={submit} aria-labelledby="h-submit">
           <h2 id="h-submit">Run a job</h2>
+          <p>Only an agent key may submit jobs (docs/governance.md); an operator watches them.</p>
           <label for="job-image">Image</label>
           <input id="job-image" value={image} onInput={(e) => setImage(e.currentTarget.value)} />
           <label for="job-command">Command</label>

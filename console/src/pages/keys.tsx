@@ -3,7 +3,7 @@
 import { useState } from "preact/hooks";
 import type { Role } from "../../../sdk";
 import type { PageProps } from "../main";
-import { ErrorBox, Title, useLoad } from "../ui";
+import { Code, ErrorBox, Title, useLoad } from "../ui";
 
 const ROLES: Role[] = ["agent", "admin", "auditor", "worker", "gateway"];
 
@@ -200,7 +200,7 @@ export function KeysPage({ sigil, signer }: PageProps) {
         >
           Pin
         </button>
-        {pin !== undefined && <pre>{JSON.stringify(pin, null, 2)}</pre>}
+        {pin !== undefined && <Code>{JSON.stringify(pin, null, 2)}</Code>}
       </section>
       <section aria-labelledby="h-review">
         <h2 id="h-review">Review a tool schema</h2>
@@ -222,7 +222,7 @@ export function KeysPage({ sigil, signer }: PageProps) {
         >
           Review
         </button>
-        {review !== undefined && <pre>{JSON.stringify(review, null, 2)}</pre>}
+        {review !== undefined && <Code>{JSON.stringify(review, null, 2)}</Code>}
       </section>
     </>
   );

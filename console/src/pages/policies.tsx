@@ -1,7 +1,7 @@
 // Policies (docs/console.md): an editor whose parse and compile errors come, as the operator
 // types, from the same shared/ compiler the server runs (line and column); versions with a diff;
-// rollback; a try-it box that evaluates a request against the DRAFT here in the browser, and
-// against the saved set on the server.
+// rollback; a try-it box that evaluates a request against the DRAFT here in the browser (the
+// server's /v1/evaluate answers agent keys only, and judges the saved set, not the draft).
 import { useEffect, useMemo, useState } from "preact/hooks";
 import {
   buildPolicySet,
@@ -11,7 +11,7 @@ import {
   parse,
 } from "../../../shared/policy";
 import type { PageProps } from "../main";
-import { ErrorBox, Title, useLoad } from "../ui";
+import { Code, ErrorBox, Title, useLoad } from "../ui";
 
 const EXAMPLE = `policy console_example {
     allow: read(reports) if user.team == "ops"
@@ -83,7 +83,6 @@ export function PoliciesPage({ sigil, params }: PageProps) {
     context: '{ "user": { "team": "ops" } }',
   });
   const [draftDecision, setDraftDecision] = useState<unknown>();
-  const [serverDecision, setServerDecision] = useState<unknown>();
 
   // Recompile shortly after typing stops: the compiler is fast, but not on every keystroke.
   useEffect(() => {
@@ -144,13 +143,6 @@ export function PoliciesPage({ sigil, params }: PageProps) {
       setDraftDecision(live.evaluate(request()));
     } catch (e) {
       setDraftDecision({ error: e instanceof Error ? e.message : String(e) });
-    }
-  };
-  const tryServer = async () => {
-    try {
-      setServerDecision(await sigil.evaluate(request()));
-    } catch (e) {
-      setServerDecision({ error: e instanceof Error ? e.message : String(e) });
     }
   };
   const diff = useMemo(
@@ -229,13 +221,13 @@ export function PoliciesPage({ sigil, params }: PageProps) {
         </ul>
         {diff && diffWith && <h3>Changes from version {diffWith.version} to the editor</h3>}
         {diff && (
-          <pre class="diff">
+          <Code class="diff">
             {diff.map((d, i) => (
               <div key={i} class={d.op === "+" ? "add" : d.op === "-" ? "del" : ""}>
                 {d.op} {d.line}
               </div>
             ))}
-          </pre>
+          </Code>
         )}
       </section>
       <section aria-labelledby="h-try">
@@ -263,24 +255,13 @@ export function PoliciesPage({ sigil, params }: PageProps) {
           value={tryReq.context}
           onInput={(e) => setTryReq({ ...tryReq, context: e.currentTarget.value })}
         />
-        <div class="actions">
-          <button type="button" onClick={tryDraft}>
-            Evaluate against the draft
-          </button>
-          <button type="button" onClick={tryServer}>
-            Evaluate on the server
-          </button>
-        </div>
+        <button type="button" onClick={tryDraft}>
+          Evaluate against the draft
+        </button>
         {draftDecision !== undefined && (
           <>
             <h3>Draft (in this browser)</h3>
-            <pre data-testid="draft-decision">{JSON.stringify(draftDecision, null, 2)}</pre>
-          </>
-        )}
-        {serverDecision !== undefined && (
-          <>
-            <h3>Saved policies (server)</h3>
-            <pre data-testid="server-decision">{JSON.stringify(serverDecision, null, 2)}</pre>
+            <Code data-testid="draft-decision">{JSON.stringify(draftDecision, null, 2)}</Code>
           </>
         )}
       </section>
