@@ -1,7 +1,7 @@
 // The console's shell (docs/console.md): the key gate, the navigation, hash routes. Every page is
 // a signed-API client; nothing here keeps a session.
 import { render } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Sigil } from "../../sdk";
 import type { Signer } from "../../shared/httpsig";
 import { clientFor, errorText } from "./api";
@@ -68,7 +68,9 @@ function KeyImport({ onKey }: { onKey: (s: Signer) => void }) {
 function App() {
   const [signer, setSigner] = useState<Signer | null>();
   const [r, setRoute] = useState(route);
-  const heading = useRef<HTMLDivElement>(null);
+  const heading = useRef<HTMLElement>(null);
+  // One client per key: pages re-run their loads when it changes, not on every render.
+  const sigil = useMemo(() => (signer ? clientFor(signer) : undefined), [signer]);
   useEffect(() => {
     loadSigner().then(
       (s) => setSigner(s ?? null),
@@ -83,9 +85,8 @@ function App() {
     heading.current?.querySelector("h1")?.focus();
   }, [r.path]);
   if (signer === undefined) return <p>Loading…</p>;
-  if (signer === null) return <KeyImport onKey={setSigner} />;
+  if (signer === null || !sigil) return <KeyImport onKey={setSigner} />;
   const page = PAGES.find((p) => p.path === r.path) ?? PAGES[0];
-  const sigil = clientFor(signer);
   return (
     <>
       <a class="skip" href="#main">

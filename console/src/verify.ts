@@ -1,6 +1,8 @@
 // Per-event verification in the browser (docs/console.md "Audit explorer"): the same shared/
 // code the service and the CLI use, on what the API sent. No DOM here, so the benchmark runs
 // this very module in Node beside the browser (test/bench/console.ts).
+
+import type { Sigil } from "../../sdk";
 import {
   type AuditEvent,
   computeEventHash,
@@ -109,4 +111,26 @@ export async function verifyEvent(
       ? null
       : true;
   return { index: event.index, hash, signature, inclusion, ok };
+}
+
+/** Verifies `events` (proofs fetched `parallel` at a time), calling onVerdict as each ends. */
+export async function verifyAll(
+  sigil: Sigil,
+  trust: TrustRoot,
+  events: readonly AuditEvent[],
+  onVerdict: (v: EventVerdict) => void,
+  parallel = 8,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < events.length) {
+      const e = events[next++]!;
+      const proof =
+        e.index < trust.treeSize
+          ? (await sigil.audit.inclusionProof({ index: e.index, treeSize: trust.treeSize })).proof
+          : undefined;
+      onVerdict(await verifyEvent(e, trust, proof));
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
 }

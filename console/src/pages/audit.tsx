@@ -2,41 +2,19 @@
 // time; every event verified here in the browser (hash, signature against the JWKS, inclusion in
 // the latest signed checkpoint) and shown as a mark. An event the API altered fails alone.
 import { useEffect, useMemo, useState } from "preact/hooks";
-import type { Sigil } from "../../../sdk";
 import { type AuditEvent, eventSeverity, SEVERITIES } from "../../../shared/audit/event";
 import type { PageProps } from "../main";
 import { Code, ErrorBox, Mark, Title } from "../ui";
-import { type EventVerdict, type TrustRoot, trustRoot, verifyEvent } from "../verify";
+import { type EventVerdict, trustRoot, verifyAll } from "../verify";
 
 const PAGE = 200;
-
-/** Verifies `events` (proofs fetched `parallel` at a time), calling onVerdict as each ends. */
-export async function verifyAll(
-  sigil: Sigil,
-  trust: TrustRoot,
-  events: readonly AuditEvent[],
-  onVerdict: (v: EventVerdict) => void,
-  parallel = 8,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < events.length) {
-      const e = events[next++]!;
-      const proof =
-        e.index < trust.treeSize
-          ? (await sigil.audit.inclusionProof({ index: e.index, treeSize: trust.treeSize })).proof
-          : undefined;
-      onVerdict(await verifyEvent(e, trust, proof));
-    }
-  };
-  await Promise.all(Array.from({ length: parallel }, worker));
-}
 
 export function AuditPage({ sigil, params }: PageProps) {
   const [events, setEvents] = useState<AuditEvent[]>();
   const [verdicts, setVerdicts] = useState<Record<number, EventVerdict>>({});
   const [error, setError] = useState<unknown>();
   const [done, setDone] = useState(false);
+  const [elapsed, setElapsed] = useState<number>();
   const [type, setType] = useState(params.get("type") ?? "");
   const [subject, setSubject] = useState(params.get("subject") ?? "");
   const [severity, setSeverity] = useState(params.get("severity") ?? "");
@@ -46,6 +24,7 @@ export function AuditPage({ sigil, params }: PageProps) {
 
   useEffect(() => {
     let stop = false;
+    const t0 = performance.now();
     (async () => {
       const [jwks, checkpoint] = await Promise.all([
         sigil.wellKnownKeys(),
@@ -73,6 +52,7 @@ export function AuditPage({ sigil, params }: PageProps) {
       if (!stop) {
         setVerdicts({ ...found });
         setDone(true);
+        setElapsed(Math.round(performance.now() - t0));
       }
     })().catch((e: unknown) => !stop && setError(e));
     return () => {
@@ -99,7 +79,7 @@ export function AuditPage({ sigil, params }: PageProps) {
     <>
       <Title>Audit explorer</Title>
       <ErrorBox error={error} />
-      <p aria-live="polite" data-testid="audit-summary">
+      <p aria-live="polite" data-testid="audit-summary" data-elapsed-ms={elapsed}>
         {events === undefined
           ? "Loading events…"
           : `${Object.keys(verdicts).length} of ${events.length} events checked in this browser${
