@@ -1,9 +1,10 @@
 // `npm run bench [-- name ...]`: runs the benchmarks one after another, each printing ours beside
-// its anchor measured in the same run. Names: crypto, policy, audit, http, approvals, sandbox, jobs, hsm.
+// its anchor measured in the same run. Names: crypto, policy, audit, http, approvals, sandbox, jobs, hsm,
+// console.
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-const all = ["crypto", "policy", "audit", "http", "approvals", "sandbox", "jobs", "hsm"];
+const all = ["crypto", "policy", "audit", "http", "approvals", "sandbox", "jobs", "hsm", "console"];
 const picked = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const names = picked.length > 0 ? picked : all;
 const unknown = names.filter((n) => !all.includes(n));
