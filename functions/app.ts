@@ -32,6 +32,7 @@ import { type AppEnv, router } from "./router";
 import { createApprovals } from "./routes/approvals";
 import { auditProblem, auditRoutes } from "./routes/audit";
 import { complianceRoutes } from "./routes/compliance";
+import { type ConsoleAssets, consoleRoutes } from "./routes/console";
 import { docsRoutes } from "./routes/docs";
 import { gatewayRoutes } from "./routes/gateway";
 import { type HealthCheck, healthRoutes } from "./routes/health";
@@ -85,6 +86,8 @@ export interface AppDeps {
   incidents?: IncidentStore;
   /** Compliance reports (docs/compliance.md); absent: reports in memory, no claims about the runtime. */
   compliance?: ComplianceDeps;
+  /** The web console's bundle (docs/console.md); absent: GET /console answers 503. */
+  consoleAssets?: ConsoleAssets;
 }
 
 /** What the runtime tells compliance reports about itself (docs/compliance.md "Checks"). */
@@ -182,6 +185,7 @@ export function createApp(deps: AppDeps) {
 
   app.route("/", healthRoutes(deps.health));
   app.route("/", wellKnownRoutes(keys));
+  app.route("/", consoleRoutes(deps.consoleAssets));
 
   app.use(SIGNED, limitFor(config));
   // A summary whose timer did not run (an isolate's waitUntil cut short) is written by the next

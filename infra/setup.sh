@@ -23,4 +23,5 @@ bash infra/redis.sh
 bash infra/docker.sh
 bash infra/images.sh
 bash infra/softhsm.sh
+bash infra/console.sh
 say "ready"

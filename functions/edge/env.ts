@@ -32,7 +32,12 @@ export interface EdgeBindings {
   SIGIL_INCIDENTS: DurableObjectNamespace<IncidentsObject>;
 }
 
-export type EdgeEnv = EdgeBindings & { [key: string]: unknown };
+/** The Workers static-assets binding (wrangler.toml [assets]): the web console's bundle. */
+export interface AssetsFetcher {
+  fetch(request: Request): Promise<Response>;
+}
+
+export type EdgeEnv = EdgeBindings & { ASSETS?: AssetsFetcher; [key: string]: unknown };
 
 export { KEYS_OBJECT, POLICIES_OBJECT } from "./constants";
 

@@ -3,8 +3,9 @@
 import type { ExecutionContext } from "hono";
 import { createApp, type SigilApp } from "../app";
 import { problemTypeBase } from "../problem";
+import { type ConsoleAssets, contentTypeOf } from "../routes/console";
 import { composeEdge } from "./compose";
-import type { EdgeEnv } from "./env";
+import type { AssetsFetcher, EdgeEnv } from "./env";
 
 export { ApprovalsObject } from "./approvals/object";
 export { AuditObject } from "./audit/object";
@@ -20,9 +21,21 @@ export { ReplayObject } from "./replay/object";
 
 let app: Promise<SigilApp> | undefined;
 
+/** The console bundle from Workers static assets (wrangler.toml [assets], run_worker_first). */
+function edgeConsoleAssets(assets: AssetsFetcher): ConsoleAssets {
+  return async (path) => {
+    const res = await assets.fetch(new Request(`https://assets.invalid/console/${path}`));
+    if (res.status !== 200) return undefined;
+    return { body: await res.arrayBuffer(), type: contentTypeOf(path) };
+  };
+}
+
 function appFor(env: EdgeEnv): Promise<SigilApp> {
   if (!app) {
-    const p = composeEdge(env).then(createApp);
+    const assets = env.ASSETS;
+    const p = composeEdge(env).then((deps) =>
+      createApp(assets ? { ...deps, consoleAssets: edgeConsoleAssets(assets) } : deps),
+    );
     app = p;
     p.catch(() => {
       if (app === p) app = undefined;

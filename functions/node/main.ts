@@ -8,6 +8,7 @@ import { jsonLogger } from "../../shared/log";
 import { createApp } from "../app";
 import { startAuditRetention } from "./audit-retention";
 import { composeNode } from "./compose";
+import { fileConsoleAssets } from "./console-assets";
 import { dockerChecks, redisChecks } from "./health";
 
 const config = loadNodeConfigOrExit();
@@ -35,7 +36,7 @@ try {
   }
   process.exit(1);
 }
-const app = createApp(deps);
+const app = createApp({ ...deps, consoleAssets: fileConsoleAssets() });
 startAuditRetention({ audit: deps.audit, redis, config, log });
 
 // The unsigned metrics address, when configured (docs/operating.md "Metrics and traces").

@@ -1,7 +1,7 @@
 // Starts the edge app under real workerd (`wrangler dev`, Miniflare) on free ports, with its own
 // persistence directory, for tests that must behave the same on the edge as on Node.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,6 +44,8 @@ async function startEdgeOnce(
   const port = await freePort();
   const inspector = await freePort();
   const persist = mkdtempSync(join(tmpdir(), "sigil-edge-"));
+  // wrangler refuses an [assets] directory that does not exist; /console answers 503 when empty.
+  mkdirSync(join(repoRoot, "console", "dist"), { recursive: true });
   const args = [
     "wrangler",
     "dev",
