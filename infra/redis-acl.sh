@@ -6,8 +6,8 @@
 #                  approvals, job records) and the queue's `{<prefix>}:*`; their channels; the
 #                  commands of those data types, scripts, MULTI, pub/sub, WAIT; CONFIG GET (the
 #                  audit log checks AOF at start) and INFO (health, BullMQ's version check).
-#   sigil-worker   a worker host: only the queue's `{<prefix>}:*` keys and channels, and the
-#                  commands BullMQ runs (its Lua scripts by EVALSHA, blocking pops, INFO, CLIENT
+#   sigil-worker   a worker host: only the queue's `{<prefix>}:*` keys and channels, read-only
+#                  job records `<prefix>:job:{id}` and the cancel channel, and the commands BullMQ runs (its Lua scripts by EVALSHA, blocking pops, INFO, CLIENT
 #                  SETNAME). Redis refuses it (NOPERM) keys, policies, pins, nonces and audit data.
 #   sigil-metrics  read-only: INFO and PING, no key at all (a Redis exporter).
 #
@@ -55,7 +55,9 @@ hash_of() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 
 # Glob patterns: a literal prefix, then *. Braces are not special in Redis globs.
 app_keys=("~$prefix:*" "~{$prefix}:*" "&$prefix:*" "&{$prefix}:*")
-queue_keys=("~{$prefix}:*" "&{$prefix}:*")
+# Plus, read-only, the job records' cancel mark and the cancel channel (platform/node/cancel.ts):
+# a worker checks a job was not cancelled before it starts its container.
+queue_keys=("~{$prefix}:*" "&{$prefix}:*" "%R~$prefix:job:{*}" "&$prefix:jobs:cancel")
 data_cmds=(-@all +@read +@write +@keyspace +@string +@hash +@list +@set +@sortedset +@stream
   +@bitmap +@scripting +@transaction +@pubsub +@blocking +@connection -@dangerous
   +info +time +client\|setname +client\|getname +client\|id)
