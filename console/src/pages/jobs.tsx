@@ -39,7 +39,8 @@ async function checkResult(sigil: Sigil, id: string, record: JobRecord): Promise
     : { ok: false, detail: `${v.reason}: ${v.detail}` };
 }
 
-function JobView({ sigil, id }: { sigil: Sigil; id: string }) {
+/** `onSettled` runs once the job has finished and its record is read, so lists can refresh. */
+function JobView({ sigil, id, onSettled }: { sigil: Sigil; id: string; onSettled?: () => void }) {
   const [status, setStatus] = useState("connecting");
   const [output, setOutput] = useState("");
   const [record, setRecord] = useState<JobRecord>();
@@ -59,6 +60,7 @@ function JobView({ sigil, id }: { sigil: Sigil; id: string }) {
       setRecord(rec);
       setStatus(String(rec.status));
       setVerdict(await checkResult(sigil, id, rec));
+      onSettled?.();
     })().catch((e: unknown) => !abort.signal.aborted && setError(e));
     return () => abort.abort();
   }, [sigil, id]);
@@ -103,6 +105,7 @@ export function JobsPage({ sigil, params }: PageProps) {
     try {
       const a = await sigil.jobs.submit({ image, command: splitCommand(command) });
       setId(a.jobId);
+      recent.reload();
     } catch (err) {
       setError(err);
     }
@@ -113,6 +116,9 @@ export function JobsPage({ sigil, params }: PageProps) {
       <div class="split">
         <section aria-labelledby="h-recent">
           <h2 id="h-recent">Recent jobs</h2>
+          <button type="button" onClick={recent.reload} disabled={recent.loading}>
+            Refresh
+          </button>
           <ErrorBox error={recent.error} />
           <ul>
             {(recent.value ?? []).map((j) => (
@@ -152,7 +158,7 @@ export function JobsPage({ sigil, params }: PageProps) {
           <button type="submit">Open</button>
         </form>
       </div>
-      {id && <JobView key={id} sigil={sigil} id={id} />}
+      {id && <JobView key={id} sigil={sigil} id={id} onSettled={recent.reload} />}
     </>
   );
 }
