@@ -2,7 +2,7 @@
 // to end, replay refusal, the admin bootstrap rule, and ~200 concurrent audit appends through the
 // Worker onto one chain with no fork, gap or duplicate.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Sigil, SigilError, signerFromSecretKey } from "../../sdk";
+import { type Ed25519Jwk, Sigil, SigilError, signerFromSecretKey } from "../../sdk";
 import { ed25519Kid, generateEd25519KeyPair, publicJwk } from "../../shared/crypto";
 import { signRequest } from "../../shared/httpsig";
 import { type EdgeInstance, startEdge } from "../support/edge";
@@ -10,7 +10,9 @@ import { type EdgeInstance, startEdge } from "../support/edge";
 async function newIdentity() {
   const kp = await generateEd25519KeyPair();
   const kid = ed25519Kid(kp.publicKey);
-  return { ...kp, kid, jwk: publicJwk(kp.publicKey, { kid }) };
+  // The JWK publicJwk builds, typed as the SDK's Ed25519 input (its curve is always Ed25519 here).
+  const jwk: Ed25519Jwk = { ...publicJwk(kp.publicKey, { kid }), kty: "OKP", crv: "Ed25519" };
+  return { ...kp, kid, jwk };
 }
 
 async function failure(p: Promise<unknown>): Promise<SigilError> {
@@ -41,7 +43,7 @@ describe("edge app with SIGIL_ADMIN_KEYS", () => {
     const created = await admin.keys.create({
       role: "agent",
       subject: "agent-edge",
-      publicKey: agentId.jwk as never,
+      publicKey: agentId.jwk,
     });
     expect(created.kid).toBe(agentId.kid);
     agent = new Sigil({
@@ -96,16 +98,16 @@ describe("edge app with SIGIL_ADMIN_KEYS", () => {
       retries: 0,
     });
     expect((await failure(s.evaluate({ action: "go", context: {} }))).code).toBe("key-unknown");
-    const events = await admin.audit.list({ from: 0, limit: 1000 } as never);
+    const events = await admin.audit.list({ from: 0, limit: 1000 });
     expect(JSON.stringify(events)).toContain("auth.failed");
   });
 
   it("appends ~200 concurrent events through the Worker onto one verifiable chain", async () => {
-    const before = (await admin.audit.verify({} as never)) as { checked: number };
+    const before = (await admin.audit.verify({})) as { checked: number };
     const N = 200;
     const acks = await Promise.all(
       Array.from({ length: N }, (_, i) =>
-        agent.audit.append({ eventType: "tool.invoked", details: { i } } as never),
+        agent.audit.append({ eventType: "tool.invoked", details: { i } }),
       ),
     );
     const idx = acks.map((a) => a.index).sort((a, b) => a - b);
@@ -113,7 +115,7 @@ describe("edge app with SIGIL_ADMIN_KEYS", () => {
     expect(new Set(idx).size).toBe(N);
     expect(idx[N - 1]! - idx[0]!).toBe(N - 1);
     expect(new Set(acks.map((a) => a.eventId)).size).toBe(N);
-    const report = (await admin.audit.verify({} as never)) as { valid: boolean; checked: number };
+    const report = (await admin.audit.verify({})) as { valid: boolean; checked: number };
     expect(report.valid).toBe(true);
     expect(report.checked).toBeGreaterThanOrEqual(before.checked + N);
     // Each acknowledged event is stored as acknowledged, linked to its predecessor.
@@ -152,9 +154,7 @@ describe("edge app without SIGIL_ADMIN_KEYS", () => {
       keyId: self.kid,
       retries: 0,
     });
-    const e = await failure(
-      s.keys.create({ role: "admin", subject: "me", publicKey: self.jwk as never }),
-    );
+    const e = await failure(s.keys.create({ role: "admin", subject: "me", publicKey: self.jwk }));
     expect(e.status).toBe(401);
     expect(e.code).toBe("key-unknown");
   });

@@ -10,6 +10,7 @@ import { Problem } from "../../functions/problem";
 import { router } from "../../functions/router";
 import { verifyEd25519 } from "../../shared/crypto";
 import { type ReplayCache, signRequest } from "../../shared/httpsig";
+import { silentLogger } from "../../shared/log";
 import { redisForFile, redisUrl } from "../support/redis";
 import { newKey } from "../support/targets";
 
@@ -39,7 +40,7 @@ async function appWith(replay: ReplayCache) {
   app.post("/v1/evaluate", () => {
     throw new Problem(400, "validation", "Invalid request");
   });
-  app.onError(onError({ debug() {}, info() {}, warn() {}, error() {} } as never));
+  app.onError(onError(silentLogger));
   const url = "http://sigil.test/v1/evaluate";
   const body = '{"action":1}';
   const headers = {

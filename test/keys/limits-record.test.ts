@@ -68,7 +68,7 @@ describe.each(adapters)("key record limits: %s", (_name, make) => {
           subject: "c",
           publicKey,
           createdAt: T0,
-          limits: limits as never,
+          limits,
         })
         .then(
           () => undefined,
