@@ -15,6 +15,7 @@ import { LeasingRateLimiter, MemoryRateLimiter, type RateLimiter } from "../shar
 import type { Logger } from "../shared/log";
 import type { PolicyEngine } from "../shared/policy";
 import { MemoryQuarantineStore, type QuarantineService } from "../shared/quarantine";
+import { thresholdsOf } from "../shared/risk";
 import type { ToolVerificationService } from "../shared/schemapin";
 import type { AuditFn } from "./audit-sink";
 import { AuditWindows } from "./audit-windows";
@@ -321,10 +322,7 @@ export function createApp(deps: AppDeps) {
       now,
     }),
   );
-  app.route(
-    "/",
-    riskRoutes({ medium: config.risk.medium_threshold, high: config.risk.high_threshold }),
-  );
+  app.route("/", riskRoutes(thresholdsOf(config.risk)));
   app.route("/", toolRoutes({ tools: deps.tools, audit: appendAudit }));
   if (deps.jobs) {
     app.route(

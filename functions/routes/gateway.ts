@@ -10,6 +10,7 @@ import type { SigilConfig } from "../../shared/config";
 import { ed25519Kid, verifyEd25519 } from "../../shared/crypto";
 import { fromBase64Url } from "../../shared/encoding";
 import {
+  envelopeChecks,
   envelopeHash,
   expectationFor,
   type JobsBackend,
@@ -123,13 +124,14 @@ export function gatewayRoutes({ backend, keys, config, audit }: GatewayRouteDeps
       case "hold": {
         const [envelope, hash, approvalId] = a as z.infer<(typeof argsByOp)["hold"]>;
         const caller = await keys.get(c.get("keyid") ?? "");
-        const verdict = await verifyEnvelope(envelope, {
-          serviceKey: async (kid) => (caller && kid === caller.kid ? caller.publicKey : undefined),
-          verify: verifyEd25519,
-          sandbox: config.sandbox,
-          defaultTier: config.security.default_sandbox_tier,
-          thresholds: { medium: config.risk.medium_threshold, high: config.risk.high_threshold },
-        });
+        const verdict = await verifyEnvelope(
+          envelope,
+          envelopeChecks(
+            config,
+            async (kid) => (caller && kid === caller.kid ? caller.publicKey : undefined),
+            verifyEd25519,
+          ),
+        );
         // The backend stores the envelope as verified; that is the signed one only when parsing
         // changed nothing (the jobs route signs specs with every default already applied).
         const detail = !verdict.ok

@@ -38,6 +38,7 @@ import {
   submitJob,
 } from "../../shared/jobs/submit";
 import { LimitExceededError } from "../../shared/limits";
+import { thresholdsOf } from "../../shared/risk";
 import { traceparentField } from "../../shared/tracing";
 import { callerLimits, limitProblem } from "../middleware/limits";
 import { requireRole } from "../middleware/roles";
@@ -392,7 +393,7 @@ function submitRoute(schema: ReturnType<typeof jobRequestSchema>) {
 export function jobsRoutes(deps: JobsRouteDeps) {
   const cfg = deps.config;
   const requestSchema = jobRequestSchema(cfg.sandbox);
-  const thresholds = { medium: cfg.risk.medium_threshold, high: cfg.risk.high_threshold };
+  const thresholds = thresholdsOf(cfg.risk);
   const defaultTier = cfg.security.default_sandbox_tier;
   const verify = deps.verify ?? verifyEd25519;
   const now = deps.now ?? Date.now;

@@ -9,6 +9,7 @@ import {
   riskInputSchema,
   selectTier,
   type Tier,
+  thresholdsOf,
 } from "../risk";
 import { TRACEPARENT } from "../tracing";
 import { type JobSpec, jobIdSchema, jobSpecSchema, type SandboxSettings } from "./schema";
@@ -150,6 +151,28 @@ export interface EnvelopeVerifyOptions {
   now?: number;
   /** Tolerated clock difference for createdAt in the future. Default 60 s. */
   skewMs?: number;
+}
+
+/**
+ * The checks every verifier of envelopes (the worker, the job gateway) runs under its own
+ * configuration: its sandbox bounds, default tier and risk thresholds (docs/sandbox.md).
+ */
+export function envelopeChecks(
+  config: {
+    sandbox: SandboxSettings;
+    security: { default_sandbox_tier: Tier };
+    risk: { medium_threshold: number; high_threshold: number };
+  },
+  serviceKey: EnvelopeVerifyOptions["serviceKey"],
+  verify: EnvelopeVerifyOptions["verify"],
+): EnvelopeVerifyOptions {
+  return {
+    serviceKey,
+    verify,
+    sandbox: config.sandbox,
+    defaultTier: config.security.default_sandbox_tier,
+    thresholds: thresholdsOf(config.risk),
+  };
 }
 
 const reject = (

@@ -20,6 +20,7 @@ export {
   type EnvelopeSigner,
   type EnvelopeVerdict,
   type EnvelopeVerifyOptions,
+  envelopeChecks,
   envelopeHash,
   type JobEnvelope,
   type JobQuota,

@@ -96,6 +96,12 @@ export interface RiskThresholds {
 }
 export const defaultThresholds: RiskThresholds = { medium: 0.3, high: 0.7 };
 
+/** The thresholds a configuration's `[risk]` section sets (docs/configuration.md). */
+export const thresholdsOf = (risk: { medium_threshold: number; high_threshold: number }) => ({
+  medium: risk.medium_threshold,
+  high: risk.high_threshold,
+});
+
 export interface RiskAssessment {
   score: number;
   level: RiskLevel;

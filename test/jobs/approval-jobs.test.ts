@@ -14,6 +14,7 @@ import { queuePrefix } from "../../platform/node/queue";
 import { type Sigil, SigilError } from "../../sdk";
 import { ApprovalService, type ApprovalStore, MemoryApprovalStore } from "../../shared/approvals";
 import { type Signer, uuidV7, verifyEd25519 } from "../../shared/crypto";
+import { envelopeChecks } from "../../shared/jobs";
 import { silentLogger } from "../../shared/log";
 import { type Consumer, startConsumer } from "../../worker/jobs/consumer";
 import { Outbox } from "../../worker/jobs/outbox";
@@ -71,13 +72,11 @@ async function rig(
       driver: sandbox.driver,
       reporter: apiReporter(h.client(workerKey)),
       outbox,
-      envelope: {
-        serviceKey: async (kid) => (kid === h.service.kid ? h.service.publicKey : undefined),
-        verify: verifyEd25519,
-        sandbox: h.config.sandbox,
-        defaultTier: h.config.security.default_sandbox_tier,
-        thresholds: { medium: 0.3, high: 0.7 },
-      },
+      envelope: envelopeChecks(
+        h.config,
+        async (kid) => (kid === h.service.kid ? h.service.publicKey : undefined),
+        verifyEd25519,
+      ),
       log: quiet,
       deferMs: 200,
     });

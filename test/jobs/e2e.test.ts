@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queuePrefix } from "../../platform/node/queue";
 import type { Sigil, SigilError } from "../../sdk";
 import { type Signer, verifyEd25519 } from "../../shared/crypto";
+import { envelopeChecks } from "../../shared/jobs";
 import { envelopeHash, signEnvelope } from "../../shared/jobs/envelope";
 import { type ResultBody, signResult } from "../../shared/jobs/result";
 import { type Consumer, startConsumer } from "../../worker/jobs/consumer";
@@ -62,13 +63,11 @@ beforeAll(async () => {
     driver,
     reporter: apiReporter(workerClient),
     outbox,
-    envelope: {
-      serviceKey: async (kid) => (kid === h.service.kid ? h.service.publicKey : undefined),
-      verify: verifyEd25519,
-      sandbox: h.config.sandbox,
-      defaultTier: h.config.security.default_sandbox_tier,
-      thresholds: { medium: 0.3, high: 0.7 },
-    },
+    envelope: envelopeChecks(
+      h.config,
+      async (kid) => (kid === h.service.kid ? h.service.publicKey : undefined),
+      verifyEd25519,
+    ),
     log: quiet,
   });
   await consumer.worker.waitUntilReady();

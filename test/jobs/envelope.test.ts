@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../shared/config";
 import { type Signer, verifyEd25519 } from "../../shared/crypto";
 import { fromBase64Url, toBase64Url } from "../../shared/encoding";
+import { envelopeChecks } from "../../shared/jobs";
 import {
   type EnvelopeVerifyOptions,
   envelopeHash,
@@ -14,6 +15,7 @@ import {
 } from "../../shared/jobs/envelope";
 import { type ResultBody, signResult, verifyResult } from "../../shared/jobs/result";
 import { jobRequestSchema, specFromRequest } from "../../shared/jobs/schema";
+import { T0, testEnvelope } from "./support/envelope";
 import { lowRisk, newSigner } from "./support/harness";
 import { resultBody } from "./support/result";
 
@@ -21,39 +23,19 @@ const config = loadConfig({});
 let service: Signer;
 let worker: Signer;
 let opts: EnvelopeVerifyOptions;
-const T0 = Date.parse("2026-01-01T00:00:00.000Z");
 
-function envelope(over: Partial<JobEnvelope> = {}): JobEnvelope {
-  const spec = specFromRequest(
-    jobRequestSchema(config.sandbox).parse({ image: "sigil/busybox:1", command: ["echo", "hi"] }),
-  );
-  return {
-    type: "sigil.job-envelope.v1",
-    jobId: "0190f0f0-0000-7000-8000-000000000001",
-    submitter: { kid: "agent-kid", subject: "agent" },
-    spec,
-    image: spec.image,
-    tier: "gvisor",
-    risk: null,
-    riskScore: null,
-    riskLevel: null,
-    policyMinimumTier: null,
-    policyDecisionId: "d1",
-    createdAt: new Date(T0).toISOString(),
-    expiresAt: new Date(T0 + 3600_000).toISOString(),
-    ...over,
-  };
-}
+const envelope = (over: Partial<JobEnvelope> = {}) =>
+  testEnvelope(over, ["echo", "hi"], "0190f0f0-0000-7000-8000-000000000001");
 
 beforeAll(async () => {
   service = await newSigner();
   worker = await newSigner();
   opts = {
-    serviceKey: async (kid) => (kid === service.kid ? service.publicKey : undefined),
-    verify: verifyEd25519,
-    sandbox: config.sandbox,
-    defaultTier: "gvisor",
-    thresholds: { medium: 0.3, high: 0.7 },
+    ...envelopeChecks(
+      config,
+      async (kid) => (kid === service.kid ? service.publicKey : undefined),
+      verifyEd25519,
+    ),
     now: T0 + 1000,
   };
 });

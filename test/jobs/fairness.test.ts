@@ -11,6 +11,7 @@ import { queuePrefix } from "../../platform/node/queue";
 import { type JobRecord, type Sigil, SigilError } from "../../sdk";
 import { type Signer, verifyEd25519 } from "../../shared/crypto";
 import { signRequest } from "../../shared/httpsig";
+import { envelopeChecks } from "../../shared/jobs";
 import { type Consumer, startConsumer } from "../../worker/jobs/consumer";
 import type { SandboxDriver } from "../../worker/jobs/driver";
 import { Outbox } from "../../worker/jobs/outbox";
@@ -46,13 +47,11 @@ async function rig(name: string, concurrency: number, env: Record<string, string
     driver,
     reporter: apiReporter(h.client(workerKey)),
     outbox,
-    envelope: {
-      serviceKey: async (kid) => (kid === h.service.kid ? h.service.publicKey : undefined),
-      verify: verifyEd25519,
-      sandbox: h.config.sandbox,
-      defaultTier: h.config.security.default_sandbox_tier,
-      thresholds: { medium: 0.3, high: 0.7 },
-    },
+    envelope: envelopeChecks(
+      h.config,
+      async (kid) => (kid === h.service.kid ? h.service.publicKey : undefined),
+      verifyEd25519,
+    ),
     log: quiet,
     deferMs: 200,
   });

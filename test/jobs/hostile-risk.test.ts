@@ -10,7 +10,7 @@ import type { JobSpec, Sigil } from "../../sdk";
 import { loadConfig } from "../../shared/config";
 import { publicKeyFromJwk, verifyEd25519 } from "../../shared/crypto";
 import { toBase64Url } from "../../shared/encoding";
-import { type SignedEnvelope, verifyEnvelope } from "../../shared/jobs";
+import { envelopeChecks, type SignedEnvelope, verifyEnvelope } from "../../shared/jobs";
 import { connectRedis, testPrefix } from "../support/redis";
 import { registeredKey, startTarget, type Target, targetNames } from "../support/targets";
 
@@ -83,13 +83,14 @@ describe.each(targetNames)("job risk is bounded by the key's trust, on %s", (tar
   async function workerVerdict(jobId: string) {
     const job = await backend.queue.getJob(jobId);
     const signed = (job!.data as { envelope: SignedEnvelope }).envelope;
-    const verdict = await verifyEnvelope(signed, {
-      serviceKey: async (kid) => (kid === serviceKid ? serviceKey : undefined),
-      verify: verifyEd25519,
-      sandbox: config.sandbox,
-      defaultTier: config.security.default_sandbox_tier,
-      thresholds: { medium: config.risk.medium_threshold, high: config.risk.high_threshold },
-    });
+    const verdict = await verifyEnvelope(
+      signed,
+      envelopeChecks(
+        config,
+        async (kid) => (kid === serviceKid ? serviceKey : undefined),
+        verifyEd25519,
+      ),
+    );
     if (!verdict.ok) throw new Error(`worker refused the envelope: ${verdict.reason}`);
     return verdict.envelope;
   }

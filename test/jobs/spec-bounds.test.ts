@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, type SigilConfig } from "../../shared/config";
 import { type Signer, verifyEd25519 } from "../../shared/crypto";
 import {
+  envelopeChecks,
   type JobEnvelope,
   jobRequestSchema,
   LIMIT_BOUNDS,
@@ -84,13 +85,14 @@ async function workerRuns(config: SigilConfig, body: unknown): Promise<void> {
     createdAt: new Date(now).toISOString(),
     expiresAt: new Date(now + 60_000).toISOString(),
   };
-  const verdict = await verifyEnvelope(await signEnvelope(envelope, service), {
-    serviceKey: async (kid) => (kid === service.kid ? service.publicKey : undefined),
-    verify: verifyEd25519,
-    sandbox: config.sandbox,
-    defaultTier: config.security.default_sandbox_tier,
-    thresholds: { medium: config.risk.medium_threshold, high: config.risk.high_threshold },
-  });
+  const verdict = await verifyEnvelope(
+    await signEnvelope(envelope, service),
+    envelopeChecks(
+      config,
+      async (kid) => (kid === service.kid ? service.publicKey : undefined),
+      verifyEd25519,
+    ),
+  );
   if (!verdict.ok) throw new Error(`worker refused the envelope: ${verdict.detail}`);
   const sb = sandboxFor(config);
   const run = sb.parseSpec(sandboxRunSpec(verdict.envelope));

@@ -4,52 +4,33 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../shared/config";
 import { type Signer, verifyEd25519 } from "../../shared/crypto";
+import { envelopeChecks } from "../../shared/jobs";
 import {
   type EnvelopeVerifyOptions,
   type JobEnvelope,
   signEnvelope,
   verifyEnvelope,
 } from "../../shared/jobs/envelope";
-import { jobRequestSchema, specFromRequest } from "../../shared/jobs/schema";
 import { contextFromTraceparent, currentTraceparent } from "../../shared/tracing";
+import { T0, testEnvelope } from "../jobs/support/envelope";
 import { newSigner } from "../jobs/support/harness";
 
 const config = loadConfig({});
-const T0 = Date.parse("2026-01-01T00:00:00.000Z");
 const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 let service: Signer;
 let opts: EnvelopeVerifyOptions;
 
-function envelope(over: Partial<JobEnvelope> = {}): JobEnvelope {
-  const spec = specFromRequest(
-    jobRequestSchema(config.sandbox).parse({ image: "sigil/busybox:1", command: ["true"] }),
-  );
-  return {
-    type: "sigil.job-envelope.v1",
-    jobId: "0190f0f0-0000-7000-8000-000000000002",
-    submitter: { kid: "agent-kid", subject: "agent" },
-    spec,
-    image: spec.image,
-    tier: "gvisor",
-    risk: null,
-    riskScore: null,
-    riskLevel: null,
-    policyMinimumTier: null,
-    policyDecisionId: "d1",
-    createdAt: new Date(T0).toISOString(),
-    expiresAt: new Date(T0 + 3600_000).toISOString(),
-    ...over,
-  };
-}
+const envelope = (over: Partial<JobEnvelope> = {}) =>
+  testEnvelope(over, ["true"], "0190f0f0-0000-7000-8000-000000000002");
 
 beforeAll(async () => {
   service = await newSigner();
   opts = {
-    serviceKey: async (kid) => (kid === service.kid ? service.publicKey : undefined),
-    verify: verifyEd25519,
-    sandbox: config.sandbox,
-    defaultTier: "gvisor",
-    thresholds: { medium: 0.3, high: 0.7 },
+    ...envelopeChecks(
+      config,
+      async (kid) => (kid === service.kid ? service.publicKey : undefined),
+      verifyEd25519,
+    ),
     now: T0 + 1000,
   };
 });

@@ -12,6 +12,7 @@ import { connectRedis, describeRedis } from "../../platform/node/redis";
 import { Sigil } from "../../sdk";
 import type { SigilConfig } from "../../shared/config";
 import { verifyEd25519 } from "../../shared/crypto";
+import { envelopeChecks } from "../../shared/jobs";
 import { type Consumer, startConsumer, type WorkerLog } from "./consumer";
 import type { SandboxDriver } from "./driver";
 import { loadOrCreateWorkerKey, serviceKeyResolver } from "./keys";
@@ -140,16 +141,14 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
     driver,
     reporter: apiReporter(client),
     outbox,
-    envelope: {
-      serviceKey: serviceKeyResolver({
+    envelope: envelopeChecks(
+      config,
+      serviceKeyResolver({
         staticKeys,
         ...(env.SIGIL_SERVICE_KEYS ? {} : { fetchJwks: () => client.wellKnownKeys() }),
       }),
-      verify: verifyEd25519,
-      sandbox: config.sandbox,
-      defaultTier: config.security.default_sandbox_tier,
-      thresholds: { medium: config.risk.medium_threshold, high: config.risk.high_threshold },
-    },
+      verifyEd25519,
+    ),
     log,
     lockDurationMs: lockMs,
     redisPrefix: config.redis.prefix,
