@@ -89,6 +89,11 @@ export interface AppDeps {
   compliance?: ComplianceDeps;
   /** The web console's bundle (docs/console.md); absent: GET /console answers 503. */
   consoleAssets?: ConsoleAssets;
+  /**
+   * The edge: a detection step after every response, in the background (waitUntil); Node runs a
+   * poll loop instead (docs/incidents.md "Running it").
+   */
+  detectAfterResponse?: () => Promise<void>;
 }
 
 /** What the runtime tells compliance reports about itself (docs/compliance.md "Checks"). */
@@ -183,6 +188,14 @@ export function createApp(deps: AppDeps) {
   // Counters and the request's server span (functions/observe.ts; a no-op without an SDK).
   app.use("*", observeRequests(deps.metrics));
   if (deps.metrics) observeAudit(audit, deps.metrics);
+
+  if (deps.detectAfterResponse) {
+    const detect = deps.detectAfterResponse;
+    app.use("*", async (c, next) => {
+      await next();
+      inBackground(c, detect());
+    });
+  }
 
   app.route("/", healthRoutes(deps.health));
   app.route("/", wellKnownRoutes(keys));

@@ -38,6 +38,7 @@ import {
 } from "../shared/schemapin";
 import type { AppDeps, ComplianceDeps } from "./app";
 import { AuditWindows } from "./audit-windows";
+import { type IncidentResponse, incidentResponse } from "./incident-response";
 import { quarantineService } from "./quarantine";
 import { quarantineJobEffects } from "./quarantine-jobs";
 import { auditProblem } from "./routes/audit";
@@ -102,6 +103,11 @@ export interface CoreDeps extends AppDeps {
   auditWindows: AuditWindows;
   /** Where the local admin key was written, when `localAdmin` made one. */
   adminKeyPath?: string;
+  /**
+   * Detection and response (docs/incidents.md "Running it"), when there is an incident store;
+   * the runtime decides when it steps (Node: a poll loop; the edge: after responses).
+   */
+  incidentResponse?: IncidentResponse;
 }
 
 /**
@@ -220,6 +226,17 @@ export async function composeCore(
         ...(effects ?? {}),
       })
     : undefined;
+  const incidents = ports.incidents
+    ? incidentResponse({
+        config,
+        store: ports.incidents,
+        audit,
+        signer: serviceSigner,
+        keyManager,
+        ...(quarantine ? { quarantine } : {}),
+        log,
+      })
+    : undefined;
   return {
     config,
     log,
@@ -241,6 +258,7 @@ export async function composeCore(
     clientAddress: ports.clientAddress,
     ...(ports.compliance ? { compliance: ports.compliance } : {}),
     ...(adminKeyPath ? { adminKeyPath } : {}),
+    ...(incidents ? { incidentResponse: incidents } : {}),
   };
 }
 

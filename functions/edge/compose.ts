@@ -99,7 +99,7 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
 
   const chain = config.audit.chain;
   const gateway = config.sandbox.gateway_url;
-  return composeCore(config, async () => {
+  const core = await composeCore(config, async () => {
     const keysObject = stubSource(env.SIGIL_KEYS, KEYS_OBJECT);
     const { secret, generated } = await edgeKeySecret(env, keysObject);
     if (generated) {
@@ -147,6 +147,10 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
         : {}),
     };
   });
+  // No process outlives a request on the edge: detection steps after responses, kept alive by
+  // waitUntil (docs/incidents.md "Running it": what the edge does and does not do).
+  const ir = core.incidentResponse;
+  return config.incidents.enabled && ir ? { ...core, detectAfterResponse: ir.kick } : core;
 }
 
 let cached: Promise<AppDeps> | undefined;

@@ -19,6 +19,7 @@ import type { Logger } from "../../shared/log";
 import { RevisionCachingStore } from "../../shared/policy";
 import type { BundleSource, HttpDiscoveryOptions } from "../../shared/schemapin";
 import { type CoreDeps, composeCore } from "../core";
+import { type DetectionLoop, startDetection } from "../incident-response";
 import { createApprovals } from "../routes/approvals";
 import type { HealthCheck } from "../routes/health";
 import { PinnedDiscoveryFetch } from "./discovery-fetch";
@@ -60,6 +61,12 @@ export interface ComposeOptions {
   processMetrics?: boolean;
   /** Sweep jobs held for approval (held-sweep.ts); default on. */
   sweepHeld?: boolean;
+  /**
+   * Run incident detection and response in this process (a poll loop every `[incidents]
+   * poll_ms`, docs/incidents.md "Running it"); main.ts passes `[incidents] enabled`. Default off,
+   * so a test composing an app does not open incidents it does not expect.
+   */
+  detection?: boolean;
 }
 
 /**
@@ -149,6 +156,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     reconciler?: Reconciler;
     hsm?: Pkcs11KeyProvider;
     heldSweep?: HeldSweep;
+    detection?: DetectionLoop;
   } = { buses: [] };
   // With key_store_type = "hsm": service-held keys in the PKCS#11 token hsm_config_path names.
   const hsm = async (path: string) => {
@@ -309,10 +317,18 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     throw e;
   });
 
+  if (opts.detection && core.incidentResponse)
+    open.detection = startDetection(core.incidentResponse, {
+      pollMs: config.incidents.poll_ms,
+      log,
+    });
+
   return {
     ...core,
     ...(metrics ? { metrics } : {}),
     async close() {
+      // First: a step under way still appends to the audit log and reads the stores.
+      await open.detection?.close();
       await open.reconciler?.close?.();
       await open.heldSweep?.close();
       await (core.jobs as { close?: () => Promise<void> } | undefined)?.close?.();

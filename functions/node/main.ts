@@ -24,6 +24,9 @@ try {
     log,
     health: [...redisChecks(redis), ...dockerChecks(config)],
     processMetrics: true,
+    // Detection and response in this process (docs/incidents.md "Running it"); several API
+    // processes share the work exactly once.
+    detection: config.incidents.enabled,
   });
 } catch (e) {
   const message = (e as Error).message;

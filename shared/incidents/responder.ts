@@ -181,6 +181,9 @@ export class Responder {
    */
   async respond(id: string): Promise<boolean> {
     let changed = false;
+    // Steps that failed in this pass: recorded once, not retried here, and they do not hold up
+    // the steps after them (emergency mode must not wait on an evidence bundle that failed).
+    const failed = new Set<string>();
     for (let attempt = 0; attempt < 32; attempt++) {
       const cur = await this.#o.store.get(id);
       if (!cur) return changed;
@@ -188,8 +191,11 @@ export class Responder {
       const done = new Set(
         r.actions.filter((a) => a.outcome === "done").map((a) => `${a.action}|${a.target}`),
       );
-      const step = this.#plan(r).find((s) => !done.has(`${s.action}|${s.target}`));
-      if (!step) return (await this.#mitigated(cur)) || changed;
+      const plan = this.#plan(r);
+      const step = plan.find(
+        (s) => !done.has(`${s.action}|${s.target}`) && !failed.has(`${s.action}|${s.target}`),
+      );
+      if (!step) return failed.size === 0 ? (await this.#mitigated(cur)) || changed : changed;
       const entry = (
         outcome: IncidentAction["outcome"],
         detail: string | null,
@@ -226,9 +232,10 @@ export class Responder {
           };
         }
       }
-      if (await this.#o.store.swap(id, cur.rev, next)) changed = true;
-      // A failed step is recorded once and not retried in this pass (the record shows it).
-      if (outcome === "failed") return changed;
+      if (await this.#o.store.swap(id, cur.rev, next)) {
+        changed = true;
+        if (outcome === "failed") failed.add(`${step.action}|${step.target}`);
+      }
     }
     return changed;
   }

@@ -7,9 +7,17 @@
 // cursor says, so no event is skipped or seen twice.
 //
 // The audit events of incident changes (incident.opened / updated / …) are written by the winner
-// after its step, claimed first on the record (an `audit` action, compare-and-set) so two
-// processes never write one change twice; `sweep` finishes the claims a killed process left.
-import type { AuditAppendInput, AuditEvent, VerifyReport } from "../audit";
+// after its step and claimed on the record (an `audit` action, compare-and-set) so two processes
+// never write one change twice; on a log that reserves nonces (Redis) each is appended under a
+// nonce named by the change before the claim, so a kill between the two neither loses nor doubles
+// it; `sweep` finishes what a killed process left.
+import {
+  type AppendOptions,
+  type AuditAppendInput,
+  AuditError,
+  type AuditEvent,
+  type VerifyReport,
+} from "../audit";
 import {
   type DetectEvent,
   type DetectionEngine,
@@ -25,8 +33,17 @@ import { RULES_VERSION } from "./rules";
 export interface AuditFeed {
   list(from: number, limit: number): Promise<{ events: AuditEvent[]; next: number | null }>;
   verify(from: number, to: number): Promise<VerifyReport>;
-  append(input: AuditAppendInput): Promise<unknown>;
+  append(input: AuditAppendInput, options?: AppendOptions): Promise<unknown>;
+  /**
+   * Whether append can reserve a nonce with the event (the Redis log): then each incident change
+   * is appended under a nonce named by the change, so it is written exactly once, even across a
+   * kill between the append and its claim on the record.
+   */
+  readonly reservesNonces?: boolean;
 }
+
+/** How long the nonce of an incident change's audit event is kept (far beyond any retry). */
+const CHANGE_NONCE_TTL_S = 90 * 86_400;
 
 export interface RunnerOptions {
   store: IncidentStore;
@@ -197,9 +214,13 @@ export class DetectionRunner {
         outcome: "done",
         detail: null,
       });
-      if (!(await this.#o.store.swap(id, cur.rev, claimed))) continue;
       const r = cur.record;
-      await this.#o.audit.append({
+      const idempotent = this.#o.audit.reservesNonces === true;
+      // Without nonces: claim first, then write (a kill in between loses that one event, never
+      // doubles it). With them: write first under the change's nonce, then claim; a retry after a
+      // kill finds the nonce used (`replay`: the event is stored) and only claims.
+      if (!idempotent && !(await this.#o.store.swap(id, cur.rev, claimed))) continue;
+      const event = {
         eventType: incidentEventType(entry.change),
         agentId: SELF,
         details: {
@@ -222,7 +243,19 @@ export class DetectionRunner {
           by: entry.by,
           reason: entry.reason,
         },
-      });
+      };
+      if (!idempotent) {
+        await this.#o.audit.append(event);
+        continue;
+      }
+      try {
+        await this.#o.audit.append(event, {
+          nonce: { keyid: SELF, nonce: `${r.incidentId}:${todo}`, ttlSeconds: CHANGE_NONCE_TTL_S },
+        });
+      } catch (e) {
+        if (!(e instanceof AuditError && e.code === "replay")) throw e;
+      }
+      await this.#o.store.swap(id, cur.rev, claimed);
     }
   }
 

@@ -1,6 +1,6 @@
 // `npm run bench [-- name ...]`: runs the benchmarks one after another, each printing ours beside
 // its anchor measured in the same run. Names: crypto, policy, audit, http, approvals, sandbox, jobs, hsm, incidents,
-// compliance, egress, console.
+// incident-latency, compliance, egress, console.
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -14,6 +14,7 @@ const all = [
   "jobs",
   "hsm",
   "incidents",
+  "incident-latency",
   "compliance",
   "egress",
   "console",

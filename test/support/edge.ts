@@ -61,10 +61,13 @@ async function startEdgeOnce(
     "--log-level",
     "warn",
     // The edge answers requests signed for its configured host:port (default allowed_authorities).
-    ...Object.entries({ SIGIL_SERVER_PORT: String(port), ...vars }).flatMap(([k, v]) => [
-      "--var",
-      `${k}:${v}`,
-    ]),
+    // Incident detection steps after every response once enabled; tests that do not put it under
+    // test turn it off (a replay or a failed-auth burst there would revoke their keys).
+    ...Object.entries({
+      SIGIL_SERVER_PORT: String(port),
+      SIGIL_INCIDENTS_ENABLED: "false",
+      ...vars,
+    }).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
   ];
   let out = "";
   const child: ChildProcess = spawn("npx", args, {

@@ -33,6 +33,9 @@ export async function startStack(name: string, env: Record<string, string> = {})
       SIGIL_REDIS_PREFIX: prefix,
       SIGIL_LOG_LEVEL: "warn",
       SIGIL_WORKER_ID: `${name}-${port}`,
+      // Detection runs in the API once enabled; tests that do not put it under test turn it off
+      // (their deliberate replays and killed jobs would otherwise quarantine their keys).
+      SIGIL_INCIDENTS_ENABLED: "false",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

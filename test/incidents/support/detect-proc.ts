@@ -18,6 +18,8 @@ const signer = await webcryptoSigner(seedOf(7), "audit-1");
 const log = await RedisAuditLog.open({
   redis,
   keyPrefix: `${prefix}audit:`,
+  // As the API opens it: incident changes are then appended exactly once (runner.ts).
+  nonceKey: (keyid, nonce) => `${prefix}nonce:${keyid}:${nonce}`,
   signer,
   leaseMs: 1000,
 });
