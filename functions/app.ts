@@ -17,6 +17,7 @@ import type { PolicyEngine } from "../shared/policy";
 import { MemoryQuarantineStore, type QuarantineService } from "../shared/quarantine";
 import { thresholdsOf } from "../shared/risk";
 import type { ToolVerificationService } from "../shared/schemapin";
+import type { SubjectVault } from "../shared/subjects";
 import type { AuditFn } from "./audit-sink";
 import { AuditWindows } from "./audit-windows";
 import { type AuthKey, authenticate, jsonGuard } from "./middleware/auth";
@@ -43,6 +44,7 @@ import { keyRoutes, wellKnownRoutes } from "./routes/keys";
 import { decisionAudit, policyRoutes, reservesNonceWithAudit } from "./routes/policies";
 import { quarantineRoutes } from "./routes/quarantine";
 import { riskRoutes } from "./routes/risk";
+import { subjectProblem, subjectRoutes } from "./routes/subjects";
 import { toolRoutes } from "./routes/tools";
 
 export interface AppDeps {
@@ -87,6 +89,11 @@ export interface AppDeps {
   incidents?: IncidentStore;
   /** Compliance reports (docs/compliance.md); absent: reports in memory, no claims about the runtime. */
   compliance?: ComplianceDeps;
+  /**
+   * Personal data in client events sealed per data subject, export and erasure
+   * (docs/data-subjects.md); absent: no sealing and no /v1/subjects routes.
+   */
+  subjects?: SubjectVault;
   /** The web console's bundle (docs/console.md); absent: GET /console answers 503. */
   consoleAssets?: ConsoleAssets;
   /**
@@ -305,7 +312,12 @@ export function createApp(deps: AppDeps) {
     }),
   );
   app.route("/", approvals.routes);
-  app.route("/", auditRoutes(audit));
+  const vault = deps.subjects;
+  app.route(
+    "/",
+    auditRoutes(audit, vault ? (d) => vault.seal(d).catch(subjectProblem) : undefined),
+  );
+  if (vault) app.route("/", subjectRoutes({ vault, audit, record: appendAudit }));
   app.route("/", quarantineRoutes(quarantine));
   if (deps.incidents)
     app.route(

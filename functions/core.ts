@@ -36,6 +36,7 @@ import {
   type PinStore,
   ToolVerificationService,
 } from "../shared/schemapin";
+import { MemorySubjectKeyStore, type SubjectKeyStore, SubjectVault } from "../shared/subjects";
 import type { AppDeps, ComplianceDeps } from "./app";
 import { AuditWindows } from "./audit-windows";
 import { type IncidentResponse, incidentResponse } from "./incident-response";
@@ -97,6 +98,8 @@ export interface CorePorts {
   jobGateway?: boolean;
   /** Compliance reports' store and what the runtime claims about itself (docs/compliance.md). */
   compliance?: ComplianceDeps;
+  /** Data subjects' keys (docs/data-subjects.md); default: this process's memory. */
+  subjects?: SubjectKeyStore;
 }
 
 export interface CoreDeps extends AppDeps {
@@ -210,6 +213,14 @@ export async function composeCore(
     ...(ports.discovery.allowLocal ? { allowLocalDomains: true } : {}),
   });
 
+  // Subject keys are wrapped under a key derived from the same secret as the private keys at rest
+  // (the key hierarchy), also with an HSM: the subject keys are data keys, not signing keys.
+  const subjects = new SubjectVault({
+    store: ports.subjects ?? new MemorySubjectKeyStore(),
+    secret: ports.secret,
+    personalFields: config.audit.personal_fields,
+  });
+
   const jobs = ports.jobs?.({ serviceSigner, audit });
   // A quarantine cancels its target's jobs (a worker's: re-queued, its keys suspended), once, in
   // the process whose place won (functions/quarantine-jobs.ts).
@@ -257,6 +268,7 @@ export async function composeCore(
     ...(ports.incidents ? { incidents: ports.incidents } : {}),
     clientAddress: ports.clientAddress,
     ...(ports.compliance ? { compliance: ports.compliance } : {}),
+    subjects,
     ...(adminKeyPath ? { adminKeyPath } : {}),
     ...(incidents ? { incidentResponse: incidents } : {}),
   };

@@ -19,7 +19,7 @@ import {
 import { type EdgeEnv, stringVars } from "./env";
 import { DoIncidentStore } from "./incidents/adapter";
 import { GatewayJobsBackend } from "./jobs/gateway";
-import { DoKeyRegistry, DoSecretStore } from "./keys/adapter";
+import { DoKeyRegistry, DoSecretStore, DoSubjectKeyStore } from "./keys/adapter";
 import { EDGE_SCRYPT, edgeKeySecret } from "./keys/secret";
 import { DoRateLimiter } from "./limits/adapter";
 import { DoPinStore } from "./pins/adapter";
@@ -137,6 +137,8 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
       // Reports stay in the isolate's memory (each is signed and verifies on its own); the edge
       // has no archive, so it keeps every event rather than enforcing retention.
       compliance: { retentionEnforced: false, encryptionAtRest: !generated },
+      // Subject keys sit beside the private keys they share a key hierarchy with.
+      subjects: new DoSubjectKeyStore(keysObject),
       // Set by Cloudflare on every request (a client cannot forge it there).
       clientAddress: (c) => c.req.header("cf-connecting-ip"),
       ...(gateway

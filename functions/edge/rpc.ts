@@ -5,6 +5,7 @@
 import { AuditError, type AuditErrorCode } from "../../shared/audit";
 import { CryptoError, type CryptoErrorCode } from "../../shared/crypto";
 import { KeyRegistryError, type KeyRegistryErrorCode } from "../../shared/keys";
+import { SubjectError, type SubjectErrorCode } from "../../shared/subjects";
 
 export interface RpcError {
   name: string;
@@ -41,6 +42,8 @@ export function rebuildError(e: RpcError): Error {
       return new AuditError((e.code ?? "unavailable") as AuditErrorCode, e.message);
     case "CryptoError":
       return new CryptoError((e.code ?? "invalid_input") as CryptoErrorCode, e.message);
+    case "SubjectError":
+      return new SubjectError((e.code ?? "inconsistent") as SubjectErrorCode, e.message);
     case "TypeError":
       return new TypeError(e.message);
     case "RangeError":

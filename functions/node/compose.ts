@@ -40,6 +40,7 @@ import { RedisPinStore } from "./stores/pins-redis";
 import { RedisPolicyStore } from "./stores/policy-redis";
 import { RedisQuarantineStore } from "./stores/quarantine-redis";
 import { RedisReplayCache } from "./stores/replay-redis";
+import { RedisSubjectKeyStore } from "./stores/subjects-redis";
 
 export interface NodeDeps extends CoreDeps {
   close(): Promise<void>;
@@ -252,6 +253,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
           encryptionAtRest:
             env.SIGIL_KEY_PASSPHRASE !== undefined || config.security.key_store_type === "hsm",
         },
+        subjects: new RedisSubjectKeyStore(redis, prefix),
         clientAddress: (c) => {
           try {
             return getConnInfo(c).remote.address;

@@ -149,7 +149,14 @@ const exportRoute = createRoute({
   },
 });
 
-export function auditRoutes(audit: AuditService) {
+/**
+ * `seal`: seals the personal fields of a client's event details per data subject before the event
+ * is hashed and signed (docs/data-subjects.md); it rejects with a Problem.
+ */
+export function auditRoutes(
+  audit: AuditService,
+  seal?: (details: Record<string, unknown>) => Promise<Record<string, unknown>>,
+) {
   // A bad event or an inconsistent checkpoint found here is the audit-integrity signal incident
   // response reads (docs/incidents.md): audited once per finding per process, not per call.
   const reported = new Set<string>();
@@ -190,11 +197,12 @@ export function auditRoutes(audit: AuditService) {
           `event type ${body.eventType} is written by Sigil itself; clients append only agent.*, app.*, tool.invoked, message.routed and resource.allocated`,
         );
       }
+      const details = seal ? await seal(body.details) : body.details;
       const r = await audit
         .append({
           eventType: body.eventType,
           agentId: body.agentId ?? subject,
-          details: { ...body.details, submittedBy: c.get("keyid") },
+          details: { ...details, submittedBy: c.get("keyid") },
         })
         .catch(auditProblem);
       return c.json(r as unknown as Record<string, unknown>, 201);

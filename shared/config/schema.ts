@@ -190,6 +190,17 @@ export const auditSchema = z.strictObject({
   min_replicas: z.number().int().min(1).max(16).default(1),
   // How long an append waits for WAIT's replicas before it fails closed.
   replica_timeout_ms: z.number().int().min(10).max(60_000).default(2000),
+  // Top-level details fields of client-appended events sealed per data subject beside
+  // `details.subject`, which always is (docs/data-subjects.md).
+  personal_fields: z
+    .array(
+      z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/, "a personal field is a top-level details key"),
+    )
+    .max(32)
+    .refine((a) => new Set(a).size === a.length, "personal_fields must not repeat a field")
+    .default([]),
 });
 
 export const sandboxSchema = z

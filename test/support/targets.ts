@@ -15,6 +15,7 @@ import {
   type Signer,
 } from "../../shared/crypto";
 import { toBase64Url } from "../../shared/encoding";
+import { signRequest } from "../../shared/httpsig";
 import { silentLogger } from "../../shared/log";
 import { freePort, startEdge } from "./edge";
 import { connectRedis, dropPrefix, testPrefix } from "./redis";
@@ -50,6 +51,24 @@ export async function registeredKey(
   // The tests sign with k.kid: the service must name the key the same way.
   if (kid !== k.kid) throw new Error(`registered as ${kid}, expected ${k.kid}`);
   return k;
+}
+
+/** A request to `url` signed with `key` (RFC 9421), or unsigned without one, for fetch. */
+export async function signedRequest(
+  method: string,
+  url: string,
+  key: TestKey | undefined,
+  body?: string,
+): Promise<RequestInit> {
+  const headers = new Headers();
+  if (body !== undefined) headers.set("content-type", "application/json");
+  if (key) {
+    const sig = await signRequest({ method, url, headers, body: body ?? null }, key.signer, {
+      keyid: key.kid,
+    });
+    for (const [k, v] of Object.entries(sig)) if (v) headers.set(k, v);
+  }
+  return { method, headers, ...(body !== undefined ? { body } : {}) };
 }
 
 export interface Target {

@@ -11,6 +11,12 @@ import {
   type RotateOptions,
 } from "../../../shared/keys/record";
 import type { KeyRegistry } from "../../../shared/keys/registry";
+import {
+  type ActiveSubject,
+  type SubjectKeyStore,
+  type SubjectRecord,
+  SubjectRecordSchema,
+} from "../../../shared/subjects";
 import { unwrap } from "../rpc";
 import type { StubSource } from "../runtime";
 import type { KeysObject } from "./object";
@@ -70,5 +76,33 @@ export class DoSecretStore implements SecretStore {
 
   async list(): Promise<string[]> {
     return unwrap(await this.stub.listSecrets());
+  }
+}
+
+/** The SubjectKeyStore in the KeysObject (docs/data-subjects.md); results re-validated here. */
+export class DoSubjectKeyStore implements SubjectKeyStore {
+  constructor(private readonly source: StubSource<KeysObject>) {}
+
+  private get stub() {
+    return this.source();
+  }
+
+  async createOrGet(subjectHash: string, candidate: ActiveSubject): Promise<SubjectRecord> {
+    const r = unwrap(await this.stub.subjectCreateOrGet(subjectHash, candidate));
+    return SubjectRecordSchema.parse(r);
+  }
+
+  async get(subjectHash: string): Promise<SubjectRecord | undefined> {
+    const r = unwrap(await this.stub.subjectGet(subjectHash));
+    return r === null ? undefined : SubjectRecordSchema.parse(r);
+  }
+
+  async wrappedKey(ref: string): Promise<string | undefined> {
+    return unwrap(await this.stub.subjectWrappedKey(ref)) ?? undefined;
+  }
+
+  async erase(subjectHash: string, erasedAt: string): Promise<SubjectRecord | undefined> {
+    const r = unwrap(await this.stub.subjectErase(subjectHash, erasedAt));
+    return r === null ? undefined : SubjectRecordSchema.parse(r);
   }
 }

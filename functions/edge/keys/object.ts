@@ -19,6 +19,15 @@ import {
   type StoredKeyRecord,
   toStored,
 } from "../../../shared/keys/record";
+import {
+  type ActiveSubject,
+  checkActive,
+  checkHash,
+  checkInstant,
+  checkRef,
+  parseRecord,
+  type SubjectRecord,
+} from "../../../shared/subjects";
 import { capture, type Result } from "../rpc";
 import type { DurableObjectState } from "../runtime";
 import { SqlObject } from "../sql-object";
@@ -27,7 +36,9 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS keys (kid TEXT PRIMARY KEY, role TEXT NOT NULL, created_at INTEGER NOT NULL, json TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS keys_by_role ON keys (role, created_at, kid);
 CREATE TABLE IF NOT EXISTS secrets (kid TEXT PRIMARY KEY, blob TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL, expires INTEGER);`;
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL, expires INTEGER);
+CREATE TABLE IF NOT EXISTS subjects (hash TEXT PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS subject_keys (ref TEXT PRIMARY KEY, wrapped TEXT NOT NULL);`;
 
 export class KeysObject extends SqlObject {
   constructor(ctx: DurableObjectState, env: unknown) {
@@ -222,5 +233,58 @@ export class KeysObject extends SqlObject {
       );
       return true;
     });
+  }
+
+  // ---------------------------------------------------------------- data subjects
+  // The SubjectKeyStore (docs/data-subjects.md): here because the subject keys are wrapped by the
+  // same key hierarchy as the private keys above. Each method runs with no await inside, so a
+  // create racing an erasure cannot bring a key back.
+
+  subjectCreateOrGet(hash: string, candidate: ActiveSubject): Promise<Result<SubjectRecord>> {
+    return capture(() => {
+      checkHash(hash);
+      const c = checkActive(candidate);
+      const had = this.#subject(hash);
+      if (had) return had;
+      this.ctx.storage.transactionSync(() => {
+        this.sql.exec("INSERT INTO subjects (hash, json) VALUES (?, ?)", hash, JSON.stringify(c));
+        this.sql.exec("INSERT INTO subject_keys (ref, wrapped) VALUES (?, ?)", c.ref, c.wrappedKey);
+      });
+      return c;
+    });
+  }
+
+  subjectGet(hash: string): Promise<Result<SubjectRecord | null>> {
+    return capture(() => this.#subject(checkHash(hash)) ?? null);
+  }
+
+  subjectWrappedKey(ref: string): Promise<Result<string | null>> {
+    return capture(() => {
+      const row = this.sql
+        .exec<{ wrapped: string }>("SELECT wrapped FROM subject_keys WHERE ref = ?", checkRef(ref))
+        .toArray()[0];
+      return row?.wrapped ?? null;
+    });
+  }
+
+  subjectErase(hash: string, erasedAt: string): Promise<Result<SubjectRecord | null>> {
+    return capture(() => {
+      checkHash(hash);
+      const tomb = JSON.stringify({ state: "erased", erasedAt: checkInstant(erasedAt) });
+      const had = this.#subject(hash);
+      if (had?.state === "erased") return had;
+      this.ctx.storage.transactionSync(() => {
+        if (had) this.sql.exec("DELETE FROM subject_keys WHERE ref = ?", had.ref);
+        this.sql.exec("INSERT OR REPLACE INTO subjects (hash, json) VALUES (?, ?)", hash, tomb);
+      });
+      return had ?? null;
+    });
+  }
+
+  #subject(hash: string): SubjectRecord | undefined {
+    const row = this.sql
+      .exec<{ json: string }>("SELECT json FROM subjects WHERE hash = ?", hash)
+      .toArray()[0];
+    return parseRecord(row?.json);
   }
 }

@@ -8,7 +8,11 @@ import { DoAuditLog } from "../../../functions/edge/audit/adapter";
 import { AuditObject } from "../../../functions/edge/audit/object";
 import type { EdgeEnv } from "../../../functions/edge/env";
 import { DoIncidentStore } from "../../../functions/edge/incidents/adapter";
-import { DoKeyRegistry, DoSecretStore } from "../../../functions/edge/keys/adapter";
+import {
+  DoKeyRegistry,
+  DoSecretStore,
+  DoSubjectKeyStore,
+} from "../../../functions/edge/keys/adapter";
 import { DoRateLimiter } from "../../../functions/edge/limits/adapter";
 import { DoPinStore } from "../../../functions/edge/pins/adapter";
 import { PinsObject } from "../../../functions/edge/pins/object";
@@ -96,6 +100,8 @@ function target(env: EdgeEnv, c: Call): object {
       return new DoKeyRegistry(stubSource(env.SIGIL_KEYS, c.name));
     case "secrets":
       return new DoSecretStore(stubSource(env.SIGIL_KEYS, c.name));
+    case "subjects":
+      return new DoSubjectKeyStore(stubSource(env.SIGIL_KEYS, c.name));
     case "replay":
       return new DoReplayCache(env.SIGIL_REPLAY, `${c.name}:`);
     case "policy":
