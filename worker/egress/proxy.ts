@@ -202,6 +202,9 @@ export class JobProxy {
 
   private async onConnect(req: IncomingMessage, client: Socket, head: Buffer) {
     const start = Date.now();
+    // The http server hands the socket over without its error handler; a job that resets the
+    // connection (as python does closing a refused TLS tunnel) must not crash the worker.
+    client.on("error", () => client.destroy());
     const target = parseAuthority(req.url ?? "");
     const refuse = (
       reason: string,

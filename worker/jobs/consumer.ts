@@ -299,7 +299,11 @@ export function startConsumer(o: ConsumerOptions): Consumer {
           ? cancelledRun(env.tier)
           : await inSpan(
               "sigil.container.run",
-              () => o.driver.runJob(sandboxRunSpec(env), { signal: cancel.signal }),
+              () =>
+                o.driver.runJob(sandboxRunSpec(env), {
+                  signal: cancel.signal,
+                  ...(env.spec.network.allow.length > 0 ? { egress: env.spec.network.allow } : {}),
+                }),
               { parent: trace, attributes: { "sigil.job.tier": env.tier } },
             );
       } catch (e) {
