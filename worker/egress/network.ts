@@ -40,9 +40,10 @@ export interface NetworkAttachment {
   binds: string[];
 }
 
-export interface JobEgressOutcome extends EgressSummary {
-  /** The refused connections, in order (each also went to onLog as it happened). */
-  denied: ConnectionLogEntry[];
+export interface JobEgressOutcome {
+  summary: EgressSummary;
+  /** Every connection, allowed or refused, in order (each also went to onLog as it happened). */
+  log: ConnectionLogEntry[];
 }
 
 export interface OpenJobNetwork {
@@ -227,7 +228,6 @@ export class JobNetworks {
       const gateway = info.IPAM?.Config?.[0]?.Gateway;
       if (!gateway) throw new Error(`network ${bridge} has no gateway address`);
       let outcome: JobEgressOutcome | undefined;
-      const denied: ConnectionLogEntry[] = [];
       const egress = await startJobEgress({
         jobId,
         rules,
@@ -235,13 +235,10 @@ export class JobNetworks {
         bindHost: gateway,
         hostAddresses: [...new Set([gateway, ...hostAddresses()])],
         deniedEndpoints: this.o.deniedEndpoints ?? [],
-        onLog: (e) => {
-          if (!e.allowed) denied.push(e);
-          this.o.onLog?.(jobId, e);
-        },
+        ...(this.o.onLog ? { onLog: (e: ConnectionLogEntry) => this.o.onLog?.(jobId, e) } : {}),
       });
       const stopEgress = async () => {
-        outcome ??= { ...(await egress.stop()), denied };
+        outcome ??= { summary: await egress.stop(), log: [...egress.proxy.log] };
         return outcome;
       };
       undo.push(stopEgress);
