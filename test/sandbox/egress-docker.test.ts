@@ -10,14 +10,14 @@ import type { EgressRule } from "../../shared/jobs/egress";
 import { JobNetworks, NETWORK_LABEL } from "../../worker/egress/network";
 import type { SandboxRunResult } from "../../worker/jobs/driver";
 import { runWithEgress } from "../../worker/jobs/sandbox-driver";
-import { type Sandbox, selfOwner } from "../../worker/sandbox";
+import { type Sandbox, selfOwner, type Tier } from "../../worker/sandbox";
 import {
   type NetnsServers,
   NETNS_PORTS as P,
   startNetnsServers,
   startTestDns,
 } from "./egress-netns";
-import { closeSandbox, docker, jobId, newSandbox, PYTHON } from "./support";
+import { closeSandbox, docker, jobId, newSandbox, PYTHON, TIERS } from "./support";
 
 let srv: NetnsServers;
 let dns: { port: number; close(): void };
@@ -136,6 +136,7 @@ async function runPython(
   code: string,
   rules: EgressRule[],
   over: Record<string, unknown> = {},
+  tier: Tier = "docker",
 ): Promise<{ run: SandboxRunResult; out: Record<string, string>; networks: JobNetworks }> {
   const owner = selfOwner();
   const networks = new JobNetworks({
@@ -152,7 +153,7 @@ async function runPython(
     "runsc-net",
     {
       jobId: jobId("egress"),
-      tier: "docker",
+      tier,
       image: PYTHON,
       code: PRELUDE + code,
       language: "python",
@@ -173,7 +174,7 @@ async function runPython(
 const denied = (r: SandboxRunResult) => (r.egress?.log ?? []).filter((e) => !e.allowed);
 const reasons = (r: SandboxRunResult) => denied(r).map((e) => e.reason ?? "");
 
-describe("egress through the job network (runc)", () => {
+describe.each(TIERS)("egress through the job network (%s)", (tier) => {
   it("carries https and http by name and TCP by a cidr rule, from python in the job", async () => {
     const before = { ...srv.hits };
     const { run, out } = await runPython(
@@ -189,9 +190,12 @@ out("ifaces", ",".join(sorted(n for _, n in socket.if_nameindex())))
         { domain: "plain.test", ports: [P.http], protocol: "tcp" },
         { cidr: `${srv.serverIp}/32`, ports: [P.tcp], protocol: "tcp" },
       ],
+      {},
+      tier,
     );
     expect(run.stderr).toBe("");
     expect(run.status).toBe("succeeded");
+    expect(run.runtime).toBe(tier === "docker" ? "runc" : "runsc");
     expect(out).toMatchObject({
       https: `ok:api.test`,
       http: `200:plain.test:${P.http}`,
@@ -237,6 +241,8 @@ out("udp", "sent")
         { domain: "host.test", ports: [sentinelPort], protocol: "tcp" },
         { cidr: `${srv.serverIp}/32`, ports: [P.tcp], protocol: "tcp" },
       ],
+      {},
+      tier,
     );
     expect(run.stderr).toBe("");
     expect(out).toMatchObject({
@@ -295,6 +301,7 @@ out("refused", sum(1 for r in res if r == "status403"))
 `,
       [{ domain: "api.test", ports: [P.https], protocol: "tcp" }],
       { connections_per_second: 1 },
+      tier,
     );
     expect(Number(out.ok)).toBeGreaterThanOrEqual(1);
     expect(Number(out.refused)).toBeGreaterThanOrEqual(1);
@@ -306,6 +313,8 @@ out("refused", sum(1 for r in res if r == "status403"))
     const { run, out } = await runPython(
       `out("ifaces", ",".join(sorted(n for _, n in socket.if_nameindex())))`,
       [],
+      {},
+      tier,
     );
     expect(run.status).toBe("succeeded");
     expect(out.ifaces).toBe("lo");
