@@ -111,7 +111,10 @@ cfg.runtimes = { ...(cfg.runtimes ?? {}),
   "runsc-ptrace": { path: runscPath, runtimeArgs: [...baseArgs, "--platform=ptrace"] },
   // Tier 2 jobs with egress (docs/sandbox.md "Egress"): gVisor with its own network stack, for
   // containers attached to a per-job internal network; every other job keeps --network=none.
-  "runsc-net": { path: runscPath, runtimeArgs: [...(ociSeccomp ? [ociSeccomp] : []), ...(platform ? [`--platform=${platform}`] : [])] },
+  // --network=host: the sandbox uses the network namespace Docker made for the container (the
+  // job's internal network), not gVisor's netstack, which this runsc (Debian 20221219) cannot
+  // start here ("cannot run with network enabled in root network namespace").
+  "runsc-net": { path: runscPath, runtimeArgs: [...(ociSeccomp ? [ociSeccomp] : []), "--network=host", ...(platform ? [`--platform=${platform}`] : [])] },
 };
 const hasExecOpt = (cfg["exec-opts"] ?? []).some((o) => String(o).startsWith("native.cgroupdriver="));
 if (cgroupDriver && !hasExecOpt) cfg["exec-opts"] = [...(cfg["exec-opts"] ?? []), `native.cgroupdriver=${cgroupDriver}`];

@@ -16,7 +16,15 @@ import type {
   JobsBackend,
   StartOutcome,
 } from "../../shared/jobs/backend";
-import { egressSettings } from "../../shared/jobs/egress";
+import {
+  type ConnectionLogEntry,
+  checkEgressLog,
+  connectionLogEntrySchema,
+  type EgressSummary,
+  egressSettings,
+  MAX_DENIED_EVENTS,
+  MAX_REPORTED_LOG,
+} from "../../shared/jobs/egress";
 import type { EnvelopeSigner } from "../../shared/jobs/envelope";
 import { resolveHeldJob } from "../../shared/jobs/held";
 import {
@@ -174,6 +182,11 @@ const resultReport = z.strictObject({
    * that refused the envelope and so never reported a start.
    */
   lockHash: hex64.optional(),
+  /**
+   * A job with egress: its whole connection log (docs/sandbox.md, "Egress"). It must hash to the
+   * signed result's `egress.digest`; its refusals go to the audit trail as `egress.denied`.
+   */
+  egressLog: z.array(connectionLogEntrySchema).max(MAX_REPORTED_LOG).optional(),
 });
 const reportSchema = z.discriminatedUnion("type", [startedReport, resultReport]);
 
@@ -411,6 +424,43 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     } catch (err) {
       throw unavailable("audit append", err);
     }
+  }
+
+  /**
+   * docs/sandbox.md "Egress": each refused connection (from a log that hashes to the signed
+   * digest) as `egress.denied`, then the job's signed summary as `egress.summary`.
+   */
+  async function auditEgress(
+    workerKid: string,
+    jobId: string,
+    summary: EgressSummary,
+    log: readonly ConnectionLogEntry[] | undefined,
+  ): Promise<void> {
+    const denied = (log ?? []).filter((e) => !e.allowed);
+    for (const e of denied.slice(0, MAX_DENIED_EVENTS))
+      await audit({
+        eventType: "egress.denied",
+        agentId: workerKid,
+        details: {
+          jobId,
+          kind: e.kind,
+          host: e.host,
+          port: e.port,
+          ...(e.address ? { address: e.address } : {}),
+          reason: e.reason ?? "refused",
+          at: e.at,
+        },
+      });
+    await audit({
+      eventType: "egress.summary",
+      agentId: workerKid,
+      details: {
+        jobId,
+        ...summary,
+        logReported: log !== undefined,
+        deniedAudited: Math.min(denied.length, MAX_DENIED_EVENTS),
+      },
+    });
   }
 
   /** 429 when the caller's submitter already has `cap` unfinished jobs. */
@@ -936,6 +986,11 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         throw new Problem(409, "conflict", "Result does not match the job", verdict.detail);
       }
       const result: ResultBody = verdict.result;
+      const egressProblem = checkEgressLog(result, report.egressLog);
+      if (egressProblem)
+        throw new Problem(400, "validation", "Invalid result", egressProblem, [
+          { path: "egressLog", message: egressProblem },
+        ]);
       const details = {
         jobId: id,
         status: result.status,
@@ -973,6 +1028,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
           `job ${id} already has a different result`,
         );
       }
+      if (result.egress) await auditEgress(who.keyid, id, result.egress, report.egressLog);
       await audit({
         eventType: result.status === "rejected" ? "job.rejected" : "job.completed",
         agentId: who.keyid,

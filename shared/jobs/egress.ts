@@ -2,6 +2,8 @@
 // operator's configuration admits, and the per-connection verdict the worker's proxy asks for.
 // Pure (no I/O): the API admits rules with it before signing, the worker's proxy checks every
 // resolved address with it before connecting.
+import { z } from "zod";
+import { canonicalJson, sha256Hex } from "../encoding";
 import {
   type Cidr,
   cidrContains,
@@ -240,4 +242,68 @@ export function matchRule(
 /** Whether a name is asked for by any domain rule (the resolver answers only these). */
 export function nameAllowed(rules: readonly EgressRule[], name: string): boolean {
   return rules.some((r) => r.domain !== undefined && domainMatches(r.domain, name));
+}
+
+/**
+ * One entry of a job's connection log (docs/sandbox.md, "Egress"), allowed or refused. The worker
+ * reports the log beside its signed result; the API recomputes the signed digest from it.
+ */
+export const connectionLogEntrySchema = z.strictObject({
+  /** Milliseconds since the job's proxy started. */
+  at: z.number().int().min(0).max(86_400_000),
+  kind: z.enum(["connect", "http"]),
+  host: z.string().max(256),
+  port: z.number().int().min(0).max(65535),
+  address: z.string().max(64).optional(),
+  allowed: z.boolean(),
+  reason: z.string().max(512).optional(),
+  bytesUp: z.number().int().min(0),
+  bytesDown: z.number().int().min(0),
+  durationMs: z.number().int().min(0).max(86_400_000),
+});
+export type ConnectionLogEntry = z.infer<typeof connectionLogEntrySchema>;
+
+/** The per-job summary the signed result carries. */
+export const egressSummarySchema = z.strictObject({
+  connections: z.number().int().min(0),
+  refused: z.number().int().min(0),
+  bytesUp: z.number().int().min(0),
+  bytesDown: z.number().int().min(0),
+  /** sha256 (hex) of the log's entries, each RFC 8785 canonical JSON, joined by "\n". */
+  digest: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type EgressSummary = z.infer<typeof egressSummarySchema>;
+
+/** Most log entries a result report carries; a longer log is summarised only. */
+export const MAX_REPORTED_LOG = 4096;
+
+export const connectionLogDigest = (log: readonly ConnectionLogEntry[]): string =>
+  sha256Hex(log.map((e) => canonicalJson(e)).join("\n"));
+
+export function summarizeConnectionLog(log: readonly ConnectionLogEntry[]): EgressSummary {
+  return {
+    connections: log.filter((e) => e.allowed).length,
+    refused: log.filter((e) => !e.allowed).length,
+    bytesUp: log.reduce((n, e) => n + e.bytesUp, 0),
+    bytesDown: log.reduce((n, e) => n + e.bytesDown, 0),
+    digest: connectionLogDigest(log),
+  };
+}
+
+/** Most `egress.denied` audit events one job's result produces; its summary counts the rest. */
+export const MAX_DENIED_EVENTS = 256;
+
+/**
+ * Why a reported connection log cannot stand beside its signed result, or null: a log must hash
+ * to the signed digest, and a log without a signed summary is not accepted at all.
+ */
+export function checkEgressLog(
+  result: { egress?: EgressSummary },
+  log: readonly ConnectionLogEntry[] | undefined,
+): string | null {
+  if (!log) return null;
+  if (!result.egress) return "an egress log was sent for a result that signs no egress summary";
+  if (connectionLogDigest(log) !== result.egress.digest)
+    return "the egress log does not hash to the signed result's egress.digest";
+  return null;
 }

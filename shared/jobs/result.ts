@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { canonicalBytes, fromBase64Url, sha256Hex, toBase64Url, utf8 } from "../encoding";
 import type { Tier } from "../risk";
+import { type EgressSummary, egressSummarySchema } from "./egress";
 
 export const TERMINAL_STATUSES = [
   "succeeded",
@@ -48,6 +49,11 @@ export interface ResultBody {
   startedAt: string;
   finishedAt: string;
   workerId: string;
+  /**
+   * A job with egress rules: its connection log's counts and digest (docs/sandbox.md, "Egress").
+   * Absent otherwise, so results signed before it existed verify unchanged.
+   */
+  egress?: EgressSummary;
 }
 
 export interface SignedResult {
@@ -83,6 +89,7 @@ export const resultBodySchema = z.strictObject({
   startedAt: iso,
   finishedAt: iso,
   workerId: z.string().min(1).max(128),
+  egress: egressSummarySchema.optional(),
 });
 
 export const signedResultSchema = z.strictObject({

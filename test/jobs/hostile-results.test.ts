@@ -21,6 +21,11 @@ import {
   type SignedEnvelope,
   signResult,
 } from "../../shared/jobs";
+import {
+  type ConnectionLogEntry,
+  MAX_REPORTED_LOG,
+  summarizeConnectionLog,
+} from "../../shared/jobs/egress";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
 import {
   registeredKey,
@@ -186,6 +191,76 @@ describe.each(targetNames)("%s", (name) => {
       expect(d).toMatchObject({ severity: "high", workerKid: w2.kid, attempt: t.attempt });
     expect(claims.map((d) => d.reason)).toEqual(["no-lock", "claimed-by-other"]);
     expect(refused.at(-1)).toMatchObject({ claimedBy: w1.kid });
+  });
+
+  it("a result with egress: its log must hash to the signed digest; each refusal and the summary are audited", async () => {
+    const t = await submitAndTake();
+    expect(await started(w1, t)).toMatchObject({ outcome: "started", proceed: true });
+    const log: ConnectionLogEntry[] = [
+      {
+        at: 0,
+        kind: "connect",
+        host: "api.test",
+        port: 443,
+        address: "203.0.113.7",
+        allowed: true,
+        bytesUp: 10,
+        bytesDown: 20,
+        durationMs: 3,
+      },
+      {
+        at: 5,
+        kind: "connect",
+        host: "evil.test",
+        port: 443,
+        allowed: false,
+        reason: "name and port not on the job's allow-list",
+        bytesUp: 0,
+        bytesDown: 0,
+        durationMs: 0,
+      },
+    ];
+    const egress = summarizeConnectionLog(log);
+    const mine = await resultOf(w1, t, { egress });
+    const send = (egressLog: unknown, r: object = mine) =>
+      client(w1).jobs.reportResult(t.jobId, {
+        type: "result",
+        attempt: t.attempt,
+        ...r,
+        egressLog,
+      });
+    // Not the signed log: an entry dropped, an entry changed, or a log beside a result signing none.
+    expect(await refusal(send(log.slice(0, 1)))).toEqual([400, "validation"]);
+    expect(await refusal(send([log[0], { ...log[1], reason: "x" }]))).toEqual([400, "validation"]);
+    expect(await refusal(send(log, await resultOf(w1, t)))).toEqual([400, "validation"]);
+    // Hostile shapes: an unknown field, a lone surrogate, a negative count, too many entries.
+    expect(await refusal(send([{ ...log[0], extra: 1 }]))).toEqual([400, "validation"]);
+    expect(await refusal(send([{ ...log[1], host: "\ud800.test" }]))).toEqual([400, "validation"]);
+    expect(await refusal(send([{ ...log[0], bytesUp: -1 }]))).toEqual([400, "validation"]);
+    const many = await refusal(send(Array.from({ length: MAX_REPORTED_LOG + 1 }, () => log[1])));
+    expect([400, 413]).toContain(many?.[0]);
+    expect(await send(log)).toMatchObject({ outcome: "stored", status: "succeeded" });
+
+    const { events } = await admin.audit.list({ from: 0, limit: 1000 });
+    const ofJob = events.filter((e) => e.details.jobId === t.jobId);
+    expect(ofJob.filter((e) => e.eventType === "egress.denied").map((e) => e.details)).toEqual([
+      {
+        jobId: t.jobId,
+        kind: "connect",
+        host: "evil.test",
+        port: 443,
+        reason: "name and port not on the job's allow-list",
+        at: 5,
+      },
+    ]);
+    expect(ofJob.find((e) => e.eventType === "egress.summary")?.details).toEqual({
+      jobId: t.jobId,
+      ...egress,
+      logReported: true,
+      deniedAudited: 1,
+    });
+    // The stored result is the signed one, summary included.
+    expect((await agent.jobs.get(t.jobId)).result).toMatchObject({ signed: { egress } });
   });
 
   it("a worker that refused the envelope claims the attempt with its result, while it holds the lock", async () => {

@@ -3,45 +3,25 @@
 // itself, connects only to addresses that pass the deny ranges and the job's signed rules, checks
 // TLS SNI (CONNECT) and Host (plain HTTP) against the target name, rate- and byte-limits the job,
 // and logs every connection, allowed or refused, with its reason.
-import { createHash } from "node:crypto";
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from "node:http";
 import { connect, isIP, type Socket } from "node:net";
-import { canonicalJson } from "../../shared/encoding";
 import {
+  type ConnectionLogEntry,
   checkDestination,
   type EgressRule,
   type EgressSettings,
+  type EgressSummary,
   matchRule,
+  summarizeConnectionLog,
 } from "../../shared/jobs/egress";
 import { serverNameOf, TLS_HEAD_MAX } from "./sni";
 
-export interface ConnectionLogEntry {
-  /** Milliseconds since the job's proxy started. */
-  at: number;
-  kind: "connect" | "http";
-  host: string;
-  port: number;
-  address?: string;
-  allowed: boolean;
-  reason?: string;
-  bytesUp: number;
-  bytesDown: number;
-  durationMs: number;
-}
+export type { ConnectionLogEntry, EgressSummary };
 
 export interface EgressLimits {
   connectionsPerSecond: number;
   maxBytes: number;
   maxConnections: number;
-}
-
-export interface EgressSummary {
-  connections: number;
-  refused: number;
-  bytesUp: number;
-  bytesDown: number;
-  /** sha256 (hex) of the log's entries, each RFC 8785 canonical JSON, joined by "\n". */
-  digest: string;
 }
 
 export interface JobProxyOptions {
@@ -102,14 +82,7 @@ export class JobProxy {
   }
 
   summary(): EgressSummary {
-    const lines = this.log.map((e) => canonicalJson(e)).join("\n");
-    return {
-      connections: this.log.filter((e) => e.allowed).length,
-      refused: this.log.filter((e) => !e.allowed).length,
-      bytesUp: this.log.reduce((n, e) => n + e.bytesUp, 0),
-      bytesDown: this.log.reduce((n, e) => n + e.bytesDown, 0),
-      digest: createHash("sha256").update(lines).digest("hex"),
-    };
+    return summarizeConnectionLog(this.log);
   }
 
   private record(e: Omit<ConnectionLogEntry, "at" | "durationMs">, start: number) {
@@ -202,6 +175,9 @@ export class JobProxy {
 
   private async onConnect(req: IncomingMessage, client: Socket, head: Buffer) {
     const start = Date.now();
+    // The http server hands the socket over without its error handler; a job that resets the
+    // connection (as python does closing a refused TLS tunnel) must not crash the worker.
+    client.on("error", () => client.destroy());
     const target = parseAuthority(req.url ?? "");
     const refuse = (
       reason: string,

@@ -10,6 +10,7 @@ import type { UntrustedQueuedJob } from "../../platform/node/queue";
 import { limitsSchema } from "../../shared/config/schema";
 import type { Signer } from "../../shared/crypto";
 import { canonicalJson, clip, sha256Hex, utf8 } from "../../shared/encoding";
+import { MAX_REPORTED_LOG } from "../../shared/jobs/egress";
 import { type EnvelopeVerifyOptions, verifyEnvelope } from "../../shared/jobs/envelope";
 import {
   outputHash,
@@ -184,6 +185,11 @@ export function startConsumer(o: ConsumerOptions): Consumer {
         stdout: run?.stdout ?? "",
         stderr: run?.stderr ?? "",
         lockHash,
+        // The API recomputes the signed digest from it and audits each refusal; a log too long to
+        // carry leaves the signed summary alone (docs/sandbox.md, "Egress").
+        ...(run?.egress && run.egress.log.length <= MAX_REPORTED_LOG
+          ? { egressLog: run.egress.log }
+          : {}),
       },
     };
     await o.outbox.put(p);
@@ -299,7 +305,11 @@ export function startConsumer(o: ConsumerOptions): Consumer {
           ? cancelledRun(env.tier)
           : await inSpan(
               "sigil.container.run",
-              () => o.driver.runJob(sandboxRunSpec(env), { signal: cancel.signal }),
+              () =>
+                o.driver.runJob(sandboxRunSpec(env), {
+                  signal: cancel.signal,
+                  ...(env.spec.network.allow.length > 0 ? { egress: env.spec.network.allow } : {}),
+                }),
               { parent: trace, attributes: { "sigil.job.tier": env.tier } },
             );
       } catch (e) {
@@ -359,6 +369,7 @@ export function startConsumer(o: ConsumerOptions): Consumer {
         startedAt: run.startedAt,
         finishedAt: run.finishedAt,
         workerId: o.workerId,
+        ...(run.egress ? { egress: run.egress.summary } : {}),
       },
       run,
       trace,

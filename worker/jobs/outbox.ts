@@ -4,6 +4,8 @@
 import { mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 
+import type { ConnectionLogEntry } from "../../shared/jobs/egress";
+
 export interface ResultReport {
   type: "result";
   attempt: number;
@@ -12,6 +14,8 @@ export interface ResultReport {
   stderr: string;
   /** sha256 of the queue lock token of the attempt that produced it (see consumer.ts). */
   lockHash?: string;
+  /** The job's connection log, whose digest the signed result carries (docs/sandbox.md). */
+  egressLog?: ConnectionLogEntry[];
 }
 
 export interface PendingReport {

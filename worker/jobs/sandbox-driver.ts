@@ -1,8 +1,45 @@
 // The worker's sandbox: worker/sandbox's Sandbox (hardened containers + warm pool) configured from
 // the settings, behind the SandboxDriver shape the consumer depends on.
+import Docker from "dockerode";
 import type { SigilConfig } from "../../shared/config";
-import { preflight, Sandbox } from "../sandbox";
-import type { SandboxDriver } from "./driver";
+import { JobNetworks, redisEndpoint } from "../egress/network";
+import { errorResult, preflight, Sandbox, selfOwner } from "../sandbox";
+import type { SandboxDriver, SandboxRunOptions, SandboxRunResult, SandboxRunSpec } from "./driver";
+
+/**
+ * Runs a job with egress rules on a network of its own (docs/sandbox.md, "Egress"), the network
+ * and its proxy removed afterwards whatever happened; without rules, with no network at all.
+ * A worker with `[network] egress` off runs no job that has rules (fail closed).
+ */
+export async function runWithEgress(
+  sandbox: Sandbox,
+  networks: JobNetworks | undefined,
+  gvisorRuntime: string,
+  spec: SandboxRunSpec,
+  opts: SandboxRunOptions = {},
+): Promise<SandboxRunResult> {
+  const signal = opts.signal ? { signal: opts.signal } : {};
+  if (!opts.egress || opts.egress.length === 0) return sandbox.runJob(spec, signal);
+  if (!networks)
+    return errorResult(spec, "job has network rules but [network] egress is off on this worker");
+  let net: Awaited<ReturnType<JobNetworks["openFor"]>>;
+  try {
+    net = await networks.openFor(spec.jobId, opts.egress);
+  } catch (e) {
+    return errorResult(spec, `egress network setup failed: ${(e as Error).message}`);
+  }
+  let result: SandboxRunResult;
+  try {
+    result = await sandbox.runJob(spec, {
+      ...signal,
+      network: { ...net.attachment, gvisorRuntime },
+    });
+  } finally {
+    result ??= errorResult(spec, "sandbox failure");
+    result.egress = await net.close();
+  }
+  return result;
+}
 
 export function createSandboxDriver(
   workerId: string,
@@ -15,7 +52,9 @@ export function createSandboxDriver(
   poolInfo: () => ReturnType<Sandbox["poolInfo"]>;
 } {
   const size = config.sandbox.warm_pool_size;
+  const docker = new Docker();
   const sandbox = new Sandbox({
+    docker,
     workerId,
     images: config.sandbox.images,
     gvisorRuntime: config.sandbox.gvisor_runtime,
@@ -32,10 +71,24 @@ export function createSandboxDriver(
           )
         : [],
   });
+  const redis = redisEndpoint(config.redis.url);
+  const owner = selfOwner();
+  const networks = config.network.egress
+    ? new JobNetworks({
+        docker,
+        workerId,
+        runId: sandbox.runId,
+        ...(owner ? { owner } : {}),
+        network: config.network,
+        deniedEndpoints: redis ? [redis] : [],
+      })
+    : undefined;
+  const gvisorNet = config.network.gvisor_network_runtime;
   return {
     driver: {
-      runJob: (spec, opts) => sandbox.runJob(spec, opts),
-      cleanupOrphans: () => sandbox.cleanupOrphans(),
+      runJob: (spec, opts) => runWithEgress(sandbox, networks, gvisorNet, spec, opts),
+      cleanupOrphans: async () =>
+        (await sandbox.cleanupOrphans()) + ((await networks?.cleanupOrphans(owner)) ?? 0),
       drain: () => sandbox.drainPools(),
       shutdown: () => sandbox.shutdown(),
     },

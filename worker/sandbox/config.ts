@@ -107,13 +107,26 @@ export const shapeOf = (image: string, tier: Tier, limits: SandboxLimits): Conta
 // container on the host, so Tier 1 uses the pids cgroup alone.
 export const runscHostPids = (pids: number): number => pids * 48 + 256;
 
+/**
+ * A job with egress rules: its own internal network, proxy settings and resolver
+ * (worker/egress/network.ts), and for Tier 2 the runsc registration with its network stack on.
+ */
+export interface ContainerNetwork {
+  network: string;
+  env: string[];
+  binds: string[];
+  gvisorRuntime: string;
+}
+
 export function createOptions(
   cfg: SandboxConfig,
   shape: ContainerShape,
   labels: ContainerLabels,
   name?: string,
+  net?: ContainerNetwork,
 ): Docker.ContainerCreateOptions {
   const gvisor = shape.tier === "gvisor";
+  const runtime = gvisor ? (net ? net.gvisorRuntime : cfg.gvisorRuntime) : "runc";
   const memory = shape.memoryMb * MiB;
   const ulimits: Docker.Ulimit[] = [{ Name: "core", Soft: 0, Hard: 0 }];
   if (gvisor) ulimits.push({ Name: "nproc", Soft: shape.pids, Hard: shape.pids });
@@ -126,6 +139,7 @@ export function createOptions(
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       "HOME=/work",
       "LANG=C.UTF-8",
+      ...(net?.env ?? []),
     ],
     // The job arrives on stdin (warm-pool protocol); StdinOnce closes it after the archive.
     AttachStdin: true,
@@ -134,7 +148,7 @@ export function createOptions(
     OpenStdin: true,
     StdinOnce: true,
     Tty: false,
-    NetworkDisabled: true,
+    NetworkDisabled: !net,
     Labels: {
       [LABEL.job]: labels.job,
       [LABEL.tier]: shape.tier,
@@ -144,8 +158,9 @@ export function createOptions(
       ...(labels.owner ? { [LABEL.owner]: labels.owner } : {}),
     },
     HostConfig: {
-      ...(gvisor ? { Runtime: cfg.gvisorRuntime } : { Runtime: "runc" }),
-      NetworkMode: "none",
+      Runtime: runtime,
+      NetworkMode: net ? net.network : "none",
+      ...(net ? { Binds: net.binds } : {}),
       Memory: memory,
       MemorySwap: memory, // equal to Memory: no swap
       NanoCpus: Math.round(shape.cpus * 1e9),

@@ -7,6 +7,7 @@ import type { Duplex } from "node:stream";
 import type Docker from "dockerode";
 import {
   type ContainerLabels,
+  type ContainerNetwork,
   type ContainerShape,
   createOptions,
   type SandboxConfig,
@@ -39,8 +40,9 @@ export async function prepareContainer(
   shape: ContainerShape,
   labels: ContainerLabels,
   name?: string,
+  net?: ContainerNetwork,
 ): Promise<Prepared> {
-  const container = await docker.createContainer(createOptions(cfg, shape, labels, name));
+  const container = await docker.createContainer(createOptions(cfg, shape, labels, name, net));
   try {
     // Attach before start (as `docker run -i` does) so no output can be missed.
     const socket = (await container.attach({

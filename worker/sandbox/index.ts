@@ -1,6 +1,7 @@
 // Sandbox driver: runs one job in one hardened container (Docker/runc = Tier 1, gVisor/runsc =
 // Tier 2), with a warm pool of single-use containers. See docs/sandbox.md.
 export {
+  type ContainerNetwork,
   type ContainerShape,
   createOptions,
   DEFAULT_IMAGES,
@@ -29,6 +30,7 @@ export {
 } from "./sandbox";
 export {
   DEFAULT_LIMITS,
+  errorResult,
   type JobResult,
   type JobSpec,
   type JobSpecInput,

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import Docker from "dockerode";
 import {
+  type ContainerNetwork,
   LABEL,
   type SandboxConfig,
   type SandboxOptionsInput,
@@ -33,6 +34,8 @@ import {
 export interface RunOptions {
   /** Aborting kills the job; it ends with status "killed". */
   signal?: AbortSignal;
+  /** A job with egress: a cold container on this network (worker/egress/network.ts). */
+  network?: ContainerNetwork;
 }
 
 export interface ShutdownOptions {
@@ -145,7 +148,8 @@ export class Sandbox {
     const signal = opts.signal ? AbortSignal.any([opts.signal, ac.signal]) : ac.signal;
     let prepared: Prepared | undefined;
     const shape = shapeOf(spec.image, spec.tier, spec.limits);
-    const pool = this.pools.get(shapeKey(shape));
+    // A warm container has no network; a job with egress always gets a cold one on its own.
+    const pool = opts.network ? undefined : this.pools.get(shapeKey(shape));
     try {
       // The pool starts replacements on take (pool.ts); it may wait for one under creation.
       prepared = await pool?.take();
@@ -161,6 +165,7 @@ export class Sandbox {
           shape,
           this.labels(spec.jobId, "cold"),
           `sigil-job-${spec.jobId}-${token.slice(0, 8)}`,
+          opts.network,
         );
       }
       return await runInContainer(prepared, spec, archive, {
