@@ -178,13 +178,18 @@ export class Sigil {
      * Server-sent events (event `approval`, data: the approval as it is now) for every change the
      * key may see, from now until the server ends the stream; `break` or the signal stops it.
      */
-    events: (call?: CallOptions): AsyncIterable<ServerSentEvent> => this.#approvalEvents(call),
+    events: (call?: CallOptions): AsyncIterable<ServerSentEvent> =>
+      this.#eventStream("/v1/approvals/events", call),
   };
 
-  async *#approvalEvents(call?: CallOptions): AsyncGenerator<ServerSentEvent, void, undefined> {
+  /** A signed GET of a server-sent event stream (EventSource cannot sign its request). */
+  async *#eventStream(
+    path: string,
+    call?: CallOptions,
+  ): AsyncGenerator<ServerSentEvent, void, undefined> {
     const res = await this.#send({
       method: "GET",
-      path: "/v1/approvals/events",
+      path,
       accept: "text/event-stream",
       call,
       stream: true,
@@ -196,6 +201,12 @@ export class Sigil {
   // ---- incidents (docs/incidents.md) ----
 
   readonly incidents = {
+    /**
+     * Server-sent events (event `incident`, data: the incident as it is now) for every change,
+     * from the newest on, until the server ends the stream; `break` or the signal stops it.
+     */
+    events: (call?: CallOptions): AsyncIterable<ServerSentEvent> =>
+      this.#eventStream("/v1/incidents/events", call),
     list: (
       q: { state?: IncidentState; severity?: Severity; limit?: number; before?: string } = {},
       call?: CallOptions,

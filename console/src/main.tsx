@@ -8,6 +8,7 @@ import { clientFor, errorText } from "./api";
 import { forgetKey, importKeyFile, loadSigner } from "./keystore";
 import { ApprovalsPage } from "./pages/approvals";
 import { AuditPage } from "./pages/audit";
+import { IncidentsPage } from "./pages/incidents";
 import { JobsPage } from "./pages/jobs";
 import { KeysPage } from "./pages/keys";
 import { OverviewPage } from "./pages/overview";
@@ -25,6 +26,7 @@ const PAGES = [
   { path: "audit", title: "Audit", Page: AuditPage },
   { path: "jobs", title: "Jobs", Page: JobsPage },
   { path: "approvals", title: "Approvals", Page: ApprovalsPage },
+  { path: "incidents", title: "Incidents", Page: IncidentsPage },
   { path: "policies", title: "Policies", Page: PoliciesPage },
   { path: "keys", title: "Keys and pins", Page: KeysPage },
 ] as const;

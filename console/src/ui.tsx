@@ -48,3 +48,30 @@ export function Code(props: JSX.HTMLAttributes<HTMLPreElement>) {
   // biome-ignore lint/a11y/noNoninteractiveTabindex: WCAG 2.1.1, a scrollable region needs focus
   return <pre tabIndex={0} {...props} />;
 }
+
+/** A filter: a labelled select whose first choice, "any", is the empty string. */
+export function AnyOf({
+  label,
+  id,
+  value,
+  options,
+  onChange,
+}: {
+  label: string;
+  id?: string;
+  value: string;
+  options: readonly string[];
+  onChange: (v: string) => void;
+}) {
+  return (
+    <label>
+      {label}
+      <select id={id} value={value} onChange={(e) => onChange(e.currentTarget.value)}>
+        <option value="">any</option>
+        {options.map((s) => (
+          <option key={s}>{s}</option>
+        ))}
+      </select>
+    </label>
+  );
+}

@@ -5,17 +5,29 @@
 // that one marked. axe-core on every page (light and dark); a screenshot of each page.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { Redis } from "ioredis";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Sigil } from "../../sdk";
+import { composeNode, type NodeDeps } from "../../functions/node/compose";
+import { loadNodeConfig } from "../../platform/node/config";
+import { Sigil, SigilError } from "../../sdk";
 import { devAdminClient } from "../../sdk/node";
-import { generateEd25519KeyPair } from "../../shared/crypto";
+import { generateEd25519KeyPair, publicJwk, uuidV7 } from "../../shared/crypto";
 import { toBase64Url } from "../../shared/encoding";
+import { DetectionEngine, DetectionRunner } from "../../shared/incidents";
+import { silentLogger } from "../../shared/log";
 import { type PolicyError, parse } from "../../shared/policy";
 import { submitLowRisk } from "../jobs/support/harness";
 import { connectRedis } from "../support/redis";
 import { type Stack, startStack } from "../support/stack";
 import { buildConsole, launch, screenshot, seriousViolations } from "./support";
+
+// Incident detection with a small burst threshold, and auth.failed aggregated over a short window
+// so the burst reaches the trail quickly.
+const STACK_ENV = {
+  SIGIL_INCIDENTS_FAILED_AUTH_THRESHOLD: "3",
+  SIGIL_LIMITS_AUDIT_WINDOW_MS: "1000",
+};
 
 let stack: Stack;
 let browser: Browser;
@@ -39,6 +51,18 @@ async function goto(route: string): Promise<void> {
   await page.locator("h1").first().waitFor();
 }
 
+/** An agent key (code trust 1, so a busybox job scores low risk) and its client. */
+async function newAgent(admin: Sigil, subject: string): Promise<Sigil> {
+  const kp = await generateEd25519KeyPair();
+  await admin.keys.create({
+    role: "agent",
+    subject,
+    publicKey: toBase64Url(kp.publicKey),
+    trust: 1,
+  });
+  return new Sigil({ baseUrl: stack.base, secretKey: kp.secretKey });
+}
+
 async function accessible(name: string): Promise<void> {
   expect(await seriousViolations(page), name).toEqual([]);
   await page.emulateMedia({ colorScheme: "dark" });
@@ -48,9 +72,59 @@ async function accessible(name: string): Promise<void> {
   await screenshot(page, name);
 }
 
+/**
+ * Incident detection as a second API process runs it (docs/incidents.md "Exactly once"): the
+ * stack's own trail and incident store, composed in this process from the stack's data directory
+ * and Redis prefix. Exactly once holds whoever else steps (the runner's compare-and-set decides).
+ */
+async function detectionProcess(): Promise<{ drain(): Promise<number>; close(): Promise<void> }> {
+  const config = loadNodeConfig({
+    ...process.env,
+    ...STACK_ENV,
+    SIGIL_DATA_DIR: stack.dataDir,
+    SIGIL_REDIS_PREFIX: stack.prefix,
+  });
+  const redis: Redis = connectRedis();
+  let deps: NodeDeps;
+  try {
+    deps = await composeNode({
+      config,
+      redis,
+      log: silentLogger,
+      health: [],
+      reconcile: false,
+      sweepHeld: false,
+    });
+  } catch (e) {
+    redis.disconnect();
+    throw e;
+  }
+  const store = deps.incidents;
+  if (!store) throw new Error("the Node composition has no incident store");
+  const runner = new DetectionRunner({
+    store,
+    audit: deps.audit,
+    engine: new DetectionEngine(
+      {
+        incidents: config.incidents,
+        sandboxEscapeDetection: config.security.sandbox_escape_detection,
+      },
+      uuidV7,
+    ),
+    batch: 200,
+  });
+  return {
+    drain: () => runner.drain(),
+    async close() {
+      await deps.close();
+      redis.disconnect();
+    },
+  };
+}
+
 beforeAll(async () => {
   buildConsole();
-  [stack, browser] = await Promise.all([startStack("console"), launch()]);
+  [stack, browser] = await Promise.all([startStack("console", STACK_ENV), launch()]);
   context = await browser.newContext({ viewport: { width: 1366, height: 800 } });
   page = await context.newPage();
   page.on("console", (m) => {
@@ -152,14 +226,7 @@ describe("the web console", () => {
   it("shows a running job's output as it arrives, with the result's signature checked", async () => {
     // Only agents submit jobs: one does (low risk, runc), the operator opens it in the console.
     const admin = await devAdminClient({ baseUrl: stack.base, dataDir: stack.dataDir });
-    const kp = await generateEd25519KeyPair();
-    await admin.keys.create({
-      role: "agent",
-      subject: "console-agent",
-      publicKey: toBase64Url(kp.publicKey),
-      trust: 1,
-    });
-    const agent = new Sigil({ baseUrl: stack.base, secretKey: kp.secretKey });
+    const agent = await newAgent(admin, "console-agent");
     await goto("jobs");
     const { jobId } = await submitLowRisk(agent, [
       "sh",
@@ -182,6 +249,142 @@ describe("the web console", () => {
     await goto("jobs");
     await page.getByRole("button", { name: jobId }).waitFor();
     await accessible("jobs");
+  }, 180_000);
+
+  it("approves a job held for approval in the console, and the job runs", async () => {
+    const admin = await devAdminClient({ baseUrl: stack.base, dataDir: stack.dataDir });
+    // The policy now asks a supervisor for every sandbox run (docs/governance.md "Approvals").
+    const HELD = FIXED.replace(/}\n$/, "  require: supervisor_approval for execute(sandbox)\n}\n");
+    await admin.policies.put("sandbox", HELD);
+    try {
+      const agent = await newAgent(admin, "held-agent");
+      const held = await submitLowRisk(agent, ["echo", "approved-run"]);
+      expect(held.status).toBe("awaiting_approval");
+      const approvalId = (held as { approvalId?: string }).approvalId;
+      expect(approvalId).toBeDefined();
+
+      // The operator switches the console to a supervisor's key (an admin of that group).
+      const sup = await generateEd25519KeyPair();
+      const { kid } = await admin.keys.create({
+        role: "admin",
+        subject: "console-supervisor",
+        publicKey: toBase64Url(sup.publicKey),
+        groups: ["supervisor"],
+      });
+      const file = JSON.stringify({
+        kid,
+        secretKey: toBase64Url(sup.secretKey),
+        publicJwk: publicJwk(sup.publicKey, { kid }),
+      });
+      await goto("overview");
+      await page.getByRole("button", { name: "Forget key" }).click();
+      await page.locator("#keyfile").setInputFiles({
+        name: "sup.json",
+        mimeType: "application/json",
+        buffer: Buffer.from(file),
+      });
+      await page.getByTestId("health-status").filter({ hasText: "ok" }).waitFor();
+
+      await goto("approvals");
+      const card = page.locator("li.card").filter({ hasText: approvalId! });
+      await card.waitFor();
+      await card.locator(`[id="reason-${approvalId}"]`).fill("a supervisor looked at it");
+      await card.getByRole("button", { name: "Approve" }).click();
+      await expect.poll(() => card.count()).toBe(0);
+      const answered = await admin.approvals.get(approvalId!);
+      expect(answered.status).not.toBe("pending");
+
+      // The job moves on: its output and the signed result arrive on the jobs page.
+      await goto(`jobs?id=${held.jobId}`);
+      await page
+        .getByTestId("job-output")
+        .filter({ hasText: "approved-run" })
+        .waitFor({ timeout: 90_000 });
+      await page.getByTestId("job-verdict").filter({ hasText: "✓" }).waitFor({ timeout: 30_000 });
+    } finally {
+      await admin.policies.put("sandbox", FIXED);
+    }
+  }, 180_000);
+
+  it("shows an incident opened by real failed requests, its audit events verified; acknowledges and resolves it", async () => {
+    const admin = await devAdminClient({ baseUrl: stack.base, dataDir: stack.dataDir });
+    const detection = await detectionProcess();
+    try {
+      await goto("incidents");
+      await page.getByTestId("incidents-live").filter({ hasText: "following changes" }).waitFor();
+      // A key Sigil does not know signs a burst of requests: each is 401, audited as auth.failed
+      // (the first at once, the rest as a count when the aggregation window closes).
+      const kp = await generateEd25519KeyPair();
+      const stranger = new Sigil({ baseUrl: stack.base, secretKey: kp.secretKey, retries: 0 });
+      for (let i = 0; i < 5; i++)
+        await expect(stranger.incidents.list()).rejects.toBeInstanceOf(SigilError);
+      let id: string | undefined;
+      await expect
+        .poll(
+          async () => {
+            await detection.drain();
+            const { incidents } = await admin.incidents.list({ state: "open" });
+            id = incidents.find((i) => i.detector === "failed-auth-burst")?.incidentId;
+            return id;
+          },
+          { timeout: 60_000, interval: 500 },
+        )
+        .toBeDefined();
+      // The page hears of it on the change stream: no reload, no click on Refresh.
+      const row = page.locator(`tr[data-incident="${id}"]`);
+      await row.waitFor({ timeout: 30_000 });
+      expect(await row.getAttribute("data-state")).toBe("open");
+      await row.getByRole("button").click();
+      await page.getByTestId("incident-state").filter({ hasText: "open" }).waitFor();
+      const summary = page.getByTestId("incident-events-summary");
+      await summary.filter({ hasText: "(done)" }).waitFor({ timeout: 60_000 });
+      expect(await summary.textContent()).toMatch(/ 0 failed/);
+      const events = page.locator("tr[data-type]");
+      expect(await page.locator('tr[data-type="auth.failed"]').count()).toBeGreaterThan(0);
+      expect(await page.locator('tr[data-type="incident.opened"]').count()).toBe(1);
+      expect(await page.locator('tr[data-type][data-verified="true"]').count()).toBe(
+        await events.count(),
+      );
+
+      // Moves need a reason; the buttons a state cannot take are disabled.
+      const ack = page.getByRole("button", { name: "Acknowledge" });
+      expect(await ack.isDisabled()).toBe(true);
+      await page.locator("#incident-reason").fill("looking into the unknown key");
+      await ack.click();
+      await page.getByTestId("incident-state").filter({ hasText: "acknowledged" }).waitFor();
+      expect(await ack.isDisabled()).toBe(true);
+      await page.locator("#incident-reason").fill("a mistyped key id in a test client");
+      await page.getByRole("button", { name: "Resolve" }).click();
+      await page.getByTestId("incident-state").filter({ hasText: "resolved" }).waitFor();
+      // Each move is an audit event of the incident, verified here like the rest.
+      await page.locator('tr[data-type="incident.resolved"][data-verified="true"]').waitFor({
+        timeout: 60_000,
+      });
+      await summary.filter({ hasText: "(done)" }).waitFor({ timeout: 60_000 });
+      expect(await summary.textContent()).toMatch(/ 0 failed/);
+      expect(
+        await page.locator('tr[data-type="incident.updated"][data-verified="true"]').count(),
+      ).toBe(1);
+      const after = await admin.incidents.get(id!);
+      expect(after.state).toBe("resolved");
+      expect(after.timeline.map((t) => t.reason)).toEqual([
+        null,
+        "looking into the unknown key",
+        "a mistyped key id in a test client",
+      ]);
+      expect(await page.getByRole("button", { name: "False positive" }).isDisabled()).toBe(true);
+
+      // The filters ask the server: open ones no longer include it, resolved ones do.
+      await page.locator("#incidents-state").selectOption("open");
+      await expect.poll(() => row.count()).toBe(0);
+      await page.locator("#incidents-state").selectOption("resolved");
+      await row.waitFor();
+      await page.locator("#incidents-severity").selectOption("medium");
+      await row.waitFor();
+      await accessible("incidents");
+    } finally {
+      await detection.close();
+    }
   }, 180_000);
 
   it("verifies every audit event in the browser; a tampered one is marked alone", async () => {

@@ -3,8 +3,9 @@
 // the latest signed checkpoint) and shown as a mark. An event the API altered fails alone.
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { type AuditEvent, eventSeverity, SEVERITIES } from "../../../shared/audit/event";
+import { checkedSummary, EventTable } from "../events";
 import type { PageProps } from "../main";
-import { Code, ErrorBox, Mark, Title } from "../ui";
+import { AnyOf, Code, ErrorBox, Mark, Title } from "../ui";
 import { type EventVerdict, trustRoot, verifyAll } from "../verify";
 
 const PAGE = 200;
@@ -73,18 +74,13 @@ export function AuditPage({ sigil, params }: PageProps) {
       .reverse();
   }, [events, type, subject, severity, since]);
 
-  const failed = Object.values(verdicts).filter((v) => v.ok === false).length;
   const detail = open === undefined ? undefined : events?.find((e) => e.index === open);
   return (
     <>
       <Title>Audit explorer</Title>
       <ErrorBox error={error} />
       <p aria-live="polite" data-testid="audit-summary" data-elapsed-ms={elapsed}>
-        {events === undefined
-          ? "Loading events…"
-          : `${Object.keys(verdicts).length} of ${events.length} events checked in this browser${
-              done ? " (done)" : ""
-            }; ${failed} failed.`}
+        {checkedSummary(events, verdicts, done, "Loading events…")}
       </p>
       <form class="filters" onSubmit={(e) => e.preventDefault()}>
         <label>
@@ -95,15 +91,7 @@ export function AuditPage({ sigil, params }: PageProps) {
           Subject
           <input value={subject} onInput={(e) => setSubject(e.currentTarget.value)} />
         </label>
-        <label>
-          Severity
-          <select value={severity} onChange={(e) => setSeverity(e.currentTarget.value)}>
-            <option value="">any</option>
-            {SEVERITIES.map((s) => (
-              <option key={s}>{s}</option>
-            ))}
-          </select>
-        </label>
+        <AnyOf label="Severity" value={severity} options={SEVERITIES} onChange={setSeverity} />
         <label>
           Since
           <input
@@ -114,42 +102,16 @@ export function AuditPage({ sigil, params }: PageProps) {
         </label>
       </form>
       <div class="split">
-        <table class="events">
-          <caption class="sr-only">Audit events, newest first</caption>
-          <thead>
-            <tr>
-              <th scope="col">#</th>
-              <th scope="col">Time</th>
-              <th scope="col">Type</th>
-              <th scope="col">Subject</th>
-              <th scope="col">Verified</th>
-            </tr>
-          </thead>
-          <tbody>
-            {shown.map((e) => {
-              const v = verdicts[e.index];
-              return (
-                <tr
-                  key={e.index}
-                  data-index={e.index}
-                  data-verified={v ? String(v.ok) : "checking"}
-                >
-                  <td>
-                    <button type="button" class="link" onClick={() => setOpen(e.index)}>
-                      {e.index}
-                    </button>
-                  </td>
-                  <td>{e.timestamp}</td>
-                  <td>{e.eventType}</td>
-                  <td>{e.agentId}</td>
-                  <td>
-                    <Mark ok={v?.ok} />
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
+        <EventTable
+          caption="Audit events, newest first"
+          events={shown}
+          verdicts={verdicts}
+          index={(e) => (
+            <button type="button" class="link" onClick={() => setOpen(e.index)}>
+              {e.index}
+            </button>
+          )}
+        />
         {detail && (
           <section class="detail" aria-labelledby="h-event">
             <h2 id="h-event">Event {detail.index}</h2>
