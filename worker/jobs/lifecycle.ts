@@ -9,7 +9,7 @@ import { serveMetrics } from "../../platform/node/metrics-server";
 import { installNodeSha256 } from "../../platform/node/native-hash";
 import { jobQueue } from "../../platform/node/queue";
 import { connectRedis, describeRedis } from "../../platform/node/redis";
-import { Sigil } from "../../sdk";
+import { Sigil, SigilError } from "../../sdk";
 import type { SigilConfig } from "../../shared/config";
 import { verifyEd25519 } from "../../shared/crypto";
 import { type Consumer, startConsumer, type WorkerLog } from "./consumer";
@@ -17,7 +17,11 @@ import type { SandboxDriver } from "./driver";
 import { loadOrCreateWorkerKey, serviceKeyResolver } from "./keys";
 import { prometheusWorkerMetrics } from "./metrics";
 import { Outbox } from "./outbox";
+import { type QuarantinePause, quarantinePause } from "./quarantine-pause";
 import { apiReporter } from "./reporter";
+
+/** The job id a quarantine probe reports a start for: none exists, so the answer is 404 or 403. */
+const QUARANTINE_PROBE_JOB = "quarantine-probe";
 
 export interface WorkerNodeOptions {
   config: SigilConfig;
@@ -130,6 +134,7 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
       address: config.metrics.worker_listen,
       port: metricsServer.port,
     });
+  let pause: QuarantinePause | undefined;
   const consumer = startConsumer({
     connection: redis,
     queueName: queue.name,
@@ -138,7 +143,8 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
     workerId,
     signer: key.signer,
     driver,
-    reporter: apiReporter(client),
+    // Set just below; a refusal before that is caught by the next one.
+    reporter: apiReporter(client, () => pause?.quarantined()),
     outbox,
     envelope: {
       serviceKey: serviceKeyResolver({
@@ -156,6 +162,29 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
     runningJobs: config.limits.running_jobs,
     ...(metrics ? { metrics } : {}),
   });
+  // Paused while quarantined (docs/incidents.md "Quarantine"); probed by a start report for no job.
+  pause = quarantinePause({
+    pause: () => consumer.worker.pause(true),
+    resume: () => consumer.worker.resume(),
+    probe: async () => {
+      try {
+        await client.jobs.reportResult(QUARANTINE_PROBE_JOB, {
+          type: "started",
+          attempt: 1,
+          workerId,
+          envelopeHash: "0".repeat(64),
+          lockHash: "0".repeat(64),
+        });
+      } catch (e) {
+        if (e instanceof SigilError && e.code === "quarantined") return true;
+        if (e instanceof SigilError && e.status > 0 && e.status < 500) return false;
+        throw e;
+      }
+      return false;
+    },
+    probeMs: Number(env.SIGIL_WORKER_QUARANTINE_PROBE_MS ?? "") || 10_000,
+    log,
+  });
   await consumer.worker.waitUntilReady();
   log.info("worker ready, consuming jobs", {
     workerId,
@@ -171,6 +200,7 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
     consumer,
     stop(graceMs = 30_000) {
       stopping ??= (async () => {
+        pause?.close();
         // Idle warm containers go first: they run no job, and a supervisor that stops waiting
         // (SIGKILL after its own grace period) must not find them still there.
         const drained = (driver.drain?.() ?? Promise.resolve()).catch((e) =>
