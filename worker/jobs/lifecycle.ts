@@ -176,8 +176,10 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
           lockHash: "0".repeat(64),
         });
       } catch (e) {
+        // Only "no such job" means the report got past the quarantine check; anything else (a
+        // revoked key's 401 included) keeps the worker paused.
+        if (e instanceof SigilError && e.status === 404) return false;
         if (e instanceof SigilError && e.code === "quarantined") return true;
-        if (e instanceof SigilError && e.status > 0 && e.status < 500) return false;
         throw e;
       }
       return false;
