@@ -76,7 +76,8 @@ export function quarantineJobEffects(d: QuarantineJobsDeps): {
             ...(cursor ? { cursor } : {}),
           });
           for (const job of page.jobs) {
-            if (job.workerId !== t.workerId) continue;
+            // Incident response names a worker by its key id (the evidence's signer).
+            if (job.workerId !== t.workerId && job.workerKid !== t.workerId) continue;
             if (job.workerKid) kids.add(job.workerKid);
             const moved = (await d.jobs.requeue?.(job.jobId)) ?? false;
             await d.audit({

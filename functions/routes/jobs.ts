@@ -555,7 +555,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
   /** A worker key that did not claim the attempt: a security event, then 403. */
   async function refuse(
     who: Caller,
-    category: "job.claim_refused" | "job.result_refused",
+    category: "job.claim_refused" | "job.result_refused" | "worker.quarantined_report",
     jobId: string,
     attempt: number,
     reason: ClaimRefusal | "signed-by-other",
@@ -837,15 +837,22 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       const { id } = c.req.valid("param");
       const report = c.req.valid("json");
       const who = caller(c);
-      // A quarantined worker (by the id it reports under) gets nothing recorded: no start, no result.
+      // A quarantined worker (by the id it reports under, or by its key id: incident response
+      // names a worker by the key that signed the evidence) gets nothing recorded.
       const workerId = report.type === "started" ? report.workerId : report.signed.result.workerId;
-      const isolated = await deps.quarantine
-        ?.active({ kind: "worker", workerId })
+      const isolated = await Promise.all(
+        [workerId, who.keyid].map((id) =>
+          deps.quarantine?.active({ kind: "worker", workerId: id }),
+        ),
+      )
+        .then(([byId, byKid]) => byId ?? byKid)
         .catch((e: unknown) => {
           throw unavailable("quarantine store", e);
         });
       if (isolated) {
-        await securityAudit(who, "job.result_refused", {
+        // Not `job.result_refused`: a report from a worker already isolated is no new evidence of
+        // a forged result (it must not revoke the key of a worker an admin paused).
+        await securityAudit(who, "worker.quarantined_report", {
           jobId: id,
           attempt: report.attempt,
           reason: "quarantined",

@@ -74,4 +74,29 @@ describe("a quarantined worker", () => {
       404,
     );
   });
+
+  it("named by its key id (as incident response names it): refused under any worker id, and not as a forged result", async () => {
+    const jobId = "qw-job-2";
+    const placed = await call(t.admin, "POST", "/v1/quarantine", {
+      workerId: worker.kid,
+      reason: "incident: forged result",
+    });
+    expect(placed.status).toBe(201);
+    const q = placed.json.quarantine as { id: string };
+    const refused = await call(worker, "POST", `/v1/jobs/${jobId}/result`, started("w-any"));
+    expect(refused.status).toBe(403);
+    expect(refused.json.type).toMatch(/\/quarantined$/);
+    const { treeSize } = await admin.audit.checkpoint();
+    const page = await admin.audit.list({ from: Math.max(0, treeSize - 20), limit: 20 });
+    const events = page.events.filter(
+      (e) =>
+        e.eventType === "security.event" &&
+        (e.details as { quarantineId?: string }).quarantineId === q.id,
+    );
+    // Its own category: a report from an isolated worker must not feed the forged-result detector.
+    expect(events.map((e) => (e.details as { category: string }).category)).toEqual([
+      "worker.quarantined_report",
+    ]);
+    await call(t.admin, "DELETE", `/v1/quarantine/${q.id}`, { reason: "resolved" });
+  });
 });

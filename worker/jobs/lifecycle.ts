@@ -9,7 +9,7 @@ import { serveMetrics } from "../../platform/node/metrics-server";
 import { installNodeSha256 } from "../../platform/node/native-hash";
 import { jobQueue } from "../../platform/node/queue";
 import { connectRedis, describeRedis } from "../../platform/node/redis";
-import { Sigil } from "../../sdk";
+import { Sigil, SigilError } from "../../sdk";
 import type { SigilConfig } from "../../shared/config";
 import { verifyEd25519 } from "../../shared/crypto";
 import { envelopeChecks } from "../../shared/jobs";
@@ -18,7 +18,11 @@ import type { SandboxDriver } from "./driver";
 import { loadOrCreateWorkerKey, serviceKeyResolver } from "./keys";
 import { prometheusWorkerMetrics } from "./metrics";
 import { Outbox } from "./outbox";
+import { type QuarantinePause, quarantinePause } from "./quarantine-pause";
 import { apiReporter } from "./reporter";
+
+/** The job id a quarantine probe reports a start for: none exists, so the answer is 404 or 403. */
+const QUARANTINE_PROBE_JOB = "quarantine-probe";
 
 export interface WorkerNodeOptions {
   config: SigilConfig;
@@ -131,6 +135,7 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
       address: config.metrics.worker_listen,
       port: metricsServer.port,
     });
+  let pause: QuarantinePause | undefined;
   const consumer = startConsumer({
     connection: redis,
     queueName: queue.name,
@@ -139,7 +144,8 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
     workerId,
     signer: key.signer,
     driver,
-    reporter: apiReporter(client),
+    // Set just below; a refusal before that is caught by the next one.
+    reporter: apiReporter(client, () => pause?.quarantined()),
     outbox,
     envelope: envelopeChecks(
       config,
@@ -154,6 +160,31 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
     redisPrefix: config.redis.prefix,
     runningJobs: config.limits.running_jobs,
     ...(metrics ? { metrics } : {}),
+  });
+  // Paused while quarantined (docs/incidents.md "Quarantine"); probed by a start report for no job.
+  pause = quarantinePause({
+    pause: () => consumer.worker.pause(true),
+    resume: () => consumer.worker.resume(),
+    probe: async () => {
+      try {
+        await client.jobs.reportResult(QUARANTINE_PROBE_JOB, {
+          type: "started",
+          attempt: 1,
+          workerId,
+          envelopeHash: "0".repeat(64),
+          lockHash: "0".repeat(64),
+        });
+      } catch (e) {
+        // Only "no such job" means the report got past the quarantine check; anything else (a
+        // revoked key's 401 included) keeps the worker paused.
+        if (e instanceof SigilError && e.status === 404) return false;
+        if (e instanceof SigilError && e.code === "quarantined") return true;
+        throw e;
+      }
+      return false;
+    },
+    probeMs: Number(env.SIGIL_WORKER_QUARANTINE_PROBE_MS ?? "") || 10_000,
+    log,
   });
   await consumer.worker.waitUntilReady();
   log.info("worker ready, consuming jobs", {
@@ -170,6 +201,7 @@ export async function startWorkerNode(o: WorkerNodeOptions): Promise<WorkerNode>
     consumer,
     stop(graceMs = 30_000) {
       stopping ??= (async () => {
+        pause?.close();
         // Idle warm containers go first: they run no job, and a supervisor that stops waiting
         // (SIGKILL after its own grace period) must not find them still there.
         const drained = (driver.drain?.() ?? Promise.resolve()).catch((e) =>
