@@ -2,6 +2,7 @@
 // Each check sees every event once, in index order, and keeps only what its verdict needs, so a
 // report over millions of events is one streaming scan.
 import type { AuditEvent, VerifyReport } from "../audit";
+import { ERASED, SEALED_PREFIX, SUBJECT_FIELD } from "../subjects";
 import type { Check } from "./framework";
 
 export type ControlStatus = "met" | "not_met" | "not_applicable";
@@ -298,6 +299,21 @@ function encryptionAtRest(): CheckRun {
   };
 }
 
+function personalDataSealed(eventTypes: readonly string[]): CheckRun {
+  const match = matcher(eventTypes);
+  const ev = new Evidence();
+  return {
+    see(e) {
+      if (!match(e.eventType) || !Object.hasOwn(e.details, SUBJECT_FIELD)) return;
+      ev.seen(e.index);
+      const v = e.details[SUBJECT_FIELD];
+      if (!(typeof v === "string" && (v.startsWith(SEALED_PREFIX) || v === ERASED)))
+        ev.flag([e.index], `event ${e.index} (${e.eventType}) holds its data subject in the clear`);
+    },
+    finish: () => ev.outcome(),
+  };
+}
+
 export function startCheck(check: Check, facts: ComplianceFacts): CheckRun {
   switch (check.kind) {
     case "authenticated-subject":
@@ -316,5 +332,7 @@ export function startCheck(check: Check, facts: ComplianceFacts): CheckRun {
       return chainVerifies();
     case "encryption-at-rest":
       return encryptionAtRest();
+    case "personal-data-sealed":
+      return personalDataSealed(check.eventTypes);
   }
 }

@@ -61,6 +61,9 @@ export const CheckSchema = z.discriminatedUnion("kind", [
   z.strictObject({ kind: z.literal("chain-verifies") }),
   // Keys are held encrypted at rest.
   z.strictObject({ kind: z.literal("encryption-at-rest") }),
+  // Every event of these types that names a data subject holds it sealed per subject, so it can
+  // be erased (docs/data-subjects.md).
+  z.strictObject({ kind: z.literal("personal-data-sealed"), eventTypes: EventTypes }),
 ]);
 export type Check = z.infer<typeof CheckSchema>;
 export type CheckKind = Check["kind"];

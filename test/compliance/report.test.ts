@@ -135,6 +135,7 @@ describe("compliance reports over a synthetic period", () => {
       "breach-notification": "not_met",
       integrity: "met",
       encryption: "met",
+      "personal-data": "met",
     });
     const sox = await run("sox");
     expect(statuses(sox)).toEqual({

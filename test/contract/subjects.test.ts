@@ -138,6 +138,17 @@ describe.each(adapters)("SubjectKeyStore contract: %s", (_name, make) => {
     });
     expect(await vault.erase("alice@example.com")).toBe("erased");
     expect(await vault.erase("nobody")).toBe("unknown");
+    // An erasure by another process (another vault over the same store) counts at once, although
+    // this vault has the key unwrapped already.
+    const other = new SubjectVault({ store, secret: "s3cret", personalFields: ["email"] });
+    const carol = await vault.seal({ subject: "carol", email: "c@x" });
+    expect((await vault.reveal({ details: carol })).details.email).toBe("c@x");
+    expect(await other.erase("carol")).toBe("active");
+    expect((await vault.reveal({ details: carol })).details).toEqual({
+      subject: ERASED,
+      email: ERASED,
+    });
+    expect(await vault.seal({ subject: "carol" })).toEqual({ subject: ERASED });
     // Another subject is untouched.
     const bob = await vault.seal({ subject: "bob" });
     expect((await vault.reveal({ details: bob })).details).toEqual({ subject: "bob" });
