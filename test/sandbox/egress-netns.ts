@@ -1,6 +1,6 @@
 // Destinations for the egress tests and bench, all on this machine: a network namespace created
 // here with a veth pair (the host end and the namespace end on a /30 of their own), test servers
-// inside it (egress-netns-server.mjs: https with a throwaway CA, http, TCP, a sink), and a DNS
+// inside it (egress-netns-server.mjs: https with a throwaway CA, http, TCP, a byte stream), and a DNS
 // server on loopback that the worker's resolver config points at (`[network] resolvers`, the
 // ordinary setting, no bypass), mapping the test names. Nothing is routed beyond the /30.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as dnsPacket from "dns-packet";
 
-export const NETNS_PORTS = { https: 8443, http: 8080, tcp: 7000, sink: 7001 } as const;
+export const NETNS_PORTS = { https: 8443, http: 8080, tcp: 7000, stream: 7002 } as const;
 
 export interface NetnsServers {
   ns: string;
