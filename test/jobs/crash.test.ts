@@ -1,15 +1,14 @@
 // kill -9 of a worker process mid-job: the job ends in a recorded state (here: a recorded retry on
 // the next worker), never silently lost, never run twice without a record; orphans are removed.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { publicJwk } from "../../shared/crypto";
 import { loadOrCreateWorkerKey } from "../../worker/jobs/keys";
-import { repoRoot } from "../support/vectors";
 import { type Harness, startHarness, submitLowRisk } from "./support/harness";
+import { harnessWorkerEnv, spawnWorkerProc, until, workerReady } from "./support/worker-spawn";
 
 let h: Harness;
 let dir: string;
@@ -17,50 +16,16 @@ const procs: ChildProcess[] = [];
 const WORKER_ID = `crash-${process.pid}`;
 
 function spawnWorker(): ChildProcess {
-  // node itself (not the tsx wrapper, which forks): the SIGKILL must hit the process running jobs.
-  const p = spawn(process.execPath, ["--import", "tsx", "test/jobs/support/worker-proc.ts"], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      SIGIL_DATA_DIR: dir,
-      SIGIL_REDIS_PREFIX: h.prefix,
-      SIGIL_SANDBOX_QUEUE: h.config.sandbox.queue,
-      SIGIL_API_URL: h.baseUrl,
-      SIGIL_SERVICE_KEYS: JSON.stringify([publicJwk(h.service.publicKey)]),
-      SIGIL_WORKER_ID: WORKER_ID,
-      SIGIL_WORKER_LOCK_MS: "2000",
+  return spawnWorkerProc(
+    {
+      ...harnessWorkerEnv(h, dir, WORKER_ID),
       // Crash recovery is about the job, not the pool: no warm containers to count.
       SIGIL_SANDBOX_WARM_POOL_SIZE: "0",
     },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  procs.push(p);
-  return p;
+    procs,
+  );
 }
-
-function ready(p: ChildProcess): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let out = "";
-    p.stdout!.on("data", (b: Buffer) => {
-      out += b.toString();
-      if (out.includes("worker ready")) resolve();
-    });
-    p.stderr!.on("data", (b: Buffer) => {
-      out += b.toString();
-    });
-    p.once("exit", (code) => reject(new Error(`worker exited ${code}: ${out}`)));
-  });
-}
-
-async function until<T>(f: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error("condition not reached in time");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const ready = workerReady;
 
 beforeAll(async () => {
   h = await startHarness("crash");

@@ -12,6 +12,7 @@ import { Sandbox } from "../../worker/sandbox";
 import { containersOf, docker } from "../sandbox/support";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
 import { repoRoot } from "../support/vectors";
+import { workerReady } from "./support/worker-spawn";
 
 const prefix = testPrefix("worker-containers").replace(/:$/, "").replace(/:/g, "-");
 const tag = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -39,17 +40,7 @@ async function spawnWorker(id: string): Promise<ChildProcess> {
     stdio: ["ignore", "pipe", "pipe"],
   });
   procs.push(p);
-  await new Promise<void>((resolve, reject) => {
-    let out = "";
-    p.stdout!.on("data", (b: Buffer) => {
-      out += b.toString();
-      if (out.includes("worker ready")) resolve();
-    });
-    p.stderr!.on("data", (b: Buffer) => {
-      out += b.toString();
-    });
-    p.once("exit", (code) => reject(new Error(`worker exited ${code}: ${out}`)));
-  });
+  await workerReady(p);
   return p;
 }
 

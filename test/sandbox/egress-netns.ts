@@ -1,6 +1,6 @@
 // Destinations for the egress tests and bench, all on this machine: a network namespace created
 // here with a veth pair (the host end and the namespace end on a /30 of their own), test servers
-// inside it (egress-netns-server.mjs: https with a throwaway CA, http, TCP, a sink), and a DNS
+// inside it (egress-netns-server.mjs: https with a throwaway CA, http, TCP, a byte stream), and a DNS
 // server on loopback that the worker's resolver config points at (`[network] resolvers`, the
 // ordinary setting, no bypass), mapping the test names. Nothing is routed beyond the /30.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as dnsPacket from "dns-packet";
 
-export const NETNS_PORTS = { https: 8443, http: 8080, tcp: 7000, sink: 7001 } as const;
+export const NETNS_PORTS = { https: 8443, http: 8080, tcp: 7000, stream: 7002 } as const;
 
 export interface NetnsServers {
   ns: string;
@@ -161,3 +161,60 @@ export async function startTestDns(
   await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
   return { port: s.address().port, close: () => s.close() };
 }
+
+// The job's side: python's socket and ssl only (the image has no http modules). Each check prints
+// one `name=outcome` line.
+export const JOB_PRELUDE = `
+import os, socket, ssl, sys
+PH, PP = os.environ.get("HTTPS_PROXY", "http://none:0").split("//")[1].split(":"); PP = int(PP)
+def out(k, v): print(f"{k}={v}", flush=True)
+def recv_all(s):
+    b = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d: break
+            b += d
+    except Exception:
+        pass
+    return b
+def tunnel(target):
+    s = socket.create_connection((PH, PP), 5)
+    s.sendall(f"CONNECT {target} HTTP/1.1\\r\\nHost: {target}\\r\\n\\r\\n".encode())
+    head = b""
+    while b"\\r\\n\\r\\n" not in head:
+        d = s.recv(1)
+        if not d: break
+        head += d
+    return s, (head.split(b" ")[1].decode() if head else "closed")
+def https(name, port, sni=None):
+    s, st = tunnel(f"{name}:{port}")
+    if st != "200": return "status" + st
+    ctx = ssl.create_default_context(cafile="ca.pem")
+    ctx.check_hostname = sni is None
+    try:
+        t = ctx.wrap_socket(s, server_hostname=sni or name)
+        t.sendall(f"GET / HTTP/1.1\\r\\nHost: {name}\\r\\nConnection: close\\r\\n\\r\\n".encode())
+        return "ok:" + recv_all(t).split(b"\\r\\n\\r\\n", 1)[1].decode()
+    except Exception as e:
+        return "fail:" + type(e).__name__
+def http(url, host):
+    s = socket.create_connection((PH, PP), 5)
+    s.sendall(f"GET {url} HTTP/1.1\\r\\nHost: {host}\\r\\nConnection: close\\r\\n\\r\\n".encode())
+    r = recv_all(s).split(b"\\r\\n\\r\\n", 1)
+    return r[0].split(b" ")[1].decode() + ":" + (r[1].decode() if len(r) > 1 else "")
+def raw(target):
+    s, st = tunnel(target)
+    return st + ":" + (recv_all(s).decode().strip() if st == "200" else "")
+def direct(host, port):
+    try:
+        socket.create_connection((host, port), 2).close()
+        return "connected"
+    except Exception as e:
+        return "fail:" + type(e).__name__
+def resolve(name):
+    try:
+        return ",".join(sorted({a[4][0] for a in socket.getaddrinfo(name, 80, socket.AF_INET)}))
+    except socket.gaierror as e:
+        return "gaierror"
+`;
