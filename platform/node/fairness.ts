@@ -131,6 +131,12 @@ export class FairShare {
     return Number((await this.#redis.get(this.#deferred(jobId))) ?? "0");
   }
 
+  /** Counts a move back that started nothing else (not an attempt), as acquire does at the cap. */
+  async defer(jobId: string): Promise<void> {
+    const k = this.#deferred(jobId);
+    await this.#redis.multi().incr(k).pexpire(k, DEFERRALS_TTL_MS).exec();
+  }
+
   /** A running slot for the job, unless its submitter has `cap` running; moves V forward. */
   async acquire(
     jobId: string,

@@ -45,9 +45,13 @@ export function redisOptions(r: RedisSettings, extra: RedisOptions = {}): RedisO
     role: "master",
     ...(r.sentinel_username ? { sentinelUsername: r.sentinel_username } : {}),
     ...(r.sentinel_password ? { sentinelPassword: r.sentinel_password } : {}),
-    // Sentinels publish +switch-master; subscribing to it moves every client to the new primary
-    // as soon as the election ends instead of after its connection to the old one errors.
-    failoverDetector: true,
+    // No +switch-master subscription (ioredis' failoverDetector): in ioredis 6.0.0 a
+    // +switch-master that arrives while a client is reconnecting (its primary just died) ends
+    // that client for good ("Connection is closed."), which test/deploy/failover-stack.test.ts
+    // hit with three API processes. A client instead follows when its connection to the old
+    // primary fails (kill -9) or a write is answered READONLY (a demoted primary): it asks the
+    // Sentinels again. docs/deployment.md "Redis connections".
+    failoverDetector: false,
     sentinelRetryStrategy: (times) => Math.min(100 * times, 1000),
     ...(tlsOptions
       ? { tls: tlsOptions, enableTLSForSentinelMode: true, sentinelTLS: tlsOptions }

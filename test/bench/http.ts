@@ -16,13 +16,13 @@ import { newKey } from "../support/targets";
 import { repoRoot } from "../support/vectors";
 import { type BenchApi, startBenchApi } from "./api-process";
 
-const POLICY = `policy secure_data_access {
+export const POLICY = `policy secure_data_access {
   allow: read(sensitive_data) if (
     user.clearance >= "secret" && user.need_to_know.contains(data.classification) && session.mfa_verified == true
   )
   deny: export(data) if data.contains_pii == true
 }`;
-const REQUEST = {
+export const REQUEST = {
   action: "read",
   resource: "sensitive_data",
   context: {

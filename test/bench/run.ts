@@ -1,6 +1,6 @@
 // `npm run bench [-- name ...]`: runs the benchmarks one after another, each printing ours beside
 // its anchor measured in the same run. Names: crypto, policy, audit, http, approvals, sandbox, jobs, hsm, incidents,
-// incident-latency, compliance, egress, console.
+// incident-latency, compliance, egress, console, deploy.
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -18,6 +18,7 @@ const all = [
   "compliance",
   "egress",
   "console",
+  "deploy",
 ];
 const picked = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const names = picked.length > 0 ? picked : all;

@@ -6,7 +6,7 @@
 // - durability = "fsync": the same accounting, documenting what can be lost (acknowledged events
 //   the replica had not received), counted rather than asserted to be zero.
 // Own primary + replica + three Sentinels (test/deploy/support/sentinel.ts).
-// Not covered here yet: API processes over HTTP and the job stream (see docs/deployment.md).
+// API processes over HTTP, workers and a job stream through the same kill: failover-stack.test.ts.
 import type { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import { RedisAuditLog } from "../../functions/node/stores/audit-redis";

@@ -86,6 +86,8 @@ export interface Consumer {
 
 const ZERO_HASH = "0".repeat(64);
 const EMPTY_HASH = outputHash("");
+/** How long after it was queued a job waits out a failing service key lookup. */
+const KEY_LOOKUP_PATIENCE_MS = 10 * 60_000;
 
 export function startConsumer(o: ConsumerOptions): Consumer {
   const lockDuration = o.lockDurationMs ?? 8_000;
@@ -227,7 +229,28 @@ export function startConsumer(o: ConsumerOptions): Consumer {
     }
 
     const raw = job.data?.envelope;
-    const verdict = await verifyEnvelope(raw, { ...o.envelope, now: Date.now() });
+    // The service key lookup failing (the API unreachable, e.g. between two Redis primaries:
+    // docs/deployment.md) says nothing about the envelope: the job waits and is tried again, for
+    // up to KEY_LOOKUP_PATIENCE_MS after it was queued, instead of being rejected for good.
+    let lookupFailed = false;
+    const verdict = await verifyEnvelope(raw, {
+      ...o.envelope,
+      serviceKey: (kid) =>
+        o.envelope.serviceKey(kid).catch((e: unknown) => {
+          lookupFailed = true;
+          throw e;
+        }),
+      now: Date.now(),
+    });
+    if (!verdict.ok && lookupFailed && Date.now() - job.timestamp < KEY_LOOKUP_PATIENCE_MS) {
+      o.log.warn("service key lookup failed; the job is tried again", {
+        jobId,
+        detail: verdict.detail,
+      });
+      await fair.defer(jobId);
+      await job.moveToDelayed(Date.now() + deferMs + Math.floor(Math.random() * deferMs), token);
+      throw new DelayedError();
+    }
     const now = new Date().toISOString();
     if (!verdict.ok || verdict.envelope.jobId !== jobId) {
       const reason = verdict.ok

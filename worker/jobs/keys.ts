@@ -59,7 +59,8 @@ type ServiceKeySource = () => Promise<unknown>;
 
 /**
  * Service keys by kid, from a static JWK list (SIGIL_SERVICE_KEYS) and/or a JWK Set fetched from
- * the API's /.well-known/sigil/keys. An unknown kid triggers at most one refresh per interval.
+ * the API's /.well-known/sigil/keys. An unknown kid triggers at most one refresh per interval; a
+ * refresh that failed throws (the caller retries later) and does not count.
  */
 export function serviceKeyResolver(opts: {
   staticKeys?: unknown[];
@@ -93,11 +94,24 @@ export function serviceKeyResolver(opts: {
   return async (kid) => {
     const known = keys.get(kid);
     if (known) return known;
+    // A lookup while a refresh is under way waits for it (two jobs taken at once with no key
+    // known yet: the second must not find the kid "unknown" because the first started the fetch).
+    if (inflight) {
+      await inflight;
+      return keys.get(kid);
+    }
     if (!opts.fetchJwks || Date.now() - last < (opts.minRefreshMs ?? 10_000)) return undefined;
     last = Date.now();
-    inflight ??= refresh().finally(() => {
-      inflight = undefined;
-    });
+    inflight ??= refresh()
+      .catch((e: unknown) => {
+        // A failed fetch (the API between two Redis primaries, docs/deployment.md) is no answer:
+        // the next lookup asks again instead of treating the kid as unknown for minRefreshMs.
+        last = 0;
+        throw e;
+      })
+      .finally(() => {
+        inflight = undefined;
+      });
     await inflight;
     return keys.get(kid);
   };
