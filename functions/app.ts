@@ -43,6 +43,7 @@ import { decisionAudit, policyRoutes, reservesNonceWithAudit } from "./routes/po
 import { quarantineRoutes } from "./routes/quarantine";
 import { riskRoutes } from "./routes/risk";
 import { toolRoutes } from "./routes/tools";
+import { attachRecheck } from "./sse-feed";
 
 export interface AppDeps {
   config: SigilConfig;
@@ -255,6 +256,7 @@ export function createApp(deps: AppDeps) {
     deps.quarantine ??
     quarantineService({ store: new MemoryQuarantineStore(), ttlMs: 0, audit: appendAudit });
   app.use(SIGNED, refuseQuarantined(quarantine, windows));
+  app.use(SIGNED, attachRecheck(requestKeyResolver(keys, now), quarantine));
   app.use(
     SIGNED,
     rateLimits({

@@ -15,6 +15,7 @@ import {
   type Signer,
 } from "../../shared/crypto";
 import { toBase64Url } from "../../shared/encoding";
+import type { IncidentStore } from "../../shared/incidents";
 import { silentLogger } from "../../shared/log";
 import { freePort, startEdge } from "./edge";
 import { connectRedis, dropPrefix, testPrefix } from "./redis";
@@ -57,6 +58,8 @@ export interface Target {
   url: string;
   admin: TestKey;
   client(key: TestKey): Sigil;
+  /** Node only: the incident store the API reads (tests open incidents in it directly). */
+  incidents?: IncidentStore;
   stop(): Promise<void>;
 }
 
@@ -111,6 +114,7 @@ export async function startTarget(
     url,
     admin,
     client,
+    ...(deps.incidents ? { incidents: deps.incidents } : {}),
     async stop() {
       await server.close();
       await deps.close();
