@@ -432,8 +432,10 @@ export function approvalRoutes({
           case "not-approver":
             throw new Problem(403, "forbidden", "Forbidden", refusal.detail);
           case "already-decided":
+            // Not `status`: that member is the HTTP status (RFC 9457); a string there made
+            // clients unable to read the problem at all.
             throw new Problem(409, "conflict", "Already answered", refusal.detail, undefined, {
-              status: refusal.status,
+              approvalStatus: refusal.status,
             });
           default:
             throw new Problem(409, "conflict", "Conflict", refusal.detail);
