@@ -1,8 +1,10 @@
 // `sigil`, the command line (docs/cli.md): every command is a client of the signed API through the
 // SDK, except `policy check|test` and `audit verify-export`, which run offline.
 import { defineCommand, runCommand, showUsage } from "citty";
+import { approvals } from "./commands/approvals";
 import { audit } from "./commands/audit";
 import { evalCommand } from "./commands/eval";
+import { incidents } from "./commands/incidents";
 import { jobs } from "./commands/jobs";
 import { keys } from "./commands/keys";
 import { policy } from "./commands/policy";
@@ -13,9 +15,20 @@ import { defaultIo, describeError, EXIT } from "./output";
 export const root = defineCommand({
   meta: {
     name: "sigil",
-    description: "Operate Sigil: keys, policies, decisions, jobs, audit, tools",
+    description:
+      "Operate Sigil: keys, policies, decisions, jobs, audit, tools, approvals, incidents, quarantine",
   },
-  subCommands: { keys, policy, eval: evalCommand, jobs, audit, tools, quarantine },
+  subCommands: {
+    keys,
+    policy,
+    eval: evalCommand,
+    jobs,
+    audit,
+    tools,
+    approvals,
+    incidents,
+    quarantine,
+  },
 });
 
 /** Finds the command `argv` names, for --help. */

@@ -98,3 +98,17 @@ export function describeError(e: unknown): { code: ExitCode; line: string } {
     return { code: EXIT.usage, line: `usage: ${(e as Error).message}` };
   return { code: EXIT.failed, line: e instanceof Error ? e.message : String(e) };
 }
+
+/** An integer flag within [min, max], or a usage error naming it. */
+export function intFlag(
+  name: string,
+  value: string | undefined,
+  min: number,
+  max: number,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Failure(EXIT.usage, `--${name} must be an integer from ${min} to ${max}`);
+  return n;
+}

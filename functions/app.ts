@@ -46,6 +46,7 @@ import { quarantineRoutes } from "./routes/quarantine";
 import { riskRoutes } from "./routes/risk";
 import { subjectProblem, subjectRoutes } from "./routes/subjects";
 import { toolRoutes } from "./routes/tools";
+import { attachRecheck } from "./sse-feed";
 
 export interface AppDeps {
   config: SigilConfig;
@@ -276,6 +277,7 @@ export function createApp(deps: AppDeps) {
     deps.quarantine ??
     quarantineService({ store: new MemoryQuarantineStore(), ttlMs: 0, audit: appendAudit });
   app.use(SIGNED, refuseQuarantined(quarantine, windows));
+  app.use(SIGNED, attachRecheck(requestKeyResolver(keys, now), quarantine));
   app.use(
     SIGNED,
     rateLimits({

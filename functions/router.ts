@@ -6,6 +6,7 @@ import type { KeyLimits } from "../shared/limits";
 import { validationProblem } from "./middleware/errors";
 import type { CallerLimits } from "./middleware/limits";
 import { problemResponse } from "./problem";
+import type { Recheck } from "./sse-feed";
 
 export type AppEnv = {
   Variables: {
@@ -24,6 +25,8 @@ export type AppEnv = {
     limits?: CallerLimits;
     /** The client's network address, when the runtime knows it (aggregates auth failures). */
     clientAddress?: string;
+    /** Checks the caller's key and quarantine again (long-lived streams, functions/sse-feed.ts). */
+    recheck?: Recheck;
   };
 };
 

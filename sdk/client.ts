@@ -4,7 +4,7 @@ import { context, propagation } from "@opentelemetry/api";
 import { toBase64Url, utf8 } from "../shared/encoding";
 import { type Signer, signRequest } from "../shared/httpsig";
 import type { Emergency, Incident, IncidentState, Severity } from "../shared/incidents";
-import { errorFromResponse, SigilError } from "./errors";
+import { errorFromResponse, ProblemSchema, SigilError } from "./errors";
 import { signerFromSecretKey } from "./signer";
 import { readServerSentEvents, type ServerSentEvent } from "./sse";
 import type * as T from "./types";
@@ -32,6 +32,11 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+/** A server-sent event stream's call: resume after `lastEventId` (an event's `id`). */
+export interface StreamOptions extends CallOptions {
+  lastEventId?: string;
+}
+
 type Method = "GET" | "POST" | "PUT" | "DELETE";
 type Query = Record<string, string | number | boolean | undefined>;
 
@@ -42,6 +47,7 @@ interface RequestSpec {
   json?: unknown;
   text?: string;
   accept?: string;
+  headers?: Record<string, string>;
   signed?: boolean;
   call?: CallOptions | undefined;
 }
@@ -178,35 +184,13 @@ export class Sigil {
      * Server-sent events (event `approval`, data: the approval as it is now) for every change the
      * key may see, from now until the server ends the stream; `break` or the signal stops it.
      */
-    events: (call?: CallOptions): AsyncIterable<ServerSentEvent> =>
-      this.#eventStream("/v1/approvals/events", call),
+    events: (call?: StreamOptions): AsyncIterable<ServerSentEvent> =>
+      this.#stream("/v1/approvals/events", call),
   };
-
-  /** A signed GET of a server-sent event stream (EventSource cannot sign its request). */
-  async *#eventStream(
-    path: string,
-    call?: CallOptions,
-  ): AsyncGenerator<ServerSentEvent, void, undefined> {
-    const res = await this.#send({
-      method: "GET",
-      path,
-      accept: "text/event-stream",
-      call,
-      stream: true,
-    });
-    if (!res.response.body) throw SigilError.client("invalid-response", "event stream has no body");
-    yield* readServerSentEvents(res.response.body);
-  }
 
   // ---- incidents (docs/incidents.md) ----
 
   readonly incidents = {
-    /**
-     * Server-sent events (event `incident`, data: the incident as it is now) for every change,
-     * from the newest on, until the server ends the stream; `break` or the signal stops it.
-     */
-    events: (call?: CallOptions): AsyncIterable<ServerSentEvent> =>
-      this.#eventStream("/v1/incidents/events", call),
     list: (
       q: { state?: IncidentState; severity?: Severity; limit?: number; before?: string } = {},
       call?: CallOptions,
@@ -223,6 +207,13 @@ export class Sigil {
     /** The signed evidence bundle (verify it offline with shared/incidents/evidence.ts). */
     evidence: (id: string, call?: CallOptions): Promise<Record<string, unknown>> =>
       this.#json({ method: "GET", path: `/v1/incidents/${enc(id)}/evidence`, call }),
+    /** Admins; each move is audited with its reason. 409 when already there or past it. */
+    acknowledge: (id: string, reason: string, call?: CallOptions): Promise<Incident> =>
+      this.incidents.move(id, "acknowledge", reason, call),
+    resolve: (id: string, reason: string, call?: CallOptions): Promise<Incident> =>
+      this.incidents.move(id, "resolve", reason, call),
+    falsePositive: (id: string, reason: string, call?: CallOptions): Promise<Incident> =>
+      this.incidents.move(id, "false-positive", reason, call),
     /** Admins; 409 when the incident is already there or past it. */
     move: async (
       id: string,
@@ -252,6 +243,13 @@ export class Sigil {
           call,
         })
       ).emergency,
+    /**
+     * Server-sent events (event `incident`, data: the incident as it is now) for every change,
+     * from now (or after `lastEventId`) until the server ends the stream; `break` or the signal
+     * stops it. Admins and auditors.
+     */
+    events: (call?: StreamOptions): AsyncIterable<ServerSentEvent> =>
+      this.#stream("/v1/incidents/events", call),
   };
 
   // ---- evaluation ----
@@ -412,8 +410,8 @@ export class Sigil {
         call,
       }),
     /** Server-sent events until the server ends the stream; `break` or the signal stops it. */
-    events: (id: string, call?: CallOptions): AsyncIterable<ServerSentEvent> =>
-      this.#events(id, call),
+    events: (id: string, call?: StreamOptions): AsyncIterable<ServerSentEvent> =>
+      this.#stream(`/v1/jobs/${enc(id)}/events`, call),
     reportResult: (
       id: string,
       report: T.JobResultReport,
@@ -422,16 +420,31 @@ export class Sigil {
       this.#json({ method: "POST", path: `/v1/jobs/${enc(id)}/result`, json: report, call }),
   };
 
-  async *#events(id: string, call?: CallOptions): AsyncGenerator<ServerSentEvent, void, undefined> {
+  /**
+   * A server-sent event stream. The server ends a stream whose key was revoked or quarantined
+   * meanwhile with event `end` carrying a problem (docs/http-api.md): thrown as a SigilError.
+   */
+  async *#stream(path: string, call?: StreamOptions): AsyncGenerator<ServerSentEvent, void> {
     const res = await this.#send({
       method: "GET",
-      path: `/v1/jobs/${enc(id)}/events`,
+      path,
       accept: "text/event-stream",
+      ...(call?.lastEventId !== undefined
+        ? { headers: { "last-event-id": call.lastEventId } }
+        : {}),
       call,
       stream: true,
     });
     if (!res.response.body) throw SigilError.client("invalid-response", "event stream has no body");
-    yield* readServerSentEvents(res.response.body);
+    for await (const e of readServerSentEvents(res.response.body)) {
+      if (e.event === "end") {
+        const p = ProblemSchema.safeParse(e.data);
+        throw p.success
+          ? new SigilError({ ...p.data, status: p.data.status ?? 0 })
+          : SigilError.client("invalid-response", "the stream ended with a malformed problem");
+      }
+      yield e;
+    }
   }
 
   // ---- transport ----
@@ -468,7 +481,10 @@ export class Sigil {
     const timeoutMs = spec.call?.timeoutMs ?? this.#timeoutMs;
 
     for (let attempt = 0; ; attempt++) {
-      const headers: Record<string, string> = { accept: spec.accept ?? "application/json" };
+      const headers: Record<string, string> = {
+        ...spec.headers,
+        accept: spec.accept ?? "application/json",
+      };
       if (contentType) headers["content-type"] = contentType;
       // The caller's trace (traceparent), when an OpenTelemetry SDK is registered; else nothing.
       propagation.inject(context.active(), headers);

@@ -3,7 +3,6 @@
 // decision or redeems an approved one, once, for exactly the bound request.
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { streamSSE } from "hono/streaming";
 import {
   type ApprovalEvent,
   ApprovalIdSchema,
@@ -29,6 +28,7 @@ import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { Problem } from "../problem";
 import { type AppEnv, router } from "../router";
+import { CHANGE_CURSOR, pollChanges, serveFeed } from "../sse-feed";
 
 const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -137,14 +137,14 @@ const eventsRoute = createRoute({
   summary:
     "Server-sent events for consoles: event `approval` with the approval as it is now, for every change the caller may see",
   description:
-    "Starts at the newest change, or after `Last-Event-ID` (each event's id). Ends after a few minutes; reconnect with Last-Event-ID. An expiry appears once something has read the expired approval.",
+    "Starts at the newest change, or after `Last-Event-ID` (each event's id; a malformed one is 400). Ends after a few minutes (reconnect with Last-Event-ID), or with event `end` (a problem) once the key is revoked, quarantined or no longer of its role. An expiry appears once something has read the expired approval.",
   middleware: [requireRole("admin", "auditor", "agent")] as const,
   responses: {
     200: {
       description: "text/event-stream",
       content: { "text/event-stream": { schema: z.string() } },
     },
-    ...problemResponses(401, 403, 429, 503),
+    ...problemResponses(400, 401, 403, 429, 503),
   },
 });
 const getRoute = createRoute({
@@ -376,41 +376,21 @@ export function approvalRoutes({
         );
       })
       // Before /{id}: "events" is not an approval id.
-      .openapi(eventsRoute, async (c) => {
+      .openapi(eventsRoute, (c) => {
         const visible = visibleTo(c);
-        const last = c.req.header("last-event-id");
-        let after =
-          last !== undefined && /^\d{1,20}(-\d{1,20})?$/.test(last)
-            ? last
-            : await approvals.changeCursor().catch(unavailable);
-        return streamSSE(c, async (stream) => {
-          let open = true;
-          stream.onAbort(() => {
-            open = false;
-          });
-          const deadline = Date.now() + maxStreamMs;
-          let quietSince = Date.now();
-          while (open && Date.now() < deadline) {
-            const batch = await approvals.changes(after, 100);
-            for (const ch of batch) {
-              after = ch.cursor;
-              const r = await approvals.get(ch.id);
-              if (!r || !visible(r)) continue;
-              await stream.writeSSE({
-                id: ch.cursor,
-                event: "approval",
-                data: JSON.stringify(approvalView(r, now())),
-              });
-              quietSince = Date.now();
-            }
-            if (batch.length === 0) {
-              if (Date.now() - quietSince > 15_000) {
-                await stream.write(": keep-alive\n\n");
-                quietSince = Date.now();
-              }
-              await stream.sleep(pollMs);
-            }
-          }
+        return serveFeed(c, {
+          lastEventId: CHANGE_CURSOR,
+          start: () => approvals.changeCursor().catch(unavailable),
+          maxStreamMs,
+          read: pollChanges({
+            event: "approval",
+            pollMs,
+            changes: (after, limit) => approvals.changes(after, limit),
+            render: async (id) => {
+              const r = await approvals.get(id);
+              return r && visible(r) ? approvalView(r, now()) : undefined;
+            },
+          }),
         });
       })
       .openapi(getRoute, async (c) => {
@@ -452,8 +432,10 @@ export function approvalRoutes({
           case "not-approver":
             throw new Problem(403, "forbidden", "Forbidden", refusal.detail);
           case "already-decided":
+            // Not `status`: that member is the HTTP status (RFC 9457); a string there made
+            // clients unable to read the problem at all.
             throw new Problem(409, "conflict", "Already answered", refusal.detail, undefined, {
-              status: refusal.status,
+              approvalStatus: refusal.status,
             });
           default:
             throw new Problem(409, "conflict", "Conflict", refusal.detail);

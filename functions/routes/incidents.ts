@@ -5,7 +5,6 @@
 // emergency_override_enabled`) and the gate that refuses calls while it is on.
 import { createRoute, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
-import { streamSSE } from "hono/streaming";
 import type { AuditAppendInput } from "../../shared/audit";
 import {
   canMove,
@@ -33,6 +32,7 @@ import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { Problem } from "../problem";
 import { type AppEnv, router } from "../router";
+import { CHANGE_CURSOR, pollChanges, serveFeed } from "../sse-feed";
 
 const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 
@@ -73,14 +73,14 @@ const eventsRoute = createRoute({
   tags: ["incidents"],
   summary: "Server-sent events: event `incident` with the incident as it is now, for every change",
   description:
-    "Starts at the newest change, or after `Last-Event-ID`. Ends after a few minutes; reconnect with Last-Event-ID.",
+    "Starts at the newest change, or after `Last-Event-ID` (a malformed one is 400). Ends after a few minutes (reconnect with Last-Event-ID), or with event `end` (a problem) once the key is revoked, quarantined or no longer of its role.",
   middleware: [requireRole(...READERS)] as const,
   responses: {
     200: {
       description: "text/event-stream",
       content: { "text/event-stream": { schema: z.string() } },
     },
-    ...problemResponses(401, 403, 429, 503),
+    ...problemResponses(400, 401, 403, 429, 503),
   },
 });
 const emergencyRoute = createRoute({
@@ -248,42 +248,19 @@ export function incidentRoutes(deps: IncidentRouteDeps) {
       return c.json({ incidents: out, next }, 200);
     })
     // Before /{id}: "events" and "emergency" are not incident ids.
-    .openapi(eventsRoute, async (c) => {
-      const last = c.req.header("last-event-id");
-      let after =
-        last !== undefined && /^\d{1,20}(-\d{1,20})?$/.test(last)
-          ? last
-          : await store.changeCursor().catch(unavailable);
-      return streamSSE(c, async (stream) => {
-        let open = true;
-        stream.onAbort(() => {
-          open = false;
-        });
-        const deadline = Date.now() + maxStreamMs;
-        let quietSince = Date.now();
-        while (open && Date.now() < deadline) {
-          const batch = await store.changes(after, 100);
-          for (const ch of batch) {
-            after = ch.cursor;
-            const s = await store.get(ch.id);
-            if (!s) continue;
-            await stream.writeSSE({
-              id: ch.cursor,
-              event: "incident",
-              data: JSON.stringify(s.record),
-            });
-            quietSince = Date.now();
-          }
-          if (batch.length === 0) {
-            if (Date.now() - quietSince > 15_000) {
-              await stream.write(": keep-alive\n\n");
-              quietSince = Date.now();
-            }
-            await stream.sleep(pollMs);
-          }
-        }
-      });
-    })
+    .openapi(eventsRoute, (c) =>
+      serveFeed(c, {
+        lastEventId: CHANGE_CURSOR,
+        start: () => store.changeCursor().catch(unavailable),
+        maxStreamMs,
+        read: pollChanges({
+          event: "incident",
+          pollMs,
+          changes: (after, limit) => store.changes(after, limit),
+          render: async (id) => (await store.get(id))?.record,
+        }),
+      }),
+    )
     .openapi(emergencyRoute, async (c) => {
       const e = await store.emergency().catch(unavailable);
       return c.json({ emergency: e.value ?? null, overrideEnabled: deps.overrideEnabled }, 200);

@@ -3,7 +3,6 @@
 // effect is injected.
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { streamSSE } from "hono/streaming";
 import type { ApprovalService, BoundRequest } from "../../shared/approvals";
 import type { SigilConfig } from "../../shared/config";
 import { uuidV7, verifyEd25519 } from "../../shared/crypto";
@@ -53,6 +52,7 @@ import { requireRole } from "../middleware/roles";
 import { problemResponses } from "../openapi";
 import { Problem } from "../problem";
 import { type AppEnv, router } from "../router";
+import { serveFeed } from "../sse-feed";
 
 export type {
   JobAuditEvent,
@@ -96,6 +96,8 @@ export interface JobsRouteDeps {
 
 /** How long a read of a held job blocks before it looks at the approval again. */
 const HELD_POLL_MS = 1000;
+/** A job event's id: its Redis stream id (the edge forwards Node's). */
+const JOB_EVENT_ID = /^\d{1,20}-\d{1,20}$/;
 
 /** The longest long-poll a client may ask for; the Node gateway accepts it too (edge → Node). */
 export const MAX_JOB_WAIT_MS = 120_000;
@@ -291,6 +293,8 @@ const eventsRoute = createRoute({
   path: "/v1/jobs/{id}/events",
   tags: ["jobs"],
   summary: "Server-sent events: queued, started, output, finished",
+  description:
+    "From the job's first event, or after `Last-Event-ID` (a malformed one is 400). Ends after `finished`, after a few minutes (reconnect with Last-Event-ID), or with event `end` (a problem) once the key is revoked, quarantined or no longer of its role.",
   middleware: [requireRole("agent", "admin", "auditor")] as const,
   request: { params: jobIdParam },
   responses: {
@@ -799,38 +803,26 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     .openapi(eventsRoute, async (c) => {
       const { id } = c.req.valid("param");
       let held = (await load(id, caller(c))).status === "awaiting_approval";
-      const lastId = c.req.header("last-event-id");
-      const start = /^\d+-\d+$/.test(lastId ?? "") ? lastId : undefined;
-      return streamSSE(c, async (stream) => {
-        const abort = new AbortController();
-        stream.onAbort(() => abort.abort());
-        const deadline = Date.now() + maxStreamMs;
-        let after = start;
-        let quietSince = Date.now();
-        while (!abort.signal.aborted && Date.now() < deadline) {
+      return serveFeed(c, {
+        lastEventId: JOB_EVENT_ID,
+        start: async () => undefined,
+        maxStreamMs,
+        read: async (after, waitMs, signal) => {
           const events = await deps.backend.events(
             id,
             after,
-            held ? HELD_POLL_MS : 15_000,
-            abort.signal,
+            held ? Math.min(HELD_POLL_MS, waitMs) : waitMs,
+            signal,
           );
-          if (events.length === 0) {
-            // Held: look at the approval (its answer or expiry shows up as the next events).
-            if (held) held = (await resolveHeld(id))?.status === undefined;
-            if (!held || Date.now() - quietSince >= 15_000) {
-              await stream.write(": keep-alive\n\n");
-              quietSince = Date.now();
-            }
-            continue;
-          }
-          quietSince = Date.now();
-          for (const e of events) {
-            await stream.writeSSE({ id: e.id, event: e.type, data: JSON.stringify(e.data) });
-            after = e.id;
-            if (e.type === "queued") held = false;
-            if (e.type === "finished") return;
-          }
-        }
+          // Held: look at the approval (its answer or expiry shows up as the next events).
+          if (events.length === 0 && held) held = (await resolveHeld(id))?.status === undefined;
+          if (events.some((e) => e.type === "queued")) held = false;
+          return {
+            events: events.map((e) => ({ id: e.id, event: e.type, data: e.data })),
+            after: events.at(-1)?.id ?? after,
+          };
+        },
+        isLast: (e) => e.event === "finished",
       });
     })
     .openapi(resultRoute, async (c) => {

@@ -2,12 +2,12 @@
 // the deployment `npm start` brings up, with the local admin key it wrote. Each command's happy
 // path and its main error, with the exit codes scripts rely on (0 ok, 1 denied/failed/invalid,
 // 2 usage, 3 unreachable); jobs run on both tiers and exit with the job's code.
-import { spawn } from "node:child_process";
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { devAdminClient } from "../../sdk/node";
+import { type CliRun, cliRunner } from "../support/cli";
 import { connectRedis } from "../support/redis";
 import { type Stack, startStack } from "../support/stack";
 import { repoRoot } from "../support/vectors";
@@ -15,41 +15,9 @@ import { repoRoot } from "../support/vectors";
 let stack: Stack;
 let dir: string;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+const sigil = cliRunner(() => ({ cwd: dir, url: stack.base, dataDir: stack.dataDir }));
 
-function sigil(args: string[], env: Record<string, string> = {}, input?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [join(repoRoot, "cli", "sigil.mjs"), ...args], {
-      cwd: dir,
-      env: {
-        ...process.env,
-        NO_COLOR: "1",
-        SIGIL_URL: stack.base,
-        SIGIL_DATA_DIR: stack.dataDir,
-        SIGIL_CLI_CONFIG: join(dir, "cli.toml"),
-        ...env,
-      },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (b: Buffer) => {
-      stdout += b.toString();
-    });
-    p.stderr.on("data", (b: Buffer) => {
-      stderr += b.toString();
-    });
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-    p.stdin.end(input ?? "");
-  });
-}
-
-const json = (r: Run) => JSON.parse(r.stdout) as Record<string, unknown>;
+const json = (r: CliRun) => JSON.parse(r.stdout) as Record<string, unknown>;
 
 beforeAll(async () => {
   stack = await startStack("cli");

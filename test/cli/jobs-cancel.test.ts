@@ -2,52 +2,20 @@
 // `sigil jobs cancel` against the deployment `npm start` brings up (real Redis, a real worker,
 // real Docker). A queued job ends `killed` at once; a running `sleep 60` is killed on its worker,
 // which signs a `killed` result; cancel and finish racing leave exactly one final state.
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type JobRecord, Sigil, type SigilError } from "../../sdk";
 import { devAdminClient, loadKeyFile } from "../../sdk/node";
+import { cliRunner } from "../support/cli";
 import { type Stack, startStack } from "../support/stack";
-import { repoRoot } from "../support/vectors";
 
 let stack: Stack;
 let dir: string;
 let admin: Sigil;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function sigil(args: string[], input?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [join(repoRoot, "cli", "sigil.mjs"), ...args], {
-      cwd: dir,
-      env: {
-        ...process.env,
-        NO_COLOR: "1",
-        SIGIL_URL: stack.base,
-        SIGIL_DATA_DIR: stack.dataDir,
-        SIGIL_CLI_CONFIG: join(dir, "cli.toml"),
-      },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (b: Buffer) => {
-      stdout += b.toString();
-    });
-    p.stderr.on("data", (b: Buffer) => {
-      stderr += b.toString();
-    });
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-    p.stdin.end(input ?? "");
-  });
-}
+const sigil = cliRunner(() => ({ cwd: dir, url: stack.base, dataDir: stack.dataDir }));
 
 /** A key file written by `sigil keys create` and a client signed with it. */
 async function keyOf(role: string, subject: string, trust?: string) {

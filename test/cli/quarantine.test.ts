@@ -1,46 +1,21 @@
 // `sigil quarantine add|ls|lift` against the deployment `npm start` brings up (docs/cli.md): an
 // admin quarantines a subject, its key is refused (403 quarantined), the list shows it, the lift
 // restores access; a wrong call is a usage error.
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Quarantine, Sigil, SigilError } from "../../sdk";
 import { devAdminClient } from "../../sdk/node";
+import { cliRunner } from "../support/cli";
 import { type Stack, startStack } from "../support/stack";
 import { registeredKey } from "../support/targets";
-import { repoRoot } from "../support/vectors";
 
 let stack: Stack;
 let dir: string;
 let admin: Sigil;
 
-function sigil(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [join(repoRoot, "cli", "sigil.mjs"), ...args], {
-      cwd: dir,
-      env: {
-        ...process.env,
-        NO_COLOR: "1",
-        SIGIL_URL: stack.base,
-        SIGIL_DATA_DIR: stack.dataDir,
-        SIGIL_CLI_CONFIG: join(dir, "cli.toml"),
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (b: Buffer) => {
-      stdout += b.toString();
-    });
-    p.stderr.on("data", (b: Buffer) => {
-      stderr += b.toString();
-    });
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const sigil = cliRunner(() => ({ cwd: dir, url: stack.base, dataDir: stack.dataDir }));
 
 beforeAll(async () => {
   stack = await startStack("qcli");

@@ -16,6 +16,7 @@ import {
 } from "../../shared/crypto";
 import { toBase64Url } from "../../shared/encoding";
 import { signRequest } from "../../shared/httpsig";
+import type { IncidentStore } from "../../shared/incidents";
 import { silentLogger } from "../../shared/log";
 import { freePort, startEdge } from "./edge";
 import { connectRedis, dropPrefix, testPrefix } from "./redis";
@@ -76,6 +77,8 @@ export interface Target {
   url: string;
   admin: TestKey;
   client(key: TestKey): Sigil;
+  /** Node only: the incident store the API reads (tests open incidents in it directly). */
+  incidents?: IncidentStore;
   stop(): Promise<void>;
 }
 
@@ -130,6 +133,7 @@ export async function startTarget(
     url,
     admin,
     client,
+    ...(deps.incidents ? { incidents: deps.incidents } : {}),
     async stop() {
       await server.close();
       await deps.close();
