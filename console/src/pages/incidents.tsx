@@ -88,8 +88,8 @@ function IncidentView({
         sigil.wellKnownKeys(),
         sigil.audit.checkpoint(),
         incidentEvents(sigil, r),
-        // Auditors may list quarantines too; a key that may not is shown the rest anyway.
-        sigil.quarantine.list({ active: "true", limit: 1000 }).catch(() => ({ quarantines: [] })),
+        // The newest 500 quarantines (the route's page), active ones only: those it placed.
+        sigil.quarantine.list({ active: "true", limit: 500 }),
       ]);
       if (stop) return;
       setEvents(list);
