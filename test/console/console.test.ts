@@ -441,6 +441,9 @@ describe("the web console", () => {
       await highRow.waitFor({ timeout: 30_000 });
       await highRow.getByRole("button").click();
       await page.getByTestId("incident-state").filter({ hasText: "mitigated" }).waitFor();
+      // The signed evidence bundle, checked in the browser against the published service key.
+      await page.getByRole("button", { name: "Verify the evidence bundle" }).click();
+      await page.getByTestId("evidence-verdict").filter({ hasText: "✓" }).waitFor();
       await page
         .locator('tr[data-type="quarantine.placed"][data-verified="true"]')
         .waitFor({ timeout: 60_000 });
