@@ -14,7 +14,12 @@ import { Sigil, SigilError } from "../../sdk";
 import { devAdminClient } from "../../sdk/node";
 import { generateEd25519KeyPair, publicJwk, uuidV7 } from "../../shared/crypto";
 import { toBase64Url } from "../../shared/encoding";
-import { DetectionEngine, DetectionRunner } from "../../shared/incidents";
+import {
+  DetectionEngine,
+  DetectionRunner,
+  Responder,
+  violationAction,
+} from "../../shared/incidents";
 import { silentLogger } from "../../shared/log";
 import { type PolicyError, parse } from "../../shared/policy";
 import { submitLowRisk } from "../jobs/support/harness";
@@ -101,7 +106,17 @@ async function detectionProcess(): Promise<{ drain(): Promise<number>; close(): 
   }
   const store = deps.incidents;
   if (!store) throw new Error("the Node composition has no incident store");
-  const runner = new DetectionRunner({
+  // The responder as the API composes it: isolation through the quarantine service (audited,
+  // the API's cache told over Redis), the evidence bundle signed with the service key.
+  const responder = new Responder({
+    store,
+    evidence: deps.audit,
+    signer: deps.serviceSigner,
+    ...(deps.quarantine ? { isolation: deps.quarantine } : {}),
+    policyViolationAction: violationAction(config.security.policy_violation_action),
+    emergencyScope: config.incidents.emergency_scope,
+  });
+  const runner: DetectionRunner = new DetectionRunner({
     store,
     audit: deps.audit,
     engine: new DetectionEngine(
@@ -112,6 +127,9 @@ async function detectionProcess(): Promise<{ drain(): Promise<number>; close(): 
       uuidV7,
     ),
     batch: 200,
+    onChange: async (i) => {
+      if (await responder.respond(i.record.incidentId)) await runner.finish(i.record.incidentId);
+    },
   });
   return {
     drain: () => runner.drain(),
@@ -306,7 +324,7 @@ describe("the web console", () => {
     }
   }, 180_000);
 
-  it("shows an incident opened by real failed requests, its audit events verified; acknowledges and resolves it", async () => {
+  it("shows incidents opened by real failed requests, their audit events verified; acknowledges, resolves, lifts a quarantine", async () => {
     const admin = await devAdminClient({ baseUrl: stack.base, dataDir: stack.dataDir });
     const detection = await detectionProcess();
     try {
@@ -382,6 +400,67 @@ describe("the web console", () => {
       await page.locator("#incidents-severity").selectOption("medium");
       await row.waitFor();
       await accessible("incidents");
+
+      // A known key's burst is high: the responder quarantines the key, keeps a signed evidence
+      // bundle and marks the incident mitigated; the operator lifts the quarantine here.
+      await page.locator("#incidents-state").selectOption("");
+      await page.locator("#incidents-severity").selectOption("");
+      const owner = await generateEd25519KeyPair();
+      const { kid } = await admin.keys.create({
+        role: "agent",
+        subject: "burst-agent",
+        publicKey: toBase64Url(owner.publicKey),
+      });
+      const wrong = await generateEd25519KeyPair();
+      const forger = new Sigil({
+        baseUrl: stack.base,
+        keyId: kid,
+        secretKey: wrong.secretKey,
+        retries: 0,
+      });
+      for (let i = 0; i < 5; i++)
+        await expect(forger.incidents.list()).rejects.toBeInstanceOf(SigilError);
+      let high: string | undefined;
+      await expect
+        .poll(
+          async () => {
+            await detection.drain();
+            const { incidents } = await admin.incidents.list({ state: "mitigated" });
+            high = incidents.find((i) => i.keys.includes(kid))?.incidentId;
+            return high;
+          },
+          { timeout: 60_000, interval: 500 },
+        )
+        .toBeDefined();
+      const placed = async () =>
+        (await admin.quarantine.list({ active: "true" })).quarantines.filter(
+          (q) => q.incidentId === high,
+        ).length;
+      expect(await placed()).toBe(1);
+      const highRow = page.locator(`tr[data-incident="${high}"]`);
+      await highRow.waitFor({ timeout: 30_000 });
+      await highRow.getByRole("button").click();
+      await page.getByTestId("incident-state").filter({ hasText: "mitigated" }).waitFor();
+      // The signed evidence bundle, checked in the browser against the published service key.
+      await page.getByRole("button", { name: "Verify the evidence bundle" }).click();
+      await page.getByTestId("evidence-verdict").filter({ hasText: "✓" }).waitFor();
+      await page
+        .locator('tr[data-type="quarantine.placed"][data-verified="true"]')
+        .waitFor({ timeout: 60_000 });
+      const lift = page.getByRole("button", { name: `Lift quarantine of key ${kid}` });
+      expect(await lift.isDisabled()).toBe(true);
+      await page.locator("#incident-reason").fill("the key's owner fixed the client");
+      await lift.click();
+      await page
+        .getByRole("status")
+        .filter({ hasText: `Lift quarantine of key ${kid}: done` })
+        .waitFor();
+      await page
+        .locator('tr[data-type="quarantine.lifted"][data-verified="true"]')
+        .waitFor({ timeout: 60_000 });
+      expect(await placed()).toBe(0);
+      await expect.poll(() => lift.count()).toBe(0);
+      await screenshot(page, "incidents-mitigated");
     } finally {
       await detection.close();
     }

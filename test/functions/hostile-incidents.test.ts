@@ -1,6 +1,7 @@
 // The incident routes as a hostile client tries them, on Node (Redis) and on the edge (workerd):
 // a key of the wrong role, an unknown or ill-formed id, an ill-formed Unicode or oversized reason,
-// and an emergency override while overrides are disabled (refused and audited).
+// an emergency override while overrides are disabled (refused and audited), and the SDK's change
+// stream.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toBase64Url } from "../../shared/encoding";
 import { signRequest } from "../../shared/httpsig";
@@ -83,6 +84,22 @@ describe.each(targetNames)("hostile incident routes on %s", (targetName) => {
     await expect(sdk.incidents.move(UNKNOWN, "resolve", "done")).rejects.toMatchObject({
       status: 404,
     });
+  });
+
+  it("the SDK's change stream (incidents.events): an admin's opens and stays open, an agent key is refused", async () => {
+    // The console follows it (test/console/console.test.ts sees a change arrive); here the role.
+    const stream = t.client(agent).incidents.events()[Symbol.asyncIterator]();
+    await expect(stream.next()).rejects.toMatchObject({ status: 403 });
+    // An admin's stream opens and stays open: stopping it aborts the body being read (an
+    // AbortError from the stream), not a problem response (a wrong path would be 400 or 404).
+    const abort = new AbortController();
+    const open = t
+      .client(t.admin)
+      .incidents.events({ signal: abort.signal })
+      [Symbol.asyncIterator]();
+    const first = open.next();
+    setTimeout(() => abort.abort(), 3000);
+    await expect(first).rejects.toMatchObject({ name: "AbortError" });
   });
 
   it("emergency override while overrides are disabled: 403, and the attempt is audited", async () => {

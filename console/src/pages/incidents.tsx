@@ -6,6 +6,10 @@ import { Fragment } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { Quarantine, Sigil } from "../../../sdk";
 import { type AuditEvent, SEVERITIES } from "../../../shared/audit/event";
+import { resolverFromJwks } from "../../../shared/audit/jwks";
+import { verifyEd25519 } from "../../../shared/crypto/ed25519";
+import { fromBase64Url } from "../../../shared/encoding";
+import { verifyEvidence } from "../../../shared/incidents/evidence";
 import {
   canMove,
   INCIDENT_STATES,
@@ -15,7 +19,7 @@ import {
 import { errorText } from "../api";
 import { checkedSummary, EventTable } from "../events";
 import type { PageProps } from "../main";
-import { AnyOf, ErrorBox, Title, useLoad } from "../ui";
+import { AnyOf, ErrorBox, Mark, Title, useLoad } from "../ui";
 import { type EventVerdict, trustRoot, verifyAll } from "../verify";
 
 /** How far past the incident's first event the trail is read for its own events. */
@@ -55,6 +59,52 @@ const targetText = (q: Quarantine): string =>
       ? `key ${q.target.kid}`
       : `worker ${q.target.workerId}`;
 
+/** The signed evidence bundle checked here, offline from the API: its signature under the service
+ * key the JWKS publishes, the NDJSON export and its checkpoint, each inclusion proof. */
+function EvidenceCheck({ sigil, id }: { sigil: Sigil; id: string }) {
+  const [verdict, setVerdict] = useState<{ ok: boolean; detail: string }>();
+  const [error, setError] = useState<unknown>();
+  const check = async () => {
+    setError(undefined);
+    try {
+      const [bundle, jwks] = await Promise.all([
+        sigil.incidents.evidence(id),
+        sigil.wellKnownKeys(),
+      ]);
+      const key = jwks.keys.find((k) => k.kid === bundle.kid);
+      if (!key?.x) {
+        setVerdict({ ok: false, detail: `service key ${String(bundle.kid)} is not published` });
+        return;
+      }
+      const r = await verifyEvidence(JSON.stringify(bundle), {
+        keys: resolverFromJwks(jwks),
+        verify: verifyEd25519,
+        serviceKey: fromBase64Url(key.x),
+      });
+      setVerdict(
+        r.valid
+          ? { ok: true, detail: `signed by ${String(bundle.kid)}; export and proofs verify` }
+          : { ok: false, detail: r.reason ?? "does not verify" },
+      );
+    } catch (e) {
+      setError(e);
+    }
+  };
+  return (
+    <>
+      <button type="button" onClick={check}>
+        Verify the evidence bundle
+      </button>
+      {verdict && (
+        <p data-testid="evidence-verdict">
+          Evidence bundle: <Mark ok={verdict.ok} /> {verdict.detail}
+        </p>
+      )}
+      <ErrorBox error={error} />
+    </>
+  );
+}
+
 function IncidentView({
   sigil,
   id,
@@ -88,8 +138,8 @@ function IncidentView({
         sigil.wellKnownKeys(),
         sigil.audit.checkpoint(),
         incidentEvents(sigil, r),
-        // Auditors may list quarantines too; a key that may not is shown the rest anyway.
-        sigil.quarantine.list({ active: "true", limit: 1000 }).catch(() => ({ quarantines: [] })),
+        // The newest 500 quarantines (the route's page), active ones only: those it placed.
+        sigil.quarantine.list({ active: "true", limit: 500 }),
       ]);
       if (stop) return;
       setEvents(list);
@@ -179,6 +229,7 @@ function IncidentView({
             : " · no bundle (only high and critical incidents keep one)"}
         </dd>
       </dl>
+      {r.evidence.bundle && <EvidenceCheck key={r.incidentId} sigil={sigil} id={r.incidentId} />}
 
       <h3>Respond</h3>
       <label for="incident-reason">Reason (kept in the audit trail)</label>
