@@ -112,7 +112,7 @@ cfg.runtimes = { ...(cfg.runtimes ?? {}),
   // Tier 2 jobs with egress (docs/sandbox.md "Egress"): gVisor with its own network stack, for
   // containers attached to a per-job internal network; every other job keeps --network=none.
   // --network=host: the sandbox uses the network namespace Docker made for the container (the
-  // job's internal network), not gVisor's netstack, which this runsc (Debian 20221219) cannot
+  // job internal network), not the gVisor netstack, which this runsc (Debian 20221219) cannot
   // start here ("cannot run with network enabled in root network namespace").
   "runsc-net": { path: runscPath, runtimeArgs: [...(ociSeccomp ? [ociSeccomp] : []), "--network=host", ...(platform ? [`--platform=${platform}`] : [])] },
 };
