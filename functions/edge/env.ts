@@ -2,6 +2,7 @@
 // and secrets (SIGIL_*, SYMBIONT_*; the same names as on Node).
 import type { ApprovalsObject } from "./approvals/object";
 import type { AuditObject } from "./audit/object";
+import type { ReportsObject } from "./compliance/object";
 import type { IncidentsObject } from "./incidents/object";
 import type { KeysObject } from "./keys/object";
 import type { LimitsObject } from "./limits/object";
@@ -30,6 +31,8 @@ export interface EdgeBindings {
   SIGIL_QUARANTINE: DurableObjectNamespace<QuarantineObject>;
   /** One object ("incidents"): incidents, the detection cursor, evidence, emergency mode. */
   SIGIL_INCIDENTS: DurableObjectNamespace<IncidentsObject>;
+  /** One object ("reports"): compliance reports (docs/compliance.md "Reports"). */
+  SIGIL_REPORTS: DurableObjectNamespace<ReportsObject>;
 }
 
 /** The Workers static-assets binding (wrangler.toml [assets]): the web console's bundle. */

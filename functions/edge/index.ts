@@ -9,6 +9,7 @@ import type { AssetsFetcher, EdgeEnv } from "./env";
 
 export { ApprovalsObject } from "./approvals/object";
 export { AuditObject } from "./audit/object";
+export { ReportsObject } from "./compliance/object";
 export { composeEdge } from "./compose";
 export type { EdgeEnv } from "./env";
 export { IncidentsObject } from "./incidents/object";

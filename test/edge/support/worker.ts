@@ -6,6 +6,7 @@
 import { DoApprovalStore } from "../../../functions/edge/approvals/adapter";
 import { DoAuditLog } from "../../../functions/edge/audit/adapter";
 import { AuditObject } from "../../../functions/edge/audit/object";
+import { DoReportStore } from "../../../functions/edge/compliance/adapter";
 import type { EdgeEnv } from "../../../functions/edge/env";
 import { DoIncidentStore } from "../../../functions/edge/incidents/adapter";
 import { DoKeyRegistry, DoSecretStore } from "../../../functions/edge/keys/adapter";
@@ -23,6 +24,7 @@ import { decode, encode } from "./codec";
 
 export { ApprovalsObject } from "../../../functions/edge/approvals/object";
 export { AuditObject } from "../../../functions/edge/audit/object";
+export { ReportsObject } from "../../../functions/edge/compliance/object";
 export { IncidentsObject } from "../../../functions/edge/incidents/object";
 export { KeysObject } from "../../../functions/edge/keys/object";
 export { LimitsObject } from "../../../functions/edge/limits/object";
@@ -107,6 +109,10 @@ function target(env: EdgeEnv, c: Call): Record<string, unknown> {
       return new DoQuarantineStore(stubSource(env.SIGIL_QUARANTINE, c.name)) as never;
     case "incidents":
       return new DoIncidentStore(stubSource(env.SIGIL_INCIDENTS, c.name)) as never;
+    case "reports":
+      return new DoReportStore(stubSource(env.SIGIL_REPORTS, c.name)) as never;
+    case "reports-hook":
+      return stubFor(env.SIGIL_REPORTS, c.name) as never;
     case "pins":
       return new DoPinStore(env.SIGIL_PINS, `${c.name}:`) as never;
     case "pins-hook":
