@@ -2,6 +2,7 @@
 // SDK, except `policy check|test` and `audit verify-export`, which run offline.
 import { defineCommand, runCommand, showUsage } from "citty";
 import { audit } from "./commands/audit";
+import { compliance } from "./commands/compliance";
 import { evalCommand } from "./commands/eval";
 import { jobs } from "./commands/jobs";
 import { keys } from "./commands/keys";
@@ -13,9 +14,9 @@ import { defaultIo, describeError, EXIT } from "./output";
 export const root = defineCommand({
   meta: {
     name: "sigil",
-    description: "Operate Sigil: keys, policies, decisions, jobs, audit, tools",
+    description: "Operate Sigil: keys, policies, decisions, jobs, audit, tools, compliance",
   },
-  subCommands: { keys, policy, eval: evalCommand, jobs, audit, tools, quarantine },
+  subCommands: { keys, policy, eval: evalCommand, jobs, audit, tools, quarantine, compliance },
 });
 
 /** Finds the command `argv` names, for --help. */

@@ -1,7 +1,7 @@
 // Signed compliance reports (docs/compliance.md "Reports"): one streaming scan of a period's events
 // through each control's check, a signed checkpoint, and for every cited event the event itself
 // plus its inclusion proof, so someone who does not trust Sigil checks every claim offline with
-// the service's public key alone (verifyReport, scripts/compliance-verify.ts).
+// the service's public key alone (verifyReport; `sigil compliance verify`).
 import { z } from "zod";
 import {
   type AuditEvent,
