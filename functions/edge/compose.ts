@@ -64,6 +64,7 @@ const BINDINGS = [
   "SIGIL_QUARANTINE",
   "SIGIL_INCIDENTS",
   "SIGIL_REPORTS",
+  "SIGIL_ARCHIVE",
 ] as const;
 
 async function compose(env: EdgeEnv): Promise<AppDeps> {
@@ -145,12 +146,12 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
       // One QuarantineObject holds every quarantine; no bus between isolates, so no cache either.
       quarantine: new DoQuarantineStore(stubSource(env.SIGIL_QUARANTINE, QUARANTINE_OBJECT)),
       incidents: new DoIncidentStore(stubSource(env.SIGIL_INCIDENTS, INCIDENTS_OBJECT)),
-      // Reports in one ReportsObject, readable from every isolate; the edge has no archive, so it
-      // keeps every event rather than enforcing retention.
+      // Reports in one ReportsObject, readable from every isolate; retention is enforced by the
+      // cron trigger (index.ts scheduled), archiving into the ArchiveObject before each prune.
       compliance: {
         ...compliance,
         reports: new DoReportStore(stubSource(env.SIGIL_REPORTS, REPORTS_OBJECT)),
-        retentionEnforced: false,
+        retentionEnforced: true,
         encryptionAtRest: !generated,
       },
       // Set by Cloudflare on every request (a client cannot forge it there).

@@ -5,3 +5,4 @@ export const APPROVALS_OBJECT = "approvals";
 export const QUARANTINE_OBJECT = "quarantine";
 export const INCIDENTS_OBJECT = "incidents";
 export const REPORTS_OBJECT = "reports";
+export const ARCHIVE_OBJECT = "archive";

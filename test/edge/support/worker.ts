@@ -23,6 +23,7 @@ import { createSigner } from "../../../shared/crypto";
 import { decode, encode } from "./codec";
 
 export { ApprovalsObject } from "../../../functions/edge/approvals/object";
+export { ArchiveObject } from "../../../functions/edge/audit/archive-object";
 export { AuditObject } from "../../../functions/edge/audit/object";
 export { ReportsObject } from "../../../functions/edge/compliance/object";
 export { IncidentsObject } from "../../../functions/edge/incidents/object";
@@ -111,6 +112,8 @@ function target(env: EdgeEnv, c: Call): Record<string, unknown> {
       return new DoIncidentStore(stubSource(env.SIGIL_INCIDENTS, c.name)) as never;
     case "reports":
       return new DoReportStore(stubSource(env.SIGIL_REPORTS, c.name)) as never;
+    case "archive":
+      return stubFor(env.SIGIL_ARCHIVE, c.name) as never;
     case "reports-hook":
       return stubFor(env.SIGIL_REPORTS, c.name) as never;
     case "pins":

@@ -49,6 +49,7 @@ async function start(): Promise<Workerd> {
       SIGIL_QUARANTINE: { className: "QuarantineObject", useSQLite: true },
       SIGIL_INCIDENTS: { className: "IncidentsObject", useSQLite: true },
       SIGIL_REPORTS: { className: "ReportsObject", useSQLite: true },
+      SIGIL_ARCHIVE: { className: "ArchiveObject", useSQLite: true },
     },
   });
   await mf.ready;
