@@ -3,6 +3,7 @@
 import { defineCommand, runCommand, showUsage } from "citty";
 import { approvals } from "./commands/approvals";
 import { audit } from "./commands/audit";
+import { compliance } from "./commands/compliance";
 import { evalCommand } from "./commands/eval";
 import { incidents } from "./commands/incidents";
 import { jobs } from "./commands/jobs";
@@ -16,7 +17,7 @@ export const root = defineCommand({
   meta: {
     name: "sigil",
     description:
-      "Operate Sigil: keys, policies, decisions, jobs, audit, tools, approvals, incidents, quarantine",
+      "Operate Sigil: keys, policies, decisions, jobs, audit, tools, approvals, incidents, quarantine, compliance",
   },
   subCommands: {
     keys,
@@ -28,6 +29,7 @@ export const root = defineCommand({
     approvals,
     incidents,
     quarantine,
+    compliance,
   },
 });
 

@@ -4,7 +4,12 @@ import type { Context, MiddlewareHandler } from "hono";
 import { requestId } from "hono/request-id";
 import { type ApprovalStore, MemoryApprovalStore } from "../shared/approvals";
 import type { AuditService } from "../shared/audit";
-import { frameworkRegistry, MemoryReportStore, type ReportStore } from "../shared/compliance";
+import {
+  type Framework,
+  frameworkRegistry,
+  MemoryReportStore,
+  type ReportStore,
+} from "../shared/compliance";
 import { allowedAuthorities, type SigilConfig } from "../shared/config";
 import { type Signer, verifyEd25519 } from "../shared/crypto";
 import type { KeyResolver, ReplayCache } from "../shared/httpsig";
@@ -108,6 +113,10 @@ export interface AppDeps {
 export interface ComplianceDeps {
   /** Where reports are kept; default: this process's memory. */
   reports?: ReportStore;
+  /** Shipped plus custom frameworks (complianceSetup); default: the shipped ones. */
+  frameworks?: ReadonlyMap<string, Framework>;
+  /** The least `audit_retention_days` the enforced frameworks allow (0: none). */
+  retentionFloorDays?: number;
   /** Whether this runtime prunes past `audit_retention_days` (Node's sweep) or keeps everything. */
   retentionEnforced: boolean;
   /** Whether private keys are encrypted under a secret that is not stored beside them. */
@@ -336,7 +345,7 @@ export function createApp(deps: AppDeps) {
     complianceRoutes({
       audit,
       record: appendAudit,
-      frameworks: frameworkRegistry(),
+      frameworks: deps.compliance?.frameworks ?? frameworkRegistry(),
       reports: deps.compliance?.reports ?? new MemoryReportStore(),
       keys,
       signer: deps.serviceSigner,

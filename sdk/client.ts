@@ -1,6 +1,7 @@
 // The Sigil HTTP client. Every /v1 call is signed afresh per attempt (new nonce and created),
 // so a retry is never a replay. Web-standard only: runs in Node 20, workerd and browsers.
 import { context, propagation } from "@opentelemetry/api";
+import type { ComplianceReport } from "../shared/compliance";
 import { toBase64Url, utf8 } from "../shared/encoding";
 import { type Signer, signRequest } from "../shared/httpsig";
 import type { Emergency, Incident, IncidentState, Severity } from "../shared/incidents";
@@ -328,6 +329,32 @@ export class Sigil {
       });
       return res.text;
     },
+  };
+
+  // ---- compliance ----
+
+  /** Compliance reports (docs/compliance.md): auditors and admins. */
+  readonly compliance = {
+    frameworks: (call?: CallOptions): Promise<{ frameworks: T.ComplianceFrameworkSummary[] }> =>
+      this.#json({ method: "GET", path: "/v1/compliance/frameworks", call }),
+    /** A signed report for the framework over [from, to) (RFC 3339 UTC with milliseconds). */
+    generate: (
+      body: { framework: string; from: string; to: string },
+      call?: CallOptions,
+    ): Promise<ComplianceReport> =>
+      this.#json({ method: "POST", path: "/v1/compliance/reports", json: body, call }),
+    get: (id: string, call?: CallOptions): Promise<ComplianceReport> =>
+      this.#json({ method: "GET", path: `/v1/compliance/reports/${enc(id)}`, call }),
+    /** The self-contained printable HTML page of a stored report. */
+    html: async (id: string, call?: CallOptions): Promise<string> =>
+      (
+        await this.#send({
+          method: "GET",
+          path: `/v1/compliance/reports/${enc(id)}`,
+          accept: "text/html",
+          call,
+        })
+      ).text,
   };
 
   // ---- risk and tools ----

@@ -1,5 +1,6 @@
 // Sigil client SDK (Web-standard). Node-only helpers live in ./node.
 
+export type { ComplianceReport } from "../shared/compliance";
 export type { Signer } from "../shared/httpsig";
 /** What /v1/sign prefixes to a message before signing it (verify offline over prefix || message). */
 export { HELD_SIGNATURE_CONTEXT, heldSignatureInput } from "../shared/keys/record";

@@ -321,3 +321,11 @@ export interface HealthResponse {
 export interface JwkSet {
   keys: (Ed25519Jwk & { status?: string; notBefore?: string; notAfter?: string })[];
 }
+
+/** A framework as GET /v1/compliance/frameworks lists it (docs/compliance.md). */
+export interface ComplianceFrameworkSummary {
+  id: string;
+  name: string;
+  version: string;
+  controls: { id: string; reference: string; title: string; check: string }[];
+}

@@ -2,6 +2,7 @@
 // Durable Object adapters for every port, private keys encrypted at rest in the KeysObject, admin
 // keys from SIGIL_ADMIN_KEYS only, discovery through the platform's fetch, and jobs forwarded to
 // the Node gateway. What differs from Node is said inline.
+import { complianceSetup, parseFrameworksJson } from "../../shared/compliance";
 import { allowedAuthorities, loadConfig } from "../../shared/config";
 import { jsonLogger } from "../../shared/log";
 import type { AppDeps } from "../app";
@@ -9,12 +10,14 @@ import { composeCore } from "../core";
 import type { HealthCheck } from "../routes/health";
 import { DoApprovalStore } from "./approvals/adapter";
 import { DoAuditLog } from "./audit/adapter";
+import { DoReportStore } from "./compliance/adapter";
 import {
   APPROVALS_OBJECT,
   INCIDENTS_OBJECT,
   KEYS_OBJECT,
   POLICIES_OBJECT,
   QUARANTINE_OBJECT,
+  REPORTS_OBJECT,
 } from "./constants";
 import { type EdgeEnv, stringVars } from "./env";
 import { DoIncidentStore } from "./incidents/adapter";
@@ -60,6 +63,8 @@ const BINDINGS = [
   "SIGIL_APPROVALS",
   "SIGIL_QUARANTINE",
   "SIGIL_INCIDENTS",
+  "SIGIL_REPORTS",
+  "SIGIL_ARCHIVE",
 ] as const;
 
 async function compose(env: EdgeEnv): Promise<AppDeps> {
@@ -96,6 +101,13 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
       "[tofu] discovery_allow_cidrs and discovery_resolvers have no effect on the edge: the platform's fetch resolves names itself",
     );
   }
+
+  // Custom frameworks come inline (SIGIL_COMPLIANCE_FRAMEWORKS_JSON: no files on the edge); a bad
+  // one, or retention below an enforced framework's minimum, fails composition (every request 503).
+  const compliance = complianceSetup(
+    { retentionDays: config.security.audit_retention_days, enforce: config.compliance.enforce },
+    parseFrameworksJson(config.compliance.frameworks_json, "SIGIL_COMPLIANCE_FRAMEWORKS_JSON"),
+  );
 
   const chain = config.audit.chain;
   const gateway = config.sandbox.gateway_url;
@@ -134,9 +146,14 @@ async function compose(env: EdgeEnv): Promise<AppDeps> {
       // One QuarantineObject holds every quarantine; no bus between isolates, so no cache either.
       quarantine: new DoQuarantineStore(stubSource(env.SIGIL_QUARANTINE, QUARANTINE_OBJECT)),
       incidents: new DoIncidentStore(stubSource(env.SIGIL_INCIDENTS, INCIDENTS_OBJECT)),
-      // Reports stay in the isolate's memory (each is signed and verifies on its own); the edge
-      // has no archive, so it keeps every event rather than enforcing retention.
-      compliance: { retentionEnforced: false, encryptionAtRest: !generated },
+      // Reports in one ReportsObject, readable from every isolate; retention is enforced by the
+      // cron trigger (index.ts scheduled), archiving into the ArchiveObject before each prune.
+      compliance: {
+        ...compliance,
+        reports: new DoReportStore(stubSource(env.SIGIL_REPORTS, REPORTS_OBJECT)),
+        retentionEnforced: true,
+        encryptionAtRest: !generated,
+      },
       // Subject keys sit beside the private keys they share a key hierarchy with.
       subjects: new DoSubjectKeyStore(keysObject),
       // Set by Cloudflare on every request (a client cannot forge it there).

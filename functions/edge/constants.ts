@@ -4,3 +4,5 @@ export const POLICIES_OBJECT = "policies";
 export const APPROVALS_OBJECT = "approvals";
 export const QUARANTINE_OBJECT = "quarantine";
 export const INCIDENTS_OBJECT = "incidents";
+export const REPORTS_OBJECT = "reports";
+export const ARCHIVE_OBJECT = "archive";

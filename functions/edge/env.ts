@@ -1,7 +1,9 @@
 // The Worker's environment: Durable Object bindings (names fixed in wrangler.toml) plus string vars
 // and secrets (SIGIL_*, SYMBIONT_*; the same names as on Node).
 import type { ApprovalsObject } from "./approvals/object";
+import type { ArchiveObject } from "./audit/archive-object";
 import type { AuditObject } from "./audit/object";
+import type { ReportsObject } from "./compliance/object";
 import type { IncidentsObject } from "./incidents/object";
 import type { KeysObject } from "./keys/object";
 import type { LimitsObject } from "./limits/object";
@@ -30,6 +32,10 @@ export interface EdgeBindings {
   SIGIL_QUARANTINE: DurableObjectNamespace<QuarantineObject>;
   /** One object ("incidents"): incidents, the detection cursor, evidence, emergency mode. */
   SIGIL_INCIDENTS: DurableObjectNamespace<IncidentsObject>;
+  /** One object ("reports"): compliance reports (docs/compliance.md "Reports"). */
+  SIGIL_REPORTS: DurableObjectNamespace<ReportsObject>;
+  /** One object ("archive"): audit prefixes archived before retention prunes them. */
+  SIGIL_ARCHIVE: DurableObjectNamespace<ArchiveObject>;
 }
 
 /** The Workers static-assets binding (wrangler.toml [assets]): the web console's bundle. */

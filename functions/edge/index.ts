@@ -4,11 +4,16 @@ import type { ExecutionContext } from "hono";
 import { createApp, type SigilApp } from "../app";
 import { problemTypeBase } from "../problem";
 import { type ConsoleAssets, contentTypeOf } from "../routes/console";
+import { edgeRetentionSweep } from "./audit/archive";
 import { composeEdge } from "./compose";
+import { ARCHIVE_OBJECT } from "./constants";
 import type { AssetsFetcher, EdgeEnv } from "./env";
+import { stubSource } from "./runtime";
 
 export { ApprovalsObject } from "./approvals/object";
+export { ArchiveObject } from "./audit/archive-object";
 export { AuditObject } from "./audit/object";
+export { ReportsObject } from "./compliance/object";
 export { composeEdge } from "./compose";
 export type { EdgeEnv } from "./env";
 export { IncidentsObject } from "./incidents/object";
@@ -74,5 +79,27 @@ export default {
       return unavailable(e);
     }
     return a.fetch(request, env, ctx);
+  },
+  /**
+   * The cron trigger (wrangler.toml [triggers]): the audit retention sweep, shared with Node
+   * (shared/audit/retention.ts), archiving into the ArchiveObject before it prunes. A failure is
+   * logged and retried at the next trigger; nothing is pruned unless its archive was stored.
+   */
+  async scheduled(_event: unknown, env: EdgeEnv, ctx: ExecutionContext): Promise<void> {
+    const deps = await composeEdge(env);
+    ctx.waitUntil(
+      edgeRetentionSweep(deps.config.security.audit_retention_days, {
+        audit: deps.audit,
+        now: Date.now,
+        archive: stubSource(env.SIGIL_ARCHIVE, ARCHIVE_OBJECT),
+        minimumDays: deps.compliance?.retentionFloorDays ?? 0,
+      }).then(
+        (r) => deps.log.info("audit retention sweep", { ...r }),
+        (e: unknown) =>
+          deps.log.error("audit retention sweep failed", {
+            err: e instanceof Error ? e.message : String(e),
+          }),
+      ),
+    );
   },
 };

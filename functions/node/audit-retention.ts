@@ -23,6 +23,8 @@ export interface AuditRetentionOptions {
   config: Pick<SigilConfig, "security" | "redis" | "audit">;
   log: Logger;
   now?: () => number;
+  /** The enforced frameworks' retention floor (ComplianceDeps.retentionFloorDays). */
+  minimumDays?: number;
   intervalMs?: number;
   firstSweepMs?: number;
 }
@@ -98,7 +100,12 @@ export function startAuditRetention(o: AuditRetentionOptions): AuditRetention {
     const token = randomUUID();
     if ((await o.redis.set(lease, token, "PX", LEASE_MS, "NX")) !== "OK") return "busy";
     try {
-      const r = await sweepRetention(days, { audit: o.audit, now, archive });
+      const r = await sweepRetention(days, {
+        audit: o.audit,
+        now,
+        archive,
+        ...(o.minimumDays !== undefined ? { minimumDays: o.minimumDays } : {}),
+      });
       if (r.outcome === "retained")
         o.log.info("audit events past retention archived and pruned", {
           ...r,

@@ -22,6 +22,7 @@ import { type CoreDeps, composeCore } from "../core";
 import { type DetectionLoop, startDetection } from "../incident-response";
 import { createApprovals } from "../routes/approvals";
 import type { HealthCheck } from "../routes/health";
+import { loadComplianceFrameworks } from "./compliance-frameworks";
 import { PinnedDiscoveryFetch } from "./discovery-fetch";
 import { type HeldSweep, startHeldSweep } from "./jobs/held-sweep";
 import { type Reconciler, startReconciler } from "./jobs/reconcile";
@@ -165,6 +166,10 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     return open.hsm;
   };
 
+  // Custom frameworks and the retention floor: a bad file or too short a retention stops start-up
+  // before anything is opened (docs/compliance.md "Custom frameworks").
+  const compliance = await loadComplianceFrameworks(config);
+
   // GET /metrics ([metrics] enabled; docs/operating.md "Metrics and traces"); made before the
   // audit log so the sequencer can report its batches.
   const metrics = config.metrics.enabled
@@ -247,6 +252,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
         }),
         compliance: {
           reports: new RedisReportStore(redis, config.redis.prefix),
+          ...compliance,
           // main.ts runs the retention sweep (audit-retention.ts).
           retentionEnforced: true,
           // The generated dev secret lives beside the key files, which then protects nothing.

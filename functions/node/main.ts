@@ -40,7 +40,13 @@ try {
   process.exit(1);
 }
 const app = createApp({ ...deps, consoleAssets: fileConsoleAssets() });
-startAuditRetention({ audit: deps.audit, redis, config, log });
+startAuditRetention({
+  audit: deps.audit,
+  redis,
+  config,
+  log,
+  minimumDays: deps.compliance?.retentionFloorDays ?? 0,
+});
 
 // The unsigned metrics address, when configured (docs/operating.md "Metrics and traces").
 if (deps.metrics && config.metrics.listen) {

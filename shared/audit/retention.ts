@@ -15,6 +15,11 @@ export interface RetentionSweepPorts {
    * must have stored it durably when it resolves, since the range is pruned next.
    */
   archive: (lines: AsyncIterable<string>) => Promise<void>;
+  /**
+   * The least retention the deployment's enforced compliance frameworks allow (HIPAA: 2190 days;
+   * docs/compliance.md "Retention"): a sweep with less refuses to prune anything.
+   */
+  minimumDays?: number;
 }
 
 export type RetentionSweep =
@@ -39,6 +44,10 @@ export async function sweepRetention(
   retentionDays: number,
   ports: RetentionSweepPorts,
 ): Promise<RetentionSweep> {
+  if (retentionDays < (ports.minimumDays ?? 0))
+    throw new RangeError(
+      `retention of ${retentionDays} days is below the enforced minimum of ${ports.minimumDays}: nothing pruned`,
+    );
   const cutoffMs = retentionCutoff(retentionDays, ports.now());
   const cutoff = new Date(cutoffMs).toISOString();
   const start = (await ports.audit.log.head()).start;

@@ -97,19 +97,68 @@ export class FrameworkError extends Error {
   override name = "FrameworkError";
 }
 
-/** Parses and validates a framework file (JSON, or TOML when `source` ends in .toml). */
-export function parseFramework(text: string, source = "framework.json"): Framework {
-  let raw: unknown;
+/**
+ * One line per problem, naming where it is: `acme.toml: control "phi-access" (controls[2]):
+ * check.minDays: Too small: expected number to be >=1`. The control's id is read from the raw
+ * input, so the person fixing the file finds it by the name they wrote.
+ */
+function describeIssues(error: z.ZodError, raw: unknown, source: string): string {
+  const controls = (raw as { controls?: unknown } | null)?.controls;
+  return error.issues
+    .map((i) => {
+      const path = [...i.path];
+      let where = source;
+      if (path[0] === "controls" && typeof path[1] === "number") {
+        const id = Array.isArray(controls)
+          ? (controls[path[1]] as { id?: unknown } | null)?.id
+          : undefined;
+        where += `: control ${typeof id === "string" ? `${JSON.stringify(id.slice(0, 64))} ` : ""}(controls[${path[1]}])`;
+        path.splice(0, 2);
+      }
+      const field = path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".");
+      return `${where}: ${field ? `${field.replace(/\.\[/g, "[")}: ` : ""}${i.message}`;
+    })
+    .join("\n");
+}
+
+function validate(raw: unknown, source: string): Framework {
+  const r = FrameworkSchema.safeParse(raw);
+  if (!r.success) throw new FrameworkError(describeIssues(r.error, raw, source));
+  return r.data;
+}
+
+function parseText(text: string, source: string): unknown {
+  const toml = source.endsWith(".toml");
   try {
-    raw = source.endsWith(".toml") ? parseToml(text) : JSON.parse(text);
+    return toml ? parseToml(text) : JSON.parse(text);
   } catch (e) {
     throw new FrameworkError(
-      `${source}: not valid ${source.endsWith(".toml") ? "TOML" : "JSON"}: ${(e as Error).message}`,
+      `${source}: not valid ${toml ? "TOML" : "JSON"}: ${(e as Error).message}`,
     );
   }
-  const r = FrameworkSchema.safeParse(raw);
-  if (!r.success) throw new FrameworkError(`${source}: ${z.prettifyError(r.error)}`);
-  return r.data;
+}
+
+/** Parses and validates a framework file (JSON, or TOML when `source` ends in .toml). */
+export function parseFramework(text: string, source = "framework.json"): Framework {
+  return validate(parseText(text, source), source);
+}
+
+/** Most custom frameworks one deployment may define (files and `frameworks_json` together). */
+export const MAX_CUSTOM_FRAMEWORKS = 64;
+
+/**
+ * `[compliance] frameworks_json` (the edge has no files): one framework object or an array of
+ * them, each validated as a file would be; errors name `source[i]`.
+ */
+export function parseFrameworksJson(text: string, source: string): Framework[] {
+  if (text.trim() === "") return [];
+  const raw = parseText(text, source);
+  const list = Array.isArray(raw) ? raw : [raw];
+  if (list.length > MAX_CUSTOM_FRAMEWORKS)
+    throw new FrameworkError(
+      `${source}: ${list.length} frameworks, at most ${MAX_CUSTOM_FRAMEWORKS}`,
+    );
+  return list.map((f, i) => validate(f, Array.isArray(raw) ? `${source}[${i}]` : source));
 }
 
 /** The shipped frameworks, validated once (a broken shipped file fails at start-up). */
@@ -125,4 +174,46 @@ export function frameworkRegistry(custom: readonly Framework[] = []): Map<string
     m.set(f.id, f);
   }
   return m;
+}
+
+/**
+ * The largest `retention-minimum` among the frameworks a deployment is held to (`[compliance]
+ * enforce`): retention may never be configured, or prune, below it (docs/compliance.md
+ * "Retention"). 0 when none of them sets one.
+ */
+export function retentionFloor(
+  registry: ReadonlyMap<string, Framework>,
+  enforce: readonly string[],
+): { days: number; by?: string } {
+  let floor: { days: number; by?: string } = { days: 0 };
+  for (const id of enforce) {
+    const f = registry.get(id);
+    if (!f) throw new FrameworkError(`[compliance] enforce names ${id}, which is not a framework`);
+    for (const c of f.controls)
+      if (c.check.kind === "retention-minimum" && c.check.minDays > floor.days)
+        floor = { days: c.check.minDays, by: `${f.id} control ${c.id}` };
+  }
+  return floor;
+}
+
+/**
+ * The registry a deployment serves (shipped plus custom) and its retention floor; refuses
+ * `audit_retention_days` below the floor, so a deployment held to HIPAA cannot start with less
+ * than six years.
+ */
+export function complianceSetup(
+  settings: { retentionDays: number; enforce: readonly string[] },
+  custom: readonly Framework[],
+): { frameworks: Map<string, Framework>; retentionFloorDays: number } {
+  if (custom.length > MAX_CUSTOM_FRAMEWORKS)
+    throw new FrameworkError(
+      `${custom.length} custom frameworks, at most ${MAX_CUSTOM_FRAMEWORKS}`,
+    );
+  const registry = frameworkRegistry(custom);
+  const floor = retentionFloor(registry, settings.enforce);
+  if (settings.retentionDays < floor.days)
+    throw new FrameworkError(
+      `audit_retention_days = ${settings.retentionDays} is below ${floor.days}, the minimum of ${floor.by} ([compliance] enforce)`,
+    );
+  return { frameworks: registry, retentionFloorDays: floor.days };
 }

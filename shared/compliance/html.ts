@@ -38,7 +38,7 @@ ${rows}
 <h2>Proof</h2>
 <p>Report <code>${esc(r.reportId)}</code>, signed by <code>${esc(r.kid)}</code>: <code>${esc(r.signature)}</code>.
 Checkpoint at tree size ${esc(r.checkpoint.treeSize)}, root <code>${esc(r.checkpoint.rootHash)}</code>; ${esc(r.evidence.length)} cited events with inclusion proofs.
-Verify the JSON form offline with <code>scripts/compliance-verify.ts</code>.</p>
+Verify the JSON form offline with <code>sigil compliance verify</code>.</p>
 <pre>${esc(r.checkpoint.note)}</pre>
 </body></html>
 `;

@@ -1,10 +1,11 @@
 // Signed compliance reports (docs/compliance.md "Reports"): one streaming scan of a period's events
 // through each control's check, a signed checkpoint, and for every cited event the event itself
 // plus its inclusion proof, so someone who does not trust Sigil checks every claim offline with
-// the service's public key alone (verifyReport, scripts/compliance-verify.ts).
+// the service's public key alone (verifyReport; `sigil compliance verify`).
 import { z } from "zod";
 import {
   type AuditEvent,
+  type AuditKeyResolver,
   type AuditService,
   AuditTimestampSchema,
   checkEvent,
@@ -297,4 +298,28 @@ export async function verifyReport(input: unknown, o: VerifyReportOptions): Prom
     }
   }
   return { valid: errors.length === 0, errors };
+}
+
+/**
+ * The offline check of a report as `sigil compliance verify` runs it: the signing key is looked up
+ * by the report's `kid` in the service's published keys (`GET /.well-known/sigil/keys`) and must
+ * have been valid when the report was generated; then verifyReport.
+ */
+export async function verifyReportWithKeys(
+  input: unknown,
+  o: Omit<VerifyReportOptions, "publicKey"> & { keys: AuditKeyResolver },
+): Promise<ReportCheck> {
+  const head = z
+    .object({ kid: z.string().max(256), generatedAt: z.string().max(64) })
+    .safeParse(input);
+  if (!head.success) return { valid: false, errors: ["malformed report: no kid or generatedAt"] };
+  const k = await o.keys(head.data.kid, head.data.generatedAt);
+  if (!k) return { valid: false, errors: [`signing key ${head.data.kid} is not in the key set`] };
+  if (!k.validAt)
+    return {
+      valid: false,
+      errors: [`signing key ${head.data.kid} was not valid when the report was generated`],
+    };
+  const { keys: _keys, ...rest } = o;
+  return verifyReport(input, { ...rest, publicKey: k.publicKey });
 }

@@ -3,6 +3,9 @@
 // verifyReport.
 import type { ComplianceReport } from "./report";
 
+/** How long a stored report stays readable (Redis TTL, the ReportsObject's expiry). */
+export const REPORT_RETENTION_DAYS = 400;
+
 export interface ReportStore {
   put(report: ComplianceReport): Promise<void>;
   get(reportId: string): Promise<ComplianceReport | undefined>;

@@ -412,6 +412,18 @@ export const metricsSchema = z.strictObject({
   worker_listen: listenAddress.default(""),
 });
 
+// Compliance reports (docs/compliance.md): custom frameworks beside the shipped ones, from files
+// (Node) or inline JSON (the edge has no files), and the frameworks whose retention minimum the
+// deployment is held to (start-up and every prune refuse less).
+export const complianceSchema = z.strictObject({
+  framework_files: z.array(z.string().min(1).max(4096)).max(64).default([]),
+  frameworks_json: z.string().max(1_000_000).default(""),
+  enforce: z
+    .array(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "must be a framework id"))
+    .max(64)
+    .default([]),
+});
+
 export const configSchema = z
   .strictObject({
     server: serverSchema.default(serverSchema.parse({})),
@@ -428,6 +440,7 @@ export const configSchema = z
     metrics: metricsSchema.default(metricsSchema.parse({})),
     incidents: incidentsSchema.default(incidentsSchema.parse({})),
     network: networkSchema.default(networkSchema.parse({})),
+    compliance: complianceSchema.default(complianceSchema.parse({})),
   })
   .refine(
     (c) =>

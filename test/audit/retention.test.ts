@@ -117,6 +117,23 @@ describe("audit retention sweep (Redis)", () => {
     await log.close();
   });
 
+  it("a sweep below the enforced minimum (HIPAA's 2190 days) prunes nothing", async () => {
+    const { log, service } = await open("floor");
+    await appendN(service, 3, "x");
+    await expect(
+      sweepRetention(30, {
+        audit: service,
+        now: () => Date.now() + 400 * DAY,
+        minimumDays: 2190,
+        archive: async () => {
+          throw new Error("nothing should be archived");
+        },
+      }),
+    ).rejects.toThrow("below the enforced minimum of 2190");
+    expect(await log.head()).toMatchObject({ start: 0, size: 3 });
+    await log.close();
+  });
+
   it("a failing archive prunes nothing", async () => {
     const { log, service } = await open("fail");
     await appendN(service, 3, "x");

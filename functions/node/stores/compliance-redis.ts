@@ -1,13 +1,12 @@
 // Compliance reports in Redis (docs/compliance.md "Reports"), shared by every API process. Kept for
-// REPORT_TTL_DAYS; a report is signed, so what Redis returns is checked by whoever verifies it.
+// REPORT_RETENTION_DAYS; a report is signed, so what Redis returns is checked by whoever verifies it.
 import type { Redis } from "ioredis";
 import {
   type ComplianceReport,
   ComplianceReportSchema,
+  REPORT_RETENTION_DAYS,
   type ReportStore,
 } from "../../../shared/compliance";
-
-export const REPORT_TTL_DAYS = 400;
 
 export class RedisReportStore implements ReportStore {
   constructor(
@@ -22,7 +21,7 @@ export class RedisReportStore implements ReportStore {
       this.key(report.reportId),
       JSON.stringify(report),
       "PX",
-      REPORT_TTL_DAYS * 86_400_000,
+      REPORT_RETENTION_DAYS * 86_400_000,
     );
   }
   async get(reportId: string): Promise<ComplianceReport | undefined> {

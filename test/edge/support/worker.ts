@@ -6,6 +6,7 @@
 import { DoApprovalStore } from "../../../functions/edge/approvals/adapter";
 import { DoAuditLog } from "../../../functions/edge/audit/adapter";
 import { AuditObject } from "../../../functions/edge/audit/object";
+import { DoReportStore } from "../../../functions/edge/compliance/adapter";
 import type { EdgeEnv } from "../../../functions/edge/env";
 import { DoIncidentStore } from "../../../functions/edge/incidents/adapter";
 import {
@@ -26,7 +27,9 @@ import { createSigner } from "../../../shared/crypto";
 import { decode, encode } from "./codec";
 
 export { ApprovalsObject } from "../../../functions/edge/approvals/object";
+export { ArchiveObject } from "../../../functions/edge/audit/archive-object";
 export { AuditObject } from "../../../functions/edge/audit/object";
+export { ReportsObject } from "../../../functions/edge/compliance/object";
 export { IncidentsObject } from "../../../functions/edge/incidents/object";
 export { KeysObject } from "../../../functions/edge/keys/object";
 export { LimitsObject } from "../../../functions/edge/limits/object";
@@ -114,6 +117,12 @@ function target(env: EdgeEnv, c: Call): object {
       return new DoQuarantineStore(stubSource(env.SIGIL_QUARANTINE, c.name));
     case "incidents":
       return new DoIncidentStore(stubSource(env.SIGIL_INCIDENTS, c.name));
+    case "reports":
+      return new DoReportStore(stubSource(env.SIGIL_REPORTS, c.name));
+    case "archive":
+      return stubFor(env.SIGIL_ARCHIVE, c.name);
+    case "reports-hook":
+      return stubFor(env.SIGIL_REPORTS, c.name);
     case "pins":
       return new DoPinStore(env.SIGIL_PINS, `${c.name}:`);
     case "pins-hook":

@@ -48,6 +48,8 @@ async function start(): Promise<Workerd> {
       SIGIL_APPROVALS: { className: "ApprovalsObject", useSQLite: true },
       SIGIL_QUARANTINE: { className: "QuarantineObject", useSQLite: true },
       SIGIL_INCIDENTS: { className: "IncidentsObject", useSQLite: true },
+      SIGIL_REPORTS: { className: "ReportsObject", useSQLite: true },
+      SIGIL_ARCHIVE: { className: "ArchiveObject", useSQLite: true },
     },
   });
   await mf.ready;
