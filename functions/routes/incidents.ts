@@ -36,8 +36,10 @@ import { CHANGE_CURSOR, pollChanges, serveFeed } from "../sse-feed";
 
 const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 
-const IncidentViewSchema = IncidentSchema.openapi("Incident");
-const EmergencyViewSchema = EmergencySchema.openapi("Emergency");
+// Cloned: a schema built in shared/ before @hono/zod-openapi was first imported (the import order
+// of the entry decides) has no `.openapi`; a clone is built now, after the extension.
+const IncidentViewSchema = IncidentSchema.clone().openapi("Incident");
+const EmergencyViewSchema = EmergencySchema.clone().openapi("Emergency");
 const idParam = z.object({ id: IncidentIdSchema });
 // Well-formed Unicode is checked for every body by the JSON guard; a reason is required: it is
 // what the trail keeps of why an admin closed an incident.

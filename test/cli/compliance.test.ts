@@ -1,45 +1,21 @@
 // `sigil compliance` against a real Node API (docs/cli.md "Compliance"): an auditor generates a
 // report (JSON and HTML written), shows it, and verifies it offline and against today's log; a
 // tampered report, or a cited event changed in it, exits 1 with the reason; bad input exits 2.
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { publicJwk } from "../../shared/crypto";
 import { toBase64Url } from "../../shared/encoding";
+import { cliRunner } from "../support/cli";
 import { registeredKey, startTarget, type Target } from "../support/targets";
-import { repoRoot } from "../support/vectors";
 
 let t: Target;
 let dir: string;
 let keyFile: string;
 
-function sigil(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [join(repoRoot, "cli", "sigil.mjs"), ...args], {
-      cwd: dir,
-      env: {
-        ...process.env,
-        NO_COLOR: "1",
-        SIGIL_URL: t.url,
-        SIGIL_KEY_FILE: keyFile,
-        SIGIL_CLI_CONFIG: join(dir, "cli.toml"),
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (b: Buffer) => {
-      stdout += b.toString();
-    });
-    p.stderr.on("data", (b: Buffer) => {
-      stderr += b.toString();
-    });
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = cliRunner(() => ({ cwd: dir, url: t.url }));
+const sigil = (args: string[]) => run(args, { SIGIL_KEY_FILE: keyFile });
 
 beforeAll(async () => {
   t = await startTarget("node");
