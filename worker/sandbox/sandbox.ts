@@ -177,7 +177,10 @@ export class Sandbox {
       return errorResult(spec, `sandbox failure: ${errMsg(e)}`, prepared);
     } finally {
       this.running.delete(token);
-      if (prepared) this.remove(prepared);
+      // A job network can be removed only once no container is attached to it: such a job waits
+      // for its container's removal (others return at once and it goes on in the background).
+      const removal = prepared ? this.remove(prepared) : undefined;
+      if (opts.network) await removal;
     }
   }
 
@@ -223,7 +226,7 @@ export class Sandbox {
     );
   }
 
-  private remove(p: Prepared): void {
+  private remove(p: Prepared): Promise<void> {
     p.socket.destroy();
     const job = p.container
       .remove({ force: true, v: true })
@@ -237,6 +240,7 @@ export class Sandbox {
       )
       .finally(() => this.removals.delete(job));
     this.removals.add(job);
+    return job;
   }
 }
 
