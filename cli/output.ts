@@ -1,12 +1,22 @@
 // How the CLI speaks (docs/cli.md): data as JSON with --json, tables otherwise; colours only on a
 // TTY and never with NO_COLOR; one-line errors carrying the problem's type and detail; exit codes
 // scripts can rely on.
+import { readFile } from "node:fs/promises";
 import Table from "cli-table3";
 import pc from "picocolors";
 import { SigilError } from "../sdk";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** A JSON file the user named; unreadable or not JSON is a usage error naming the file. */
+export async function readJsonFile(path: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(path, "utf8"));
+  } catch (e) {
+    throw new Failure(EXIT.usage, `${path}: ${(e as Error).message}`);
+  }
+}
 
 /** A failure the command has already described: its message is printed, then `code` is the exit. */
 export class Failure extends Error {

@@ -2,14 +2,14 @@
 // verify the chain in ranges (a progress bar on a TTY) and names the first bad index;
 // `verify-export` and `proof` check signatures and proofs here, with the service's public keys.
 import { createReadStream } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { defineCommand } from "citty";
 import { SingleBar } from "cli-progress";
 import type { AuditEvent } from "../../sdk";
 import { resolverFromJwks, verifyExport } from "../../shared/audit";
 import { verifyEd25519 } from "../../shared/crypto";
 import { client, targetArgs } from "../context";
-import { defaultIo, EXIT, emit, Failure, fields, type Io, paint } from "../output";
+import { defaultIo, EXIT, emit, Failure, fields, type Io, paint, readJsonFile } from "../output";
 import { verifyEventInclusion } from "../verify";
 
 const int = (s: string | undefined, name: string): number | undefined => {
@@ -154,7 +154,7 @@ const verifyExportCmd = defineCommand({
     const io = defaultIo();
     let resolver: ReturnType<typeof resolverFromJwks>;
     try {
-      resolver = resolverFromJwks(JSON.parse(await readFile(args.keys, "utf8")));
+      resolver = resolverFromJwks(await readJsonFile(args.keys));
     } catch (e) {
       throw new Failure(EXIT.usage, `${args.keys}: ${(e as Error).message}`);
     }

@@ -9,7 +9,17 @@ import { resolverFromJwks } from "../../shared/audit";
 import { verifyReportWithKeys } from "../../shared/compliance";
 import { verifyEd25519 } from "../../shared/crypto";
 import { client, publicClient, targetArgs } from "../context";
-import { defaultIo, EXIT, emit, Failure, fields, type Io, paint, table } from "../output";
+import {
+  defaultIo,
+  EXIT,
+  emit,
+  Failure,
+  fields,
+  type Io,
+  paint,
+  readJsonFile,
+  table,
+} from "../output";
 
 /** Any date Date.parse reads, sent as the API's RFC 3339 UTC with milliseconds. */
 function instant(s: string | undefined, name: string): string | undefined {
@@ -114,14 +124,6 @@ const show = defineCommand({
   },
 });
 
-async function readJson(path: string): Promise<unknown> {
-  try {
-    return JSON.parse(await readFile(path, "utf8"));
-  } catch (e) {
-    throw new Failure(EXIT.usage, `${path}: ${(e as Error).message}`);
-  }
-}
-
 const verify = defineCommand({
   meta: {
     name: "verify",
@@ -158,10 +160,10 @@ const verify = defineCommand({
       throw new Failure(EXIT.usage, "--checkpoint and --consistency go together");
     if (args.latest && args.checkpoint !== undefined)
       throw new Failure(EXIT.usage, "--latest or --checkpoint, not both");
-    const report = await readJson(args.report);
+    const report = await readJsonFile(args.report);
     const jwks =
       args.keys !== undefined
-        ? await readJson(args.keys)
+        ? await readJsonFile(args.keys)
         : await (await publicClient(args)).wellKnownKeys();
     let keys: ReturnType<typeof resolverFromJwks>;
     try {
@@ -177,7 +179,7 @@ const verify = defineCommand({
       const note = await readFile(args.checkpoint, "utf8").catch((e: Error) => {
         throw new Failure(EXIT.usage, `${args.checkpoint}: ${e.message}`);
       });
-      const cons = (await readJson(args.consistency)) as { proof?: unknown };
+      const cons = (await readJsonFile(args.consistency)) as { proof?: unknown };
       if (!Array.isArray(cons.proof) || !cons.proof.every((p) => typeof p === "string"))
         throw new Failure(EXIT.usage, `${args.consistency}: no proof array`);
       newer = { note, proof: cons.proof };

@@ -2,15 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { defineCommand } from "citty";
 import { client, targetArgs } from "../context";
-import { defaultIo, EXIT, emit, Failure, fields } from "../output";
-
-async function jsonFile(path: string): Promise<unknown> {
-  try {
-    return JSON.parse(await readFile(path, "utf8"));
-  } catch (e) {
-    throw new Failure(EXIT.usage, `${path}: ${(e as Error).message}`);
-  }
-}
+import { defaultIo, EXIT, emit, Failure, fields, readJsonFile } from "../output";
 
 const verify = defineCommand({
   meta: {
@@ -29,7 +21,7 @@ const verify = defineCommand({
     const r = await (await client(args)).tools.verify({
       toolId: args["tool-id"],
       domain: args.domain,
-      schema: await jsonFile(args.schema),
+      schema: await readJsonFile(args.schema),
       signature: args.signature,
     });
     emit(io, args.json, r, () => fields(r as unknown as Record<string, unknown>));
@@ -42,7 +34,7 @@ const review = defineCommand({
   args: { ...targetArgs, schema: { type: "positional", required: true, description: "JSON file" } },
   async run({ args }) {
     const io = defaultIo();
-    const r = await (await client(args)).tools.review(await jsonFile(args.schema));
+    const r = await (await client(args)).tools.review(await readJsonFile(args.schema));
     emit(io, args.json, r, () => fields(r));
   },
 });

@@ -416,6 +416,17 @@ describe("audit", () => {
     const bad = await sigil(["audit", "verify-export", "tampered.ndjson", "--keys", "jwks.json"]);
     expect(bad.code).toBe(1);
     expect(bad.stdout).toMatch(/invalid at index \d+/);
+    // A key set that is not JSON is a usage error naming the file, not a crash.
+    await writeFile(join(dir, "broken.json"), "{not json");
+    const broken = await sigil([
+      "audit",
+      "verify-export",
+      "export.ndjson",
+      "--keys",
+      "broken.json",
+    ]);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toContain("broken.json");
   }, 60_000);
 
   it("verify names the first bad index after the trail is tampered with in Redis", async () => {

@@ -3,7 +3,7 @@
 // https server (throwaway CA made here with openssl), an http server and a raw TCP service. The
 // proxy listens on 127.0.0.2 so its own address differs from the servers'; nothing leaves loopback.
 import { execFileSync } from "node:child_process";
-import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { createSocket } from "node:dgram";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
@@ -21,11 +21,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { configSchema } from "../../shared/config/schema";
 import type { EgressRule } from "../../shared/jobs/egress";
 import { type JobEgress, startJobEgress } from "../../worker/egress";
+import { startTestDns } from "./egress-netns";
 
 const PROXY_HOST = "127.0.0.2";
 const tmp = mkdtempSync(join(tmpdir(), "sigil-egress-"));
 let ca: Buffer;
-let dnsServer: UdpSocket;
+let dnsServer: Awaited<ReturnType<typeof startTestDns>>;
 let dnsPort = 0;
 let https: HttpsServer;
 let http: HttpServer;
@@ -129,30 +130,8 @@ beforeAll(async () => {
   port.http = await listen(http);
   port.tcp = await listen(tcp);
 
-  dnsServer = createSocket("udp4");
-  dnsServer.on("message", (msg, r) => {
-    const q = dnsPacket.decode(msg);
-    const question = q.questions?.[0];
-    if (!question) return;
-    const addr = ZONE[question.name];
-    const answers: dnsPacket.Answer[] =
-      addr && question.type === "A"
-        ? [{ type: "A", name: question.name, ttl: 5, class: "IN", data: addr }]
-        : [];
-    dnsServer.send(
-      dnsPacket.encode({
-        type: "response",
-        id: q.id ?? 0,
-        flags: addr ? 0 : 3,
-        questions: q.questions ?? [],
-        answers,
-      }),
-      r.port,
-      r.address,
-    );
-  });
-  await new Promise<void>((r) => dnsServer.bind(0, "127.0.0.1", () => r()));
-  dnsPort = dnsServer.address().port;
+  dnsServer = await startTestDns(ZONE);
+  dnsPort = dnsServer.port;
 });
 
 afterAll(async () => {
