@@ -15,10 +15,10 @@ import { resolverFromJwks, verifyExport } from "../../shared/audit";
 import { loadConfig } from "../../shared/config";
 import { publicJwk, verifyEd25519 } from "../../shared/crypto";
 import { toBase64Url, utf8 } from "../../shared/encoding";
-import { signEnvelope, verifyEnvelope } from "../../shared/jobs/envelope";
-import { jobRequestSchema, specFromRequest } from "../../shared/jobs/schema";
+import { envelopeChecks, signEnvelope, verifyEnvelope } from "../../shared/jobs";
 import { silentLogger } from "../../shared/log";
 import { serviceKeyResolver } from "../../worker/jobs/keys";
+import { testEnvelope } from "../jobs/support/envelope";
 import { freePort } from "../support/edge";
 import { connectRedis, dropPrefix, testPrefix } from "../support/redis";
 import { serveOnLoopback } from "../support/serve";
@@ -137,37 +137,26 @@ describe("Node API with key_store_type = hsm", () => {
       expect(report.checked).toBeGreaterThanOrEqual(64);
 
       // A job envelope signed by the HSM-held key, verified the way a worker does (JWKS).
-      const spec = specFromRequest(
-        jobRequestSchema(deps.config.sandbox).parse({
-          image: "sigil/busybox:1",
-          command: ["true"],
-        }),
-      );
       const now = Date.now();
       const signed = await signEnvelope(
-        {
-          type: "sigil.job-envelope.v1",
-          jobId: "0190f0f0-0000-7000-8000-000000000024",
-          submitter: { kid: admin.kid, subject: "admin" },
-          spec,
-          image: spec.image,
-          tier: "gvisor",
-          risk: null,
-          riskScore: null,
-          riskLevel: null,
-          policyMinimumTier: null,
-          policyDecisionId: "d-hsm",
-          createdAt: new Date(now).toISOString(),
-          expiresAt: new Date(now + 60_000).toISOString(),
-        },
+        testEnvelope(
+          {
+            submitter: { kid: admin.kid, subject: "admin" },
+            policyDecisionId: "d-hsm",
+            createdAt: new Date(now).toISOString(),
+            expiresAt: new Date(now + 60_000).toISOString(),
+          },
+          ["true"],
+          "0190f0f0-0000-7000-8000-000000000024",
+        ),
         deps.serviceSigner,
       );
       const verdict = await verifyEnvelope(JSON.parse(JSON.stringify(signed)), {
-        serviceKey: serviceKeyResolver({ staticKeys: jwks.keys }),
-        verify: verifyEd25519,
-        sandbox: deps.config.sandbox,
-        defaultTier: "gvisor",
-        thresholds: { medium: 0.3, high: 0.7 },
+        ...envelopeChecks(
+          deps.config,
+          serviceKeyResolver({ staticKeys: jwks.keys }),
+          verifyEd25519,
+        ),
         now: now + 1000,
       });
       expect(verdict.ok).toBe(true);
