@@ -131,18 +131,32 @@ export interface DetectionLoop {
 
 /**
  * Node: steps as long as there is something new, then every `[incidents] poll_ms`; sweeps what a
- * killed process left once at start and then every `sweepEveryMs`.
+ * killed process left once at start and then every `sweepEveryMs`. An event appended in this
+ * process (`appended`, e.g. AuditService.observe) wakes the loop at once, so the poll interval
+ * bounds only the latency of events another process appended (docs/incidents.md "Running it").
  */
 export function startDetection(
   ir: IncidentResponse,
-  o: { pollMs: number; log: Logger; sweepEveryMs?: number },
+  o: {
+    pollMs: number;
+    log: Logger;
+    sweepEveryMs?: number;
+    appended?: (wake: () => void) => void;
+  },
 ): DetectionLoop {
   let stopped = false;
+  // Set by an append; read before sleeping, so an append during a step is not slept through.
+  let pending = false;
   let wake: (() => void) | undefined;
+  o.appended?.(() => {
+    pending = true;
+    wake?.();
+  });
   const sleep = (ms: number) =>
     new Promise<void>((r) => {
       const t = setTimeout(r, ms);
       wake = () => {
+        wake = undefined;
         clearTimeout(t);
         r();
       };
@@ -151,15 +165,17 @@ export function startDetection(
   const loop = (async () => {
     let lastSweep = 0;
     while (!stopped) {
+      pending = false;
       try {
         if (Date.now() - lastSweep >= sweepEvery) {
           lastSweep = Date.now();
           await ir.sweep();
         }
         const r = await ir.step();
-        // More may be waiting (a full batch, or a lost race): look again at once.
-        if (r.processed > 0 || r.won) continue;
+        // More may be waiting (a full batch, a lost race, an append meanwhile): look again at once.
+        if (r.processed > 0 || r.won || pending) continue;
       } catch (e) {
+        // A failing step (its store down) waits a poll, appends meanwhile or not: no hot retry.
         o.log.warn("incident detection step failed", { err: String(e) });
       }
       if (!stopped) await sleep(o.pollMs);

@@ -329,6 +329,7 @@ export async function composeNode(opts: ComposeOptions): Promise<NodeDeps> {
     open.detection = startDetection(core.incidentResponse, {
       pollMs: config.incidents.poll_ms,
       log,
+      appended: (wake) => core.audit.observe(wake),
     });
 
   return {

@@ -182,8 +182,17 @@ export function moveIncident(
   };
 }
 
+/**
+ * Records an action. Past 256 the oldest failed attempts go first: done entries and audit claims
+ * are what keeps a step or an audit event from being repeated, so they are the last to go.
+ */
 export function withAction(r: Incident, a: IncidentAction): Incident {
-  return { ...r, updatedAt: a.at, actions: [...r.actions, a].slice(-256) };
+  const actions = [...r.actions, a];
+  while (actions.length > 256) {
+    const i = actions.findIndex((x) => x.outcome === "failed");
+    actions.splice(Math.max(i, 0), 1);
+  }
+  return { ...r, updatedAt: a.at, actions };
 }
 
 /** The audit event type of a change to `state` (docs/incidents.md). */

@@ -42,6 +42,9 @@ export interface ResponderOptions {
 
 export const RESPONDER = "incident-response";
 
+/** Failed attempts recorded for one step before it is given up (docs/incidents.md "Response"). */
+export const MAX_FAILURES = 3;
+
 const SEV = ["info", "low", "medium", "high", "critical"];
 const atLeast = (r: Incident, s: string) => SEV.indexOf(r.severity) >= SEV.indexOf(s);
 
@@ -191,11 +194,24 @@ export class Responder {
       const done = new Set(
         r.actions.filter((a) => a.outcome === "done").map((a) => `${a.action}|${a.target}`),
       );
+      const failures = new Map<string, number>();
+      for (const a of r.actions)
+        if (a.outcome === "failed") {
+          const k = `${a.action}|${a.target}`;
+          failures.set(k, (failures.get(k) ?? 0) + 1);
+        }
       const plan = this.#plan(r);
-      const step = plan.find(
-        (s) => !done.has(`${s.action}|${s.target}`) && !failed.has(`${s.action}|${s.target}`),
-      );
-      if (!step) return failed.size === 0 ? (await this.#mitigated(cur)) || changed : changed;
+      // A step that failed MAX_FAILURES times is given up (the incident stays unmitigated, its
+      // failed actions on the record for an admin): a response that changed the record is
+      // followed by another pass (functions/incident-response.ts), so without a bound a step that
+      // always fails (an unknown key) was retried, and recorded, without end.
+      const step = plan.find((s) => {
+        const k = `${s.action}|${s.target}`;
+        return !done.has(k) && !failed.has(k) && (failures.get(k) ?? 0) < MAX_FAILURES;
+      });
+      // Mitigated only once every step is done: not after a failure, nor with a step given up.
+      const complete = failed.size === 0 && plan.every((s) => done.has(`${s.action}|${s.target}`));
+      if (!step) return complete ? (await this.#mitigated(cur)) || changed : changed;
       const entry = (
         outcome: IncidentAction["outcome"],
         detail: string | null,

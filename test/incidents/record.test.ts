@@ -8,6 +8,7 @@ import {
   joinFinding,
   moveIncident,
   openIncident,
+  withAction,
 } from "../../shared/incidents";
 
 const finding: Finding = {
@@ -60,5 +61,24 @@ describe("incident record", () => {
       "incident.resolved",
       "incident.resolved",
     ]);
+  });
+
+  it("past 256 actions the oldest failed attempts go first, never a done step or an audit claim", () => {
+    let r = openIncident(finding, "v1");
+    const act = (action: string, target: string, outcome: "done" | "failed") => ({
+      action,
+      target,
+      at: finding.at,
+      by: "incident-response",
+      outcome,
+      detail: null,
+    });
+    r = withAction(r, act("audit", "timeline:0", "done"));
+    r = withAction(r, act("quarantine", "key:kid-1", "done"));
+    for (let i = 0; i < 300; i++) r = withAction(r, act("revoke", `key:k${i}`, "failed"));
+    expect(r.actions).toHaveLength(256);
+    expect(r.actions.slice(0, 2).map((a) => a.target)).toEqual(["timeline:0", "key:kid-1"]);
+    expect(r.actions.at(-1)?.target).toBe("key:k299");
+    expect(r.actions[2]?.target).toBe("key:k46");
   });
 });
