@@ -18,6 +18,7 @@ import { freePort } from "../support/edge";
 import { connectRedis } from "../support/redis";
 import { type Stack, startStack } from "../support/stack";
 import { registeredKey, type TestKey } from "../support/targets";
+import { trailEvents } from "../support/trail";
 import { repoRoot } from "../support/vectors";
 
 const INCIDENTS_ON = {
@@ -89,12 +90,7 @@ async function refusal(p: Promise<unknown>): Promise<string | null> {
   }
 }
 
-async function trail(): Promise<{ eventType: string; details: Record<string, unknown> }[]> {
-  return (await admin.audit.export())
-    .split("\n")
-    .filter((l) => l.includes('"eventType"'))
-    .map((l) => JSON.parse(l) as { eventType: string; details: Record<string, unknown> });
-}
+const trail = () => trailEvents(admin);
 
 describe("incident response, end to end", () => {
   it("a replayed request: the key is quarantined and revoked, its jobs cancelled and killed, evidence kept, each once; resolving and lifting leave it revoked", async () => {

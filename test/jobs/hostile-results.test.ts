@@ -5,22 +5,13 @@
 // through the edge (workerd), whose job calls go to the Node job gateway: the gateway verifies a
 // forwarded result's signature itself and refuses one from a key that did not claim the attempt.
 import { randomUUID } from "node:crypto";
-import { type Job, Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GatewayJobsBackend } from "../../functions/edge/jobs/gateway";
-import { queuePrefix } from "../../platform/node/queue";
 import type { Sigil, SigilError } from "../../sdk";
 import { publicKeyFromJwk } from "../../shared/crypto";
-import { fromBase64Url, sha256Hex, toBase64Url, utf8 } from "../../shared/encoding";
-import {
-  envelopeHash,
-  outputHash,
-  type ResultBody,
-  resultHash,
-  type SignedEnvelope,
-  signResult,
-} from "../../shared/jobs";
+import { fromBase64Url, toBase64Url } from "../../shared/encoding";
+import { outputHash, type ResultBody, resultHash, signResult } from "../../shared/jobs";
 import {
   type ConnectionLogEntry,
   MAX_REPORTED_LOG,
@@ -35,15 +26,7 @@ import {
   targetNames,
 } from "../support/targets";
 import { resultBody } from "./support/result";
-
-const lockHashOf = (token: string) => sha256Hex(utf8(token));
-
-interface Taken {
-  jobId: string;
-  attempt: number;
-  lockHash: string;
-  envelopeHash: string;
-}
+import { lockHashOf, type QueueTaker, startQueueTaker, type Taken } from "./support/taker";
 
 describe.each(targetNames)("%s", (name) => {
   const prefix = testPrefix(`results-${name}`).replace(/:$/, "").replace(/:/g, "-");
@@ -52,7 +35,7 @@ describe.each(targetNames)("%s", (name) => {
   let edge: Target | undefined;
   let front: Target;
   let redis: Redis;
-  let taker: Worker;
+  let taker: QueueTaker;
   let admin: Sigil;
   let agent: Sigil;
   let w1: TestKey;
@@ -80,22 +63,11 @@ describe.each(targetNames)("%s", (name) => {
     w1 = await registeredKey(admin, "worker", "worker-1");
     w2 = await registeredKey(admin, "worker", "worker-2");
     await admin.policies.put("sandbox", "policy jobs {\n  allow: execute(sandbox)\n}");
-    // Takes jobs from the queue by hand, as a worker's BullMQ consumer does, so the test holds
-    // each job's lock token like the worker that took it (nothing runs: no Docker here).
-    taker = new Worker(queue, null, {
-      connection: redis.duplicate({ maxRetriesPerRequest: null }),
-      prefix: queuePrefix(prefix),
-      lockDuration: 120_000,
-      autorun: false,
-    });
-    await taker.waitUntilReady();
+    taker = await startQueueTaker(redis, prefix, queue);
   }, 120_000);
 
   afterAll(async () => {
-    await taker?.close(true);
-    const q = new Queue(queue, { connection: redis, prefix: queuePrefix(prefix) });
-    await q.obliterate({ force: true }).catch(() => undefined);
-    await q.close();
+    await taker?.close();
     await edge?.stop();
     await node?.stop();
     await dropPrefix(redis, `${prefix}:`);
@@ -105,16 +77,7 @@ describe.each(targetNames)("%s", (name) => {
   /** Submits a job and takes it from the queue, holding its lock. */
   async function submitAndTake(): Promise<Taken> {
     const { jobId } = await agent.jobs.submit({ image: "sigil/busybox:1", command: ["true"] });
-    const token = randomUUID();
-    let job: Job<{ envelope: SignedEnvelope }> | undefined;
-    for (let i = 0; i < 50 && !job; i++) job = await taker.getNextJob(token, { block: false });
-    expect(job?.id).toBe(jobId);
-    return {
-      jobId,
-      attempt: job!.attemptsStarted,
-      lockHash: lockHashOf(token),
-      envelopeHash: envelopeHash(job!.data.envelope.envelope),
-    };
+    return taker.take(jobId);
   }
 
   const client = (k: TestKey) => front.client(k);
