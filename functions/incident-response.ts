@@ -39,6 +39,8 @@ export interface IncidentResponse {
   step(): Promise<StepResult>;
   /** Finishes audits and responses a killed process left undone. */
   sweep(): Promise<void>;
+  /** Resolves once the responses this process started (by step or sweep) have ended. */
+  responsesIdle(): Promise<void>;
   /** The edge, after a response: a step unless one is under way here; errors logged. */
   kick(): Promise<void>;
 }
@@ -95,11 +97,37 @@ export function incidentResponse(d: IncidentResponseDeps): IncidentResponse {
     audit,
     engine,
     batch: config.incidents.batch,
-    // A response that changed the record (mitigated, actions) is audited like any other change.
-    onChange: async (s) => {
-      if (await responder.respond(s.record.incidentId)) await runner.finish(s.record.incidentId);
-    },
+    // Responses run beside detection, not inside its step: a step waiting for one incident's
+    // revocation and evidence bundle (hundreds of ms) delayed the detection, and so the
+    // quarantine, of the next attack (docs/incidents.md "Running it").
+    onChange: async (s) => respondTo(s.record.incidentId),
   });
+  // One response at a time per incident in this process; a change meanwhile asks for another pass.
+  // Across processes the responder's compare-and-set claims keep each action once.
+  const responding = new Map<string, Promise<void>>();
+  const again = new Set<string>();
+  const respondTo = (id: string): void => {
+    if (responding.has(id)) {
+      again.add(id);
+      return;
+    }
+    const run = (async () => {
+      do {
+        again.delete(id);
+        try {
+          // A response that changed the record (mitigated, actions) is audited like any other
+          // change; that audit's onChange asks for the next pass, until nothing changes.
+          if (await responder.respond(id)) await runner.finish(id);
+        } catch (e) {
+          log.warn("incident response failed", { incidentId: id, err: String(e) });
+        }
+      } while (again.has(id));
+    })().finally(() => responding.delete(id));
+    responding.set(id, run);
+  };
+  const responsesIdle = async () => {
+    while (responding.size > 0) await Promise.all(responding.values());
+  };
   let running: Promise<StepResult> | undefined;
   const step = () => {
     running ??= runner.step().finally(() => {
@@ -113,11 +141,13 @@ export function incidentResponse(d: IncidentResponseDeps): IncidentResponse {
     webhooks,
     step,
     sweep: () => runner.sweep(),
+    responsesIdle,
     // A step already under way in this isolate is left to the request that started it (workerd
     // ties I/O to a request); the webhooks are waited for too, as waitUntil holds nothing else.
     kick: async () => {
       if (running) return;
       await step()
+        .then(responsesIdle)
         .then(() => webhooks.idle())
         .catch((e: unknown) => log.warn("incident detection step failed", { err: String(e) }));
     },
@@ -186,6 +216,7 @@ export function startDetection(
       stopped = true;
       wake?.();
       await loop;
+      await ir.responsesIdle();
       // Deliveries under way get a moment; a dead receiver's retries do not hold up shutdown.
       let t: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
