@@ -16,8 +16,10 @@
 # - runsc: registered as `runsc` with --network=none (gVisor refuses to start in the host network
 #   namespace otherwise, and sandboxes never have network) and as `runsc-ptrace` pinned to the
 #   ptrace platform, and `runsc-net` (gVisor's network stack on, for jobs with egress only, see
-#   docs/sandbox.md "Egress"). All add --oci-seccomp when runsc knows it, so Docker's default seccomp
-#   profile also filters the job's syscalls inside the sandbox (without it runsc ignores the OCI
+#   docs/sandbox.md "Egress"), whose path is the wrapper infra/runsc-netstack.sh installed as
+#   /usr/local/lib/sigil/runsc-netstack: this runsc's root-namespace probe is stale on Linux 6.x
+#   and refuses every container otherwise (the wrapper says why). All add --oci-seccomp when
+#   runsc knows it, so Docker's default seccomp profile also filters the job's syscalls inside the sandbox (without it runsc ignores the OCI
 #   seccomp section; the sentry's own host-side filter applies either way). The default platform is a setting: SIGIL_RUNSC_PLATFORM=systrap|ptrace|kvm
 #   adds --platform to `runsc`. Debian bookworm's runsc (20221219) predates systrap and defaults
 #   to ptrace; newer runsc builds default to systrap.
@@ -63,6 +65,21 @@ else
   warn "$RUNSC_VERSION has no --oci-seccomp: Tier 2 jobs would run without Docker's seccomp profile inside gVisor (the worker and /health refuse that); install a newer runsc"
 fi
 
+# The netstack wrapper for runsc-net, with this runsc's path; rewritten only when it differs.
+NETSTACK_DIR="/usr/local/lib/sigil"
+NETSTACK_WRAPPER="$NETSTACK_DIR/runsc-netstack"
+command -v unshare >/dev/null 2>&1 || die "unshare is missing (Debian package util-linux); runsc-net needs it"
+[ -e /proc/sys/net/core/dev_weight ] ||
+  warn "/proc/sys/net/core/dev_weight is missing: this is not the initial network namespace, so runsc-net will not refuse dockerd's own namespace (as newer runsc would not)"
+install -d -m 0755 "$NETSTACK_DIR" "$NETSTACK_WRAPPER.mnt"
+NETSTACK_NEW="$(sed -e "s|@RUNSC@|$RUNSC_PATH|" -e "s|@MNT@|$NETSTACK_WRAPPER.mnt|" "$HERE/runsc-netstack.sh")"
+if [ ! -x "$NETSTACK_WRAPPER" ] || [ "$(cat "$NETSTACK_WRAPPER")" != "$NETSTACK_NEW" ]; then
+  printf '%s\n' "$NETSTACK_NEW" >"$NETSTACK_WRAPPER.tmp"
+  chmod 0755 "$NETSTACK_WRAPPER.tmp"
+  mv -f "$NETSTACK_WRAPPER.tmp" "$NETSTACK_WRAPPER"
+  log "installed $NETSTACK_WRAPPER"
+fi
+
 # 2. Probe what this machine needs (used only for keys the operator has not set).
 CGROUP_DRIVER=""
 [ -d /run/systemd/system ] || CGROUP_DRIVER="cgroupfs"
@@ -95,7 +112,7 @@ fi
 mkdir -p "$(dirname "$DAEMON_JSON")"
 MERGE_JS='
 const fs = require("node:fs");
-const [file, runscPath, platform, cgroupDriver, storageDriver, iptablesOk, ociSeccomp] = process.argv.slice(1);
+const [file, runscPath, platform, cgroupDriver, storageDriver, iptablesOk, ociSeccomp, netstackPath] = process.argv.slice(1);
 let cfg = {};
 let before = "";
 if (fs.existsSync(file)) {
@@ -111,10 +128,9 @@ cfg.runtimes = { ...(cfg.runtimes ?? {}),
   "runsc-ptrace": { path: runscPath, runtimeArgs: [...baseArgs, "--platform=ptrace"] },
   // Tier 2 jobs with egress (docs/sandbox.md "Egress"): gVisor with its own network stack, for
   // containers attached to a per-job internal network; every other job keeps --network=none.
-  // --network=host: the sandbox uses the network namespace Docker made for the container (the
-  // job internal network), not the gVisor netstack, which this runsc (Debian 20221219) cannot
-  // start here ("cannot run with network enabled in root network namespace").
-  "runsc-net": { path: runscPath, runtimeArgs: [...(ociSeccomp ? [ociSeccomp] : []), "--network=host", ...(platform ? [`--platform=${platform}`] : [])] },
+  // Through the wrapper (runsc-netstack.sh), which fixes the stale root-namespace probe of this
+  // runsc for its network set-up only.
+  "runsc-net": { path: netstackPath, runtimeArgs: [...(ociSeccomp ? [ociSeccomp] : []), "--network=sandbox", ...(platform ? [`--platform=${platform}`] : [])] },
 };
 const hasExecOpt = (cfg["exec-opts"] ?? []).some((o) => String(o).startsWith("native.cgroupdriver="));
 if (cgroupDriver && !hasExecOpt) cfg["exec-opts"] = [...(cfg["exec-opts"] ?? []), `native.cgroupdriver=${cgroupDriver}`];
@@ -127,7 +143,7 @@ fs.renameSync(`${file}.tmp`, file);
 console.log("changed");
 '
 if command -v node >/dev/null 2>&1; then
-  MERGED="$(node -e "$MERGE_JS" "$DAEMON_JSON" "$RUNSC_PATH" "$RUNSC_PLATFORM" "$CGROUP_DRIVER" "$STORAGE_DRIVER" "$IPTABLES_OK" "$OCI_SECCOMP")" ||
+  MERGED="$(node -e "$MERGE_JS" "$DAEMON_JSON" "$RUNSC_PATH" "$RUNSC_PLATFORM" "$CGROUP_DRIVER" "$STORAGE_DRIVER" "$IPTABLES_OK" "$OCI_SECCOMP" "$NETSTACK_WRAPPER")" ||
     die "could not merge $DAEMON_JSON (see message above); fix the file by hand"
 else
   die "node is needed to merge $DAEMON_JSON safely (install Node 20); or add by hand: \"runtimes\": {\"runsc\": {\"path\": \"$RUNSC_PATH\", \"runtimeArgs\": [\"--network=none\"]}}"
@@ -189,7 +205,7 @@ log "docker ready: $("$DOCKER_BIN" info --format 'server {{.ServerVersion}}, sto
 #    the same at run time.
 PROBE_IMAGE="sigil/busybox:1"
 if "$DOCKER_BIN" image inspect "$PROBE_IMAGE" >/dev/null 2>&1; then
-  for rt in runsc runsc-ptrace; do
+  for rt in runsc runsc-ptrace runsc-net; do
     STATUS="$("$DOCKER_BIN" run --rm --runtime "$rt" --network none --read-only --cap-drop ALL \
       --security-opt no-new-privileges --user 1000:1000 --entrypoint /bin/cat "$PROBE_IMAGE" \
       /proc/self/status 2>&1)" || die "a probe container under $rt failed: $STATUS"
@@ -197,5 +213,5 @@ if "$DOCKER_BIN" image inspect "$PROBE_IMAGE" >/dev/null 2>&1; then
     [ "$MODE" = "2" ] ||
       die "containers under $rt run without a seccomp filter (Seccomp: ${MODE:-none}); check that $DAEMON_JSON gives $rt --oci-seccomp and that dockerd reloaded it"
   done
-  log "seccomp filter in effect under runsc and runsc-ptrace (Seccomp: 2)"
+  log "seccomp filter in effect under runsc, runsc-ptrace and runsc-net (Seccomp: 2)"
 fi

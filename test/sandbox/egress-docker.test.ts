@@ -128,6 +128,7 @@ out("http", http("http://plain.test:${P.http}/", "plain.test:${P.http}"))
 out("tcp", raw("${srv.serverIp}:${P.tcp}"))
 out("dns", resolve("api.test"))
 out("ifaces", ",".join(sorted(n for _, n in socket.if_nameindex())))
+out("eth0", str(socket.if_nametoindex("eth0")))
 `,
       [
         { domain: "api.test", ports: [P.https], protocol: "tcp" },
@@ -147,6 +148,9 @@ out("ifaces", ",".join(sorted(n for _, n in socket.if_nameindex())))
       dns: srv.serverIp,
       ifaces: "eth0,lo",
     });
+    // gVisor's own netstack (runsc-net, docs/sandbox.md "Egress") numbers its NICs lo 1, eth0 2;
+    // the host kernel's stack (runc, or runsc --network=host) shows the veth's host-side index.
+    expect(out.eth0 === "2").toBe(tier === "gvisor");
     expect(srv.hits.https - before.https).toBe(1);
     expect(srv.hits.http - before.http).toBe(1);
     expect(srv.hits.tcp - before.tcp).toBe(1);

@@ -1,6 +1,8 @@
 // Preflight against the real dockerd, and against a missing image, runtime and daemon.
 import Docker from "dockerode";
 import { describe, expect, it } from "vitest";
+import { configSchema } from "../../shared/config/schema";
+import { createSandboxDriver } from "../../worker/jobs/sandbox-driver";
 import { preflight } from "../../worker/sandbox";
 import { BUSYBOX, docker, PYTHON } from "./support";
 
@@ -48,4 +50,31 @@ describe("preflight", () => {
     expect(r.checks.every((c) => !c.ok)).toBe(true);
     expect(r.checks.find((c) => c.name === "docker")?.message).toContain("unreachable");
   });
+
+  // The worker's own preflight: with egress on, the gVisor runtime with its network stack must be
+  // registered and start a container through its wrapper (docs/sandbox.md "Egress").
+  async function workerProblems(network: Record<string, unknown>): Promise<string[]> {
+    const d = createSandboxDriver(
+      `preflight-${process.pid}`,
+      configSchema.parse({ sandbox: { warm_pool_size: 0 }, network }),
+    );
+    try {
+      return await d.preflight();
+    } finally {
+      await d.driver.shutdown();
+    }
+  }
+
+  it("a worker with egress on checks its network runtime, and starts a probe through it", async () => {
+    expect(await workerProblems({ egress: true, resolvers: ["127.0.0.1"] })).toEqual([]);
+    const absent = await workerProblems({
+      egress: true,
+      resolvers: ["127.0.0.1"],
+      gvisor_network_runtime: "runsc-absent",
+    });
+    expect(absent.find((p) => p.startsWith("runtime:runsc-absent:"))).toContain("infra/docker.sh");
+    expect(absent.find((p) => p.startsWith("seccomp:runsc-absent:"))).toContain("not checked");
+    // Egress off: the network runtime is not needed, so not checked.
+    expect(await workerProblems({ gvisor_network_runtime: "runsc-absent" })).toEqual([]);
+  }, 120_000);
 });

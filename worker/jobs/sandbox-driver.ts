@@ -95,7 +95,15 @@ export function createSandboxDriver(
     preflight: async () => {
       const report = await preflight({
         images: config.sandbox.images,
-        runtimes: ["runc", config.sandbox.gvisor_runtime],
+        // With egress on, runsc-net too: registered, and a probe container starts through its
+        // wrapper (docs/sandbox.md "Egress"); a host without it refuses to start (fail closed).
+        runtimes: [
+          ...new Set([
+            "runc",
+            config.sandbox.gvisor_runtime,
+            ...(config.network.egress ? [gvisorNet] : []),
+          ]),
+        ],
       });
       return report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.message}`);
     },
