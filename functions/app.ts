@@ -329,7 +329,7 @@ export function createApp(deps: AppDeps) {
     auditRoutes(audit, vault ? (d) => vault.seal(d).catch(subjectProblem) : undefined),
   );
   if (vault) app.route("/", subjectRoutes({ vault, audit, record: appendAudit }));
-  app.route("/", quarantineRoutes(quarantine));
+  app.route("/", quarantineRoutes(quarantine, deps.incidents));
   if (deps.incidents)
     app.route(
       "/",

@@ -3,7 +3,9 @@
 // request that authenticated it, so it checks the caller again every few seconds (key still
 // usable, not quarantined, same role) and ends with an `end` event carrying the problem when it
 // no longer is; it lasts at most `maxStreamMs` (the client reconnects with Last-Event-ID), sends a
-// comment line after a quiet `heartbeatMs`, and refuses a malformed Last-Event-ID with a 400.
+// comment line after a quiet `heartbeatMs`, and refuses a malformed Last-Event-ID with a 400. A
+// Last-Event-ID gets here only covered by the verified signature (authentication refuses it
+// otherwise: shared/httpsig defaultComponents), so nobody on the path chose where this resumes.
 import type { Context, MiddlewareHandler } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { KeyResolver } from "../shared/httpsig";

@@ -361,9 +361,15 @@ export class Sigil {
 
   /** Quarantines (docs/http-api.md "Quarantine"): admins place and lift, auditors list. */
   readonly quarantine = {
-    /** Idempotent: the record already in force when the target is quarantined. */
+    /**
+     * Idempotent: the record already in force when the target is quarantined. `incidentId` links
+     * it to an existing incident (else 404 `not-found`).
+     */
     place: (
-      body: ({ subject: string } | { kid: string } | { workerId: string }) & { reason: string },
+      body: ({ subject: string } | { kid: string } | { workerId: string }) & {
+        reason: string;
+        incidentId?: string;
+      },
       call?: CallOptions,
     ): Promise<{ quarantine: T.Quarantine }> =>
       this.#json({ method: "POST", path: "/v1/quarantine", json: body, call }),
@@ -456,6 +462,8 @@ export class Sigil {
       method: "GET",
       path,
       accept: "text/event-stream",
+      // Covered by the signature (signRequest's defaultComponents), as the server requires: where
+      // the stream resumes is the client's to say (docs/http-api.md "Server-sent events").
       ...(call?.lastEventId !== undefined
         ? { headers: { "last-event-id": call.lastEventId } }
         : {}),

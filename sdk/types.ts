@@ -287,6 +287,7 @@ export interface Quarantine {
     | { kind: "key"; kid: string }
     | { kind: "worker"; workerId: string };
   reason: string;
+  /** The incident it answers: set by incident response, or named by the admin who placed it. */
   incidentId?: string;
   placedBy: string;
   placedAt: string;

@@ -22,12 +22,13 @@ const ls = defineCommand({
     });
     emit(io, args.json, r, () =>
       table(
-        ["id", "active", "target", "reason", "placed by", "placed at"],
+        ["id", "active", "target", "reason", "incident", "placed by", "placed at"],
         r.quarantines.map((q) => [
           q.id,
           q.active,
           Object.values(q.target).join(":"),
           q.reason,
+          q.incidentId ?? "",
           q.placedBy,
           q.placedAt,
         ]),
@@ -44,6 +45,7 @@ const add = defineCommand({
     kid: { type: "string", description: "this key" },
     worker: { type: "string", description: "this worker id" },
     reason: { type: "string", required: true, description: "why (audited)" },
+    incident: { type: "string", description: "the incident id it answers (must exist)" },
   },
   async run({ args }) {
     const io = defaultIo();
@@ -57,7 +59,11 @@ const add = defineCommand({
         : args.kid !== undefined
           ? { kid: args.kid }
           : { workerId: args.worker ?? "" };
-    const r = await sigil.quarantine.place({ ...target, reason: args.reason });
+    const r = await sigil.quarantine.place({
+      ...target,
+      reason: args.reason,
+      ...(args.incident !== undefined ? { incidentId: args.incident } : {}),
+    });
     emit(io, args.json, r, () => fields(r.quarantine as unknown as Record<string, unknown>));
   },
 });

@@ -137,7 +137,7 @@ const eventsRoute = createRoute({
   summary:
     "Server-sent events for consoles: event `approval` with the approval as it is now, for every change the caller may see",
   description:
-    "Starts at the newest change, or after `Last-Event-ID` (each event's id; a malformed one is 400). Ends after a few minutes (reconnect with Last-Event-ID), or with event `end` (a problem) once the key is revoked, quarantined or no longer of its role. An expiry appears once something has read the expired approval.",
+    "Starts at the newest change, or after `Last-Event-ID` (each event's id, covered by the signature, else 401; a malformed one is 400). Ends after a few minutes (reconnect with Last-Event-ID), or with event `end` (a problem) once the key is revoked, quarantined or no longer of its role. An expiry appears once something has read the expired approval.",
   middleware: [requireRole("admin", "auditor", "agent")] as const,
   responses: {
     200: {

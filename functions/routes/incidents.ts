@@ -75,7 +75,7 @@ const eventsRoute = createRoute({
   tags: ["incidents"],
   summary: "Server-sent events: event `incident` with the incident as it is now, for every change",
   description:
-    "Starts at the newest change, or after `Last-Event-ID` (a malformed one is 400). Ends after a few minutes (reconnect with Last-Event-ID), or with event `end` (a problem) once the key is revoked, quarantined or no longer of its role.",
+    "Starts at the newest change, or after `Last-Event-ID` (covered by the signature, else 401; a malformed one is 400). Ends after a few minutes (reconnect with Last-Event-ID), or with event `end` (a problem) once the key is revoked, quarantined or no longer of its role.",
   middleware: [requireRole(...READERS)] as const,
   responses: {
     200: {

@@ -294,7 +294,7 @@ const eventsRoute = createRoute({
   tags: ["jobs"],
   summary: "Server-sent events: queued, started, output, finished",
   description:
-    "From the job's first event, or after `Last-Event-ID` (a malformed one is 400). Ends after `finished`, after a few minutes (reconnect with Last-Event-ID), or with event `end` (a problem) once the key is revoked, quarantined or no longer of its role.",
+    "From the job's first event, or after `Last-Event-ID` (covered by the signature, else 401; a malformed one is 400). Ends after `finished`, after a few minutes (reconnect with Last-Event-ID), or with event `end` (a problem) once the key is revoked, quarantined or no longer of its role.",
   middleware: [requireRole("agent", "admin", "auditor")] as const,
   request: { params: jobIdParam },
   responses: {

@@ -1,7 +1,9 @@
 // Quarantine routes (docs/incidents.md "Quarantine", docs/http-api.md): an admin places and lifts
 // quarantines; admins and auditors list them. Incident response places them through the same
 // service (shared/quarantine), so a manual and an automatic quarantine of one target are one record.
+// A manual one may name the incident it answers (`incidentId`), which must exist.
 import { createRoute, z } from "@hono/zod-openapi";
+import { IncidentIdSchema, type IncidentStore } from "../../shared/incidents";
 import {
   QuarantineIdSchema,
   type QuarantineRecord,
@@ -46,7 +48,13 @@ const QuarantineViewSchema = z
 const view = (r: QuarantineRecord) => ({ ...r, active: r.liftedAt === undefined });
 
 const PlaceBodySchema = z
-  .object({ subject: name.optional(), kid: name.optional(), workerId: name.optional(), reason })
+  .object({
+    subject: name.optional(),
+    kid: name.optional(),
+    workerId: name.optional(),
+    reason,
+    incidentId: IncidentIdSchema.optional(),
+  })
   .strict()
   .refine(
     (b) => [b.subject, b.kid, b.workerId].filter((x) => x !== undefined).length === 1,
@@ -59,7 +67,7 @@ const placeRoute = createRoute({
   tags: ["quarantine"],
   summary: "Quarantine a subject, a key or a worker (admin); idempotent",
   description:
-    "201 with the new record; 200 with the record already in force when the target is quarantined (one active quarantine per target). A subject or key quarantine refuses the target's requests with 403 `quarantined` and cancels its jobs; a worker quarantine refuses its results and re-queues its jobs.",
+    "201 with the new record; 200 with the record already in force when the target is quarantined (one active quarantine per target; its `incidentId` stays as it was). A subject or key quarantine refuses the target's requests with 403 `quarantined` and cancels its jobs; a worker quarantine refuses its results and re-queues its jobs. `incidentId` links the quarantine to an existing incident (404 `not-found` when there is none); it is stored on the record and in the `quarantine.placed` audit event.",
   middleware: [requireRole("admin")] as const,
   request: { body: { required: true, ...json(PlaceBodySchema) } },
   responses: {
@@ -68,7 +76,7 @@ const placeRoute = createRoute({
       ...json(z.object({ quarantine: QuarantineViewSchema })),
     },
     201: { description: "placed", ...json(z.object({ quarantine: QuarantineViewSchema })) },
-    ...problemResponses(400, 401, 403, 413, 429, 503),
+    ...problemResponses(400, 401, 403, 404, 413, 429, 503),
   },
 });
 
@@ -120,10 +128,21 @@ function unavailable(e: unknown): never {
   throw new Problem(503, "unavailable", "Quarantine store unavailable", (e as Error).message);
 }
 
-export function quarantineRoutes(quarantine: QuarantineService) {
+/**
+ * `incidents`: where a named incidentId must exist; absent (no incident store), no incident does,
+ * so naming one is refused rather than stored unchecked.
+ */
+export function quarantineRoutes(
+  quarantine: QuarantineService,
+  incidents?: Pick<IncidentStore, "get">,
+) {
   return router()
     .openapi(placeRoute, async (c) => {
       const b = c.req.valid("json");
+      if (b.incidentId !== undefined) {
+        const found = await incidents?.get(b.incidentId).catch(unavailable);
+        if (!found) throw new Problem(404, "not-found", "Not found", `no incident ${b.incidentId}`);
+      }
       const target: QuarantineTarget =
         b.subject !== undefined
           ? { kind: "subject", subject: b.subject }
@@ -132,7 +151,12 @@ export function quarantineRoutes(quarantine: QuarantineService) {
             : { kind: "worker", workerId: b.workerId ?? "" };
       const who = identityOf(c);
       const out = await quarantine
-        .placeOutcome({ target, reason: b.reason, by: who.subject || who.kid })
+        .placeOutcome({
+          target,
+          reason: b.reason,
+          by: who.subject || who.kid,
+          ...(b.incidentId !== undefined ? { incidentId: b.incidentId } : {}),
+        })
         .catch(unavailable);
       return out.placed
         ? c.json({ quarantine: view(out.record) }, 201)

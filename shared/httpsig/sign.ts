@@ -14,7 +14,7 @@ export interface SignOptions {
   /** Defaults to 16 random bytes, base64url. */
   readonly nonce?: string;
   readonly label?: string;
-  /** Defaults to the server policy's set: @method @authority @path [@query] [content-digest]. */
+  /** Defaults to the server policy's set (defaultComponents). */
   readonly components?: readonly string[];
   readonly expires?: number;
   readonly tag?: string;
@@ -32,10 +32,24 @@ export function newNonce(): string {
   return toBase64Url(crypto.getRandomValues(new Uint8Array(16)));
 }
 
-export function defaultComponents(url: URL, hasBody: boolean): string[] {
+/**
+ * Fields that steer what a request returns without being in its path or body: when a request
+ * carries one, its signature must cover it (docs/http-api.md "Authentication"). `last-event-id`
+ * says where a server-sent event stream resumes; uncovered, an on-path party could replay or skip
+ * events for the client.
+ */
+export const COVERED_WHEN_PRESENT = ["last-event-id"] as const;
+
+/**
+ * The components a signature must cover, the one definition the signer's default and the
+ * verifier's policy share: @method @authority @path, @query with a query, content-digest with a
+ * body, and each of COVERED_WHEN_PRESENT the request carries.
+ */
+export function defaultComponents(url: URL, hasBody: boolean, headers?: Headers): string[] {
   const c = ["@method", "@authority", "@path"];
   if (url.search !== "") c.push("@query");
   if (hasBody) c.push("content-digest");
+  for (const f of COVERED_WHEN_PRESENT) if (headers?.has(f)) c.push(f);
   return c;
 }
 
@@ -54,7 +68,7 @@ export async function signRequest(
     // The base must see the header exactly as it will be sent.
     norm.headers.set("content-digest", contentDigest);
   }
-  const components = opts.components ?? defaultComponents(norm.url, hasBody);
+  const components = opts.components ?? defaultComponents(norm.url, hasBody, norm.headers);
 
   const params: Parameters = new Map();
   params.set("created", opts.created ?? Math.floor(Date.now() / 1000));

@@ -13,6 +13,7 @@ import { bodyBytes } from "./body";
 import { verifyContentDigest } from "./digest";
 import { parseSignatureFields } from "./fields";
 import type { ActiveKey, KeyLookup, KeyResolver, ReplayCache, VerifyFn } from "./ports";
+import { defaultComponents } from "./sign";
 
 export type VerifyErrorCode = "auth-required" | "key-unknown" | "signature-invalid" | "replay";
 
@@ -61,7 +62,7 @@ export interface VerifyOptions<K extends ActiveKey = ActiveKey> {
   /** Interop/testing only (e.g. RFC 9421 vectors). Never relax in production. */
   readonly relaxPolicy?: {
     readonly requireNonce?: boolean;
-    /** false skips the @method/@authority/@path/@query/content-digest coverage rule. */
+    /** false skips the coverage rule (defaultComponents: what a signature must cover). */
     readonly requireComponents?: boolean;
   };
 }
@@ -130,9 +131,7 @@ export async function verifyRequest<K extends ActiveKey = ActiveKey>(
   }
   const body = bodyBytes(req.body) ?? new Uint8Array(0);
   if (opts.relaxPolicy?.requireComponents !== false) {
-    const required = ["@method", "@authority", "@path"];
-    if (norm.url.search !== "") required.push("@query");
-    if (body.length > 0) required.push("content-digest");
+    const required = defaultComponents(norm.url, body.length > 0, norm.headers);
     const missing = required.filter((c) => !components.includes(c));
     if (missing.length > 0) {
       return fail("auth-required", `signature must cover ${missing.join(", ")}`, keyid);

@@ -67,4 +67,20 @@ describe("sigil quarantine", () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain("exactly one of");
   }, 120_000);
+
+  it("--incident names the incident it answers: an unknown or malformed one places nothing", async () => {
+    const unknown = "01890000-0000-7000-8000-000000000000";
+    for (const [incident, says] of [
+      [unknown, `no incident ${unknown}`],
+      ["not-a-uuid", "incidentId"],
+    ]) {
+      const add = ["add", "--subject", "qc-linked", "--reason", "r", "--incident", incident!];
+      const r = await sigil(["quarantine", ...add]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(says);
+    }
+    const ls = await sigil(["quarantine", "ls", "--active", "--json"]);
+    const listed = (JSON.parse(ls.stdout) as { quarantines: Quarantine[] }).quarantines;
+    expect(listed.filter((q) => Object.values(q.target).includes("qc-linked"))).toEqual([]);
+  }, 60_000);
 });

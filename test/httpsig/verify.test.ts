@@ -379,6 +379,55 @@ describe("attacks map to stable codes", () => {
     expect(res).toMatchObject({ ok: false, code: "auth-required" });
   });
 
+  describe("Last-Event-ID (where a stream resumes) must be covered when present", () => {
+    const stream = (lastEventId?: string): Req => ({
+      method: "GET",
+      url: "https://sigil.test/v1/incidents/events",
+      headers: {
+        accept: "text/event-stream",
+        ...(lastEventId !== undefined ? { "last-event-id": lastEventId } : {}),
+      },
+    });
+
+    it("signRequest covers it by default, and the request verifies", async () => {
+      const r = await signed(stream("17-0"));
+      expect(r.headers["signature-input"]).toContain('"last-event-id"');
+      expect(await verify(r)).toMatchObject({
+        ok: true,
+        coveredComponents: ["@method", "@authority", "@path", "last-event-id"],
+      });
+    });
+
+    it("added after signing → auth-required", async () => {
+      const r = await signed(stream());
+      expect(r.headers["signature-input"]).not.toContain("last-event-id");
+      const added = { ...r, headers: { ...r.headers, "last-event-id": "0" } };
+      expect(await verify(added)).toMatchObject({
+        ok: false,
+        code: "auth-required",
+        detail: expect.stringContaining("last-event-id"),
+      });
+    });
+
+    it("present but left out of the covered components → auth-required", async () => {
+      const r = await signed(stream("17-0"), alice, {
+        components: ["@method", "@authority", "@path"],
+      });
+      expect(await verify(r)).toMatchObject({ ok: false, code: "auth-required" });
+    });
+
+    it("changed or removed after signing → signature-invalid", async () => {
+      const r = await signed(stream("17-0"));
+      const changed = { ...r, headers: { ...r.headers, "last-event-id": "16-0" } };
+      expect(await verify(changed)).toMatchObject({ ok: false, code: "signature-invalid" });
+      const { "last-event-id": _dropped, ...rest } = r.headers;
+      expect(await verify({ ...r, headers: rest })).toMatchObject({
+        ok: false,
+        code: "signature-invalid",
+      });
+    });
+  });
+
   it("unsupported component → auth-required", async () => {
     const r = await signed(post(), alice, {
       components: ["@method", "@authority", "@path", "content-digest"],
