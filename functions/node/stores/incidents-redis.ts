@@ -22,6 +22,7 @@ import {
   MAX_INCIDENT_CHANGES,
   type StoredIncident,
 } from "../../../shared/incidents";
+import { appendChange, RedisChangeLog } from "./change-log-redis";
 
 // KEYS: checkpoint, index, changes, then one record key per opened and per updated incident.
 // ARGV: expected cursor, next cursor, next checkpoint value, feed length, opened count, then
@@ -48,23 +49,25 @@ k, a = 4, 6
 for i = 1, opened do
   redis.call('HSET', KEYS[k], 'rev', '1', 'v', ARGV[a + 1])
   redis.call('ZADD', KEYS[2], 0, ARGV[a])
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[a])
+  ${appendChange("KEYS[3]", "ARGV[4]", "ARGV[a]")}
   k = k + 1
   a = a + 2
 end
 while KEYS[k] do
   redis.call('HSET', KEYS[k], 'rev', tostring(tonumber(ARGV[a + 1]) + 1), 'v', ARGV[a + 2])
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[a])
+  ${appendChange("KEYS[3]", "ARGV[4]", "ARGV[a]")}
   k = k + 1
   a = a + 3
 end
 return 1`;
 
-// KEYS: hash, changes ("" : no feed). ARGV: expected rev, value, id, feed length. → 1 replaced.
+// KEYS: hash, changes. ARGV: expected rev, value, id ("": no change, for emergency mode, which is no
+// record and starts unset at revision 0), feed length. → 1 replaced. Unlike approvals' SWAP no
+// retention: incident records are kept.
 const SWAP = `
 if (redis.call('HGET', KEYS[1], 'rev') or '0') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'rev', tostring(tonumber(ARGV[1]) + 1), 'v', ARGV[2])
-if ARGV[3] ~= '' then redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[3]) end
+if ARGV[3] ~= '' then ${appendChange("KEYS[2]", "ARGV[4]", "ARGV[3]")} end
 return 1`;
 
 const MAC_CONTEXT = "sigil.incident-store.v1";
@@ -73,6 +76,7 @@ export class RedisIncidentStore implements IncidentStore {
   readonly #redis: Redis;
   readonly #prefix: string;
   readonly #mac: Uint8Array;
+  readonly #feed: RedisChangeLog;
 
   /** `prefix`: key namespace, e.g. "sigil:"; `macKey`: 32 bytes, shared by every API process. */
   constructor(redis: Redis, prefix: string, opts: { macKey: Uint8Array }) {
@@ -81,6 +85,7 @@ export class RedisIncidentStore implements IncidentStore {
     // One hash tag: the advance script touches the checkpoint and many records in one slot.
     this.#prefix = `${prefix}incidents:{i}:`;
     this.#mac = opts.macKey;
+    this.#feed = new RedisChangeLog(redis, this.#key("changes"), MAX_INCIDENT_CHANGES);
   }
 
   #key = (kind: string, id = "") => `${this.#prefix}${kind}${id ? `:${id}` : ""}`;
@@ -122,12 +127,12 @@ export class RedisIncidentStore implements IncidentStore {
     updated: readonly StoredIncident[] = [],
   ): Promise<boolean> {
     checkAdvance(expected, next);
-    const keys = [this.#key("detection"), this.#key("index"), this.#key("changes")];
+    const keys = [this.#key("detection"), this.#key("index"), this.#feed.key];
     const argv = [
       String(expected),
       String(next.cursor),
       this.#seal("detection", JSON.stringify({ cursor: next.cursor, state: next.state })),
-      String(MAX_INCIDENT_CHANGES),
+      this.#feed.keep,
       String(opened.length),
     ];
     for (const r of opened) {
@@ -163,11 +168,11 @@ export class RedisIncidentStore implements IncidentStore {
       SWAP,
       2,
       this.#key("rec", id),
-      this.#key("changes"),
+      this.#feed.key,
       String(rev),
       this.#encodeRecord(next),
       id,
-      String(MAX_INCIDENT_CHANGES),
+      this.#feed.keep,
     );
     return res === 1;
   }
@@ -192,23 +197,11 @@ export class RedisIncidentStore implements IncidentStore {
 
   async changes(after: string, limit: number): Promise<IncidentChange[]> {
     checkChanges(after, limit);
-    const start = after.includes("-") ? `(${after}` : `(${after}-0`;
-    const entries = (await this.#redis.xrange(
-      this.#key("changes"),
-      start,
-      "+",
-      "COUNT",
-      limit,
-    )) as [string, string[]][];
-    return entries.map(([cursor, fields]) => ({ cursor, id: fields[1] ?? "" }));
+    return this.#feed.changes(after, limit);
   }
 
   async changeCursor(): Promise<string> {
-    const last = (await this.#redis.xrevrange(this.#key("changes"), "+", "-", "COUNT", 1)) as [
-      string,
-      string[],
-    ][];
-    return last[0]?.[0] ?? "0";
+    return this.#feed.cursor();
   }
 
   async putEvidence(id: string, bundle: string): Promise<boolean> {
@@ -244,11 +237,11 @@ export class RedisIncidentStore implements IncidentStore {
       SWAP,
       2,
       this.#key("emergency"),
-      this.#key("changes"),
+      this.#feed.key,
       String(rev),
       this.#seal("emergency", json),
       "",
-      String(MAX_INCIDENT_CHANGES),
+      this.#feed.keep,
     );
     return res === 1;
   }
