@@ -17,9 +17,8 @@ import {
   MAX_APPROVAL_CHANGES,
   type StoredApproval,
 } from "../../../shared/approvals";
-import { hmacSha256, verifyHmacSha256 } from "../../../shared/crypto";
-import { fromHex, toHex, utf8 } from "../../../shared/encoding";
 import { appendChange, RedisChangeLog } from "./change-log-redis";
+import { ValueMac } from "./value-mac";
 
 // KEYS: binding, record, index, changes. ARGV: id, value, replacing ("" for none), retainUntil
 // (ms), the record key prefix.
@@ -43,21 +42,18 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 ${appendChange("KEYS[2]", "ARGV[5]", "ARGV[4]")}
 return 1`;
 
-const MAC_CONTEXT = "sigil.approval-record.v1";
-
 export class RedisApprovalStore implements ApprovalStore {
   readonly #redis: Redis;
   readonly #prefix: string;
-  readonly #mac: Uint8Array;
+  readonly #mac: ValueMac;
   readonly #feed: RedisChangeLog;
 
   /** `prefix`: key namespace, e.g. "sigil:"; `macKey`: 32 bytes, shared by every API process. */
   constructor(redis: Redis, prefix: string, opts: { macKey: Uint8Array }) {
-    if (opts.macKey.length !== 32) throw new TypeError("macKey must be 32 bytes");
+    this.#mac = new ValueMac(opts.macKey, "sigil.approval-record.v1");
     this.#redis = redis;
     // One hash tag: the scripts touch binding, record and index in one slot.
     this.#prefix = `${prefix}approvals:{a}:`;
-    this.#mac = opts.macKey;
     this.#feed = new RedisChangeLog(redis, `${this.#prefix}changes`, MAX_APPROVAL_CHANGES);
   }
 
@@ -67,26 +63,15 @@ export class RedisApprovalStore implements ApprovalStore {
     return `${this.#prefix}index`;
   }
 
-  #tag(id: string, json: string): Uint8Array {
-    return hmacSha256(this.#mac, utf8(`${MAC_CONTEXT}\n${id}\n${json}`));
-  }
-
   #encode(r: ApprovalRecord): string {
     const json = JSON.stringify(ApprovalRecordSchema.parse(r));
-    return `${toHex(this.#tag(r.id, json))}.${json}`;
+    return this.#mac.seal(r.id, json);
   }
 
   #decode(id: string, stored: string): ApprovalRecord {
-    const dot = stored.indexOf(".");
-    const tag = stored.slice(0, dot);
-    const json = stored.slice(dot + 1);
-    if (
-      dot !== 64 ||
-      !/^[0-9a-f]{64}$/.test(tag) ||
-      !verifyHmacSha256(this.#mac, utf8(`${MAC_CONTEXT}\n${id}\n${json}`), fromHex(tag))
-    ) {
+    const json = this.#mac.open(id, stored);
+    if (json === undefined)
       throw new Error(`approval store: record ${id} failed its integrity check`);
-    }
     const r = ApprovalRecordSchema.parse(JSON.parse(json));
     if (r.id !== id) throw new Error(`approval store: record ${id} holds another id`);
     return r;

@@ -5,8 +5,6 @@
 // processes stepping over the same audit events exactly one lands (exactly-once detection); a
 // process killed before the script ran stored nothing, one killed after it stored everything.
 import type { Redis } from "ioredis";
-import { hmacSha256, verifyHmacSha256 } from "../../../shared/crypto";
-import { fromHex, toHex, utf8 } from "../../../shared/encoding";
 import {
   checkAdvance,
   checkChanges,
@@ -23,6 +21,7 @@ import {
   type StoredIncident,
 } from "../../../shared/incidents";
 import { appendChange, RedisChangeLog } from "./change-log-redis";
+import { ValueMac } from "./value-mac";
 
 // KEYS: checkpoint, index, changes, then one record key per opened and per updated incident.
 // ARGV: expected cursor, next cursor, next checkpoint value, feed length, opened count, then
@@ -70,45 +69,31 @@ redis.call('HSET', KEYS[1], 'rev', tostring(tonumber(ARGV[1]) + 1), 'v', ARGV[2]
 if ARGV[3] ~= '' then ${appendChange("KEYS[2]", "ARGV[4]", "ARGV[3]")} end
 return 1`;
 
-const MAC_CONTEXT = "sigil.incident-store.v1";
-
 export class RedisIncidentStore implements IncidentStore {
   readonly #redis: Redis;
   readonly #prefix: string;
-  readonly #mac: Uint8Array;
+  readonly #mac: ValueMac;
   readonly #feed: RedisChangeLog;
 
   /** `prefix`: key namespace, e.g. "sigil:"; `macKey`: 32 bytes, shared by every API process. */
   constructor(redis: Redis, prefix: string, opts: { macKey: Uint8Array }) {
-    if (opts.macKey.length !== 32) throw new TypeError("macKey must be 32 bytes");
+    this.#mac = new ValueMac(opts.macKey, "sigil.incident-store.v1");
     this.#redis = redis;
     // One hash tag: the advance script touches the checkpoint and many records in one slot.
     this.#prefix = `${prefix}incidents:{i}:`;
-    this.#mac = opts.macKey;
     this.#feed = new RedisChangeLog(redis, this.#key("changes"), MAX_INCIDENT_CHANGES);
   }
 
   #key = (kind: string, id = "") => `${this.#prefix}${kind}${id ? `:${id}` : ""}`;
 
-  #seal(name: string, json: string): string {
-    return `${toHex(hmacSha256(this.#mac, utf8(`${MAC_CONTEXT}\n${name}\n${json}`)))}.${json}`;
-  }
-
   #open(name: string, stored: string): string {
-    const dot = stored.indexOf(".");
-    const tag = stored.slice(0, dot);
-    const json = stored.slice(dot + 1);
-    if (
-      dot !== 64 ||
-      !/^[0-9a-f]{64}$/.test(tag) ||
-      !verifyHmacSha256(this.#mac, utf8(`${MAC_CONTEXT}\n${name}\n${json}`), fromHex(tag))
-    )
-      throw new Error(`incident store: ${name} failed its integrity check`);
+    const json = this.#mac.open(name, stored);
+    if (json === undefined) throw new Error(`incident store: ${name} failed its integrity check`);
     return json;
   }
 
   #encodeRecord(r: Incident): string {
-    return this.#seal(`record:${r.incidentId}`, JSON.stringify(IncidentSchema.parse(r)));
+    return this.#mac.seal(`record:${r.incidentId}`, JSON.stringify(IncidentSchema.parse(r)));
   }
 
   async detection(): Promise<DetectionCheckpoint> {
@@ -131,7 +116,7 @@ export class RedisIncidentStore implements IncidentStore {
     const argv = [
       String(expected),
       String(next.cursor),
-      this.#seal("detection", JSON.stringify({ cursor: next.cursor, state: next.state })),
+      this.#mac.seal("detection", JSON.stringify({ cursor: next.cursor, state: next.state })),
       this.#feed.keep,
       String(opened.length),
     ];
@@ -210,7 +195,7 @@ export class RedisIncidentStore implements IncidentStore {
     // SET NX: the first bundle stays; evidence is never replaced.
     const res = await this.#redis.set(
       this.#key("evidence", id),
-      this.#seal(`evidence:${id}`, bundle),
+      this.#mac.seal(`evidence:${id}`, bundle),
       "NX",
     );
     return res === "OK";
@@ -239,7 +224,7 @@ export class RedisIncidentStore implements IncidentStore {
       this.#key("emergency"),
       this.#feed.key,
       String(rev),
-      this.#seal("emergency", json),
+      this.#mac.seal("emergency", json),
       "",
       this.#feed.keep,
     );
