@@ -14,11 +14,12 @@ import { verifyEd25519 } from "../../shared/crypto";
 import { fromBase64Url } from "../../shared/encoding";
 import { signRequest } from "../../shared/httpsig";
 import { verifyEvidence } from "../../shared/incidents/evidence";
-import { busyAgent, clientOf, refusal, until } from "../support/busy-agent";
+import { busyAgent, clientOf, refusal } from "../support/busy-agent";
 import { freePort } from "../support/edge";
 import { connectRedis } from "../support/redis";
 import { type Stack, startStack } from "../support/stack";
 import { registeredKey } from "../support/targets";
+import { until } from "../support/until";
 import { repoRoot } from "../support/vectors";
 
 const INCIDENTS_ON = {

@@ -5,15 +5,7 @@ import { expect } from "vitest";
 import { type Sigil, Sigil as SigilClient, SigilError } from "../../sdk";
 import type { Stack } from "./stack";
 import { registeredKey, type TestKey } from "./targets";
-
-/** Polls `f` every 200 ms until it holds; fails naming `what` after `ms`. */
-export async function until(what: string, f: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+import { until } from "./until";
 
 /** A client signing as `key`, without retries: a refusal is seen as it is. */
 export const clientOf = (stack: Stack, key: TestKey): Sigil =>
