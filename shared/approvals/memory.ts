@@ -1,6 +1,7 @@
 // ApprovalStore in one process's memory: for tests, tools and single-process deployments. Records
 // past their retention are forgotten as new ones arrive; beyond `maxEntries` live records, creating
 // one fails closed (no approval is ever dropped to make room).
+import { MemoryChangeLog } from "../change-log";
 import {
   type ApprovalChange,
   type ApprovalStore,
@@ -17,8 +18,7 @@ export class MemoryApprovalStore implements ApprovalStore {
   /** JSON, like the other adapters: a caller never holds a live reference to stored state. */
   readonly #records = new Map<string, { rev: number; json: string }>();
   readonly #bindings = new Map<string, string>();
-  readonly #changes: { seq: number; id: string }[] = [];
-  #seq = 0;
+  readonly #changes = new MemoryChangeLog(MAX_APPROVAL_CHANGES);
   readonly #max: number;
   readonly #now: () => number;
 
@@ -57,7 +57,7 @@ export class MemoryApprovalStore implements ApprovalStore {
     if (this.#records.size >= this.#max) throw new Error("approval store is full");
     this.#records.set(valid.id, { rev: 1, json: JSON.stringify(valid) });
     this.#bindings.set(valid.binding, valid.id);
-    this.#changed(valid.id);
+    this.#changes.append(valid.id);
     return { created: true };
   }
 
@@ -76,7 +76,7 @@ export class MemoryApprovalStore implements ApprovalStore {
     const cur = this.#read(id);
     if (!cur || cur.rev !== rev) return false;
     this.#records.set(id, { rev: rev + 1, json: JSON.stringify(valid) });
-    this.#changed(id);
+    this.#changes.append(id);
     return true;
   }
 
@@ -95,22 +95,13 @@ export class MemoryApprovalStore implements ApprovalStore {
     return out;
   }
 
-  #changed(id: string): void {
-    this.#changes.push({ seq: ++this.#seq, id });
-    if (this.#changes.length > MAX_APPROVAL_CHANGES) this.#changes.shift();
-  }
-
   async changes(after: string, limit: number): Promise<ApprovalChange[]> {
     checkChanges(after, limit);
     if (after.includes("-")) throw new RangeError("approval store: bad cursor");
-    const from = Number(after);
-    return this.#changes
-      .filter((c) => c.seq > from)
-      .slice(0, limit)
-      .map((c) => ({ cursor: String(c.seq), id: c.id }));
+    return this.#changes.after(Number(after), limit);
   }
 
   async changeCursor(): Promise<string> {
-    return String(this.#seq);
+    return this.#changes.cursor();
   }
 }

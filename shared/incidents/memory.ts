@@ -1,5 +1,6 @@
 // IncidentStore in one process's memory: for tests and single-process deployments. JSON, like the
 // other adapters, so a caller never holds a live reference to stored state.
+import { MemoryChangeLog } from "../change-log";
 import {
   checkAdvance,
   checkChanges,
@@ -20,14 +21,8 @@ export class MemoryIncidentStore implements IncidentStore {
   #det: DetectionCheckpoint = { cursor: 0, state: "" };
   readonly #records = new Map<string, { rev: number; json: string }>();
   readonly #evidence = new Map<string, string>();
-  readonly #changes: { seq: number; id: string }[] = [];
-  #seq = 0;
+  readonly #changes = new MemoryChangeLog(MAX_INCIDENT_CHANGES);
   #emergency: { rev: number; json: string } | undefined;
-
-  #changed(id: string): void {
-    this.#changes.push({ seq: ++this.#seq, id });
-    if (this.#changes.length > MAX_INCIDENT_CHANGES) this.#changes.shift();
-  }
 
   async detection(): Promise<DetectionCheckpoint> {
     return { ...this.#det };
@@ -51,11 +46,11 @@ export class MemoryIncidentStore implements IncidentStore {
     this.#det = { cursor: next.cursor, state: next.state };
     for (const [id, json] of rows) {
       this.#records.set(id, { rev: 1, json });
-      this.#changed(id);
+      this.#changes.append(id);
     }
     for (const [id, rev, json] of swaps) {
       this.#records.set(id, { rev: rev + 1, json });
-      this.#changed(id);
+      this.#changes.append(id);
     }
     return true;
   }
@@ -72,7 +67,7 @@ export class MemoryIncidentStore implements IncidentStore {
     const e = this.#records.get(id);
     if (!e || e.rev !== rev) return false;
     this.#records.set(id, { rev: rev + 1, json });
-    this.#changed(id);
+    this.#changes.append(id);
     return true;
   }
 
@@ -91,15 +86,11 @@ export class MemoryIncidentStore implements IncidentStore {
 
   async changes(after: string, limit: number): Promise<IncidentChange[]> {
     checkChanges(after, limit);
-    const a = Number(after);
-    return this.#changes
-      .filter((c) => c.seq > a)
-      .slice(0, limit)
-      .map((c) => ({ cursor: String(c.seq), id: c.id }));
+    return this.#changes.after(Number(after), limit);
   }
 
   async changeCursor(): Promise<string> {
-    return String(this.#seq);
+    return this.#changes.cursor();
   }
 
   async putEvidence(id: string, bundle: string): Promise<boolean> {

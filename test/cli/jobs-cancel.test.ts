@@ -10,6 +10,7 @@ import { type JobRecord, Sigil, type SigilError } from "../../sdk";
 import { devAdminClient, loadKeyFile } from "../../sdk/node";
 import { cliRunner } from "../support/cli";
 import { type Stack, startStack } from "../support/stack";
+import { until } from "../support/until";
 
 let stack: Stack;
 let dir: string;
@@ -34,14 +35,6 @@ async function keyOf(role: string, subject: string, trust?: string) {
   expect(r.code, r.stderr).toBe(0);
   const k = await loadKeyFile(file);
   return { file, client: new Sigil({ baseUrl: stack.base, keyId: k.kid, secretKey: k.secretKey }) };
-}
-
-async function until(what: string, f: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 async function status(id: string): Promise<string> {

@@ -9,27 +9,13 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { publicJwk } from "../../shared/crypto";
 import { loadOrCreateWorkerKey } from "../../worker/jobs/keys";
+import { spawnPrivateRedis } from "../support/private-redis";
 import { repoRoot } from "../support/vectors";
 import { freePort, waitFor } from "./support/sentinel";
 
 const dir = mkdtempSync(join(tmpdir(), "sigil-acl-"));
 const port = await freePort();
-const server = spawn(
-  "redis-server",
-  [
-    "--port",
-    String(port),
-    "--bind",
-    "127.0.0.1",
-    "--dir",
-    dir,
-    "--save",
-    "",
-    "--appendonly",
-    "yes",
-  ],
-  { stdio: "ignore" },
-);
+const server = spawnPrivateRedis(dir, ["--port", String(port)]);
 // The harness and its helpers connect with REDIS_URL: point them at this server (as the admin).
 process.env.REDIS_URL = `redis://127.0.0.1:${port}`;
 const { startHarness, runLowRisk } = await import("../jobs/support/harness");
@@ -90,8 +76,7 @@ afterAll(async () => {
   for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
   for (const c of clients) c.disconnect();
   await h?.close().catch(() => undefined);
-  server.kill("SIGKILL");
-  rmSync(dir, { recursive: true, force: true });
+  server.stop();
 });
 
 describe("least-privilege Redis users (infra/redis-acl.sh)", () => {

@@ -2,19 +2,20 @@
 // Redis that listens on TLS only, with a certificate from a CA this test makes (openssl), and an
 // API process that keeps all its state there. Without the CA the same URL is refused (the
 // server's certificate is not trusted), and a certificate for another name is refused too.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { connectRedis } from "../../platform/node/redis";
 import { loadConfig } from "../../shared/config";
+import { type PrivateRedis, spawnPrivateRedis } from "../support/private-redis";
 import { registeredKey } from "../support/targets";
 import { Fleet } from "./support/nodes";
 import { freePort, waitFor } from "./support/sentinel";
 
 const dir = mkdtempSync(join(tmpdir(), "sigil-tls-"));
-let server: ChildProcess | undefined;
+let server: PrivateRedis | undefined;
 let fleet: Fleet | undefined;
 let port = 0;
 const ca = join(dir, "ca.crt");
@@ -60,8 +61,9 @@ const once = { maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeou
 beforeAll(async () => {
   makeCerts();
   port = await freePort();
-  server = spawn(
-    "redis-server",
+  server = spawnPrivateRedis(
+    dir,
+    // TLS only: no plain port.
     [
       "--port",
       "0",
@@ -75,22 +77,8 @@ beforeAll(async () => {
       ca,
       "--tls-auth-clients",
       "no",
-      "--bind",
-      "127.0.0.1",
-      "--dir",
-      dir,
-      "--save",
-      "",
-      "--appendonly",
-      "yes",
-      "--appendfsync",
-      "always",
-      "--maxmemory",
-      "256mb",
-      "--maxmemory-policy",
-      "noeviction",
     ],
-    { stdio: "ignore" },
+    ["--appendfsync", "always", "--maxmemory", "256mb", "--maxmemory-policy", "noeviction"],
   );
   // Readiness over TLS itself (there is no plain port to ping).
   await waitFor("redis on TLS", async () => {
@@ -106,8 +94,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fleet?.stop();
-  server?.kill("SIGKILL");
-  rmSync(dir, { recursive: true, force: true });
+  server?.stop();
+  rmSync(dir, { recursive: true, force: true }); // also when the server never started
 }, 60_000);
 
 it("without the CA file, or for a name the certificate does not carry, the connection is refused", async () => {

@@ -1,40 +1,25 @@
 // /health on Node reports Redis's memory headroom (docs/governance.md "Quotas"): Redis runs with a
 // ceiling and noeviction, so near the ceiling writes (audit, jobs, nonces) are about to be refused.
 // Against a private redis-server on a free loopback port, so the shared one is never filled.
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { redisChecks } from "../../functions/node/health";
 import { freePort } from "../support/edge";
+import { type PrivateRedis, spawnPrivateRedis } from "../support/private-redis";
 
-let server: ChildProcess;
+let server: PrivateRedis | undefined;
 let redis: Redis;
 const dir = mkdtempSync(join(tmpdir(), "sigil-redis-headroom-"));
 
 beforeAll(async () => {
   const port = await freePort();
-  server = spawn(
-    "redis-server",
-    [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--dir",
-      dir,
-      "--save",
-      "",
-      "--appendonly",
-      "yes",
-      "--maxmemory-policy",
-      "noeviction",
-      "--maxmemory",
-      "8mb",
-    ],
-    { stdio: "ignore" },
+  server = spawnPrivateRedis(
+    dir,
+    ["--port", String(port)],
+    ["--maxmemory-policy", "noeviction", "--maxmemory", "8mb"],
   );
   redis = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 1 });
   redis.on("error", () => undefined); // refused until the server listens: retried below
@@ -49,8 +34,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   redis?.disconnect();
-  server?.kill("SIGTERM");
-  rmSync(dir, { recursive: true, force: true });
+  server?.stop("SIGTERM");
 });
 
 const memoryCheck = () => {

@@ -7,18 +7,20 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseStored, storedValue } from "../../functions/node/stores/audit-redis";
-import { type Sigil, Sigil as SigilClient, SigilError } from "../../sdk";
+import type { Sigil } from "../../sdk";
 import { devAdminClient } from "../../sdk/node";
 import { resolverFromJwks } from "../../shared/audit";
 import { verifyEd25519 } from "../../shared/crypto";
 import { fromBase64Url } from "../../shared/encoding";
 import { signRequest } from "../../shared/httpsig";
 import { verifyEvidence } from "../../shared/incidents/evidence";
+import { busyAgent, clientOf, refusal } from "../support/busy-agent";
 import { freePort } from "../support/edge";
 import { connectRedis } from "../support/redis";
 import { type Stack, startStack } from "../support/stack";
-import { registeredKey, type TestKey } from "../support/targets";
+import { registeredKey } from "../support/targets";
 import { trailEvents } from "../support/trail";
+import { until } from "../support/until";
 import { repoRoot } from "../support/vectors";
 
 const INCIDENTS_ON = {
@@ -69,44 +71,11 @@ afterAll(async () => {
   redis.disconnect();
 }, 60_000);
 
-async function until(what: string, f: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-const clientOf = (k: TestKey) =>
-  new SigilClient({ baseUrl: stack.base, keyId: k.kid, signer: k.signer, retries: 0 });
-
-async function refusal(p: Promise<unknown>): Promise<string | null> {
-  try {
-    await p;
-    return null;
-  } catch (e) {
-    if (e instanceof SigilError) return e.code;
-    throw e;
-  }
-}
-
 const trail = () => trailEvents(admin);
 
 describe("incident response, end to end", () => {
   it("a replayed request: the key is quarantined and revoked, its jobs cancelled and killed, evidence kept, each once; resolving and lifting leave it revoked", async () => {
-    const key = await registeredKey(admin, "agent", "inc-e2e-agent", { trust: 1 });
-    const agent = clientOf(key);
-    const running = await agent.jobs.submit({
-      image: "sigil/busybox:1",
-      command: ["sleep", "60"],
-      timeoutMs: 120_000,
-    });
-    await until(
-      "the sleep to run",
-      async () => (await admin.jobs.get(running.jobId)).status === "running",
-    );
-    const queued = await agent.jobs.submit({ image: "sigil/busybox:1", command: ["true"] });
-    expect((await admin.jobs.get(queued.jobId)).status).toBe("queued");
+    const { key, agent, running, queued } = await busyAgent(stack, admin, "inc-e2e-agent");
 
     // The same signed request twice: the second is the replay.
     const url = `${stack.base}/v1/jobs`;
@@ -132,8 +101,8 @@ describe("incident response, end to end", () => {
     expect(q?.target).toEqual({ kind: "key", kid: key.kid });
     expect((await admin.keys.get(key.kid)).status).toBe("revoked");
     expect(await refusal(agent.jobs.list())).toBe("key-unknown");
-    expect((await admin.jobs.get(queued.jobId)).status).toBe("killed");
-    expect((await admin.jobs.wait(running.jobId, 30_000)).status).toBe("killed");
+    expect((await admin.jobs.get(queued)).status).toBe("killed");
+    expect((await admin.jobs.wait(running, 30_000)).status).toBe("killed");
 
     // The evidence bundle verifies offline with the published keys alone, and not when altered.
     const bundle = JSON.stringify(await admin.incidents.evidence(incidentId));
@@ -162,9 +131,7 @@ describe("incident response, end to end", () => {
     const cancels = events.filter(
       (e) => e.eventType === "job.cancelled" && e.details.quarantineId === q!.id,
     );
-    expect(cancels.map((e) => e.details.jobId).sort()).toEqual(
-      [queued.jobId, running.jobId].sort(),
-    );
+    expect(cancels.map((e) => e.details.jobId).sort()).toEqual([queued, running].sort());
 
     // Recovery: resolved by an admin, the quarantine lifted; the revoked key stays revoked.
     expect((await admin.incidents.move(incidentId, "resolve", "key replaced")).state).toBe(
@@ -177,7 +144,7 @@ describe("incident response, end to end", () => {
 
   it("an audit event tampered in Redis: a critical incident, emergency mode refuses job submissions until an admin's audited override", async () => {
     const key = await registeredKey(admin, "agent", "inc-e2e-agent-2", { trust: 1 });
-    const agent = clientOf(key);
+    const agent = clientOf(stack, key);
     await agent.jobs.submit({ image: "sigil/busybox:1", command: ["true"] });
     const [events] = await redis.keys(`${stack.prefix}:audit:*:events`);
     const stored = parseStored((await redis.hget(events!, "3"))!);
@@ -196,7 +163,11 @@ describe("incident response, end to end", () => {
     const { incidents } = await admin.incidents.list({ severity: "critical" });
     expect(incidents.map((i) => i.detector)).toEqual(["audit-integrity"]);
     const spec = { image: "sigil/busybox:1", command: ["true"] };
-    expect(await refusal(agent.jobs.submit(spec))).toBe("emergency-mode");
+    // Each API process reads emergency mode through a 250 ms cache (functions/routes/incidents.ts).
+    await until(
+      "emergency refusal",
+      async () => (await refusal(agent.jobs.submit(spec))) === "emergency-mode",
+    );
     // Reads go on (scope `jobs`).
     expect(await refusal(agent.jobs.list())).toBeNull();
 

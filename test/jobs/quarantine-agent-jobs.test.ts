@@ -5,12 +5,13 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyJobResult } from "../../cli/verify";
-import { Sigil, SigilError } from "../../sdk";
+import type { Sigil } from "../../sdk";
 import { devAdminClient, loadKeyFile } from "../../sdk/node";
 import { createSigner, type Signer } from "../../shared/crypto";
 import { signRequest } from "../../shared/httpsig";
+import { busyAgent, clientOf, refusal } from "../support/busy-agent";
 import { type Stack, startStack } from "../support/stack";
-import { registeredKey, type TestKey } from "../support/targets";
+import { registeredKey } from "../support/targets";
 
 let stack: Stack;
 let admin: Sigil;
@@ -41,42 +42,9 @@ async function adminCall(method: string, path: string, body: unknown) {
   return { status: r.status, json: (await r.json()) as Record<string, unknown> };
 }
 
-const clientOf = (k: TestKey) =>
-  new Sigil({ baseUrl: stack.base, keyId: k.kid, signer: k.signer, retries: 0 });
-
-async function refusal(c: Sigil): Promise<string | null> {
-  try {
-    await c.jobs.list();
-    return null;
-  } catch (e) {
-    if (e instanceof SigilError) return e.code;
-    throw e;
-  }
-}
-
-async function until(what: string, f: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 describe("a quarantined agent", () => {
   it("is refused, its queued job cancelled, its running job killed with a signed result; lifting restores it", async () => {
-    const key = await registeredKey(admin, "agent", "qj-agent-1", { trust: 1 });
-    const agent = clientOf(key);
-    const running = await agent.jobs.submit({
-      image: "sigil/busybox:1",
-      command: ["sleep", "60"],
-      timeoutMs: 120_000,
-    });
-    await until(
-      "the sleep to run",
-      async () => (await admin.jobs.get(running.jobId)).status === "running",
-    );
-    const queued = await agent.jobs.submit({ image: "sigil/busybox:1", command: ["true"] });
-    expect((await admin.jobs.get(queued.jobId)).status).toBe("queued");
+    const { agent, running, queued } = await busyAgent(stack, admin, "qj-agent-1");
 
     const started = Date.now();
     const placed = await adminCall("POST", "/v1/quarantine", {
@@ -85,15 +53,15 @@ describe("a quarantined agent", () => {
     });
     expect(placed.status).toBe(201);
     const q = placed.json.quarantine as { id: string };
-    expect(await refusal(agent)).toBe("quarantined");
+    expect(await refusal(agent.jobs.list())).toBe("quarantined");
 
-    const killedQueued = await admin.jobs.get(queued.jobId);
+    const killedQueued = await admin.jobs.get(queued);
     expect([killedQueued.status, killedQueued.result]).toEqual(["killed", undefined]);
-    const done = await admin.jobs.wait(running.jobId, 30_000);
+    const done = await admin.jobs.wait(running, 30_000);
     expect(done.status).toBe("killed");
     expect(Date.now() - started).toBeLessThan(30_000); // by the quarantine, not its timeout
     expect(done.result?.signed.status).toBe("killed");
-    expect((await verifyJobResult(admin, running.jobId, done)).ok).toBe(true);
+    expect((await verifyJobResult(admin, running, done)).ok).toBe(true);
 
     // Both cancels are audited, naming the quarantine.
     const cancels = (await admin.audit.export())
@@ -103,17 +71,17 @@ describe("a quarantined agent", () => {
 
     const lifted = await adminCall("DELETE", `/v1/quarantine/${q.id}`, { reason: "resolved" });
     expect(lifted.status).toBe(200);
-    expect(await refusal(agent)).toBeNull();
+    expect(await refusal(agent.jobs.list())).toBeNull();
   }, 180_000);
 
   it("a key revoked while quarantined stays revoked after the lift", async () => {
     const key = await registeredKey(admin, "agent", "qj-agent-2", { trust: 1 });
     const placed = await adminCall("POST", "/v1/quarantine", { kid: key.kid, reason: "stolen" });
-    expect(await refusal(clientOf(key))).toBe("quarantined");
+    expect(await refusal(clientOf(stack, key).jobs.list())).toBe("quarantined");
     await admin.keys.revoke(key.kid);
     await adminCall("DELETE", `/v1/quarantine/${(placed.json.quarantine as { id: string }).id}`, {
       reason: "done",
     });
-    expect(await refusal(clientOf(key))).toBe("key-unknown");
+    expect(await refusal(clientOf(stack, key).jobs.list())).toBe("key-unknown");
   }, 60_000);
 });

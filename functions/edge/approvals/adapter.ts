@@ -12,6 +12,7 @@ import {
   checkSwap,
   type StoredApproval,
 } from "../../../shared/approvals";
+import { readChangeCursor, readChanges } from "../change-log";
 import { unwrap } from "../rpc";
 import type { StubSource } from "../runtime";
 import type { ApprovalRow, ApprovalsObject } from "./object";
@@ -61,14 +62,10 @@ export class DoApprovalStore implements ApprovalStore {
 
   async changes(after: string, limit: number): Promise<ApprovalChange[]> {
     checkChanges(after, limit);
-    if (after.includes("-")) throw new RangeError("approval store: bad cursor");
-    return unwrap(await this.object().changes(Number(after), limit)).map((c) => ({
-      cursor: String(c.seq),
-      id: c.id,
-    }));
+    return readChanges(this.object(), after, limit, "approval store");
   }
 
   async changeCursor(): Promise<string> {
-    return String(unwrap(await this.object().changeCursor()));
+    return readChangeCursor(this.object());
   }
 }

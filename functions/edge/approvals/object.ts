@@ -2,15 +2,14 @@
 // and the revision compare-and-set on swap are each one synchronous SQL step: atomic, and exactly
 // one of two concurrent answers lands. Rows past their retention are deleted as new ones arrive.
 import { MAX_APPROVAL_CHANGES } from "../../../shared/approvals/ports";
+import { ChangeLogObject } from "../change-log";
 import { capture, type Result } from "../rpc";
 import type { DurableObjectState } from "../runtime";
-import { SqlObject } from "../sql-object";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, rev INTEGER NOT NULL, value TEXT NOT NULL, retain_until INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS approvals_retain ON approvals (retain_until);
-CREATE TABLE IF NOT EXISTS bindings (binding TEXT PRIMARY KEY, id TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL);`;
+CREATE TABLE IF NOT EXISTS bindings (binding TEXT PRIMARY KEY, id TEXT NOT NULL);`;
 
 export interface ApprovalRow {
   id: string;
@@ -18,9 +17,9 @@ export interface ApprovalRow {
   value: string;
 }
 
-export class ApprovalsObject extends SqlObject {
+export class ApprovalsObject extends ChangeLogObject {
   constructor(ctx: DurableObjectState, env: unknown) {
-    super(ctx, env, SCHEMA);
+    super(ctx, env, SCHEMA, MAX_APPROVAL_CHANGES);
   }
 
   #live(id: string): ApprovalRow | undefined {
@@ -59,7 +58,7 @@ export class ApprovalsObject extends SqlObject {
         retainUntil,
       );
       this.sql.exec("INSERT OR REPLACE INTO bindings (binding, id) VALUES (?, ?)", binding, id);
-      this.#changed(id);
+      this.changed(id);
       return null;
     });
   }
@@ -88,7 +87,7 @@ export class ApprovalsObject extends SqlObject {
         retainUntil,
         id,
       );
-      this.#changed(id);
+      this.changed(id);
       return true;
     });
   }
@@ -104,32 +103,6 @@ export class ApprovalsObject extends SqlObject {
           limit,
         )
         .toArray(),
-    );
-  }
-
-  #changed(id: string): void {
-    this.sql.exec("INSERT INTO changes (id) VALUES (?)", id);
-    this.sql.exec(
-      "DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - ?",
-      MAX_APPROVAL_CHANGES,
-    );
-  }
-
-  changes(after: number, limit: number): Promise<Result<{ seq: number; id: string }[]>> {
-    return capture(() =>
-      this.sql
-        .exec<{ seq: number; id: string }>(
-          "SELECT seq, id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
-          after,
-          limit,
-        )
-        .toArray(),
-    );
-  }
-
-  changeCursor(): Promise<Result<number>> {
-    return capture(
-      () => this.sql.exec<{ m: number | null }>("SELECT MAX(seq) AS m FROM changes").one().m ?? 0,
     );
   }
 }

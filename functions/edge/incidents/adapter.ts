@@ -15,6 +15,7 @@ import {
   parseIncident,
   type StoredIncident,
 } from "../../../shared/incidents";
+import { readChangeCursor, readChanges } from "../change-log";
 import { unwrap } from "../rpc";
 import type { StubSource } from "../runtime";
 import type { IncidentRow, IncidentsObject } from "./object";
@@ -67,15 +68,11 @@ export class DoIncidentStore implements IncidentStore {
 
   async changes(after: string, limit: number): Promise<IncidentChange[]> {
     checkChanges(after, limit);
-    if (after.includes("-")) throw new RangeError("incident store: bad cursor");
-    return unwrap(await this.object().changes(Number(after), limit)).map((c) => ({
-      cursor: String(c.seq),
-      id: c.id,
-    }));
+    return readChanges(this.object(), after, limit, "incident store");
   }
 
   async changeCursor(): Promise<string> {
-    return String(unwrap(await this.object().changeCursor()));
+    return readChangeCursor(this.object());
   }
 
   async putEvidence(id: string, bundle: string): Promise<boolean> {

@@ -2,15 +2,14 @@
 // compare-and-set with its new incidents, and each record's revision compare-and-set, are one
 // synchronous SQL step each: exactly one of two isolates commits a batch of findings.
 import { MAX_INCIDENT_CHANGES } from "../../../shared/incidents/ports";
+import { ChangeLogObject } from "../change-log";
 import { capture, type Result } from "../rpc";
 import type { DurableObjectState } from "../runtime";
-import { SqlObject } from "../sql-object";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS incidents (id TEXT PRIMARY KEY, rev INTEGER NOT NULL, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, rev INTEGER NOT NULL, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS evidence (id TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL);`;
+CREATE TABLE IF NOT EXISTS evidence (id TEXT PRIMARY KEY, value TEXT NOT NULL);`;
 
 export interface IncidentRow {
   id: string;
@@ -18,23 +17,15 @@ export interface IncidentRow {
   value: string;
 }
 
-export class IncidentsObject extends SqlObject {
+export class IncidentsObject extends ChangeLogObject {
   constructor(ctx: DurableObjectState, env: unknown) {
-    super(ctx, env, SCHEMA);
+    super(ctx, env, SCHEMA, MAX_INCIDENT_CHANGES);
   }
 
   #meta(name: string): { rev: number; value: string } | undefined {
     return this.sql
       .exec<{ rev: number; value: string }>("SELECT rev, value FROM meta WHERE name = ?", name)
       .toArray()[0];
-  }
-
-  #changed(id: string): void {
-    this.sql.exec("INSERT INTO changes (id) VALUES (?)", id);
-    this.sql.exec(
-      "DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - ?",
-      MAX_INCIDENT_CHANGES,
-    );
   }
 
   detection(): Promise<Result<{ cursor: number; state: string }>> {
@@ -70,11 +61,11 @@ export class IncidentsObject extends SqlObject {
         );
         for (const [id, value] of rows) {
           this.sql.exec("INSERT INTO incidents (id, rev, value) VALUES (?, 1, ?)", id, value);
-          this.#changed(id);
+          this.changed(id);
         }
         for (const [id, rev, value] of swaps) {
           this.sql.exec("UPDATE incidents SET rev = ?, value = ? WHERE id = ?", rev + 1, value, id);
-          this.#changed(id);
+          this.changed(id);
         }
         return true;
       }),
@@ -100,7 +91,7 @@ export class IncidentsObject extends SqlObject {
         .toArray()[0];
       if (!cur || cur.rev !== rev) return false;
       this.sql.exec("UPDATE incidents SET rev = ?, value = ? WHERE id = ?", rev + 1, value, id);
-      this.#changed(id);
+      this.changed(id);
       return true;
     });
   }
@@ -115,24 +106,6 @@ export class IncidentsObject extends SqlObject {
           limit,
         )
         .toArray(),
-    );
-  }
-
-  changes(after: number, limit: number): Promise<Result<{ seq: number; id: string }[]>> {
-    return capture(() =>
-      this.sql
-        .exec<{ seq: number; id: string }>(
-          "SELECT seq, id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
-          after,
-          limit,
-        )
-        .toArray(),
-    );
-  }
-
-  changeCursor(): Promise<Result<number>> {
-    return capture(
-      () => this.sql.exec<{ m: number | null }>("SELECT MAX(seq) AS m FROM changes").one().m ?? 0,
     );
   }
 

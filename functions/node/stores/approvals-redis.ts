@@ -17,8 +17,8 @@ import {
   MAX_APPROVAL_CHANGES,
   type StoredApproval,
 } from "../../../shared/approvals";
-import { hmacSha256, verifyHmacSha256 } from "../../../shared/crypto";
-import { fromHex, toHex, utf8 } from "../../../shared/encoding";
+import { appendChange, RedisChangeLog } from "./change-log-redis";
+import { ValueMac } from "./value-mac";
 
 // KEYS: binding, record, index, changes. ARGV: id, value, replacing ("" for none), retainUntil
 // (ms), the record key prefix.
@@ -31,7 +31,7 @@ redis.call('HSET', KEYS[2], 'rev', '1', 'v', ARGV[2])
 redis.call('PEXPIREAT', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[4])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'id', ARGV[1])
+${appendChange("KEYS[4]", "ARGV[6]", "ARGV[1]")}
 return false`;
 
 // KEYS: record, changes. ARGV: expected rev, value, retainUntil, id, feed length. → 1 replaced.
@@ -39,23 +39,22 @@ const SWAP = `
 if redis.call('HGET', KEYS[1], 'rev') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'rev', tostring(tonumber(ARGV[1]) + 1), 'v', ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'id', ARGV[4])
+${appendChange("KEYS[2]", "ARGV[5]", "ARGV[4]")}
 return 1`;
-
-const MAC_CONTEXT = "sigil.approval-record.v1";
 
 export class RedisApprovalStore implements ApprovalStore {
   readonly #redis: Redis;
   readonly #prefix: string;
-  readonly #mac: Uint8Array;
+  readonly #mac: ValueMac;
+  readonly #feed: RedisChangeLog;
 
   /** `prefix`: key namespace, e.g. "sigil:"; `macKey`: 32 bytes, shared by every API process. */
   constructor(redis: Redis, prefix: string, opts: { macKey: Uint8Array }) {
-    if (opts.macKey.length !== 32) throw new TypeError("macKey must be 32 bytes");
+    this.#mac = new ValueMac(opts.macKey, "sigil.approval-record.v1");
     this.#redis = redis;
     // One hash tag: the scripts touch binding, record and index in one slot.
     this.#prefix = `${prefix}approvals:{a}:`;
-    this.#mac = opts.macKey;
+    this.#feed = new RedisChangeLog(redis, `${this.#prefix}changes`, MAX_APPROVAL_CHANGES);
   }
 
   #recordKey = (id: string) => `${this.#prefix}rec:${id}`;
@@ -63,30 +62,16 @@ export class RedisApprovalStore implements ApprovalStore {
   get #index() {
     return `${this.#prefix}index`;
   }
-  get #feed() {
-    return `${this.#prefix}changes`;
-  }
-
-  #tag(id: string, json: string): Uint8Array {
-    return hmacSha256(this.#mac, utf8(`${MAC_CONTEXT}\n${id}\n${json}`));
-  }
 
   #encode(r: ApprovalRecord): string {
     const json = JSON.stringify(ApprovalRecordSchema.parse(r));
-    return `${toHex(this.#tag(r.id, json))}.${json}`;
+    return this.#mac.seal(r.id, json);
   }
 
   #decode(id: string, stored: string): ApprovalRecord {
-    const dot = stored.indexOf(".");
-    const tag = stored.slice(0, dot);
-    const json = stored.slice(dot + 1);
-    if (
-      dot !== 64 ||
-      !/^[0-9a-f]{64}$/.test(tag) ||
-      !verifyHmacSha256(this.#mac, utf8(`${MAC_CONTEXT}\n${id}\n${json}`), fromHex(tag))
-    ) {
+    const json = this.#mac.open(id, stored);
+    if (json === undefined)
       throw new Error(`approval store: record ${id} failed its integrity check`);
-    }
     const r = ApprovalRecordSchema.parse(JSON.parse(json));
     if (r.id !== id) throw new Error(`approval store: record ${id} holds another id`);
     return r;
@@ -100,13 +85,13 @@ export class RedisApprovalStore implements ApprovalStore {
       this.#bindingKey(record.binding),
       this.#recordKey(record.id),
       this.#index,
-      this.#feed,
+      this.#feed.key,
       record.id,
       value,
       replacing ?? "",
       String(record.retainUntil),
       `${this.#prefix}rec:`,
-      String(MAX_APPROVAL_CHANGES),
+      this.#feed.keep,
     )) as string | null;
     return cur === null ? { created: true } : { created: false, current: cur };
   }
@@ -133,12 +118,12 @@ export class RedisApprovalStore implements ApprovalStore {
       SWAP,
       2,
       this.#recordKey(id),
-      this.#feed,
+      this.#feed.key,
       String(rev),
       this.#encode(next),
       String(next.retainUntil),
       id,
-      String(MAX_APPROVAL_CHANGES),
+      this.#feed.keep,
     );
     return res === 1;
   }
@@ -172,20 +157,10 @@ export class RedisApprovalStore implements ApprovalStore {
 
   async changes(after: string, limit: number): Promise<ApprovalChange[]> {
     checkChanges(after, limit);
-    // A plain number is a cursor from before the first change ("0").
-    const start = after.includes("-") ? `(${after}` : `(${after}-0`;
-    const entries = (await this.#redis.xrange(this.#feed, start, "+", "COUNT", limit)) as [
-      string,
-      string[],
-    ][];
-    return entries.map(([cursor, fields]) => ({ cursor, id: fields[1] ?? "" }));
+    return this.#feed.changes(after, limit);
   }
 
   async changeCursor(): Promise<string> {
-    const last = (await this.#redis.xrevrange(this.#feed, "+", "-", "COUNT", 1)) as [
-      string,
-      string[],
-    ][];
-    return last[0]?.[0] ?? "0";
+    return this.#feed.cursor();
   }
 }

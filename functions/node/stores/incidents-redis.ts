@@ -5,8 +5,6 @@
 // processes stepping over the same audit events exactly one lands (exactly-once detection); a
 // process killed before the script ran stored nothing, one killed after it stored everything.
 import type { Redis } from "ioredis";
-import { hmacSha256, verifyHmacSha256 } from "../../../shared/crypto";
-import { fromHex, toHex, utf8 } from "../../../shared/encoding";
 import {
   checkAdvance,
   checkChanges,
@@ -22,6 +20,8 @@ import {
   MAX_INCIDENT_CHANGES,
   type StoredIncident,
 } from "../../../shared/incidents";
+import { appendChange, RedisChangeLog } from "./change-log-redis";
+import { ValueMac } from "./value-mac";
 
 // KEYS: checkpoint, index, changes, then one record key per opened and per updated incident.
 // ARGV: expected cursor, next cursor, next checkpoint value, feed length, opened count, then
@@ -48,62 +48,52 @@ k, a = 4, 6
 for i = 1, opened do
   redis.call('HSET', KEYS[k], 'rev', '1', 'v', ARGV[a + 1])
   redis.call('ZADD', KEYS[2], 0, ARGV[a])
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[a])
+  ${appendChange("KEYS[3]", "ARGV[4]", "ARGV[a]")}
   k = k + 1
   a = a + 2
 end
 while KEYS[k] do
   redis.call('HSET', KEYS[k], 'rev', tostring(tonumber(ARGV[a + 1]) + 1), 'v', ARGV[a + 2])
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[a])
+  ${appendChange("KEYS[3]", "ARGV[4]", "ARGV[a]")}
   k = k + 1
   a = a + 3
 end
 return 1`;
 
-// KEYS: hash, changes ("" : no feed). ARGV: expected rev, value, id, feed length. → 1 replaced.
+// KEYS: hash, changes. ARGV: expected rev, value, id ("": no change, for emergency mode, which is no
+// record and starts unset at revision 0), feed length. → 1 replaced. Unlike approvals' SWAP no
+// retention: incident records are kept.
 const SWAP = `
 if (redis.call('HGET', KEYS[1], 'rev') or '0') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'rev', tostring(tonumber(ARGV[1]) + 1), 'v', ARGV[2])
-if ARGV[3] ~= '' then redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[3]) end
+if ARGV[3] ~= '' then ${appendChange("KEYS[2]", "ARGV[4]", "ARGV[3]")} end
 return 1`;
-
-const MAC_CONTEXT = "sigil.incident-store.v1";
 
 export class RedisIncidentStore implements IncidentStore {
   readonly #redis: Redis;
   readonly #prefix: string;
-  readonly #mac: Uint8Array;
+  readonly #mac: ValueMac;
+  readonly #feed: RedisChangeLog;
 
   /** `prefix`: key namespace, e.g. "sigil:"; `macKey`: 32 bytes, shared by every API process. */
   constructor(redis: Redis, prefix: string, opts: { macKey: Uint8Array }) {
-    if (opts.macKey.length !== 32) throw new TypeError("macKey must be 32 bytes");
+    this.#mac = new ValueMac(opts.macKey, "sigil.incident-store.v1");
     this.#redis = redis;
     // One hash tag: the advance script touches the checkpoint and many records in one slot.
     this.#prefix = `${prefix}incidents:{i}:`;
-    this.#mac = opts.macKey;
+    this.#feed = new RedisChangeLog(redis, this.#key("changes"), MAX_INCIDENT_CHANGES);
   }
 
   #key = (kind: string, id = "") => `${this.#prefix}${kind}${id ? `:${id}` : ""}`;
 
-  #seal(name: string, json: string): string {
-    return `${toHex(hmacSha256(this.#mac, utf8(`${MAC_CONTEXT}\n${name}\n${json}`)))}.${json}`;
-  }
-
   #open(name: string, stored: string): string {
-    const dot = stored.indexOf(".");
-    const tag = stored.slice(0, dot);
-    const json = stored.slice(dot + 1);
-    if (
-      dot !== 64 ||
-      !/^[0-9a-f]{64}$/.test(tag) ||
-      !verifyHmacSha256(this.#mac, utf8(`${MAC_CONTEXT}\n${name}\n${json}`), fromHex(tag))
-    )
-      throw new Error(`incident store: ${name} failed its integrity check`);
+    const json = this.#mac.open(name, stored);
+    if (json === undefined) throw new Error(`incident store: ${name} failed its integrity check`);
     return json;
   }
 
   #encodeRecord(r: Incident): string {
-    return this.#seal(`record:${r.incidentId}`, JSON.stringify(IncidentSchema.parse(r)));
+    return this.#mac.seal(`record:${r.incidentId}`, JSON.stringify(IncidentSchema.parse(r)));
   }
 
   async detection(): Promise<DetectionCheckpoint> {
@@ -122,12 +112,12 @@ export class RedisIncidentStore implements IncidentStore {
     updated: readonly StoredIncident[] = [],
   ): Promise<boolean> {
     checkAdvance(expected, next);
-    const keys = [this.#key("detection"), this.#key("index"), this.#key("changes")];
+    const keys = [this.#key("detection"), this.#key("index"), this.#feed.key];
     const argv = [
       String(expected),
       String(next.cursor),
-      this.#seal("detection", JSON.stringify({ cursor: next.cursor, state: next.state })),
-      String(MAX_INCIDENT_CHANGES),
+      this.#mac.seal("detection", JSON.stringify({ cursor: next.cursor, state: next.state })),
+      this.#feed.keep,
       String(opened.length),
     ];
     for (const r of opened) {
@@ -163,11 +153,11 @@ export class RedisIncidentStore implements IncidentStore {
       SWAP,
       2,
       this.#key("rec", id),
-      this.#key("changes"),
+      this.#feed.key,
       String(rev),
       this.#encodeRecord(next),
       id,
-      String(MAX_INCIDENT_CHANGES),
+      this.#feed.keep,
     );
     return res === 1;
   }
@@ -192,23 +182,11 @@ export class RedisIncidentStore implements IncidentStore {
 
   async changes(after: string, limit: number): Promise<IncidentChange[]> {
     checkChanges(after, limit);
-    const start = after.includes("-") ? `(${after}` : `(${after}-0`;
-    const entries = (await this.#redis.xrange(
-      this.#key("changes"),
-      start,
-      "+",
-      "COUNT",
-      limit,
-    )) as [string, string[]][];
-    return entries.map(([cursor, fields]) => ({ cursor, id: fields[1] ?? "" }));
+    return this.#feed.changes(after, limit);
   }
 
   async changeCursor(): Promise<string> {
-    const last = (await this.#redis.xrevrange(this.#key("changes"), "+", "-", "COUNT", 1)) as [
-      string,
-      string[],
-    ][];
-    return last[0]?.[0] ?? "0";
+    return this.#feed.cursor();
   }
 
   async putEvidence(id: string, bundle: string): Promise<boolean> {
@@ -217,7 +195,7 @@ export class RedisIncidentStore implements IncidentStore {
     // SET NX: the first bundle stays; evidence is never replaced.
     const res = await this.#redis.set(
       this.#key("evidence", id),
-      this.#seal(`evidence:${id}`, bundle),
+      this.#mac.seal(`evidence:${id}`, bundle),
       "NX",
     );
     return res === "OK";
@@ -244,11 +222,11 @@ export class RedisIncidentStore implements IncidentStore {
       SWAP,
       2,
       this.#key("emergency"),
-      this.#key("changes"),
+      this.#feed.key,
       String(rev),
-      this.#seal("emergency", json),
+      this.#mac.seal("emergency", json),
       "",
-      String(MAX_INCIDENT_CHANGES),
+      this.#feed.keep,
     );
     return res === 1;
   }

@@ -5,8 +5,6 @@
 // value is `<hmac hex>.<record>`, the HMAC bound to domain and tool, so a pin planted or edited in
 // Redis (trusting an attacker's tool key) is refused.
 import type { Redis } from "ioredis";
-import { hmacSha256, verifyHmacSha256 } from "../../../shared/crypto";
-import { fromHex, toHex, utf8 } from "../../../shared/encoding";
 import {
   decodePinRecord,
   encodePinRecord,
@@ -14,6 +12,7 @@ import {
   type PinStore,
   pinField,
 } from "../../../shared/schemapin/pins";
+import { ValueMac } from "./value-mac";
 
 // ARGV[2] / ARGV[3] carry a leading "=" when present, so an empty string never means absent.
 const CAS_SCRIPT = `
@@ -31,45 +30,28 @@ end
 return 1
 `;
 
-const MAC_CONTEXT = "sigil.pin-record.v1";
-
 export class RedisPinStore implements PinStore {
-  readonly #mac: Uint8Array | undefined;
+  readonly #mac: ValueMac | undefined;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
     opts: { macKey?: Uint8Array } = {},
   ) {
-    if (opts.macKey && opts.macKey.length !== 32) throw new TypeError("macKey must be 32 bytes");
-    this.#mac = opts.macKey;
-  }
-
-  #tag(domain: string, field: string, json: string): Uint8Array {
-    return hmacSha256(this.#mac!, utf8(`${MAC_CONTEXT}\n${domain}\n${field}\n${json}`));
+    this.#mac = opts.macKey && new ValueMac(opts.macKey, "sigil.pin-record.v1");
   }
 
   #encode(domain: string, field: string, r: PinRecord): string {
     const json = encodePinRecord(r);
-    return this.#mac ? `${toHex(this.#tag(domain, field, json))}.${json}` : json;
+    // The MAC is bound to domain and tool.
+    return this.#mac ? this.#mac.seal(`${domain}\n${field}`, json) : json;
   }
 
   #decode(domain: string, field: string, stored: string): PinRecord {
     if (!this.#mac) return decodePinRecord(stored);
-    const dot = stored.indexOf(".");
-    const tag = stored.slice(0, dot);
-    const json = stored.slice(dot + 1);
-    if (
-      dot !== 64 ||
-      !/^[0-9a-f]{64}$/.test(tag) ||
-      !verifyHmacSha256(
-        this.#mac,
-        utf8(`${MAC_CONTEXT}\n${domain}\n${field}\n${json}`),
-        fromHex(tag),
-      )
-    ) {
+    const json = this.#mac.open(`${domain}\n${field}`, stored);
+    if (json === undefined)
       throw new Error(`pin store: record ${field}@${domain} failed its integrity check`);
-    }
     return decodePinRecord(json);
   }
 
