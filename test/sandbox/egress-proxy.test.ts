@@ -320,9 +320,10 @@ describe("egress proxy: refused, with a logged reason and no bytes through", () 
         ["meta.test:80", /cloud-metadata/],
         ["linklocal.test:80", /link-local/],
         ["loop.test:5432", /loopback address and no exception/],
-        [`proxy.test:${port.https}`, /address of this host/],
+        [`proxy.test:${port.https}`, /^proxy address$/],
         ["127.0.0.1:6379", /proxy, its resolver or Redis/],
-        [`127.0.0.2:${e.proxyPort}`, /IP address not covered/],
+        [`127.0.0.2:${e.proxyPort}`, /^proxy address$/],
+        ["127.0.0.2:53", /^proxy address$/],
       ];
       for (const [target, reason] of cases) {
         const t = await tunnel(e, target);

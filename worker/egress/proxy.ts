@@ -50,6 +50,8 @@ export class JobProxy {
   private bytes = 0;
   private opened = 0;
   private readonly sockets = new Set<Socket>();
+  /** The address the proxy listens on (set by listen()): its own control surface. */
+  private address = "";
 
   constructor(private readonly o: JobProxyOptions) {
     this.tokens = o.limits.connectionsPerSecond;
@@ -71,6 +73,7 @@ export class JobProxy {
       this.server.once("error", reject);
       this.server.listen(port, host, () => {
         const a = this.server.address();
+        if (typeof a === "object" && a) this.address = a.address;
         resolve(typeof a === "object" && a ? a.port : 0);
       });
     });
@@ -121,6 +124,10 @@ export class JobProxy {
       return { ok: false, reason: "rate limit: too many connections per second" };
     if (!Number.isInteger(port) || port < 1 || port > 65535)
       return { ok: false, reason: "bad port" };
+    // The proxy's own address (the job network's gateway, where its resolver listens too), by IP
+    // or by a name resolving to it: its own reason, ahead of the rule match (docs/sandbox.md).
+    if (isIP(host) && this.isSelf(host))
+      return { ok: false, reason: "proxy address", address: host };
     const rule = matchRule(this.o.rules, host, port);
     if (!rule)
       return {
@@ -141,6 +148,7 @@ export class JobProxy {
     }
     // Every answer must pass: a name that also resolves somewhere denied is a rebinding attempt.
     for (const a of addresses) {
+      if (this.isSelf(a)) return { ok: false, reason: "proxy address", address: a };
       if (this.o.deniedEndpoints?.some((d) => d.port === port && sameAddress(d.address, a)))
         return {
           ok: false,
@@ -153,6 +161,10 @@ export class JobProxy {
     }
     this.opened++;
     return { ok: true, address: addresses[0]! };
+  }
+
+  private isSelf(a: string): boolean {
+    return this.address !== "" && sameAddress(a, this.address);
   }
 
   private dial(address: string, port: number): Promise<Socket> {
