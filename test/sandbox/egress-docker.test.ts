@@ -173,6 +173,7 @@ out("hostname", raw("host.test:${sentinelPort}"))
 out("sni_front", https("api.test", ${P.https}, sni="other.test"))
 out("host_front", http("http://plain.test:${P.http}/", "other.test"))
 out("proxy_self", raw(f"{PH}:{PP}"))
+out("proxy_dns", raw(f"{PH}:53"))
 out("redis", raw("127.0.0.1:6379"))
 out("direct_gw", direct(PH, ${sentinelPort}))
 out("direct_out", direct("${srv.serverIp}", ${P.http}))
@@ -203,6 +204,7 @@ out("udp", "sent")
       hostname: "403:",
       host_front: expect.stringMatching(/^403:/),
       proxy_self: "403:",
+      proxy_dns: "403:",
       redis: "403:",
       direct_gw: expect.stringMatching(/^fail:/),
       direct_out: expect.stringMatching(/^fail:/),
@@ -224,15 +226,17 @@ out("udp", "sent")
       ),
       "SNI other.test differs from the CONNECT target",
       expect.stringMatching(/^Host other.test differs/),
-      // The proxy's own address (the gateway) by IP: no rule covers it; by a name resolving to a
-      // host address it is refused whatever the rule (host.test above, and egress-proxy.test.ts).
-      "IP address not covered by a cidr rule",
+      // The proxy's own address (the gateway, its port or the resolver's) has its own reason,
+      // ahead of the rule match; a name resolving to it too (egress-proxy.test.ts).
+      "proxy address",
+      "proxy address",
+      // Redis by IP: no rule covers it (by a rule it is refused as Redis, egress-proxy.test.ts).
       "IP address not covered by a cidr rule",
     ]);
     for (const e of denied(run)) expect(e).toMatchObject({ bytesUp: 0, bytesDown: 0 });
     expect(run.egress?.summary).toMatchObject({
       connections: 0,
-      refused: 10,
+      refused: 11,
       bytesUp: 0,
       bytesDown: 0,
     });

@@ -3,6 +3,7 @@
 // https server (throwaway CA made here with openssl), an http server and a raw TCP service. The
 // proxy listens on 127.0.0.2 so its own address differs from the servers'; nothing leaves loopback.
 import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
@@ -256,6 +257,68 @@ function dnsAsk(
 const last = (e: JobEgress) => e.proxy.log[e.proxy.log.length - 1]!;
 
 describe("egress proxy: allowed", () => {
+  it("carries a tunnel's bytes unaltered both ways, a slow reader included (backpressure), and counts them", async () => {
+    // Random bytes each way, in bulk then in small pieces (reads of their own); the reader
+    // pauses so that the proxy's writes to it queue and its reads stop and restart (proxy.ts
+    // reads destinations into buffers of its own and relays without pipe()).
+    const down = randomBytes(16 * 1024 * 1024);
+    const bulk = 12 * 1024 * 1024;
+    const up = randomBytes(3 * 1024 * 1024 + 17);
+    const received: Buffer[] = [];
+    const server = createTcpServer((s) => {
+      s.on("error", () => {});
+      s.on("data", (d: Buffer) => received.push(d));
+      // Sending starts at the job's first bytes, so none share a read with the CONNECT answer.
+      s.once("data", () => {
+        s.write(down.subarray(0, bulk));
+        let at = bulk;
+        const piece = () => {
+          if (at >= down.length) return void s.end();
+          s.write(down.subarray(at, at + 1000));
+          at += 1000;
+          setImmediate(piece);
+        };
+        piece();
+      });
+    });
+    const serverPort = await listen(server);
+    try {
+      await withEgress(
+        [{ cidr: "127.0.0.1/32", ports: [serverPort], protocol: "tcp" }],
+        async (e) => {
+          const t = await tunnel(e, `127.0.0.1:${serverPort}`);
+          expect(t.status).toBe(200);
+          // Not ended: a job's half-close ends the tunnel (the proxy's sockets do not half-open).
+          t.sock.write(up);
+          const got: Buffer[] = [];
+          await new Promise<void>((resolve) => {
+            t.sock.on("data", (d: Buffer) => {
+              got.push(d);
+              // Long enough for the kernel's socket buffers to fill behind the reader.
+              if (got.length % 64 === 1) {
+                t.sock.pause();
+                setTimeout(() => t.sock.resume(), 150);
+              }
+            });
+            t.sock.on("close", () => resolve());
+          });
+          const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+          expect(sha(Buffer.concat(got))).toBe(sha(down));
+          expect(sha(Buffer.concat(received))).toBe(sha(up));
+          await new Promise((r) => setTimeout(r, 50));
+          expect(last(e)).toMatchObject({
+            allowed: true,
+            bytesUp: up.length,
+            bytesDown: down.length,
+          });
+        },
+        { allow_cidrs: [`127.0.0.1/32:${serverPort}`] },
+      );
+    } finally {
+      server.close();
+    }
+  });
+
   it("carries https by name (SNI matching the CONNECT target), http by name, TCP by a cidr rule; logs each", async () => {
     await withEgress(
       [
@@ -320,9 +383,10 @@ describe("egress proxy: refused, with a logged reason and no bytes through", () 
         ["meta.test:80", /cloud-metadata/],
         ["linklocal.test:80", /link-local/],
         ["loop.test:5432", /loopback address and no exception/],
-        [`proxy.test:${port.https}`, /address of this host/],
+        [`proxy.test:${port.https}`, /^proxy address$/],
         ["127.0.0.1:6379", /proxy, its resolver or Redis/],
-        [`127.0.0.2:${e.proxyPort}`, /IP address not covered/],
+        [`127.0.0.2:${e.proxyPort}`, /^proxy address$/],
+        ["127.0.0.2:53", /^proxy address$/],
       ];
       for (const [target, reason] of cases) {
         const t = await tunnel(e, target);

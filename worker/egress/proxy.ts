@@ -40,6 +40,28 @@ export interface JobProxyOptions {
 }
 
 const HEAD_TIMEOUT_MS = 5000;
+/** Bytes read from a destination at once (docs/benchmarks.md, "Egress proxy"). */
+const UPSTREAM_READ = 128 * 1024;
+
+/**
+ * A destination socket's reads go straight into buffers of UPSTREAM_READ bytes (net's `onread`)
+ * instead of Node's 64 KiB reads: the download path, the one a job's bulk transfers take, needs
+ * fewer system calls per byte. Each read gets a buffer of its own (never reused: what was read
+ * may still be queued for writing), as Node's own reads do.
+ */
+class UpstreamReads {
+  /** Each chunk read; false pauses reading. Set by pipe() before reading starts. */
+  sink: (chunk: Buffer) => boolean = () => false;
+  readonly onread = {
+    buffer: () => Buffer.allocUnsafe(UPSTREAM_READ),
+    callback: (n: number, b: Uint8Array) => this.sink(Buffer.from(b.buffer, b.byteOffset, n)),
+  };
+}
+
+interface Upstream {
+  sock: Socket;
+  reads: UpstreamReads;
+}
 
 export class JobProxy {
   readonly log: ConnectionLogEntry[] = [];
@@ -50,6 +72,8 @@ export class JobProxy {
   private bytes = 0;
   private opened = 0;
   private readonly sockets = new Set<Socket>();
+  /** The address the proxy listens on (set by listen()): its own control surface. */
+  private address = "";
 
   constructor(private readonly o: JobProxyOptions) {
     this.tokens = o.limits.connectionsPerSecond;
@@ -71,6 +95,7 @@ export class JobProxy {
       this.server.once("error", reject);
       this.server.listen(port, host, () => {
         const a = this.server.address();
+        if (typeof a === "object" && a) this.address = a.address;
         resolve(typeof a === "object" && a ? a.port : 0);
       });
     });
@@ -121,6 +146,10 @@ export class JobProxy {
       return { ok: false, reason: "rate limit: too many connections per second" };
     if (!Number.isInteger(port) || port < 1 || port > 65535)
       return { ok: false, reason: "bad port" };
+    // The proxy's own address (the job network's gateway, where its resolver listens too), by IP
+    // or by a name resolving to it: its own reason, ahead of the rule match (docs/sandbox.md).
+    if (isIP(host) && this.isSelf(host))
+      return { ok: false, reason: "proxy address", address: host };
     const rule = matchRule(this.o.rules, host, port);
     if (!rule)
       return {
@@ -141,6 +170,7 @@ export class JobProxy {
     }
     // Every answer must pass: a name that also resolves somewhere denied is a rebinding attempt.
     for (const a of addresses) {
+      if (this.isSelf(a)) return { ok: false, reason: "proxy address", address: a };
       if (this.o.deniedEndpoints?.some((d) => d.port === port && sameAddress(d.address, a)))
         return {
           ok: false,
@@ -155,16 +185,27 @@ export class JobProxy {
     return { ok: true, address: addresses[0]! };
   }
 
-  private dial(address: string, port: number): Promise<Socket> {
+  private isSelf(a: string): boolean {
+    return this.address !== "" && sameAddress(a, this.address);
+  }
+
+  private dial(address: string, port: number): Promise<Upstream> {
     return new Promise((resolve, reject) => {
-      const s = connect({ host: address, port });
+      const reads = new UpstreamReads();
+      // No Nagle towards the destination: the proxy forwards what the job wrote as it arrives;
+      // holding a small write (a TLS Finished, a request) until the previous one is acknowledged
+      // would add the server's delayed-ACK time to the job's round trips. The job's side has
+      // none already (node:http servers set noDelay).
+      const s = connect({ host: address, port, noDelay: true, onread: reads.onread });
+      // No reads before the relay is in place (pipe() resumes it).
+      s.pause();
       const t = setTimeout(() => {
         s.destroy();
         reject(new Error("connect timed out"));
       }, this.o.connectTimeoutMs ?? 5000);
       s.once("connect", () => {
         clearTimeout(t);
-        resolve(s);
+        resolve({ sock: s, reads });
       });
       s.once("error", (e) => {
         clearTimeout(t);
@@ -226,7 +267,7 @@ export class JobProxy {
           v.address,
         );
     }
-    let upstream: Socket;
+    let upstream: Upstream;
     try {
       upstream = await this.dial(v.address, target.port);
     } catch (e) {
@@ -243,7 +284,7 @@ export class JobProxy {
 
   private pipe(
     client: Socket,
-    upstream: Socket,
+    { sock: upstream, reads }: Upstream,
     first: Buffer,
     who: { kind: "connect" | "http"; host: string; port: number; address: string },
     start: number,
@@ -265,15 +306,30 @@ export class JobProxy {
       up += first.length;
       upstream.write(first);
     }
-    // pipe() for the copying and its backpressure; the extra listeners only count.
+    // Each direction counts, then writes, its source paused while the destination's buffer is
+    // full: pipe()'s backpressure without its per-chunk machinery and without a second listener
+    // for the counting (docs/benchmarks.md, "Egress proxy").
+    const relay = (d: Buffer, src: Socket, dst: Socket): boolean => {
+      if (dst.write(d)) return true;
+      src.pause();
+      dst.once("drain", () => src.resume());
+      return false;
+    };
     client.on("data", (d: Buffer) => {
-      if (count(d.length)) up += d.length;
+      if (!count(d.length)) return;
+      up += d.length;
+      relay(d, client, upstream);
     });
-    upstream.on("data", (d: Buffer) => {
-      if (count(d.length)) down += d.length;
-    });
-    client.pipe(upstream);
-    upstream.pipe(client);
+    reads.sink = (d) => {
+      if (!count(d.length)) return false;
+      down += d.length;
+      return relay(d, upstream, client);
+    };
+    client.once("end", () => upstream.end());
+    upstream.once("end", () => client.end());
+    // readHead() left the client paused (a name target); an IP target's is not flowing yet.
+    client.resume();
+    upstream.resume();
     let logged = false;
     const finish = () => {
       if (logged) return;
