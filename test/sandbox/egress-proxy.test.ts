@@ -174,9 +174,13 @@ async function withEgress(
 }
 
 /** Opens a CONNECT tunnel; resolves with the status line and the socket. */
-function tunnel(e: JobEgress, target: string): Promise<{ status: number; sock: Socket }> {
+function tunnel(
+  e: JobEgress,
+  target: string,
+  allowHalfOpen = false,
+): Promise<{ status: number; sock: Socket }> {
   return new Promise((resolve, reject) => {
-    const sock = connect(e.proxyPort, PROXY_HOST);
+    const sock = connect({ port: e.proxyPort, host: PROXY_HOST, allowHalfOpen });
     sock.once("error", reject);
     sock.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
     let buf = "";
@@ -288,7 +292,6 @@ describe("egress proxy: allowed", () => {
         async (e) => {
           const t = await tunnel(e, `127.0.0.1:${serverPort}`);
           expect(t.status).toBe(200);
-          // Not ended: a job's half-close ends the tunnel (the proxy's sockets do not half-open).
           t.sock.write(up);
           const got: Buffer[] = [];
           await new Promise<void>((resolve) => {
@@ -311,6 +314,92 @@ describe("egress proxy: allowed", () => {
             bytesUp: up.length,
             bytesDown: down.length,
           });
+        },
+        { allow_cidrs: [`127.0.0.1/32:${serverPort}`] },
+      );
+    } finally {
+      server.close();
+    }
+  });
+
+  it("keeps a half-closed tunnel open the other way: a job that ends its request still gets the whole reply", async () => {
+    // A request-then-shutdown(SHUT_WR) client (HTTP/1.0 style, netcat -N): the server answers
+    // only after the job's end, so a proxy that closes both ways on the first end cuts it off.
+    const reply = randomBytes(2 * 1024 * 1024);
+    const server = createTcpServer({ allowHalfOpen: true }, (s) => {
+      s.on("error", () => {});
+      const got: Buffer[] = [];
+      s.on("data", (d: Buffer) => got.push(d));
+      s.on("end", () => {
+        s.write(Buffer.concat(got));
+        s.end(reply);
+      });
+    });
+    const serverPort = await listen(server);
+    try {
+      await withEgress(
+        [{ cidr: "127.0.0.1/32", ports: [serverPort], protocol: "tcp" }],
+        async (e) => {
+          const t = await tunnel(e, `127.0.0.1:${serverPort}`);
+          expect(t.status).toBe(200);
+          const got: Buffer[] = [];
+          const closed = new Promise<void>((resolve) => {
+            t.sock.on("data", (d: Buffer) => got.push(d));
+            t.sock.on("close", () => resolve());
+          });
+          t.sock.end("request");
+          await closed;
+          const all = Buffer.concat(got);
+          expect(all.subarray(0, 7).toString()).toBe("request");
+          expect(all.subarray(7).equals(reply)).toBe(true);
+          await new Promise((r) => setTimeout(r, 50));
+          expect(last(e)).toMatchObject({ allowed: true, bytesUp: 7, bytesDown: 7 + reply.length });
+        },
+        { allow_cidrs: [`127.0.0.1/32:${serverPort}`] },
+      );
+    } finally {
+      server.close();
+    }
+  });
+
+  it("keeps a tunnel the destination half-closed open the other way: the job's later bytes still arrive", async () => {
+    let serverGot = "";
+    let serverEnded: () => void = () => {};
+    const ended = new Promise<void>((r) => {
+      serverEnded = r;
+    });
+    const server = createTcpServer({ allowHalfOpen: true }, (s) => {
+      s.on("error", () => {});
+      s.on("data", (d: Buffer) => {
+        serverGot += d.toString();
+      });
+      s.on("end", () => {
+        s.destroy();
+        serverEnded();
+      });
+      s.once("data", () => s.end("greeting"));
+    });
+    const serverPort = await listen(server);
+    try {
+      await withEgress(
+        [{ cidr: "127.0.0.1/32", ports: [serverPort], protocol: "tcp" }],
+        async (e) => {
+          // The job's socket stays writable after the destination's end, as a job's may.
+          const t = await tunnel(e, `127.0.0.1:${serverPort}`, true);
+          expect(t.status).toBe(200);
+          let got = "";
+          const greeted = new Promise<void>((resolve) => {
+            t.sock.on("data", (d: Buffer) => {
+              got += d.toString();
+            });
+            t.sock.on("end", () => resolve());
+          });
+          t.sock.write("first");
+          await greeted;
+          expect(got).toBe("greeting");
+          t.sock.end("-after");
+          await ended;
+          expect(serverGot).toBe("first-after");
         },
         { allow_cidrs: [`127.0.0.1/32:${serverPort}`] },
       );

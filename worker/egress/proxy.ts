@@ -196,7 +196,15 @@ export class JobProxy {
       // holding a small write (a TLS Finished, a request) until the previous one is acknowledged
       // would add the server's delayed-ACK time to the job's round trips. The job's side has
       // none already (node:http servers set noDelay).
-      const s = connect({ host: address, port, noDelay: true, onread: reads.onread });
+      // Half-open: a destination that ends its side (its reply done) may still read the job's
+      // bytes; each end is passed on as an end (pipe() below), the tunnel closes when both are.
+      const s = connect({
+        host: address,
+        port,
+        noDelay: true,
+        allowHalfOpen: true,
+        onread: reads.onread,
+      });
       // No reads before the relay is in place (pipe() resumes it).
       s.pause();
       const t = setTimeout(() => {
