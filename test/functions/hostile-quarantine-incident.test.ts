@@ -5,10 +5,10 @@
 // signed place is refused and stores nothing twice.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Quarantine, Sigil } from "../../sdk";
-import { signRequest } from "../../shared/httpsig";
 import { openTestIncident } from "../support/incidents";
 import {
   registeredKey,
+  signedRequest,
   startTarget,
   type Target,
   type TestKey,
@@ -30,13 +30,9 @@ describe.each(targetNames)("quarantine linked to an incident (%s)", (targetName)
     if (t.incidents) return openTestIncident(t.incidents, { subject: "qi-incident" });
     const replayer = await registeredKey(admin, "agent", "qi-replayer");
     const url = `${t.url}/v1/audit/checkpoint`;
-    const headers = new Headers();
-    const sig = await signRequest({ method: "GET", url, headers }, replayer.signer, {
-      keyid: replayer.kid,
-    });
-    for (const [k, v] of Object.entries(sig)) if (v) headers.set(k, v);
-    await fetch(url, { headers });
-    expect((await fetch(url, { headers })).status).toBe(401);
+    const init = await signedRequest("GET", url, replayer);
+    await fetch(url, init);
+    expect((await fetch(url, init)).status).toBe(401);
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       const found = (await admin.incidents.list()).incidents.find((i) =>
@@ -63,13 +59,9 @@ describe.each(targetNames)("quarantine linked to an incident (%s)", (targetName)
   /** A place signed by `key`; `send` may be called again to replay the very same request. */
   async function signedPlace(key: TestKey, body: string) {
     const url = `${t.url}/v1/quarantine`;
-    const headers = new Headers({ "content-type": "application/json" });
-    const sig = await signRequest({ method: "POST", url, headers, body }, key.signer, {
-      keyid: key.kid,
-    });
-    for (const [k, v] of Object.entries(sig)) if (v) headers.set(k, v);
+    const init = await signedRequest("POST", url, key, body);
     return async () => {
-      const r = await fetch(url, { method: "POST", headers, body });
+      const r = await fetch(url, init);
       const text = await r.text();
       return {
         status: r.status,

@@ -173,6 +173,31 @@ async function withEgress(
   }
 }
 
+/**
+ * A job whose only rule (and the operator's only exception) is `server`'s loopback port: `run`
+ * gets a tunnel opened to it (200 checked). The server is closed afterwards.
+ */
+async function throughTunnelTo(
+  server: TcpServer,
+  run: (t: { status: number; sock: Socket }, e: JobEgress) => Promise<void>,
+  allowHalfOpen = false,
+) {
+  const serverPort = await listen(server);
+  try {
+    await withEgress(
+      [{ cidr: "127.0.0.1/32", ports: [serverPort], protocol: "tcp" }],
+      async (e) => {
+        const t = await tunnel(e, `127.0.0.1:${serverPort}`, allowHalfOpen);
+        expect(t.status).toBe(200);
+        await run(t, e);
+      },
+      { allow_cidrs: [`127.0.0.1/32:${serverPort}`] },
+    );
+  } finally {
+    server.close();
+  }
+}
+
 /** Opens a CONNECT tunnel; resolves with the status line and the socket. */
 function tunnel(
   e: JobEgress,
@@ -285,41 +310,30 @@ describe("egress proxy: allowed", () => {
         piece();
       });
     });
-    const serverPort = await listen(server);
-    try {
-      await withEgress(
-        [{ cidr: "127.0.0.1/32", ports: [serverPort], protocol: "tcp" }],
-        async (e) => {
-          const t = await tunnel(e, `127.0.0.1:${serverPort}`);
-          expect(t.status).toBe(200);
-          t.sock.write(up);
-          const got: Buffer[] = [];
-          await new Promise<void>((resolve) => {
-            t.sock.on("data", (d: Buffer) => {
-              got.push(d);
-              // Long enough for the kernel's socket buffers to fill behind the reader.
-              if (got.length % 64 === 1) {
-                t.sock.pause();
-                setTimeout(() => t.sock.resume(), 150);
-              }
-            });
-            t.sock.on("close", () => resolve());
-          });
-          const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-          expect(sha(Buffer.concat(got))).toBe(sha(down));
-          expect(sha(Buffer.concat(received))).toBe(sha(up));
-          await new Promise((r) => setTimeout(r, 50));
-          expect(last(e)).toMatchObject({
-            allowed: true,
-            bytesUp: up.length,
-            bytesDown: down.length,
-          });
-        },
-        { allow_cidrs: [`127.0.0.1/32:${serverPort}`] },
-      );
-    } finally {
-      server.close();
-    }
+    await throughTunnelTo(server, async (t, e) => {
+      t.sock.write(up);
+      const got: Buffer[] = [];
+      await new Promise<void>((resolve) => {
+        t.sock.on("data", (d: Buffer) => {
+          got.push(d);
+          // Long enough for the kernel's socket buffers to fill behind the reader.
+          if (got.length % 64 === 1) {
+            t.sock.pause();
+            setTimeout(() => t.sock.resume(), 150);
+          }
+        });
+        t.sock.on("close", () => resolve());
+      });
+      const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+      expect(sha(Buffer.concat(got))).toBe(sha(down));
+      expect(sha(Buffer.concat(received))).toBe(sha(up));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(last(e)).toMatchObject({
+        allowed: true,
+        bytesUp: up.length,
+        bytesDown: down.length,
+      });
+    });
   });
 
   it("keeps a half-closed tunnel open the other way: a job that ends its request still gets the whole reply", async () => {
@@ -335,31 +349,20 @@ describe("egress proxy: allowed", () => {
         s.end(reply);
       });
     });
-    const serverPort = await listen(server);
-    try {
-      await withEgress(
-        [{ cidr: "127.0.0.1/32", ports: [serverPort], protocol: "tcp" }],
-        async (e) => {
-          const t = await tunnel(e, `127.0.0.1:${serverPort}`);
-          expect(t.status).toBe(200);
-          const got: Buffer[] = [];
-          const closed = new Promise<void>((resolve) => {
-            t.sock.on("data", (d: Buffer) => got.push(d));
-            t.sock.on("close", () => resolve());
-          });
-          t.sock.end("request");
-          await closed;
-          const all = Buffer.concat(got);
-          expect(all.subarray(0, 7).toString()).toBe("request");
-          expect(all.subarray(7).equals(reply)).toBe(true);
-          await new Promise((r) => setTimeout(r, 50));
-          expect(last(e)).toMatchObject({ allowed: true, bytesUp: 7, bytesDown: 7 + reply.length });
-        },
-        { allow_cidrs: [`127.0.0.1/32:${serverPort}`] },
-      );
-    } finally {
-      server.close();
-    }
+    await throughTunnelTo(server, async (t, e) => {
+      const got: Buffer[] = [];
+      const closed = new Promise<void>((resolve) => {
+        t.sock.on("data", (d: Buffer) => got.push(d));
+        t.sock.on("close", () => resolve());
+      });
+      t.sock.end("request");
+      await closed;
+      const all = Buffer.concat(got);
+      expect(all.subarray(0, 7).toString()).toBe("request");
+      expect(all.subarray(7).equals(reply)).toBe(true);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(last(e)).toMatchObject({ allowed: true, bytesUp: 7, bytesDown: 7 + reply.length });
+    });
   });
 
   it("keeps a tunnel the destination half-closed open the other way: the job's later bytes still arrive", async () => {
@@ -379,33 +382,26 @@ describe("egress proxy: allowed", () => {
       });
       s.once("data", () => s.end("greeting"));
     });
-    const serverPort = await listen(server);
-    try {
-      await withEgress(
-        [{ cidr: "127.0.0.1/32", ports: [serverPort], protocol: "tcp" }],
-        async (e) => {
-          // The job's socket stays writable after the destination's end, as a job's may.
-          const t = await tunnel(e, `127.0.0.1:${serverPort}`, true);
-          expect(t.status).toBe(200);
-          let got = "";
-          const greeted = new Promise<void>((resolve) => {
-            t.sock.on("data", (d: Buffer) => {
-              got += d.toString();
-            });
-            t.sock.on("end", () => resolve());
+    // The job's socket stays writable after the destination's end, as a job's may.
+    await throughTunnelTo(
+      server,
+      async (t) => {
+        let got = "";
+        const greeted = new Promise<void>((resolve) => {
+          t.sock.on("data", (d: Buffer) => {
+            got += d.toString();
           });
-          t.sock.write("first");
-          await greeted;
-          expect(got).toBe("greeting");
-          t.sock.end("-after");
-          await ended;
-          expect(serverGot).toBe("first-after");
-        },
-        { allow_cidrs: [`127.0.0.1/32:${serverPort}`] },
-      );
-    } finally {
-      server.close();
-    }
+          t.sock.on("end", () => resolve());
+        });
+        t.sock.write("first");
+        await greeted;
+        expect(got).toBe("greeting");
+        t.sock.end("-after");
+        await ended;
+        expect(serverGot).toBe("first-after");
+      },
+      true,
+    );
   });
 
   it("carries https by name (SNI matching the CONNECT target), http by name, TCP by a cidr rule; logs each", async () => {
