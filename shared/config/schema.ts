@@ -296,6 +296,10 @@ export const networkSchema = z.strictObject({
     .string()
     .regex(/^[a-z0-9-]+$/)
     .default("runsc-net"),
+  // The tunnels' data plane (docs/sandbox.md, "Egress"): splice(2) by the worker's native addon,
+  // or Node streams. `auto` takes splice where the addon is built; `splice` makes a worker
+  // without it refuse to start.
+  relay: z.enum(["auto", "splice", "js"]).default("auto"),
 });
 
 // Quotas (docs/governance.md): token buckets per key id and per subject, and job caps per

@@ -12,6 +12,7 @@ import { type DnsLogEntry, resolveName, startFilteringDns } from "./dns";
 import { type ConnectionLogEntry, type EgressSummary, JobProxy } from "./proxy";
 
 export type { ConnectionLogEntry, EgressSummary } from "./proxy";
+export { defaultRelayKind } from "./relay";
 
 export interface JobEgress {
   proxyPort: number;
@@ -47,6 +48,7 @@ export async function startJobEgress(opts: {
     ...(opts.deniedEndpoints ? { deniedEndpoints: opts.deniedEndpoints } : {}),
     resolve,
     ...(opts.onLog ? { onLog: opts.onLog } : {}),
+    ...(opts.network.relay !== "auto" ? { relay: opts.network.relay } : {}),
   });
   const proxyPort = await proxy.listen(opts.bindHost);
   const dnsLog: DnsLogEntry[] = [];

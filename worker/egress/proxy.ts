@@ -14,6 +14,7 @@ import {
   matchRule,
   summarizeConnectionLog,
 } from "../../shared/jobs/egress";
+import { ByteBudget, defaultRelayKind, type RelayKind, relayOf } from "./relay";
 import { serverNameOf, TLS_HEAD_MAX } from "./sni";
 
 export type { ConnectionLogEntry, EgressSummary };
@@ -37,6 +38,8 @@ export interface JobProxyOptions {
   /** Each entry as it is logged (refusals go to the audit trail from here). */
   onLog?: (e: ConnectionLogEntry) => void;
   connectTimeoutMs?: number;
+  /** The tunnels' data plane (worker/egress/relay.ts); splice where the addon is built. */
+  relay?: RelayKind;
 }
 
 const HEAD_TIMEOUT_MS = 5000;
@@ -69,14 +72,17 @@ export class JobProxy {
   private readonly started = Date.now();
   private tokens: number;
   private refilled = Date.now();
-  private bytes = 0;
+  private readonly budget: ByteBudget;
   private opened = 0;
   private readonly sockets = new Set<Socket>();
+  /** Open tunnels: stop() cuts one, `ended` resolves once its relay let go of the sockets. */
+  private readonly tunnels = new Set<{ stop: () => void; ended: Promise<void> }>();
   /** The address the proxy listens on (set by listen()): its own control surface. */
   private address = "";
 
   constructor(private readonly o: JobProxyOptions) {
     this.tokens = o.limits.connectionsPerSecond;
+    this.budget = new ByteBudget(o.limits.maxBytes);
     this.server = createServer({ requestTimeout: 30_000, headersTimeout: HEAD_TIMEOUT_MS });
     this.server.on("connect", (req: IncomingMessage, sock: Socket, head: Buffer) => {
       void this.onConnect(req, sock, head);
@@ -101,7 +107,17 @@ export class JobProxy {
     });
   }
 
+  /** The relay tunnels use (the configured one, or the default for this build). */
+  get relayKind(): RelayKind {
+    return this.o.relay ?? defaultRelayKind;
+  }
+
   async close(): Promise<void> {
+    // Tunnels first: a splice relay's thread uses the sockets' descriptors until it reports its
+    // end, so they are closed only after that (never a descriptor number reused under it).
+    const tunnels = [...this.tunnels];
+    for (const t of tunnels) t.stop();
+    await Promise.all(tunnels.map((t) => t.ended));
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));
   }
@@ -141,7 +157,7 @@ export class JobProxy {
   ): Promise<{ ok: true; address: string } | { ok: false; reason: string; address?: string }> {
     if (this.opened >= this.o.limits.maxConnections)
       return { ok: false, reason: "connection limit reached" };
-    if (this.bytes >= this.o.limits.maxBytes) return { ok: false, reason: "byte limit reached" };
+    if (this.budget.spent) return { ok: false, reason: "byte limit reached" };
     if (!this.takeToken())
       return { ok: false, reason: "rate limit: too many connections per second" };
     if (!Number.isInteger(port) || port < 1 || port > 65535)
@@ -297,62 +313,51 @@ export class JobProxy {
     who: { kind: "connect" | "http"; host: string; port: number; address: string },
     start: number,
   ) {
-    let up = 0;
-    let down = 0;
-    let reason: string | undefined;
-    const count = (n: number) => {
-      this.bytes += n;
-      if (this.bytes > this.o.limits.maxBytes) {
-        reason = "byte limit reached";
+    // What readHead() took (the ClientHello) or the CONNECT's head goes first, counted.
+    let firstUp = 0;
+    if (first.length > 0) {
+      if (!this.budget.spend(first.length)) {
         client.destroy();
         upstream.destroy();
-        return false;
+        this.record(
+          { ...who, allowed: true, bytesUp: 0, bytesDown: 0, reason: "byte limit reached" },
+          start,
+        );
+        return;
       }
-      return true;
-    };
-    if (first.length > 0 && count(first.length)) {
-      up += first.length;
+      firstUp = first.length;
       upstream.write(first);
     }
-    // Each direction counts, then writes, its source paused while the destination's buffer is
-    // full: pipe()'s backpressure without its per-chunk machinery and without a second listener
-    // for the counting (docs/benchmarks.md, "Egress proxy").
-    const relay = (d: Buffer, src: Socket, dst: Socket): boolean => {
-      if (dst.write(d)) return true;
-      src.pause();
-      dst.once("drain", () => src.resume());
-      return false;
-    };
-    client.on("data", (d: Buffer) => {
-      if (!count(d.length)) return;
-      up += d.length;
-      relay(d, client, upstream);
+    let release = () => {};
+    const ended = new Promise<void>((r) => {
+      release = r;
     });
-    reads.sink = (d) => {
-      if (!count(d.length)) return false;
-      down += d.length;
-      return relay(d, upstream, client);
-    };
-    client.once("end", () => upstream.end());
-    upstream.once("end", () => client.end());
-    // readHead() left the client paused (a name target); an IP target's is not flowing yet.
-    client.resume();
-    upstream.resume();
-    let logged = false;
-    const finish = () => {
-      if (logged) return;
-      logged = true;
-      client.destroy();
-      upstream.destroy();
-      this.record(
-        { ...who, allowed: true, bytesUp: up, bytesDown: down, ...(reason ? { reason } : {}) },
-        start,
-      );
-    };
-    client.on("close", finish);
-    upstream.on("close", finish);
-    client.on("error", finish);
-    upstream.on("error", finish);
+    const tunnel = { stop: () => {}, ended };
+    this.tunnels.add(tunnel);
+    tunnel.stop = relayOf(this.relayKind)(
+      {
+        client,
+        upstream,
+        setUpstreamSink: (sink) => {
+          reads.sink = sink;
+        },
+      },
+      this.budget,
+      (r) => {
+        this.tunnels.delete(tunnel);
+        release();
+        this.record(
+          {
+            ...who,
+            allowed: true,
+            bytesUp: firstUp + r.up,
+            bytesDown: r.down,
+            ...(r.reason ? { reason: r.reason } : {}),
+          },
+          start,
+        );
+      },
+    );
   }
 
   /** Plain HTTP forward proxying: absolute-form URL, the Host header must name the same host. */
@@ -411,9 +416,8 @@ export class JobProxy {
     upstream.on("response", (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
       r.on("data", (d: Buffer) => {
-        this.bytes += d.length;
         down += d.length;
-        if (this.bytes > this.o.limits.maxBytes) {
+        if (!this.budget.spend(d.length)) {
           failed = "byte limit reached";
           r.destroy();
           res.destroy();
@@ -443,9 +447,8 @@ export class JobProxy {
       else refuse(`connect failed: ${e.message}`, v.address);
     });
     req.on("data", (d: Buffer) => {
-      this.bytes += d.length;
       up += d.length;
-      if (this.bytes > this.o.limits.maxBytes) {
+      if (!this.budget.spend(d.length)) {
         failed = "byte limit reached";
         upstream.destroy();
         res.destroy();

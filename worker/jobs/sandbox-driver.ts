@@ -2,6 +2,7 @@
 // the settings, behind the SandboxDriver shape the consumer depends on.
 import Docker from "dockerode";
 import type { SigilConfig } from "../../shared/config";
+import { defaultRelayKind } from "../egress";
 import { JobNetworks, redisEndpoint } from "../egress/network";
 import { errorResult, preflight, Sandbox, selfOwner } from "../sandbox";
 import type { SandboxDriver, SandboxRunOptions, SandboxRunResult, SandboxRunSpec } from "./driver";
@@ -105,7 +106,16 @@ export function createSandboxDriver(
           ]),
         ],
       });
-      return report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.message}`);
+      const failed = report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.message}`);
+      if (
+        config.network.egress &&
+        config.network.relay === "splice" &&
+        defaultRelayKind !== "splice"
+      )
+        failed.push(
+          "egress-relay: [network] relay is splice but the addon is not built (npm ci builds worker/egress/native with node-gyp: needs make, a C compiler and Node's headers)",
+        );
+      return failed;
     },
     warm: () => sandbox.warm(),
     poolInfo: () => sandbox.poolInfo(),
