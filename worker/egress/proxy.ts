@@ -43,6 +43,16 @@ export interface JobProxyOptions {
 }
 
 const HEAD_TIMEOUT_MS = 5000;
+const JOB_ENDED = "job ended";
+
+/** p, or a rejection once signal aborts. */
+const abortable = <T>(p: Promise<T>, signal: AbortSignal): Promise<T> =>
+  new Promise<T>((resolve, reject) => {
+    if (signal.aborted) return reject(new Error(JOB_ENDED));
+    const onAbort = () => reject(new Error(JOB_ENDED));
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 /** Bytes read from a destination at once (docs/benchmarks.md, "Egress proxy"). */
 const UPSTREAM_READ = 128 * 1024;
 
@@ -77,6 +87,10 @@ export class JobProxy {
   private readonly sockets = new Set<Socket>();
   /** Open tunnels: stop() cuts one, `ended` resolves once its relay let go of the sockets. */
   private readonly tunnels = new Set<{ stop: () => void; ended: Promise<void> }>();
+  /** CONNECTs between their request and their relay (admission, ClientHello, dial). */
+  private readonly admitting = new Set<Promise<void>>();
+  /** Aborted by close(): the job has ended, nothing more is admitted or dialled. */
+  private readonly ending = new AbortController();
   /** The address the proxy listens on (set by listen()): its own control surface. */
   private address = "";
 
@@ -85,7 +99,10 @@ export class JobProxy {
     this.budget = new ByteBudget(o.limits.maxBytes);
     this.server = createServer({ requestTimeout: 30_000, headersTimeout: HEAD_TIMEOUT_MS });
     this.server.on("connect", (req: IncomingMessage, sock: Socket, head: Buffer) => {
-      void this.onConnect(req, sock, head);
+      const p: Promise<void> = this.onConnect(req, sock, head).finally(() =>
+        this.admitting.delete(p),
+      );
+      this.admitting.add(p);
     });
     this.server.on("request", (req, res) => {
       void this.onRequest(req, res);
@@ -113,12 +130,16 @@ export class JobProxy {
   }
 
   async close(): Promise<void> {
+    // No tunnel starts from here on (pipe() checks), so the set below is all there will be.
+    this.ending.abort();
     // Tunnels first: a splice relay's thread uses the sockets' descriptors until it reports its
     // end, so they are closed only after that (never a descriptor number reused under it).
     const tunnels = [...this.tunnels];
     for (const t of tunnels) t.stop();
     await Promise.all(tunnels.map((t) => t.ended));
+    // The rest are in admission: each ends refused ("job ended") and logged before close returns.
     for (const s of this.sockets) s.destroy();
+    await Promise.all([...this.admitting]);
     await new Promise<void>((r) => this.server.close(() => r()));
   }
 
@@ -155,6 +176,7 @@ export class JobProxy {
     host: string,
     port: number,
   ): Promise<{ ok: true; address: string } | { ok: false; reason: string; address?: string }> {
+    if (this.ending.signal.aborted) return { ok: false, reason: JOB_ENDED };
     if (this.opened >= this.o.limits.maxConnections)
       return { ok: false, reason: "connection limit reached" };
     if (this.budget.spent) return { ok: false, reason: "byte limit reached" };
@@ -178,8 +200,9 @@ export class JobProxy {
     if (isIP(host)) addresses = [host];
     else {
       try {
-        addresses = await this.o.resolve(host);
+        addresses = await abortable(this.o.resolve(host), this.ending.signal);
       } catch {
+        if (this.ending.signal.aborted) return { ok: false, reason: JOB_ENDED };
         return { ok: false, reason: "resolution failed" };
       }
       if (addresses.length === 0) return { ok: false, reason: "NXDOMAIN" };
@@ -223,11 +246,18 @@ export class JobProxy {
       });
       // No reads before the relay is in place (pipe() resumes it).
       s.pause();
+      const ended = () => {
+        clearTimeout(t);
+        s.destroy();
+        reject(new Error(JOB_ENDED));
+      };
+      this.ending.signal.addEventListener("abort", ended, { once: true });
       const t = setTimeout(() => {
         s.destroy();
         reject(new Error("connect timed out"));
       }, this.o.connectTimeoutMs ?? 5000);
       s.once("connect", () => {
+        this.ending.signal.removeEventListener("abort", ended);
         clearTimeout(t);
         resolve({ sock: s, reads });
       });
@@ -275,6 +305,7 @@ export class JobProxy {
     let first = head;
     if (!isIP(target.host)) {
       first = await readHead(client, head);
+      if (this.ending.signal.aborted) return refuse(JOB_ENDED, target.host, target.port, v.address);
       const sni = serverNameOf(first);
       if (sni.kind !== "ok")
         return refuse(
@@ -295,7 +326,10 @@ export class JobProxy {
     try {
       upstream = await this.dial(v.address, target.port);
     } catch (e) {
-      return refuse(`connect failed: ${(e as Error).message}`, target.host, target.port, v.address);
+      const why = this.ending.signal.aborted
+        ? JOB_ENDED
+        : `connect failed: ${(e as Error).message}`;
+      return refuse(why, target.host, target.port, v.address);
     }
     this.pipe(
       client,
@@ -313,6 +347,14 @@ export class JobProxy {
     who: { kind: "connect" | "http"; host: string; port: number; address: string },
     start: number,
   ) {
+    // The job ended while this one was being admitted: nothing is relayed (and no relay may
+    // start once close() has collected the tunnels).
+    if (this.ending.signal.aborted || client.destroyed) {
+      client.destroy();
+      upstream.destroy();
+      this.record({ ...who, allowed: false, reason: JOB_ENDED, bytesUp: 0, bytesDown: 0 }, start);
+      return;
+    }
     // What readHead() took (the ClientHello) or the CONNECT's head goes first, counted.
     let firstUp = 0;
     if (first.length > 0) {

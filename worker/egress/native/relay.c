@@ -32,9 +32,22 @@ typedef struct {
   int64_t bytes;   // moved from src into the pipe
 } dir_t;
 
+// The stop() function's hold on the relay's eventfd: shared by the relay (until it reports its
+// end, when the descriptor is closed) and the JS function (until it is collected); both owners
+// are on the JS thread, so a plain count suffices. A stop() after the end writes nowhere.
+typedef struct {
+  int fd;
+  int refs;
+} stopper_t;
+
+static void unref_stopper(stopper_t *s) {
+  if (--s->refs == 0) free(s);
+}
+
 typedef struct {
   dir_t d[2];  // [0] client -> destination (up), [1] destination -> client (down)
   int stop_fd;
+  stopper_t *stopper;
   int64_t *used;  // the job's bytes so far, shared by its tunnels (a SharedArrayBuffer)
   int64_t limit;
   napi_ref budget_ref;
@@ -151,6 +164,8 @@ static void call_done(napi_env env, napi_value cb, void *ctx, void *data) {
   pthread_join(r->thread, NULL);
   close_pipes(r);
   close(r->stop_fd);
+  r->stopper->fd = -1;
+  unref_stopper(r->stopper);
   if (env != NULL) {
     napi_value res, v, undef;
     napi_create_object(env, &res);
@@ -179,7 +194,7 @@ static napi_value throw_error(napi_env env, const char *msg) {
 
 static void finalize_stopper(napi_env env, void *data, void *hint) {
   (void)env, (void)hint;
-  free(data);
+  unref_stopper(data);
 }
 
 // relay(clientFd, destinationFd, budget: BigInt64Array (shared, [0] = bytes used), limit, done)
@@ -187,7 +202,7 @@ static void finalize_stopper(napi_env env, void *data, void *hint) {
 static napi_value stop_relay(napi_env env, napi_callback_info info) {
   void *data;
   napi_get_cb_info(env, info, NULL, NULL, NULL, &data);
-  int fd = *(int *)data;
+  int fd = ((stopper_t *)data)->fd;
   if (fd >= 0) {
     uint64_t one = 1;
     ssize_t w = write(fd, &one, sizeof one);
@@ -248,8 +263,17 @@ static napi_value start_relay(napi_env env, napi_callback_info info) {
     free(r);
     return throw_error(env, "relay: done must be a function");
   }
-  int *stopper = malloc(sizeof(int));
-  *stopper = r->stop_fd;
+  stopper_t *stopper = malloc(sizeof *stopper);
+  if (!stopper) {
+    napi_release_threadsafe_function(r->done_fn, napi_tsfn_abort);
+    napi_delete_reference(env, r->budget_ref);
+    close_pipes(r);
+    close(r->stop_fd);
+    free(r);
+    return throw_error(env, "relay: out of memory");
+  }
+  *stopper = (stopper_t){.fd = r->stop_fd, .refs = 2};
+  r->stopper = stopper;
   if (pthread_create(&r->thread, NULL, run, r) != 0) {
     napi_release_threadsafe_function(r->done_fn, napi_tsfn_abort);
     napi_delete_reference(env, r->budget_ref);
