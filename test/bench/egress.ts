@@ -2,6 +2,7 @@
 // through a job's proxy beside a direct connection from the same client to the same server, same
 // run. Goal: set-up overhead p50 <= 2 ms, throughput >= 0.8 x direct. Name resolution is excluded
 // (cidr rules): it is the upstream resolver's cost, not the proxy's.
+// The tunnels' data plane is measured both ways: the splice relay (the default) and the js relay.
 // Run: npx tsx test/bench/egress.ts (or `npm run bench -- egress`); EGRESS_MICRO_ONLY=1 for the
 // micro row alone (for profiling the proxy: node --cpu-prof --import tsx test/bench/egress.ts).
 import { spawn } from "node:child_process";
@@ -11,6 +12,7 @@ import Docker from "dockerode";
 import { configSchema } from "../../shared/config/schema";
 import { startJobEgress } from "../../worker/egress";
 import { JobNetworks } from "../../worker/egress/network";
+import type { RelayKind } from "../../worker/egress/relay";
 import { runWithEgress } from "../../worker/jobs/sandbox-driver";
 import { Sandbox } from "../../worker/sandbox";
 import { NETNS_PORTS, startNetnsServers } from "../sandbox/egress-netns";
@@ -20,10 +22,11 @@ const MiB = 1024 * 1024;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-function egressNetwork(allowCidr: string) {
+function egressNetwork(allowCidr: string, relay: RelayKind) {
   return configSchema.parse({
     network: {
       egress: true,
+      relay,
       resolvers: ["127.0.0.1:53"],
       allow_cidrs: [allowCidr],
       connections_per_second: 10_000,
@@ -37,7 +40,7 @@ function egressNetwork(allowCidr: string) {
  * The micro row: client and server in a child process (egress-peer.mjs), the proxy in this one,
  * so the proxy has an event loop of its own as in the worker. Loopback, no containers.
  */
-export async function benchMicro(): Promise<void> {
+export async function benchMicro(relay: RelayKind): Promise<void> {
   const peer = spawn(
     process.execPath,
     [fileURLToPath(new URL("./egress-peer.mjs", import.meta.url))],
@@ -54,7 +57,7 @@ export async function benchMicro(): Promise<void> {
     const egress = await startJobEgress({
       jobId: "bench",
       rules: [{ cidr: "127.0.0.1/32", ports: [port], protocol: "tcp" }],
-      network: egressNetwork(`127.0.0.1/32:${port}`),
+      network: egressNetwork(`127.0.0.1/32:${port}`, relay),
       bindHost: PROXY_HOST,
       hostAddresses: [PROXY_HOST],
     });
@@ -79,17 +82,17 @@ export async function benchMicro(): Promise<void> {
   const bp = median(r.bulkProxied);
   const mibs = (xs: number[]) => xs.map((x) => (x / MiB).toFixed(0)).join("/");
   console.log(
-    `micro (loopback, client+server in a child, proxy here): set-up p50 direct ${d50.toFixed(3)} ms, through the proxy ${x50.toFixed(3)} ms, overhead ${(x50 - d50).toFixed(3)} ms (goal <= 2 ms)`,
+    `micro, ${relay} relay (loopback, client+server in a child, proxy here): set-up p50 direct ${d50.toFixed(3)} ms, through the proxy ${x50.toFixed(3)} ms, overhead ${(x50 - d50).toFixed(3)} ms (goal <= 2 ms)`,
   );
   console.log(
-    `micro throughput, median of ${r.bulkDirect.length} interleaved: direct ${(bd / MiB).toFixed(0)} MiB/s (${mibs(r.bulkDirect)}), through the proxy ${(bp / MiB).toFixed(0)} MiB/s (${mibs(r.bulkProxied)}), ratio ${(bp / bd).toFixed(2)} (goal >= 0.8); proxy CPU (user+sys) ${cpuPerGiB.toFixed(0)} ms per GiB forwarded`,
+    `micro, ${relay} relay: throughput, median of ${r.bulkDirect.length} interleaved: direct ${(bd / MiB).toFixed(0)} MiB/s (${mibs(r.bulkDirect)}), through the proxy ${(bp / MiB).toFixed(0)} MiB/s (${mibs(r.bulkProxied)}), ratio ${(bp / bd).toFixed(2)} (goal >= 0.8); proxy CPU (user+sys) ${cpuPerGiB.toFixed(0)} ms per GiB forwarded`,
   );
 }
 
 const JOB_SETUPS = 100;
 const JOB_STREAM = 64 * MiB;
 const JOB_STREAMS = 3;
-const ROUNDS = 3;
+const ROUNDS = 5;
 
 // The client, the same code on both paths: python (the image's socket module) in a job
 // container. With HTTPS_PROXY set it opens a CONNECT tunnel, reading the proxy's answer as a
@@ -134,7 +137,9 @@ print("bulk_mib_s", best / 1048576)
  * The path a user sees: the same python client in a job container of the same tier and limits,
  * reaching servers in a network namespace (a) through the job's proxy from its internal network
  * and (b) directly from Docker's default bridge (routed and masqueraded by the host kernel: the
- * comparison path, not a product path). Rounds alternate the order; medians of the rounds.
+ * comparison path, not a product path). Through the proxy twice: the splice relay (the product's
+ * default) and the js relay (Node streams: the fallback, for comparison). Rounds rotate the
+ * order; medians of the rounds.
  */
 export async function benchJobNetwork(): Promise<void> {
   const srv = await startNetnsServers();
@@ -142,17 +147,21 @@ export async function benchJobNetwork(): Promise<void> {
   const sandbox = new Sandbox({ workerId: `bench-egress-${process.pid}`, docker });
   const ports = [NETNS_PORTS.tcp, NETNS_PORTS.stream];
   try {
-    const network = egressNetwork(`${srv.serverIp}/32:${ports.join(",")}`);
-    const networks = new JobNetworks({
-      docker,
-      workerId: sandbox.config.workerId,
-      runId: sandbox.runId,
-      network,
-    });
+    const allow = `${srv.serverIp}/32:${ports.join(",")}`;
+    const network = egressNetwork(allow, "splice");
+    const networksOf = (relay: RelayKind) =>
+      new JobNetworks({
+        docker,
+        workerId: sandbox.config.workerId,
+        runId: sandbox.runId,
+        network: egressNetwork(allow, relay),
+      });
+    const networks = { splice: networksOf("splice"), js: networksOf("js") };
+    type Path = "direct" | RelayKind;
     for (const tier of ["docker", "gvisor"] as const) {
-      const runOne = async (proxied: boolean, round: number) => {
+      const runOne = async (path: Path, round: number) => {
         const spec = {
-          jobId: `bench-egress-${tier}-${proxied ? "proxy" : "direct"}-${round}-${process.pid}`,
+          jobId: `bench-egress-${tier}-${path}-${round}-${process.pid}`,
           tier,
           image: "sigil/python:1",
           code: JOB_CODE,
@@ -165,32 +174,38 @@ export async function benchJobNetwork(): Promise<void> {
           limits: { memoryMb: 256, cpus: 1, pids: 64, outputBytes: 65536 },
         };
         const gvisorRuntime = network.gvisor_network_runtime;
-        const run = proxied
-          ? await runWithEgress(sandbox, networks, gvisorRuntime, spec, {
-              egress: [{ cidr: `${srv.serverIp}/32`, ports, protocol: "tcp" }],
-            })
-          : await sandbox.runJob(spec, {
-              network: { network: "bridge", env: [], binds: [], gvisorRuntime },
-            });
+        const run =
+          path === "direct"
+            ? await sandbox.runJob(spec, {
+                network: { network: "bridge", env: [], binds: [], gvisorRuntime },
+              })
+            : await runWithEgress(sandbox, networks[path], gvisorRuntime, spec, {
+                egress: [{ cidr: `${srv.serverIp}/32`, ports, protocol: "tcp" }],
+              });
         if (run.status !== "succeeded")
-          throw new Error(
-            `${tier} job (${proxied ? "proxy" : "direct"}): ${run.status} ${run.stderr}`,
-          );
+          throw new Error(`${tier} job (${path}): ${run.status} ${run.stderr}`);
         const num = (k: string) =>
           Number(new RegExp(`^${k} ([0-9.]+)$`, "m").exec(run.stdout)?.[1]);
         return { setup: num("setup_p50_ms"), bulk: num("bulk_mib_s") };
       };
-      const direct: { setup: number; bulk: number }[] = [];
-      const proxied: { setup: number; bulk: number }[] = [];
+      const results: Record<Path, { setup: number; bulk: number }[]> = {
+        direct: [],
+        splice: [],
+        js: [],
+      };
+      const paths: Path[] = ["direct", "splice", "js"];
       for (let round = 0; round < ROUNDS; round++) {
-        const order = round % 2 === 0 ? [false, true] : [true, false];
-        for (const p of order) (p ? proxied : direct).push(await runOne(p, round));
+        for (let i = 0; i < paths.length; i++) {
+          const p = paths[(round + i) % paths.length]!;
+          results[p].push(await runOne(p, round));
+        }
       }
+      const { direct, splice: proxied, js } = results;
       const s = (xs: { setup: number }[]) => median(xs.map((x) => x.setup));
       const b = (xs: { bulk: number }[]) => median(xs.map((x) => x.bulk));
       const each = (xs: { bulk: number }[]) => xs.map((x) => x.bulk.toFixed(0)).join("/");
       console.log(
-        `job network (${tier}), median of ${ROUNDS} alternated rounds: set-up p50 direct ${s(direct).toFixed(3)} ms, through the proxy ${s(proxied).toFixed(3)} ms, overhead ${(s(proxied) - s(direct)).toFixed(3)} ms; stream (best of ${JOB_STREAMS} x ${JOB_STREAM / MiB} MiB per round) direct ${b(direct).toFixed(0)} MiB/s (${each(direct)}), through the proxy ${b(proxied).toFixed(0)} MiB/s (${each(proxied)}), ratio ${(b(proxied) / b(direct)).toFixed(2)}`,
+        `job network (${tier}), median of ${ROUNDS} alternated rounds: set-up p50 direct ${s(direct).toFixed(3)} ms, through the proxy ${s(proxied).toFixed(3)} ms, overhead ${(s(proxied) - s(direct)).toFixed(3)} ms; stream (best of ${JOB_STREAMS} x ${JOB_STREAM / MiB} MiB per round) direct ${b(direct).toFixed(0)} MiB/s (${each(direct)}), through the proxy ${b(proxied).toFixed(0)} MiB/s (${each(proxied)}), ratio ${(b(proxied) / b(direct)).toFixed(2)}; js relay ${b(js).toFixed(0)} MiB/s (${each(js)}), ratio ${(b(js) / b(direct)).toFixed(2)}, set-up overhead ${(s(js) - s(direct)).toFixed(3)} ms`,
       );
     }
   } finally {
@@ -200,7 +215,8 @@ export async function benchJobNetwork(): Promise<void> {
 }
 
 export async function bench(): Promise<void> {
-  await benchMicro();
+  await benchMicro("splice");
+  await benchMicro("js");
   if (process.env.EGRESS_MICRO_ONLY !== "1") await benchJobNetwork();
 }
 

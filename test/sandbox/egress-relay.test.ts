@@ -3,6 +3,7 @@
 // with one `cidr` rule per test server on 127.0.0.1; everything stays on loopback.
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { egressSettings } from "../../shared/jobs/egress";
@@ -277,5 +278,50 @@ describe.each(["splice", "js"] as const)("egress relay: %s", (relay) => {
     await got;
     expect(proxy.log).toHaveLength(1);
     expect(proxy.log[0]).toMatchObject({ allowed: false, reason: "job ended", host: "slow.test" });
+  });
+});
+
+describe("the splice addon refuses misuse without crashing the worker", () => {
+  type Done = (r: { end: string; up: number; down: number; error?: string }) => void;
+  const addon = createRequire(import.meta.url)(
+    "../../worker/egress/native/build/Release/sigil_relay.node",
+  ) as { relay: (...args: unknown[]) => () => void };
+  const budget = () => new BigInt64Array(new SharedArrayBuffer(8));
+
+  it("bad arguments throw a TypeError-like error naming the argument", () => {
+    const ok: Done = () => {};
+    expect(() => addon.relay()).toThrow(/relay\(clientFd/);
+    expect(() => addon.relay(-1, 5, budget(), 10, ok)).toThrow(/non-negative/);
+    expect(() => addon.relay(1.5, 5, budget(), 10, ok)).toThrow(/non-negative/);
+    expect(() => addon.relay("3", 5, budget(), 10, ok)).toThrow(/non-negative/);
+    expect(() => addon.relay(3, 5, new Float64Array(1), 10, ok)).toThrow(/BigInt64Array/);
+    expect(() => addon.relay(3, 5, new BigInt64Array(0), 10, ok)).toThrow(/BigInt64Array/);
+    expect(() => addon.relay(3, 5, [0n], 10, ok)).toThrow(/BigInt64Array/);
+    expect(() => addon.relay(3, 5, budget(), Number.NaN, ok)).toThrow(/limit/);
+    expect(() => addon.relay(3, 5, budget(), -1, ok)).toThrow(/limit/);
+    expect(() => addon.relay(3, 5, budget(), 10, "done")).toThrow(/function/);
+  });
+
+  it("descriptors that are closed or not sockets end the relay with an error, once", async () => {
+    const base = fds();
+    const results: Parameters<Done>[0][] = [];
+    // A descriptor number far above any open one: poll reports it invalid, splice fails.
+    await new Promise<void>((resolve) => {
+      addon.relay(900_000, 900_001, budget(), 1024, (r: Parameters<Done>[0]) => {
+        results.push(r);
+        resolve();
+      });
+    });
+    expect(results).toEqual([{ end: "error", up: 0, down: 0, error: "Bad file descriptor" }]);
+    await until(() => fds() <= base);
+  });
+
+  it("stop() after the end, and twice, is harmless", async () => {
+    let stop: () => void = () => {};
+    await new Promise<void>((resolve) => {
+      stop = addon.relay(900_000, 900_001, budget(), 1024, () => resolve());
+    });
+    stop();
+    stop();
   });
 });

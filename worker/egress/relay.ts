@@ -190,13 +190,18 @@ export const spliceRelay: Relay = ({ client, upstream }, budget, done) => {
     if (stopped || !c || !u || cfd < 0 || ufd < 0) return finish({ up, down: 0 });
     client.off("error", early);
     upstream.off("error", early);
-    stopNative = a.relay(cfd, ufd, budget.shared, budget.limit, (r) => {
-      finish({
-        up: up + r.up,
-        down: r.down,
-        ...(r.end === "limit" ? { reason: LIMIT } : {}),
+    try {
+      stopNative = a.relay(cfd, ufd, budget.shared, budget.limit, (r) => {
+        finish({
+          up: up + r.up,
+          down: r.down,
+          ...(r.end === "limit" ? { reason: LIMIT } : {}),
+        });
       });
-    });
+    } catch (e) {
+      // No thread or pipe (resources exhausted): the tunnel ends, logged with why.
+      finish({ up, down: 0, reason: `relay failed: ${(e as Error).message}` });
+    }
   });
   return () => {
     stopped = true;

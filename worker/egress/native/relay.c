@@ -17,9 +17,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-// Bytes moved per splice: the pipe's capacity (the kernel rounds to pages; root may raise it to
-// fs.pipe-max-size, others keep the 64 KiB default, which still works, only with more calls).
-#define PIPE_BYTES (1024 * 1024)
+// Bytes moved per splice: the pipe's capacity (docs/benchmarks.md, "Egress proxy": 256 KiB measured
+// as well as 1 MiB and better than the 64 KiB default). Where the kernel refuses the size, the
+// default pipe works, with more calls.
+#define PIPE_BYTES (256 * 1024)
 
 typedef enum { END_EOF = 0, END_LIMIT = 1, END_STOPPED = 2, END_ERROR = 3 } end_t;
 
@@ -211,14 +212,23 @@ static napi_value stop_relay(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// A descriptor argument: a number that is a whole non-negative int (1.5, "3", -1 are not).
+static bool fd_arg(napi_env env, napi_value v, int *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return false;
+  if (!(d >= 0 && d <= 2147483647.0) || d != (double)(int)d) return false;
+  *out = (int)d;
+  return true;
+}
+
 static napi_value start_relay(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 5) return throw_error(env, "relay(clientFd, destinationFd, budget, limit, done)");
-  int32_t a, b;
+  int a, b;
   double limit;
-  if (napi_get_value_int32(env, argv[0], &a) != napi_ok || napi_get_value_int32(env, argv[1], &b) != napi_ok || a < 0 || b < 0)
+  if (!fd_arg(env, argv[0], &a) || !fd_arg(env, argv[1], &b))
     return throw_error(env, "relay: file descriptors must be non-negative integers");
   napi_typedarray_type type;
   size_t len;
@@ -274,7 +284,13 @@ static napi_value start_relay(napi_env env, napi_callback_info info) {
   }
   *stopper = (stopper_t){.fd = r->stop_fd, .refs = 2};
   r->stopper = stopper;
-  if (pthread_create(&r->thread, NULL, run, r) != 0) {
+  // The loop needs little stack; a job may hold many tunnels at once (max_connections).
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  int created = pthread_create(&r->thread, &attr, run, r);
+  pthread_attr_destroy(&attr);
+  if (created != 0) {
     napi_release_threadsafe_function(r->done_fn, napi_tsfn_abort);
     napi_delete_reference(env, r->budget_ref);
     close_pipes(r);
