@@ -2,7 +2,7 @@
 // strict enforcement, gVisor as the default tier, no network, no silent TOFU pinning.
 import { z } from "zod";
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUT_MS, LIMIT_BOUNDS } from "../jobs/bounds";
-import { parseException } from "../jobs/egress";
+import { parseException, subnetPoolProblem } from "../jobs/egress";
 import { cidrProblem, parseResolverAddress } from "../schemapin/addresses";
 
 const MiB = 1024 * 1024;
@@ -300,6 +300,16 @@ export const networkSchema = z.strictObject({
   // or Node streams. `auto` takes splice where the addon is built; `splice` makes a worker
   // without it refuse to start.
   relay: z.enum(["auto", "splice", "js"]).default("auto"),
+  // Where job networks take their /28 subnets (docs/sandbox.md, "Egress"). Empty: Docker's
+  // default address pools, which hold about 30 networks at once. Must not overlap a destination
+  // range jobs may reach (the host would route it to the bridge instead).
+  job_subnet_pool: z
+    .string()
+    .default("")
+    .superRefine((v, ctx) => {
+      const problem = v === "" ? null : subnetPoolProblem(v);
+      if (problem) ctx.addIssue({ code: "custom", message: `"${v.slice(0, 64)}": ${problem}` });
+    }),
 });
 
 // Quotas (docs/governance.md): token buckets per key id and per subject, and job caps per

@@ -244,6 +244,21 @@ out("udp", "sent")
     expect({ ...srv.hits, ...sentinelHits }).toEqual(before);
   });
 
+  it("takes its network from [network] job_subnet_pool when one is set, and still gets out only through the proxy", async () => {
+    const { run, out } = await runPython(
+      `
+out("tcp", raw("${srv.serverIp}:${P.tcp}"))
+out("addr", socket.gethostbyname(socket.gethostname()))
+`,
+      [{ cidr: `${srv.serverIp}/32`, ports: [P.tcp], protocol: "tcp" }],
+      { job_subnet_pool: "10.233.0.0/24" },
+      tier,
+    );
+    expect(run.status).toBe("succeeded");
+    expect(out.tcp).toBe("200:tcp hello");
+    expect(out.addr).toMatch(/^10\.233\.0\.\d+$/);
+  });
+
   it("refuses connections above the per-job rate", async () => {
     const { run, out } = await runPython(
       `

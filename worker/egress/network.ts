@@ -13,7 +13,12 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type Docker from "dockerode";
 import type { SigilConfig } from "../../shared/config";
-import type { EgressRule } from "../../shared/jobs/egress";
+import {
+  type EgressRule,
+  subnetGateway,
+  subnetOfPool,
+  subnetPoolSize,
+} from "../../shared/jobs/egress";
 import { formatOwner, liveness, type Owner, parseOwner } from "../sandbox/owner";
 import { type ConnectionLogEntry, type EgressSummary, startJobEgress } from "./index";
 
@@ -191,10 +196,50 @@ export interface JobNetworksOptions {
   onLog?: (jobId: string, e: ConnectionLogEntry) => void;
 }
 
+/** Docker's refusal of a subnet another network (this worker's or anyone's) already has. */
+const OVERLAP_RE = /overlap/i;
+/** Subnets of the pool tried per job before giving up (the pool may be shared by workers). */
+const SUBNET_TRIES = 64;
+
 export class JobNetworks {
   private readonly open = new Set<string>();
+  /** Pool subnets this process's job networks hold. */
+  private readonly subnets = new Set<string>();
+  /** Where the next pool search starts: random, so workers sharing a pool rarely collide. */
+  private nextSubnet = randomBytes(4).readUInt32BE(0);
 
   constructor(private readonly o: JobNetworksOptions) {}
+
+  /**
+   * Creates the bridge network: on Docker's default pools, or on a free /28 of `[network]
+   * job_subnet_pool`, skipping subnets in use (ours, or another network's: Docker says overlap).
+   */
+  private async createNetwork(
+    options: Docker.NetworkCreateOptions,
+  ): Promise<{ net: Docker.Network; subnet?: string }> {
+    const pool = this.o.network.job_subnet_pool;
+    if (pool === "") return { net: await this.o.docker.createNetwork(options) };
+    const size = subnetPoolSize(pool);
+    for (let tried = 0, i = 0; tried < SUBNET_TRIES && i < size; i++) {
+      const subnet = subnetOfPool(pool, this.nextSubnet++);
+      if (this.subnets.has(subnet)) continue;
+      tried++;
+      this.subnets.add(subnet);
+      try {
+        const net = await this.o.docker.createNetwork({
+          ...options,
+          IPAM: { Driver: "default", Config: [{ Subnet: subnet, Gateway: subnetGateway(subnet) }] },
+        });
+        return { net, subnet };
+      } catch (e) {
+        this.subnets.delete(subnet);
+        if (!OVERLAP_RE.test((e as Error).message)) throw e;
+      }
+    }
+    throw new Error(
+      `no free /28 in [network] job_subnet_pool ${pool} (${this.subnets.size} held by this worker)`,
+    );
+  }
 
   /** Creates the job's network, proxy, resolver and firewall; undone whole if any step fails. */
   async openFor(jobId: string, rules: readonly EgressRule[]): Promise<OpenJobNetwork> {
@@ -206,7 +251,7 @@ export class JobNetworks {
       this.open.delete(bridge);
     };
     try {
-      const net = await this.o.docker.createNetwork({
+      const { net, subnet } = await this.createNetwork({
         Name: bridge,
         Driver: "bridge",
         Internal: true,
@@ -223,7 +268,10 @@ export class JobNetworks {
           ...(this.o.owner ? { [NETWORK_LABEL.owner]: formatOwner(this.o.owner) } : {}),
         },
       });
-      undo.push(() => net.remove());
+      undo.push(async () => {
+        await net.remove();
+        if (subnet) this.subnets.delete(subnet);
+      });
       const info = (await net.inspect()) as { IPAM?: { Config?: { Gateway?: string }[] } };
       const gateway = info.IPAM?.Config?.[0]?.Gateway;
       if (!gateway) throw new Error(`network ${bridge} has no gateway address`);
