@@ -330,7 +330,7 @@ export function subnetPoolSize(pool: string): number {
 /** The pool's i-th /28 (i modulo the pool's size), as `a.b.c.d/28`. */
 export function subnetOfPool(pool: string, i: number): string {
   const c = parseCidr(pool);
-  if (!c || c.family !== 4) throw new Error(`job_subnet_pool: "${pool}" is not an IPv4 CIDR`);
+  if (c?.family !== 4) throw new Error(`job_subnet_pool: "${pool}" is not an IPv4 CIDR`);
   const size = 2 ** (JOB_SUBNET_PREFIX - c.prefix);
   const base = ((c.bytes[0]! << 24) | (c.bytes[1]! << 16) | (c.bytes[2]! << 8) | c.bytes[3]!) >>> 0;
   const n = (base + (((i % size) + size) % size) * 2 ** (32 - JOB_SUBNET_PREFIX)) >>> 0;
