@@ -251,7 +251,8 @@ export function nameAllowed(rules: readonly EgressRule[], name: string): boolean
 export const connectionLogEntrySchema = z.strictObject({
   /** Milliseconds since the job's proxy started. */
   at: z.number().int().min(0).max(86_400_000),
-  kind: z.enum(["connect", "http"]),
+  // direct: a flow the job network's firewall dropped (the job tried to bypass the proxy).
+  kind: z.enum(["connect", "http", "direct"]),
   host: z.string().max(256),
   port: z.number().int().min(0).max(65535),
   address: z.string().max(64).optional(),

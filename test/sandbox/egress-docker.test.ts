@@ -180,6 +180,7 @@ out("direct_out", direct("${srv.serverIp}", ${P.http}))
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for _ in range(5): u.sendto(b"x", (PH, ${udpPort}))
 out("udp", "sent")
+out("gw", PH)
 `,
       [
         { domain: "api.test", ports: [P.https], protocol: "tcp" },
@@ -212,7 +213,10 @@ out("udp", "sent")
     });
     // Fronting by SNI: the tunnel is answered, then cut at the ClientHello, before any connect.
     expect(out.sni_front).toMatch(/^fail:/);
-    const r = reasons(run);
+    // The proxy's refusals, in order; then what the firewall dropped (read from the kernel log).
+    const r = denied(run)
+      .filter((e) => e.kind !== "direct")
+      .map((e) => e.reason ?? "");
     expect(r).toEqual([
       "name and port not on the job's allow-list",
       "IP address not covered by a cidr rule",
@@ -233,10 +237,29 @@ out("udp", "sent")
       // Redis by IP: no rule covers it (by a rule it is refused as Redis, egress-proxy.test.ts).
       "IP address not covered by a cidr rule",
     ]);
+    const direct = denied(run).filter((e) => e.kind === "direct");
+    expect(direct).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          address: out.gw,
+          port: sentinelPort,
+          reason: expect.stringMatching(/^direct TCP connection, not through the proxy/),
+        }),
+        expect.objectContaining({
+          address: out.gw,
+          port: udpPort,
+          reason: expect.stringMatching(/^UDP other than the job's resolver/),
+        }),
+      ]),
+    );
+    // Nothing else: under gVisor the direct connection to the server also leaves the sandbox (its
+    // netstack routes by the gateway) and is dropped there; under runc it has no route at all.
+    for (const d of direct) expect([sentinelPort, udpPort, P.http]).toContain(d.port);
+    expect(direct.length).toBeLessThanOrEqual(3);
     for (const e of denied(run)) expect(e).toMatchObject({ bytesUp: 0, bytesDown: 0 });
     expect(run.egress?.summary).toMatchObject({
       connections: 0,
-      refused: 11,
+      refused: 11 + direct.length,
       bytesUp: 0,
       bytesDown: 0,
     });

@@ -20,6 +20,7 @@ import {
   subnetPoolSize,
 } from "../../shared/jobs/egress";
 import { formatOwner, liveness, type Owner, parseOwner } from "../sandbox/owner";
+import { logPrefix, watchDrops } from "./firewall-log";
 import { type ConnectionLogEntry, type EgressSummary, startJobEgress } from "./index";
 
 const run = promisify(execFile);
@@ -91,6 +92,22 @@ export function redisEndpoint(url: string): { address: string; port: number } | 
  * resolv.conf cannot name a port); FORWARD from or to the bridge is dropped (Docker's internal
  * network does that already; this does not depend on it); IPv6 from the bridge is dropped.
  */
+/** The LOG rule's match and target: 20 packets a second per rule, bursts of 50, level info. */
+const logDrop = (bridge: string) => [
+  "-m",
+  "limit",
+  "--limit",
+  "20/second",
+  "--limit-burst",
+  "50",
+  "-j",
+  "LOG",
+  "--log-prefix",
+  logPrefix(bridge),
+  "--log-level",
+  "6",
+];
+
 function firewallRules(bridge: string, gw: string, proxyPort: number, dnsPort: number) {
   const chain = chainOf(bridge);
   return {
@@ -111,10 +128,14 @@ function firewallRules(bridge: string, gw: string, proxyPort: number, dnsPort: n
         "ACCEPT",
       ],
       ["-t", "filter", "-A", chain, "-p", "udp", "-d", gw, "--dport", `${dnsPort}`, "-j", "ACCEPT"],
+      // What is dropped is logged first (firewall-log.ts reads it into the job's log), at a
+      // bounded rate: the kernel log is the host's.
+      ["-t", "filter", "-A", chain, ...logDrop(bridge)],
       ["-t", "filter", "-A", chain, "-j", "DROP"],
       ["-t", "filter", "-I", "INPUT", "1", "-i", bridge, "-j", chain],
       ["-t", "filter", "-I", "FORWARD", "1", "-i", bridge, "-j", "DROP"],
       ["-t", "filter", "-I", "FORWARD", "1", "-o", bridge, "-j", "DROP"],
+      ["-t", "filter", "-I", "FORWARD", "1", "-i", bridge, ...logDrop(bridge)],
       // nat's DNAT happens before INPUT, so INPUT sees the resolver's own port.
       [
         "-t",
@@ -163,7 +184,10 @@ export async function removeFirewallRules(keep: (bridge: string) => boolean): Pr
         if (!bridge || keep(bridge)) continue;
         if (line.startsWith("-N ")) chains.push(line.slice(3));
         else if (line.startsWith("-A ")) {
-          const args = line.slice(3).split(" ");
+          // Words as iptables -S prints them: a LOG rule's prefix is quoted (it ends in a space).
+          const args = (line.slice(3).match(/"[^"]*"|\S+/g) ?? []).map((w) =>
+            w.startsWith('"') ? w.slice(1, -1) : w,
+          );
           // A rule inside a chain that is deleted whole is dropped with it (-F below).
           if (chains.includes(args[0] ?? "") || args[0]?.startsWith("SIGIL-")) continue;
           await iptables(bin, ["-t", table, "-D", ...args]).then(
@@ -285,7 +309,14 @@ export class JobNetworks {
         deniedEndpoints: this.o.deniedEndpoints ?? [],
         ...(this.o.onLog ? { onLog: (e: ConnectionLogEntry) => this.o.onLog?.(jobId, e) } : {}),
       });
+      const drops = watchDrops(bridge, (f) => egress.proxy.recordDrop(f));
+      undo.push(async () => drops.stop());
       const stopEgress = async () => {
+        if (!outcome) {
+          // Every packet the job sent is in the kernel log by now: LOG writes in its path.
+          drops.drain();
+          egress.proxy.endDrops();
+        }
         outcome ??= { summary: await egress.stop(), log: [...egress.proxy.log] };
         return outcome;
       };

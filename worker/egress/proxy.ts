@@ -44,6 +44,8 @@ export interface JobProxyOptions {
 
 const HEAD_TIMEOUT_MS = 5000;
 const JOB_ENDED = "job ended";
+/** Firewall drops itemised per job (docs/sandbox.md, "Egress"); more are counted. */
+const MAX_DROPPED_FLOWS = 1024;
 
 /** p, or a rejection once signal aborts. */
 const abortable = <T>(p: Promise<T>, signal: AbortSignal): Promise<T> =>
@@ -83,6 +85,8 @@ export class JobProxy {
   private tokens: number;
   private refilled = Date.now();
   private readonly budget: ByteBudget;
+  private drops = 0;
+  private dropsClosed = false;
   private opened = 0;
   private readonly sockets = new Set<Socket>();
   /** Open tunnels: stop() cuts one, `ended` resolves once its relay let go of the sockets. */
@@ -143,16 +147,65 @@ export class JobProxy {
     await new Promise<void>((r) => this.server.close(() => r()));
   }
 
+  /**
+   * A flow the job network's firewall dropped (worker/egress/firewall-log.ts): the job tried to
+   * leave without the proxy. Logged refused like any other, with no byte through. At most
+   * MAX_DROPPED_FLOWS per job are itemised; the rest are counted in one closing entry.
+   */
+  recordDrop(f: { protocol: string; destination: string; port: number; at: number }): void {
+    // After endDrops the log is final (its digest is being signed): nothing more joins it.
+    if (this.dropsClosed || this.drops++ >= MAX_DROPPED_FLOWS) return;
+    const reason =
+      f.protocol === "udp"
+        ? "UDP other than the job's resolver (dropped by the job network's firewall)"
+        : `direct ${f.protocol === "tcp" ? "TCP connection" : "packet"}, not through the proxy (dropped by the job network's firewall)`;
+    this.record(
+      {
+        kind: "direct",
+        host: f.destination,
+        port: f.port,
+        address: f.destination,
+        allowed: false,
+        reason,
+        bytesUp: 0,
+        bytesDown: 0,
+      },
+      Math.max(this.started, Math.min(f.at, Date.now())),
+      0,
+    );
+  }
+
+  /** Closes the drops' account: one entry for flows beyond MAX_DROPPED_FLOWS, if any. */
+  endDrops(): void {
+    if (this.dropsClosed) return;
+    this.dropsClosed = true;
+    const more = this.drops - MAX_DROPPED_FLOWS;
+    if (more <= 0) return;
+    this.record(
+      {
+        kind: "direct",
+        host: "",
+        port: 0,
+        allowed: false,
+        reason: `${more} more flows dropped by the job network's firewall, not itemised`,
+        bytesUp: 0,
+        bytesDown: 0,
+      },
+      Date.now(),
+      0,
+    );
+  }
+
   summary(): EgressSummary {
     return summarizeConnectionLog(this.log);
   }
 
-  private record(e: Omit<ConnectionLogEntry, "at" | "durationMs">, start: number) {
-    const entry: ConnectionLogEntry = {
-      ...e,
-      at: start - this.started,
-      durationMs: Date.now() - start,
-    };
+  private record(
+    e: Omit<ConnectionLogEntry, "at" | "durationMs">,
+    start: number,
+    durationMs = Date.now() - start,
+  ) {
+    const entry: ConnectionLogEntry = { ...e, at: start - this.started, durationMs };
     this.log.push(entry);
     this.o.onLog?.(entry);
   }
