@@ -174,7 +174,9 @@ export async function startSentinelSet(o: SentinelSetOptions = {}): Promise<Sent
           "",
         ].join("\n"),
       );
-      const proc = spawn("redis-sentinel", [conf], { stdio: "ignore" });
+      // `redis-server <conf> --sentinel` is what the `redis-sentinel` name runs (Debian ships that
+      // name in a separate package); the redis-server that infra/redis.sh installs is enough.
+      const proc = spawn("redis-server", [conf, "--sentinel"], { stdio: "ignore" });
       procs.push(proc);
       sentinels.push({ port, proc });
     }
