@@ -132,6 +132,36 @@ describe.each(["splice", "js"] as const)("egress relay: %s", (relay) => {
     expect(proxy.log[0]!.reason).toBeUndefined();
   });
 
+  it("keeps the job's direction open after the destination ends its own: later bytes still arrive", async () => {
+    // The destination half-closes first (greeting, then FIN); a relay that tears the tunnel down
+    // on the first end would drop what the job sends afterwards.
+    const later = randomBytes(MiB + 7);
+    const received: Buffer[] = [];
+    let serverDone: () => void = () => {};
+    const done = new Promise<void>((r) => {
+      serverDone = r;
+    });
+    const target = await serve((s) => {
+      s.on("data", (d: Buffer) => received.push(d));
+      s.on("end", () => {
+        s.destroy();
+        serverDone();
+      });
+      s.once("data", () => s.end("greeting"));
+    });
+    const { proxy, port } = await proxyFor(relay, [target]);
+    const sock = await tunnel(port, target);
+    const got = drain(sock);
+    sock.write("first");
+    expect((await got).toString()).toBe("greeting");
+    expect(sock.writable).toBe(true);
+    sock.end(later);
+    await done;
+    expect(sha(Buffer.concat(received))).toBe(sha(Buffer.concat([Buffer.from("first"), later])));
+    await until(() => proxy.log.length === 1);
+    expect(proxy.log[0]).toMatchObject({ allowed: true, bytesUp: 5 + later.length, bytesDown: 8 });
+  });
+
   it("cuts a tunnel at the job's byte limit, forwards no byte past it, and refuses the next", async () => {
     const limit = 256 * 1024;
     const target = await serve((s) => {
