@@ -544,3 +544,99 @@ describe("egress proxy: refused, with a logged reason and no bytes through", () 
     );
   });
 });
+
+/** `n` questions for `name` at once from one socket; the ids answered within `waitMs`. */
+function dnsBurst(e: JobEgress, name: string, n: number, waitMs = 500): Promise<number[]> {
+  return new Promise((resolve) => {
+    const s = createSocket("udp4");
+    const answered: number[] = [];
+    s.on("message", (m) => answered.push(dnsPacket.decode(m).id ?? -1));
+    for (let id = 1; id <= n; id++)
+      s.send(
+        dnsPacket.encode({ type: "query", id, questions: [{ type: "A", name, class: "IN" }] }),
+        e.dnsPort,
+        PROXY_HOST,
+      );
+    setTimeout(() => {
+      s.close();
+      resolve(answered);
+    }, waitMs);
+  });
+}
+
+describe("egress: a job that keeps trying stays bounded", () => {
+  const rules = (): EgressRule[] => [
+    { domain: "api.test", ports: [port.https], protocol: "tcp" },
+    { domain: "plain.test", ports: [port.http], protocol: "tcp" },
+  ];
+
+  it("past its connection limit, refusals are itemised up to 1,024 and the rest counted in one entry", async () => {
+    // Refusals for the connection limit spend no rate token: without a bound, a loop of them
+    // grows the worker's memory (and the reported log) for as long as the job runs.
+    const e = await startJobEgress({
+      jobId: "job-flood",
+      rules: rules(),
+      network: network({ max_connections: 1 }),
+      bindHost: PROXY_HOST,
+      hostAddresses: [PROXY_HOST],
+    });
+    let summary: Awaited<ReturnType<JobEgress["stop"]>>;
+    try {
+      expect((await httpThrough(e, `http://plain.test:${port.http}/`, "plain.test")).status).toBe(
+        200,
+      );
+      const attempts = 1300;
+      for (let i = 0; i < attempts; i += 50) {
+        const statuses = await Promise.all(
+          Array.from({ length: 50 }, () =>
+            tunnel(e, `127.0.0.1:${port.tcp}`).then(({ status, sock }) => {
+              sock.destroy();
+              return status;
+            }),
+          ),
+        );
+        expect(statuses.every((s) => s === 403)).toBe(true);
+      }
+    } finally {
+      summary = await e.stop();
+    }
+    const log = e.proxy.log;
+    expect(log).toHaveLength(1 + 1024 + 1);
+    expect(log.slice(1, 1025).every((l) => l.reason === "connection limit reached")).toBe(true);
+    expect(log[1025]).toMatchObject({
+      allowed: false,
+      host: "",
+      port: 0,
+      reason: "276 more refused connections, not itemised",
+    });
+    expect(summary).toMatchObject({ connections: 1, refused: 1025 });
+  });
+
+  it("the resolver answers at most 2 x connections_per_second questions a second; its log is bounded", async () => {
+    await withEgress(
+      rules(),
+      async (e) => {
+        const first = await dnsBurst(e, "api.test", 40);
+        expect(first.length).toBeGreaterThanOrEqual(1);
+        expect(first.length).toBeLessThanOrEqual(12);
+        // The bucket refills: a question a second later is answered again.
+        await new Promise((r) => setTimeout(r, 1000));
+        expect(await dnsAsk(e, "api.test")).toEqual({ rcode: 0, answers: ["127.0.0.1"] });
+      },
+      { connections_per_second: 5 },
+    );
+    await withEgress(
+      rules(),
+      async (e) => {
+        // Refused names answer at once (no upstream): 1,500 of them in batches (a socket's
+        // receive buffer holds a few hundred), more than 1,024 answered, 1,024 kept.
+        let answered = 0;
+        for (let i = 0; i < 15; i++)
+          answered += (await dnsBurst(e, "not-listed.test", 100, 100)).length;
+        expect(answered).toBeGreaterThan(1024);
+        expect(e.dnsLog).toHaveLength(1024);
+      },
+      { connections_per_second: 10_000 },
+    );
+  });
+});

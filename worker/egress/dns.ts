@@ -6,6 +6,7 @@ import { randomInt } from "node:crypto";
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import * as dnsPacket from "dns-packet";
 import { parseResolverAddress } from "../../shared/schemapin/addresses";
+import { TokenBucket } from "./rate";
 
 const QUERY_TIMEOUT_MS = 2000;
 const MAX_ANSWERS = 16;
@@ -88,7 +89,10 @@ export interface DnsLogEntry {
 /**
  * The job's DNS server: answers A/AAAA only for names `allowed` admits, with the addresses
  * `resolve` returns that `admit` passes; every other question NXDOMAIN (REFUSED for other
- * types). Never recursive for anything else.
+ * types). Never recursive for anything else. At most `questionsPerSecond` questions a second
+ * are handled (a burst of the same size); the rest get no answer, as from a resolver under load,
+ * so a job cannot turn it into a flood of the upstream resolvers (a suffix rule admits endless
+ * random subdomains).
  */
 export async function startFilteringDns(opts: {
   host: string;
@@ -97,8 +101,10 @@ export async function startFilteringDns(opts: {
   resolve: (name: string) => Promise<string[]>;
   admit: (address: string) => boolean;
   log: (e: DnsLogEntry) => void;
+  questionsPerSecond: number;
 }): Promise<{ socket: Socket; port: number; close: () => Promise<void> }> {
   const sock = createSocket(opts.host.includes(":") ? "udp6" : "udp4");
+  const rate = new TokenBucket(opts.questionsPerSecond);
   const reply = (
     q: dnsPacket.Packet,
     r: RemoteInfo,
@@ -115,6 +121,7 @@ export async function startFilteringDns(opts: {
     sock.send(out, r.port, r.address);
   };
   sock.on("message", (msg, rinfo) => {
+    if (!rate.take()) return;
     let q: dnsPacket.Packet;
     try {
       q = dnsPacket.decode(msg);

@@ -23,6 +23,9 @@ export interface JobEgress {
   stop(): Promise<EgressSummary>;
 }
 
+/** Resolver decisions kept per job (not signed: the proxy's log is what a result carries). */
+const MAX_DNS_LOG = 1024;
+
 export async function startJobEgress(opts: {
   jobId: string;
   rules: readonly EgressRule[];
@@ -61,7 +64,12 @@ export async function startJobEgress(opts: {
       resolve,
       // The job learns only addresses the proxy would connect to for one of its rules' ports.
       admit: (a) => ports.some((p) => checkDestination(a, p, settings, opts.hostAddresses).ok),
-      log: (e) => dnsLog.push(e),
+      // Kept for diagnosis, bounded: the questions themselves are bounded only by the job's run.
+      log: (e) => {
+        if (dnsLog.length < MAX_DNS_LOG) dnsLog.push(e);
+      },
+      // An A and an AAAA question for each connection the job may open (docs/sandbox.md).
+      questionsPerSecond: 2 * opts.network.connections_per_second,
     });
   } catch (e) {
     await proxy.close();

@@ -14,6 +14,7 @@ import {
   matchRule,
   summarizeConnectionLog,
 } from "../../shared/jobs/egress";
+import { TokenBucket } from "./rate";
 import { ByteBudget, defaultRelayKind, type RelayKind, relayOf } from "./relay";
 import { serverNameOf, TLS_HEAD_MAX } from "./sni";
 
@@ -46,6 +47,12 @@ const HEAD_TIMEOUT_MS = 5000;
 const JOB_ENDED = "job ended";
 /** Firewall drops itemised per job (docs/sandbox.md, "Egress"); more are counted. */
 const MAX_DROPPED_FLOWS = 1024;
+/**
+ * Refused proxy connections itemised per job; more are counted in one closing entry. A job past
+ * its connection or byte limit is refused without spending a rate token, so without this bound a
+ * loop of refused CONNECTs would grow the worker's memory for as long as the job runs.
+ */
+const MAX_REFUSED_CONNECTIONS = 1024;
 
 /** p, or a rejection once signal aborts. */
 const abortable = <T>(p: Promise<T>, signal: AbortSignal): Promise<T> =>
@@ -82,11 +89,12 @@ export class JobProxy {
   readonly log: ConnectionLogEntry[] = [];
   private readonly server: Server;
   private readonly started = Date.now();
-  private tokens: number;
-  private refilled = Date.now();
+  private readonly connectionRate: TokenBucket;
   private readonly budget: ByteBudget;
   private drops = 0;
   private dropsClosed = false;
+  private refused = 0;
+  private closed = false;
   private opened = 0;
   private readonly sockets = new Set<Socket>();
   /** Open tunnels: stop() cuts one, `ended` resolves once its relay let go of the sockets. */
@@ -99,7 +107,7 @@ export class JobProxy {
   private address = "";
 
   constructor(private readonly o: JobProxyOptions) {
-    this.tokens = o.limits.connectionsPerSecond;
+    this.connectionRate = new TokenBucket(o.limits.connectionsPerSecond);
     this.budget = new ByteBudget(o.limits.maxBytes);
     this.server = createServer({ requestTimeout: 30_000, headersTimeout: HEAD_TIMEOUT_MS });
     this.server.on("connect", (req: IncomingMessage, sock: Socket, head: Buffer) => {
@@ -145,6 +153,22 @@ export class JobProxy {
     for (const s of this.sockets) s.destroy();
     await Promise.all([...this.admitting]);
     await new Promise<void>((r) => this.server.close(() => r()));
+    if (this.closed) return;
+    const more = this.refused - MAX_REFUSED_CONNECTIONS;
+    if (more > 0)
+      this.push({
+        kind: "connect",
+        host: "",
+        port: 0,
+        allowed: false,
+        reason: `${more} more refused connections, not itemised`,
+        bytesUp: 0,
+        bytesDown: 0,
+        at: Date.now() - this.started,
+        durationMs: 0,
+      });
+    // The log is final from here (its digest is signed): nothing more joins it.
+    this.closed = true;
   }
 
   /**
@@ -205,20 +229,15 @@ export class JobProxy {
     start: number,
     durationMs = Date.now() - start,
   ) {
-    const entry: ConnectionLogEntry = { ...e, at: start - this.started, durationMs };
-    this.log.push(entry);
-    this.o.onLog?.(entry);
+    // Refusals past MAX_REFUSED_CONNECTIONS are counted for close(); firewall drops have their own.
+    if (!e.allowed && e.kind !== "direct" && this.refused++ >= MAX_REFUSED_CONNECTIONS) return;
+    this.push({ ...e, at: start - this.started, durationMs });
   }
 
-  /** Token bucket: connectionsPerSecond per second, a burst of the same size. */
-  private takeToken(): boolean {
-    const now = Date.now();
-    const rate = this.o.limits.connectionsPerSecond;
-    this.tokens = Math.min(rate, this.tokens + ((now - this.refilled) / 1000) * rate);
-    this.refilled = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
+  private push(entry: ConnectionLogEntry) {
+    if (this.closed) return;
+    this.log.push(entry);
+    this.o.onLog?.(entry);
   }
 
   /**
@@ -233,7 +252,7 @@ export class JobProxy {
     if (this.opened >= this.o.limits.maxConnections)
       return { ok: false, reason: "connection limit reached" };
     if (this.budget.spent) return { ok: false, reason: "byte limit reached" };
-    if (!this.takeToken())
+    if (!this.connectionRate.take())
       return { ok: false, reason: "rate limit: too many connections per second" };
     if (!Number.isInteger(port) || port < 1 || port > 65535)
       return { ok: false, reason: "bad port" };
