@@ -612,6 +612,41 @@ describe("egress: a job that keeps trying stays bounded", () => {
     expect(summary).toMatchObject({ connections: 1, refused: 1025 });
   });
 
+  it("bytes that are not an HTTP request, and a head too large, are refused and logged", async () => {
+    const raw = (e: JobEgress, bytes: Buffer): Promise<string> =>
+      new Promise((resolve) => {
+        const sock = connect(e.proxyPort, PROXY_HOST);
+        let out = "";
+        sock.on("data", (d: Buffer) => {
+          out += d.toString("latin1");
+        });
+        sock.on("close", () => resolve(out));
+        sock.on("error", () => {});
+        sock.end(bytes);
+      });
+    await withEgress(rules(), async (e) => {
+      // A ClientHello sent straight to the proxy (an application that ignores proxy semantics),
+      // an ill-formed request line with a lone surrogate's UTF-8 bytes, a 64 KiB header.
+      const hello = Buffer.from("160301002a010000260303", "hex");
+      expect(await raw(e, hello)).toMatch(/^HTTP\/1\.1 400 /);
+      const bad = Buffer.concat([
+        Buffer.from("GET http://a\u00e9"),
+        Buffer.from([0xed, 0xa0, 0x80]),
+      ]);
+      expect(await raw(e, Buffer.concat([bad, Buffer.from(" HTTP/1.1\r\n\r\n")]))).toMatch(
+        /^HTTP\/1\.1 400 /,
+      );
+      const big = `GET http://plain.test:${port.http}/ HTTP/1.1\r\nHost: plain.test\r\nX: ${"a".repeat(64 * 1024)}\r\n\r\n`;
+      expect(await raw(e, Buffer.from(big))).toMatch(/^HTTP\/1\.1 431 /);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(e.proxy.log.map((l) => [l.allowed, l.reason])).toEqual([
+        [false, "malformed request"],
+        [false, "malformed request"],
+        [false, "request head too large"],
+      ]);
+    });
+  });
+
   it("the resolver answers at most 2 x connections_per_second questions a second; its log is bounded", async () => {
     await withEgress(
       rules(),

@@ -97,6 +97,8 @@ export class JobProxy {
   private closed = false;
   private opened = 0;
   private readonly sockets = new Set<Socket>();
+  /** Sockets whose request the http parser refused (logged once each). */
+  private readonly refusedSockets = new WeakSet<Socket>();
   /** Open tunnels: stop() cuts one, `ended` resolves once its relay let go of the sockets. */
   private readonly tunnels = new Set<{ stop: () => void; ended: Promise<void> }>();
   /** CONNECTs between their request and their relay (admission, ClientHello, dial). */
@@ -118,6 +120,46 @@ export class JobProxy {
     });
     this.server.on("request", (req, res) => {
       void this.onRequest(req, res);
+    });
+    // What the http parser refuses (bytes that are not an HTTP request: TLS sent straight to the
+    // proxy, a head over Node's 16 KiB) or a head that never completes is a connection attempt
+    // too: logged refused like any other (docs/sandbox.md, "Egress"). Other socket errors
+    // (a reset) are not the job asking for anything.
+    this.server.on("clientError", (err: Error & { code?: string }, sock: Socket) => {
+      const code = err.code ?? "";
+      const why =
+        code === "HPE_HEADER_OVERFLOW"
+          ? { status: "431 Request Header Fields Too Large", reason: "request head too large" }
+          : code === "ERR_HTTP_REQUEST_TIMEOUT"
+            ? { status: "408 Request Timeout", reason: "request head timed out" }
+            : code.startsWith("HPE_")
+              ? { status: "400 Bad Request", reason: "malformed request" }
+              : undefined;
+      // A socket is refused once: the parser may fail again on what follows the first error,
+      // while the refusal is still being written.
+      if (this.refusedSockets.has(sock)) return;
+      if (why) {
+        this.refusedSockets.add(sock);
+        const now = Date.now();
+        this.record(
+          {
+            kind: "http",
+            host: "",
+            port: 0,
+            allowed: false,
+            reason: why.reason,
+            bytesUp: 0,
+            bytesDown: 0,
+          },
+          now,
+          0,
+        );
+        if (sock.writable)
+          return sock.end(
+            `HTTP/1.1 ${why.status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+          );
+      }
+      sock.destroy();
     });
     this.server.on("connection", (s: Socket) => {
       this.sockets.add(s);
