@@ -7,6 +7,7 @@ import { canonicalJson, sha256Hex } from "../encoding";
 import {
   type Cidr,
   cidrContains,
+  cidrProblem,
   classifyIp,
   formatIp,
   type IpAddress,
@@ -315,7 +316,7 @@ export const JOB_SUBNET_PREFIX = 28;
 /** Why a `job_subnet_pool` text is unusable, or null: an IPv4 network of /8 to /28. */
 export function subnetPoolProblem(text: string): string | null {
   const c = parseCidr(text);
-  if (!c) return "not a CIDR in canonical form (network address/prefix)";
+  if (!c) return cidrProblem(text);
   if (c.family !== 4) return "must be IPv4 (job networks are IPv4; IPv6 from them is dropped)";
   if (c.prefix < 8 || c.prefix > JOB_SUBNET_PREFIX)
     return `prefix must be 8..${JOB_SUBNET_PREFIX} (each job takes a /${JOB_SUBNET_PREFIX})`;
@@ -328,18 +329,32 @@ export function subnetPoolSize(pool: string): number {
   return c ? 2 ** (JOB_SUBNET_PREFIX - c.prefix) : 0;
 }
 
+/** The IPv4 address n (a 32-bit number), in dotted form. */
+function ipv4(n: number): string {
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setUint32(0, n >>> 0);
+  return formatIp({ family: 4, bytes });
+}
+
+/** A parsed IPv4 CIDR's network address as a 32-bit number, or null for anything else. */
+function ipv4Base(text: string): number | null {
+  const c = parseCidr(text);
+  if (c?.family !== 4) return null;
+  return new DataView(c.bytes.buffer, c.bytes.byteOffset, 4).getUint32(0);
+}
+
 /** The pool's i-th /28 (i modulo the pool's size), as `a.b.c.d/28`. */
 export function subnetOfPool(pool: string, i: number): string {
-  const c = parseCidr(pool);
-  if (c?.family !== 4) throw new Error(`job_subnet_pool: "${pool}" is not an IPv4 CIDR`);
-  const size = 2 ** (JOB_SUBNET_PREFIX - c.prefix);
-  const base = ((c.bytes[0]! << 24) | (c.bytes[1]! << 16) | (c.bytes[2]! << 8) | c.bytes[3]!) >>> 0;
+  const base = ipv4Base(pool);
+  if (base === null) throw new Error(`job_subnet_pool: "${pool}" is not an IPv4 CIDR`);
+  const size = subnetPoolSize(pool);
   const n = (base + (((i % size) + size) % size) * 2 ** (32 - JOB_SUBNET_PREFIX)) >>> 0;
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}/${JOB_SUBNET_PREFIX}`;
+  return `${ipv4(n)}/${JOB_SUBNET_PREFIX}`;
 }
 
 /** A pool subnet's gateway (the host's address on the job's bridge): its first address. */
 export function subnetGateway(subnet: string): string {
-  const [a, b, c, d] = subnet.split("/")[0]!.split(".").map(Number);
-  return `${a}.${b}.${c}.${d! + 1}`;
+  const base = ipv4Base(subnet);
+  if (base === null) throw new Error(`"${subnet}" is not an IPv4 CIDR`);
+  return ipv4(base + 1);
 }
