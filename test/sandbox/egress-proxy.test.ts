@@ -612,6 +612,43 @@ describe("egress: a job that keeps trying stays bounded", () => {
     expect(summary).toMatchObject({ connections: 1, refused: 1025 });
   });
 
+  it("firewall drops are itemised up to 1,024 apart from the proxy's refusals; none joins after the account closes", async () => {
+    const e = await startJobEgress({
+      jobId: "job-drops",
+      rules: rules(),
+      network: network({ max_connections: 1 }),
+      bindHost: PROXY_HOST,
+      hostAddresses: [PROXY_HOST],
+    });
+    const drop = (i: number) =>
+      e.proxy.recordDrop({
+        protocol: i % 2 ? "udp" : "tcp",
+        destination: "10.9.9.9",
+        port: i,
+        at: Date.now(),
+      });
+    for (let i = 1; i <= 1100; i++) drop(i);
+    // The drops' bound does not spend the proxy's: a refusal after them is still itemised.
+    expect((await tunnel(e, "127.0.0.9:1")).status).toBe(403);
+    e.proxy.endDrops();
+    drop(5000);
+    await e.stop();
+    const direct = e.proxy.log.filter((l) => l.kind === "direct");
+    expect(direct).toHaveLength(1025);
+    expect(direct.slice(0, 2).map((l) => l.reason)).toEqual([
+      "UDP other than the job's resolver (dropped by the job network's firewall)",
+      "direct TCP connection, not through the proxy (dropped by the job network's firewall)",
+    ]);
+    expect(direct[1024]).toMatchObject({
+      host: "",
+      reason: "76 more flows dropped by the job network's firewall, not itemised",
+    });
+    expect(direct.some((l) => l.port === 5000)).toBe(false);
+    expect(e.proxy.log.filter((l) => l.kind !== "direct")).toMatchObject([
+      { allowed: false, host: "127.0.0.9", reason: "IP address not covered by a cidr rule" },
+    ]);
+  });
+
   it("bytes that are not an HTTP request, and a head too large, are refused and logged", async () => {
     const raw = (e: JobEgress, bytes: Buffer): Promise<string> =>
       new Promise((resolve) => {

@@ -45,14 +45,19 @@ export interface JobProxyOptions {
 
 const HEAD_TIMEOUT_MS = 5000;
 const JOB_ENDED = "job ended";
-/** Firewall drops itemised per job (docs/sandbox.md, "Egress"); more are counted. */
-const MAX_DROPPED_FLOWS = 1024;
 /**
- * Refused proxy connections itemised per job; more are counted in one closing entry. A job past
- * its connection or byte limit is refused without spending a rate token, so without this bound a
- * loop of refused CONNECTs would grow the worker's memory for as long as the job runs.
+ * Refusals itemised per job and kind (docs/sandbox.md, "Egress"); the rest are counted in one
+ * closing entry. A job past its connection or byte limit is refused without spending a rate
+ * token, and firewall drops are limited only by the LOG rule's rate, so without this bound a job
+ * that keeps trying would grow the worker's memory for as long as it runs.
  */
-const MAX_REFUSED_CONNECTIONS = 1024;
+const MAX_ITEMISED_REFUSALS = 1024;
+
+/** Refusals of one kind: how many, and whether the count is closed (its entry written). */
+interface Tally {
+  seen: number;
+  closed: boolean;
+}
 
 /** p, or a rejection once signal aborts. */
 const abortable = <T>(p: Promise<T>, signal: AbortSignal): Promise<T> =>
@@ -91,9 +96,9 @@ export class JobProxy {
   private readonly started = Date.now();
   private readonly connectionRate: TokenBucket;
   private readonly budget: ByteBudget;
-  private drops = 0;
-  private dropsClosed = false;
-  private refused = 0;
+  /** Firewall drops (`direct`) and the proxy's own refusals, each itemised up to the bound. */
+  private readonly drops: Tally = { seen: 0, closed: false };
+  private readonly refusals: Tally = { seen: 0, closed: false };
   private closed = false;
   private opened = 0;
   private readonly sockets = new Set<Socket>();
@@ -195,32 +200,16 @@ export class JobProxy {
     for (const s of this.sockets) s.destroy();
     await Promise.all([...this.admitting]);
     await new Promise<void>((r) => this.server.close(() => r()));
-    if (this.closed) return;
-    const more = this.refused - MAX_REFUSED_CONNECTIONS;
-    if (more > 0)
-      this.push({
-        kind: "connect",
-        host: "",
-        port: 0,
-        allowed: false,
-        reason: `${more} more refused connections, not itemised`,
-        bytesUp: 0,
-        bytesDown: 0,
-        at: Date.now() - this.started,
-        durationMs: 0,
-      });
+    this.closeTally(this.refusals, "connect", "refused connections");
     // The log is final from here (its digest is signed): nothing more joins it.
     this.closed = true;
   }
 
   /**
    * A flow the job network's firewall dropped (worker/egress/firewall-log.ts): the job tried to
-   * leave without the proxy. Logged refused like any other, with no byte through. At most
-   * MAX_DROPPED_FLOWS per job are itemised; the rest are counted in one closing entry.
+   * leave without the proxy. Logged refused like any other, with no byte through.
    */
   recordDrop(f: { protocol: string; destination: string; port: number; at: number }): void {
-    // After endDrops the log is final (its digest is being signed): nothing more joins it.
-    if (this.dropsClosed || this.drops++ >= MAX_DROPPED_FLOWS) return;
     const reason =
       f.protocol === "udp"
         ? "UDP other than the job's resolver (dropped by the job network's firewall)"
@@ -241,25 +230,28 @@ export class JobProxy {
     );
   }
 
-  /** Closes the drops' account: one entry for flows beyond MAX_DROPPED_FLOWS, if any. */
+  /** Closes the drops' account: after it, the log is being signed and no drop joins it. */
   endDrops(): void {
-    if (this.dropsClosed) return;
-    this.dropsClosed = true;
-    const more = this.drops - MAX_DROPPED_FLOWS;
-    if (more <= 0) return;
-    this.record(
-      {
-        kind: "direct",
+    this.closeTally(this.drops, "direct", "flows dropped by the job network's firewall");
+  }
+
+  /** One entry counting a kind's refusals beyond the bound, if any; later ones are ignored. */
+  private closeTally(t: Tally, kind: ConnectionLogEntry["kind"], what: string): void {
+    if (t.closed) return;
+    const more = t.seen - MAX_ITEMISED_REFUSALS;
+    t.closed = true;
+    if (more > 0)
+      this.push({
+        kind,
         host: "",
         port: 0,
         allowed: false,
-        reason: `${more} more flows dropped by the job network's firewall, not itemised`,
+        reason: `${more} more ${what}, not itemised`,
         bytesUp: 0,
         bytesDown: 0,
-      },
-      Date.now(),
-      0,
-    );
+        at: Date.now() - this.started,
+        durationMs: 0,
+      });
   }
 
   summary(): EgressSummary {
@@ -271,8 +263,10 @@ export class JobProxy {
     start: number,
     durationMs = Date.now() - start,
   ) {
-    // Refusals past MAX_REFUSED_CONNECTIONS are counted for close(); firewall drops have their own.
-    if (!e.allowed && e.kind !== "direct" && this.refused++ >= MAX_REFUSED_CONNECTIONS) return;
+    if (!e.allowed) {
+      const t = e.kind === "direct" ? this.drops : this.refusals;
+      if (t.closed || t.seen++ >= MAX_ITEMISED_REFUSALS) return;
+    }
     this.push({ ...e, at: start - this.started, durationMs });
   }
 
