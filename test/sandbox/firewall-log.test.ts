@@ -2,8 +2,18 @@
 // docs/sandbox.md "Egress"): the LOG rule's records for the job's bridge become flows; anything
 // else in the host's kernel log is ignored. The real path (iptables LOG, /dev/kmsg) is exercised
 // by egress-docker.test.ts.
-import { describe, expect, it } from "vitest";
-import { logPrefix, parseDropRecord } from "../../worker/egress/firewall-log";
+import { execFileSync } from "node:child_process";
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it, vi } from "vitest";
+import {
+  type DroppedFlow,
+  KernelLog,
+  logPrefix,
+  parseDropRecord,
+  watchDrops,
+} from "../../worker/egress/firewall-log";
 
 const BRIDGE = "sgj0123456789";
 const rec = (usec: number, text: string) => `6,1234,${usec},-;${text}\n`;
@@ -50,5 +60,50 @@ describe("firewall drop records", () => {
       rec(1, `${logPrefix(BRIDGE)}\u0000\uFFFD SRC= DST=`),
     ])
       expect(parseDropRecord(other, 10_000, 0), other).toBeNull();
+  });
+});
+
+describe("the kernel log reader", () => {
+  it("hands each flow of a watched bridge on once, and nothing of other bridges", () => {
+    // A FIFO stands in for /dev/kmsg: a real descriptor read non-blocking, one record per write.
+    const dir = mkdtempSync(join(tmpdir(), "sigil-kmsg-"));
+    const path = join(dir, "kmsg");
+    execFileSync("mkfifo", [path]);
+    const log = new KernelLog(path);
+    const flows: DroppedFlow[] = [];
+    const w = watchDrops(BRIDGE, (f) => flows.push(f), log);
+    const writer = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    try {
+      const send = (record: string) => {
+        writeSync(writer, record);
+        w.drain();
+      };
+      send(rec(1, TCP));
+      send(rec(2, TCP)); // the SYN's retry: the same flow
+      send(rec(3, TCP.replace(BRIDGE, "sgjffffffffff")));
+      send(rec(4, UDP));
+      send(rec(5, "eth0: link up"));
+      expect(flows.map((f) => `${f.protocol}:${f.port}`)).toEqual(["tcp:38705", "udp:49247"]);
+      w.stop();
+    } finally {
+      closeSync(writer);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a kernel log that cannot be opened leaves the job alone and is said once on stderr", () => {
+    const said = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      const log = new KernelLog("/nonexistent/kmsg");
+      const a = watchDrops(BRIDGE, () => {}, log);
+      const b = watchDrops("sgj9999999999", () => {}, log);
+      a.drain();
+      a.stop();
+      b.stop();
+      expect(said).toHaveBeenCalledTimes(1);
+      expect(String(said.mock.calls[0]?.[0])).toMatch(/\/nonexistent\/kmsg.*not itemised/);
+    } finally {
+      said.mockRestore();
+    }
   });
 });

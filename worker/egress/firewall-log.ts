@@ -29,8 +29,8 @@ export function parseDropRecord(
   wallNowMs: number,
 ): { bridge: string; flow: DroppedFlow } | null {
   const m = RECORD.exec(record.trimEnd());
-  if (!m) return null;
-  const [, usec, bridge, text] = m as unknown as [string, string, string, string];
+  const [usec, bridge, text] = [m?.[1], m?.[2], m?.[3]];
+  if (usec === undefined || bridge === undefined || text === undefined) return null;
   const proto = (field(text, "PROTO") ?? "").toLowerCase();
   const source = field(text, "SRC");
   const destination = field(text, "DST");
@@ -56,19 +56,27 @@ type Sink = (flow: DroppedFlow) => void;
  * reads, so no thread of the pool waits on it), and drains on demand at a job's end, when every
  * packet the job sent has been logged already (LOG writes in the packet's own path).
  */
-class KernelLog {
+export class KernelLog {
   private fd: number | null = null;
   private readonly sinks = new Map<string, Sink>();
   private timer: NodeJS.Timeout | null = null;
   private readonly buf = Buffer.alloc(8192);
   private warned = false;
 
+  constructor(private readonly path = "/dev/kmsg") {}
+
   watch(bridge: string, sink: Sink): { drain(): void; stop(): void } {
     if (this.fd === null) {
-      // From the ring's start: older records name no bridge watched now and are skipped.
-      this.fd = openSync("/dev/kmsg", constants.O_RDONLY | constants.O_NONBLOCK);
-      this.timer = setInterval(() => this.drain(), 250);
-      this.timer.unref();
+      // From the ring's start: older records name no bridge watched now and are skipped. A log
+      // that cannot be opened (no /dev/kmsg in this container) leaves the job as it is: the
+      // drops are enforced all the same, only not itemised.
+      try {
+        this.fd = openSync(this.path, constants.O_RDONLY | constants.O_NONBLOCK);
+        this.timer = setInterval(() => this.drain(), 250);
+        this.timer.unref();
+      } catch (e) {
+        this.warn(e);
+      }
     }
     this.sinks.set(bridge, sink);
     return {
@@ -85,13 +93,17 @@ class KernelLog {
     try {
       this.read();
     } catch (e) {
-      // The drops are enforced whether or not they are logged; say once that they are not.
-      if (!this.warned)
-        console.error(
-          `sigil worker: reading /dev/kmsg failed (${(e as Error).message}): firewall drops are not itemised in job logs`,
-        );
-      this.warned = true;
+      this.warn(e);
     }
+  }
+
+  /** The drops are enforced whether or not they are logged; say once that they are not. */
+  private warn(e: unknown): void {
+    if (!this.warned)
+      console.error(
+        `sigil worker: reading ${this.path} failed (${(e as Error).message}): firewall drops are not itemised in job logs`,
+      );
+    this.warned = true;
   }
 
   private read(): void {
@@ -132,9 +144,10 @@ const kernelLog = new KernelLog();
 export function watchDrops(
   bridge: string,
   onFlow: (flow: DroppedFlow) => void,
+  log: KernelLog = kernelLog,
 ): { drain(): void; stop(): void } {
   const seen = new Set<string>();
-  return kernelLog.watch(bridge, (f) => {
+  return log.watch(bridge, (f) => {
     const key = `${f.protocol} ${f.source}:${f.sourcePort} ${f.destination}:${f.port}`;
     if (seen.has(key)) return;
     seen.add(key);
