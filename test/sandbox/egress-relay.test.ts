@@ -8,7 +8,12 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { egressSettings } from "../../shared/jobs/egress";
 import { JobProxy } from "../../worker/egress/proxy";
-import { ByteBudget, defaultRelayKind, type RelayKind } from "../../worker/egress/relay";
+import {
+  ByteBudget,
+  defaultRelayKind,
+  type RelayKind,
+  relayProblem,
+} from "../../worker/egress/relay";
 import { until as untilAsync } from "../support/until";
 
 const PROXY_HOST = "127.0.0.2";
@@ -94,6 +99,15 @@ const drain = (s: Socket): Promise<Buffer> =>
 it("the splice relay is built on this machine (npm ci builds worker/egress/native)", () => {
   // Without it every tunnel takes the js relay: correct, but at about half the throughput.
   expect(defaultRelayKind).toBe("splice");
+});
+
+it("a worker asked for the splice relay where it is not built refuses to start; auto and js do not", () => {
+  expect(relayProblem("splice", "js")).toMatch(
+    /relay is splice but the addon is not built.*node-gyp/,
+  );
+  expect(relayProblem("splice", "splice")).toBeNull();
+  expect(relayProblem("auto", "js")).toBeNull();
+  expect(relayProblem("js", "js")).toBeNull();
 });
 
 it("the byte budget counts atomically and says when a spend goes over", () => {

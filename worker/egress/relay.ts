@@ -216,3 +216,16 @@ export const defaultRelayKind: RelayKind = addon ? "splice" : "js";
 export function relayOf(kind: RelayKind): Relay {
   return kind === "splice" ? spliceRelay : jsRelay;
 }
+
+/**
+ * Why the configured relay cannot run in this build, or null (`[network] relay`): `splice`
+ * asked for where the addon is not built is refused at the worker's start, not met with the
+ * slower relay in silence.
+ */
+export function relayProblem(
+  requested: "auto" | RelayKind,
+  built: RelayKind = defaultRelayKind,
+): string | null {
+  if (requested !== "splice" || built === "splice") return null;
+  return "[network] relay is splice but the addon is not built (npm ci builds worker/egress/native with node-gyp: needs make, a C compiler and Node's headers)";
+}

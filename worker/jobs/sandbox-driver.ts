@@ -2,7 +2,7 @@
 // the settings, behind the SandboxDriver shape the consumer depends on.
 import Docker from "dockerode";
 import type { SigilConfig } from "../../shared/config";
-import { defaultRelayKind } from "../egress";
+import { relayProblem } from "../egress";
 import { JobNetworks, redisEndpoint } from "../egress/network";
 import { errorResult, preflight, Sandbox, selfOwner } from "../sandbox";
 import type { SandboxDriver, SandboxRunOptions, SandboxRunResult, SandboxRunSpec } from "./driver";
@@ -107,14 +107,8 @@ export function createSandboxDriver(
         ],
       });
       const failed = report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.message}`);
-      if (
-        config.network.egress &&
-        config.network.relay === "splice" &&
-        defaultRelayKind !== "splice"
-      )
-        failed.push(
-          "egress-relay: [network] relay is splice but the addon is not built (npm ci builds worker/egress/native with node-gyp: needs make, a C compiler and Node's headers)",
-        );
+      const relay = config.network.egress ? relayProblem(config.network.relay) : null;
+      if (relay) failed.push(`egress-relay: ${relay}`);
       return failed;
     },
     warm: () => sandbox.warm(),
