@@ -12,7 +12,7 @@ import { type DnsLogEntry, resolveName, startFilteringDns } from "./dns";
 import { type ConnectionLogEntry, type EgressSummary, JobProxy } from "./proxy";
 
 export type { ConnectionLogEntry, EgressSummary } from "./proxy";
-export { defaultRelayKind, relayProblem } from "./relay";
+export { relayProblem } from "./relay";
 
 export interface JobEgress {
   proxyPort: number;
